@@ -4,12 +4,13 @@ using System.Text.Json;
 
 namespace SparseInference.Models.Formats;
 
-/// <summary>Element types a safetensors file may hold for this engine (computed in FP32).</summary>
+/// <summary>Element types this reader understands: F32/F16/BF16 weights (computed in FP32) and I32 ids or lengths.</summary>
 public enum SafetensorsDType
 {
     F32,
     F16,
     BF16,
+    I32,
 }
 
 /// <summary>One tensor's header entry.</summary>
@@ -170,7 +171,8 @@ public sealed class SafetensorsFile : IDisposable
             "F32" => SafetensorsDType.F32,
             "F16" => SafetensorsDType.F16,
             "BF16" => SafetensorsDType.BF16,
-            _ => throw new ModelFormatException(path, $"tensor '{name}': unsupported dtype '{dtypeName}'; expected one of F32, F16, BF16."),
+            "I32" => SafetensorsDType.I32,
+            _ => throw new ModelFormatException(path, $"tensor '{name}': unsupported dtype '{dtypeName}'; expected one of F32, F16, BF16, I32."),
         };
 
         if (!value.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
@@ -206,7 +208,7 @@ public sealed class SafetensorsFile : IDisposable
         return entry;
     }
 
-    public static int ElementSize(SafetensorsDType dtype) => dtype == SafetensorsDType.F32 ? 4 : 2;
+    public static int ElementSize(SafetensorsDType dtype) => dtype is SafetensorsDType.F32 or SafetensorsDType.I32 ? 4 : 2;
 
     public bool Contains(string name) => _entries.ContainsKey(name);
 
@@ -222,6 +224,11 @@ public sealed class SafetensorsFile : IDisposable
         if (!entry.Shape.AsSpan().SequenceEqual(expectedShape))
         {
             throw new ModelFormatException(Path, $"tensor '{name}': shape [{string.Join(", ", entry.Shape)}], expected [{string.Join(", ", expectedShape)}] from config.json.");
+        }
+
+        if (entry.DType == SafetensorsDType.I32)
+        {
+            throw new ModelFormatException(Path, $"tensor '{name}': dtype I32, expected a floating-point dtype (F32, F16 or BF16).");
         }
 
         var result = new float[entry.ElementCount];
@@ -247,6 +254,25 @@ public sealed class SafetensorsFile : IDisposable
             result[i] = entry.DType == SafetensorsDType.F16
                 ? (float)BitConverter.UInt16BitsToHalf(bits)
                 : BitConverter.Int32BitsToSingle(bits << 16);
+        }
+
+        return result;
+    }
+
+    /// <summary>Reads an I32 tensor (token ids, lengths).</summary>
+    public int[] ReadInt32(string name)
+    {
+        var entry = GetEntry(name);
+        if (entry.DType != SafetensorsDType.I32)
+        {
+            throw new ModelFormatException(Path, $"tensor '{name}': dtype {entry.DType}, expected I32.");
+        }
+
+        var result = new int[entry.ElementCount];
+        ReadExactly(entry, MemoryMarshal.AsBytes(result.AsSpan()));
+        if (!BitConverter.IsLittleEndian)
+        {
+            BinaryPrimitives.ReverseEndianness(result, result);
         }
 
         return result;
