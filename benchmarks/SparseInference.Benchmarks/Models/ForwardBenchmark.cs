@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using SparseInference.Models;
+using SparseInference.Models.Formats;
 
 namespace SparseInference.Benchmarks.Models;
 
@@ -26,7 +27,7 @@ public static class ForwardBenchmark
         try
         {
             int maxTime = options.Times.Max();
-            BenchmarkModel.Write(modelDir, inputChannels: 8, dModel: 256, heads: 8, layers: 4, dFf: 1024, maxSeqLen: maxTime, outputDim: 8, seed: 1234);
+            RandomModelWriter.Write(modelDir, inputChannels: 8, dModel: 256, heads: 8, layers: 4, dFf: 1024, maxSeqLen: maxTime, outputDim: 8, seed: 1234);
             var model = EncoderModel.Load(modelDir);
             log.WriteLine($"# forward benchmark {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {Environment.ProcessorCount} cores; {Environment.OSVersion}; .NET {Environment.Version}");
             log.WriteLine($"# model: 4 layers, d_model 256, d_ff 1024, 8 heads (d_head 32), 8 input channels; block size {options.BlockSize}; load avg {LoadAverage()}");

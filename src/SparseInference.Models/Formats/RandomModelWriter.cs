@@ -1,10 +1,12 @@
 using System.Text.Json;
-using SparseInference.Models.Formats;
 
-namespace SparseInference.Benchmarks.Models;
+namespace SparseInference.Models.Formats;
 
-/// <summary>Writes a model directory with reproducible random weights (PyTorch-default-like init) for timing.</summary>
-internal static class BenchmarkModel
+/// <summary>
+/// Writes a continuous-input, sinusoidal, reconstruction model directory with reproducible random FP32 weights
+/// (PyTorch-default-like init), for benchmarks and kernel tests at sizes the golden fixtures do not cover.
+/// </summary>
+public static class RandomModelWriter
 {
     public static void Write(string directory, int inputChannels, int dModel, int heads, int layers, int dFf, int maxSeqLen, int outputDim, int seed)
     {
@@ -67,7 +69,7 @@ internal static class BenchmarkModel
         json.WriteEndObject();
         json.WriteNull("anomaly_threshold");
         json.WriteStartObject("metadata");
-        json.WriteString("note", "random weights for the forward benchmark");
+        json.WriteString("note", "random weights");
         json.WriteNumber("seed", seed);
         json.WriteEndObject();
         json.WriteEndObject();
