@@ -53,6 +53,11 @@ internal sealed class GrpcTestClient(int port) : IDisposable
         var bytes = await response.Content.ReadAsByteArrayAsync();
         var messages = new List<TResponse>();
         var offset = 0;
+        if (response.Content.Headers.ContentType?.MediaType != "application/grpc")
+        {
+            offset = bytes.Length;
+        }
+
         while (offset + 5 <= bytes.Length)
         {
             var length = (int)BinaryPrimitives.ReadUInt32BigEndian(bytes.AsSpan(offset + 1));
@@ -80,7 +85,7 @@ internal sealed class GrpcTestClient(int port) : IDisposable
         foreach (var m in messages)
         {
             header[0] = 0;
-            BinaryPrimitives.WriteUInt32BigEndian(header[1..], (uint)m.Length);
+            BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(1), (uint)m.Length);
             output.Write(header);
             output.Write(m);
         }
