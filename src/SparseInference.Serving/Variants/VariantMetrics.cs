@@ -1,0 +1,60 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using SparseInference.Serving.Variants.Comparison;
+
+namespace SparseInference.Serving.Variants;
+
+/// <summary>
+/// Variant and shadow instruments on the shared "SparseInference" meter, labelled model/primary/candidate
+/// so dashboards can put a candidate next to the variant it shadows.
+/// </summary>
+public sealed class VariantMetrics
+{
+    public const string MeterName = "SparseInference";
+
+    private readonly Histogram<double> _mae;
+    private readonly Histogram<double> _maxError;
+    private readonly Counter<long> _dropped;
+    private readonly Counter<long> _changes;
+    private readonly Counter<long> _guardrailTrips;
+
+    public VariantMetrics(IMeterFactory meterFactory, ComparisonStore store)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _mae = meter.CreateHistogram<double>("sparseinference_shadow_agreement_mae", description: "Mean absolute difference between primary and shadow outputs, per shadowed request.");
+        _maxError = meter.CreateHistogram<double>("sparseinference_shadow_max_error", description: "Largest absolute difference between primary and shadow outputs, per shadowed request.");
+        _dropped = meter.CreateCounter<long>("sparseinference_shadow_dropped_total", description: "Shadow requests dropped because the shadow queue was full.");
+        _changes = meter.CreateCounter<long>("sparseinference_variant_changes_total", description: "Variant and split changes by operation and outcome.");
+        _guardrailTrips = meter.CreateCounter<long>("sparseinference_variant_guardrail_trips_total", description: "Automatic rollbacks made by guardrails.");
+        meter.CreateObservableGauge("sparseinference_shadow_flag_agreement_ratio", () => FlagAgreement(store), description: "Share of output elements where primary and shadow agree on the anomaly flag, since start.");
+    }
+
+    internal void RecordComparison(string model, string primary, string candidate, ComparisonSample sample)
+    {
+        var tags = Tags(model, primary, candidate);
+        _mae.Record(sample.MeanAbsoluteError, tags);
+        _maxError.Record(sample.MaxError, tags);
+    }
+
+    internal void RecordDropped(string model, string primary, string candidate) => _dropped.Add(1, Tags(model, primary, candidate));
+
+    internal void RecordChange(string model, string operation, VariantChangeStatus status) =>
+        _changes.Add(1, new("model", model), new("operation", operation), new("outcome", status.ToString()));
+
+    internal void RecordGuardrailTrip(string model, string variant, string bound) =>
+        _guardrailTrips.Add(1, new("model", model), new("variant", variant), new("bound", bound));
+
+    private static IEnumerable<Measurement<double>> FlagAgreement(ComparisonStore store)
+    {
+        foreach (var pair in store.Snapshot())
+        {
+            if (pair.FlagAgreementRatio is { } ratio)
+            {
+                yield return new Measurement<double>(ratio, Tags(pair.Model, pair.Primary, pair.Candidate));
+            }
+        }
+    }
+
+    private static TagList Tags(string model, string primary, string candidate) =>
+        new() { { "model", model }, { "primary", primary }, { "candidate", candidate } };
+}
