@@ -1,3 +1,5 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Serialization;
 using SparseInference.Serving.Variants.Comparison;
 
@@ -56,4 +58,14 @@ public sealed record ComparisonView(string Model, long TableVersion, IReadOnlyLi
 [JsonSerializable(typeof(TableView))]
 [JsonSerializable(typeof(ModelsView))]
 [JsonSerializable(typeof(ComparisonView))]
-internal sealed partial class AdminJsonContext : JsonSerializerContext;
+internal sealed partial class AdminJsonContext : JsonSerializerContext
+{
+    /// <summary>
+    /// Error messages quote names ('ghost'); relaxed escaping keeps them readable in curl output. The admin
+    /// API only ever answers application/json, so HTML-sensitive escaping buys nothing here.
+    /// Created on first use: a static initialiser here could run before the generated Default exists.
+    /// </summary>
+    public static AdminJsonContext Relaxed => s_relaxed ??= new(new JsonSerializerOptions(Default.Options) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+
+    private static AdminJsonContext? s_relaxed;
+}

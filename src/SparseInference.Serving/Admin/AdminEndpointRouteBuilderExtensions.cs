@@ -25,7 +25,7 @@ public static class AdminEndpointRouteBuilderExtensions
         admin.AddEndpointFilter(AdminAuthorization.FilterAsync);
 
         admin.MapGet("/models", (VariantCatalog catalog) =>
-            Results.Json(new ModelsView(catalog.Models.ToArray()), AdminJsonContext.Default.ModelsView));
+            Results.Json(new ModelsView(catalog.Models.ToArray()), AdminJsonContext.Relaxed.ModelsView));
 
         admin.MapGet("/models/{model}/variants", (string model, VariantCatalog catalog) =>
             WithRegistry(catalog, model, registry => Task.FromResult(AdminResults.Table(registry.Current))));
@@ -33,7 +33,7 @@ public static class AdminEndpointRouteBuilderExtensions
         admin.MapPut("/models/{model}/variants/{variant}", (string model, string variant, HttpRequest request, VariantCatalog catalog) =>
             WithRegistry(catalog, model, async registry =>
             {
-                var (body, error) = await AdminResults.ReadBodyAsync(request, AdminJsonContext.Default.VariantBody, VariantShape).ConfigureAwait(false);
+                var (body, error) = await AdminResults.ReadBodyAsync(request, AdminJsonContext.Relaxed.VariantBody, VariantShape).ConfigureAwait(false);
                 if (error is not null)
                 {
                     return error;
@@ -69,7 +69,7 @@ public static class AdminEndpointRouteBuilderExtensions
         admin.MapPut("/models/{model}/split", (string model, HttpRequest request, VariantCatalog catalog) =>
             WithRegistry(catalog, model, async registry =>
             {
-                var (body, error) = await AdminResults.ReadBodyAsync(request, AdminJsonContext.Default.SplitBody, SplitShape).ConfigureAwait(false);
+                var (body, error) = await AdminResults.ReadBodyAsync(request, AdminJsonContext.Relaxed.SplitBody, SplitShape).ConfigureAwait(false);
                 if (error is not null)
                 {
                     return error;
@@ -104,7 +104,7 @@ public static class AdminEndpointRouteBuilderExtensions
         admin.MapGet("/models/{model}/comparison", (string model, VariantCatalog catalog, ComparisonStore store) =>
             WithRegistry(catalog, model, registry => Task.FromResult(Results.Json(
                 new ComparisonView(model, registry.Current.Version, store.Snapshot(model)),
-                AdminJsonContext.Default.ComparisonView))));
+                AdminJsonContext.Relaxed.ComparisonView))));
 
         return admin;
     }

@@ -8,10 +8,10 @@ namespace SparseInference.Serving.Admin;
 internal static class AdminResults
 {
     public static IResult Error(int status, string message) =>
-        Results.Json(new ErrorBody(message), AdminJsonContext.Default.ErrorBody, statusCode: status);
+        Results.Json(new ErrorBody(message), AdminJsonContext.Relaxed.ErrorBody, statusCode: status);
 
     public static IResult Table(RoutingTable table, int status = StatusCodes.Status200OK) =>
-        Results.Json(ToView(table), AdminJsonContext.Default.TableView, statusCode: status);
+        Results.Json(ToView(table), AdminJsonContext.Relaxed.TableView, statusCode: status);
 
     public static IResult FromChange(VariantChangeResult result) => result.Status switch
     {
