@@ -17,6 +17,9 @@ public sealed class VariantMetrics
     private readonly Counter<long> _dropped;
     private readonly Counter<long> _changes;
     private readonly Counter<long> _guardrailTrips;
+    private readonly Histogram<double> _requestDuration;
+    private readonly Histogram<double> _density;
+    private readonly Counter<long> _failures;
 
     public VariantMetrics(IMeterFactory meterFactory, ComparisonStore store)
     {
@@ -26,6 +29,9 @@ public sealed class VariantMetrics
         _dropped = meter.CreateCounter<long>("sparseinference_shadow_dropped_total", description: "Shadow requests dropped because the shadow queue was full.");
         _changes = meter.CreateCounter<long>("sparseinference_variant_changes_total", description: "Variant and split changes by operation and outcome.");
         _guardrailTrips = meter.CreateCounter<long>("sparseinference_variant_guardrail_trips_total", description: "Automatic rollbacks made by guardrails.");
+        _requestDuration = meter.CreateHistogram<double>("sparseinference_variant_request_duration_seconds", unit: "s", description: "Forward time of requests by the variant that served them.");
+        _density = meter.CreateHistogram<double>("sparseinference_variant_attention_density", description: "Computed attention pairs over dense pairs, by the variant that served the request (the cost side of an A/B).");
+        _failures = meter.CreateCounter<long>("sparseinference_variant_failures_total", description: "Requests that failed on the server side, by variant.");
         meter.CreateObservableGauge("sparseinference_shadow_flag_agreement_ratio", () => FlagAgreement(store), description: "Share of output elements where primary and shadow agree on the anomaly flag, since start.");
     }
 
@@ -35,6 +41,15 @@ public sealed class VariantMetrics
         _mae.Record(sample.MeanAbsoluteError, tags);
         _maxError.Record(sample.MaxError, tags);
     }
+
+    internal void RecordServed(string model, string variant, TimeSpan elapsed, double density)
+    {
+        var tags = new TagList { { "model", model }, { "variant", variant } };
+        _requestDuration.Record(elapsed.TotalSeconds, tags);
+        _density.Record(density, tags);
+    }
+
+    internal void RecordFailed(string model, string variant) => _failures.Add(1, new("model", model), new("variant", variant));
 
     internal void RecordDropped(string model, string primary, string candidate) => _dropped.Add(1, Tags(model, primary, candidate));
 

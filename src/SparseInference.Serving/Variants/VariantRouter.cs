@@ -10,7 +10,7 @@ namespace SparseInference.Serving.Variants;
 /// or <see cref="ReportFailed"/> after it. Reporting feeds the guardrails and hands the shadow half (if any)
 /// to the background dispatcher; it never blocks.
 /// </summary>
-public sealed class VariantRouter(VariantCatalog catalog, ShadowDispatcher shadows, GuardrailMonitor guardrails)
+public sealed class VariantRouter(VariantCatalog catalog, ShadowDispatcher shadows, GuardrailMonitor guardrails, VariantMetrics metrics)
 {
     /// <summary>Routes one request of <paramref name="model"/>; throws <see cref="VariantRoutingException"/> (a 400) for an unknown model or variant.</summary>
     public RouteDecision Route(string model, RoutingContext context)
@@ -27,6 +27,7 @@ public sealed class VariantRouter(VariantCatalog catalog, ShadowDispatcher shado
     public void ReportCompleted(RouteDecision decision, ForwardInput input, ForwardResult result, TimeSpan elapsed)
     {
         guardrails.RecordRequest(decision.Model, decision.Primary.Name, elapsed, failed: false);
+        metrics.RecordServed(decision.Model, decision.Primary.Name, elapsed, result.Density);
         if (decision.Shadow is not null)
         {
             shadows.TryEnqueue(decision, input, result);
@@ -34,6 +35,9 @@ public sealed class VariantRouter(VariantCatalog catalog, ShadowDispatcher shado
     }
 
     /// <summary>The primary failed (server-side error, not a client's bad input).</summary>
-    public void ReportFailed(RouteDecision decision, TimeSpan elapsed) =>
+    public void ReportFailed(RouteDecision decision, TimeSpan elapsed)
+    {
         guardrails.RecordRequest(decision.Model, decision.Primary.Name, elapsed, failed: true);
+        metrics.RecordFailed(decision.Model, decision.Primary.Name);
+    }
 }

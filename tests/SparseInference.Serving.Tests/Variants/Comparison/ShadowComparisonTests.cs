@@ -157,6 +157,29 @@ public class ShadowComparisonTests
         Assert.Contains(("max", 100.0, "candidate=cand,model=pump-anomaly,primary=dense"), recorded);
     }
 
+    [Fact]
+    public async Task ReportCompleted_PublishesDensityAndDurationByServingVariant()
+    {
+        using var provider = VariantTestKit.Services(new TestModelSource());
+        var (_, registry, _) = VariantTestKit.Catalog(provider);
+        await VariantTestKit.WithVariants(registry, new VariantDefinition("topk-0.75", "topk", 0.75));
+        var recorded = new ConcurrentBag<(string Instrument, double Value, string Labels)>();
+        using var density = Listen<double>(provider, "sparseinference_variant_attention_density", (v, tags) => recorded.Add(("density", v, tags)));
+        using var duration = Listen<double>(provider, "sparseinference_variant_request_duration_seconds", (v, tags) => recorded.Add(("duration", v, tags)));
+        var router = provider.GetRequiredService<VariantRouter>();
+
+        foreach (var variant in new[] { "dense", "topk-0.75" })
+        {
+            var input = VariantTestKit.Input(1f, 2f, 3f, 4f);
+            var decision = router.Route(VariantTestKit.Model, new RoutingContext(RequestedVariant: variant));
+            router.ReportCompleted(decision, input, decision.Primary.Forward(input), TimeSpan.FromMilliseconds(20));
+        }
+
+        Assert.Contains(("density", 1.0, "model=pump-anomaly,variant=dense"), recorded);
+        Assert.Contains(("density", 0.25, "model=pump-anomaly,variant=topk-0.75"), recorded);
+        Assert.Contains(("duration", 0.02, "model=pump-anomaly,variant=topk-0.75"), recorded);
+    }
+
     private static MeterListener Listen<T>(IServiceProvider provider, string name, Action<T, string> onMeasurement)
         where T : struct
     {
