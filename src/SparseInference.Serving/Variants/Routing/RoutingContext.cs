@@ -1,0 +1,58 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace SparseInference.Serving.Variants.Routing;
+
+/// <summary>What routing needs from a request: the sticky key (if any) and an explicit variant (if any).</summary>
+public sealed record RoutingContext(string? Key = null, string? RequestedVariant = null)
+{
+    public static readonly RoutingContext Empty = new();
+
+    /// <summary>
+    /// Builds the context from the request's parameters and headers: the key comes from
+    /// <paramref name="keyParameter"/> (e.g. line_id), else from <paramref name="keyHeader"/>; the explicit
+    /// variant from the "variant" parameter. Parameter values may be strings, numbers or JSON elements.
+    /// </summary>
+    public static RoutingContext FromRequest(
+        IReadOnlyDictionary<string, object?>? parameters,
+        Func<string, string?>? headerLookup,
+        string keyParameter,
+        string keyHeader)
+    {
+        string? key = null;
+        string? requested = null;
+        if (parameters is not null)
+        {
+            if (parameters.TryGetValue(keyParameter, out var k))
+            {
+                key = AsString(k);
+            }
+
+            if (parameters.TryGetValue(VariantParameter, out var v))
+            {
+                requested = AsString(v);
+            }
+        }
+
+        if (string.IsNullOrEmpty(key) && headerLookup is not null)
+        {
+            key = headerLookup(keyHeader);
+        }
+
+        return new RoutingContext(string.IsNullOrEmpty(key) ? null : key, string.IsNullOrEmpty(requested) ? null : requested);
+    }
+
+    /// <summary>The request parameter that pins a variant explicitly.</summary>
+    public const string VariantParameter = "variant";
+
+    private static string? AsString(object? value) => value switch
+    {
+        null => null,
+        string s => s,
+        JsonElement { ValueKind: JsonValueKind.String } e => e.GetString(),
+        JsonElement { ValueKind: JsonValueKind.Null or JsonValueKind.Undefined } => null,
+        JsonElement e => e.GetRawText(),
+        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        _ => value.ToString(),
+    };
+}
