@@ -1,6 +1,10 @@
+using SparseInference.Serving.Hosting;
+
 var builder = WebApplication.CreateBuilder(args);
+builder.Services.AddSparseInference(builder.Configuration);
+
 var app = builder.Build();
-app.MapGet("/v2/health/live", () => Results.Ok());
+app.MapSparseInference();
 app.Run();
 
 public partial class Program;

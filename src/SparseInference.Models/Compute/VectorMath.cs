@@ -1,0 +1,87 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace SparseInference.Models.Compute;
+
+/// <summary>
+/// Vectorised exp and erf in FP32. The exp polynomial is the Cephes expf one (about 1 ulp);
+/// erf uses Abramowitz–Stegun 7.1.26 (absolute error below 1.5e-7), ample for exact GELU in FP32.
+/// </summary>
+internal static class VectorMath
+{
+    private const float Log2E = 1.44269504088896341f;
+    private const float Ln2Hi = 0.693359375f;
+    private const float Ln2Lo = -2.12194440e-4f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Exp(Vector256<float> x)
+    {
+        x = Vector256.Min(Vector256.Max(x, Vector256.Create(-87.3f)), Vector256.Create(88.3f));
+        var fx = Vector256.Floor(Vector256.FusedMultiplyAdd(x, Vector256.Create(Log2E), Vector256.Create(0.5f)));
+        x = Vector256.FusedMultiplyAdd(fx, Vector256.Create(-Ln2Hi), x);
+        x = Vector256.FusedMultiplyAdd(fx, Vector256.Create(-Ln2Lo), x);
+        var y = Vector256.Create(1.9875691500E-4f);
+        y = Vector256.FusedMultiplyAdd(y, x, Vector256.Create(1.3981999507E-3f));
+        y = Vector256.FusedMultiplyAdd(y, x, Vector256.Create(8.3334519073E-3f));
+        y = Vector256.FusedMultiplyAdd(y, x, Vector256.Create(4.1665795894E-2f));
+        y = Vector256.FusedMultiplyAdd(y, x, Vector256.Create(1.6666665459E-1f));
+        y = Vector256.FusedMultiplyAdd(y, x, Vector256.Create(5.0000001201E-1f));
+        y = Vector256.FusedMultiplyAdd(y, x * x, x) + Vector256<float>.One;
+        var n = Vector256.ConvertToInt32(fx);
+        var pow2n = Vector256.ShiftLeft(n + Vector256.Create(127), 23).AsSingle();
+        return y * pow2n;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Exp(float x) => MathF.Exp(x);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Erf(Vector256<float> x)
+    {
+        var ax = Vector256.Abs(x);
+        var t = Vector256<float>.One / Vector256.FusedMultiplyAdd(ax, Vector256.Create(0.3275911f), Vector256<float>.One);
+        var p = Vector256.Create(1.061405429f);
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(-1.453152027f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(1.421413741f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(-0.284496736f));
+        p = Vector256.FusedMultiplyAdd(p, t, Vector256.Create(0.254829592f));
+        p *= t;
+        var y = Vector256<float>.One - p * Exp(-(ax * ax));
+        // Restore the sign of x on the result.
+        var sign = x.AsUInt32() & Vector256.Create(0x80000000u);
+        return (y.AsUInt32() | sign).AsSingle();
+    }
+
+    public static float Erf(float x)
+    {
+        double ax = Math.Abs(x);
+        double t = 1.0 / (1.0 + 0.3275911 * ax);
+        double p = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+        double y = 1.0 - p * Math.Exp(-ax * ax);
+        return (float)(x < 0 ? -y : y);
+    }
+
+    private const float InvSqrt2 = 0.70710678118654752f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Gelu(Vector256<float> z)
+        => Vector256.Create(0.5f) * z * (Vector256<float>.One + Erf(z * Vector256.Create(InvSqrt2)));
+
+    public static float Gelu(float z) => 0.5f * z * (1f + Erf(z * InvSqrt2));
+
+    /// <summary>Applies exact GELU in place.</summary>
+    public static void GeluInPlace(Span<float> values)
+    {
+        int i = 0;
+        ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values);
+        for (; i <= values.Length - 8; i += 8)
+        {
+            var v = Vector256.LoadUnsafe(ref r, (nuint)i);
+            Gelu(v).StoreUnsafe(ref r, (nuint)i);
+        }
+        for (; i < values.Length; i++)
+        {
+            values[i] = Gelu(values[i]);
+        }
+    }
+}

@@ -1,0 +1,29 @@
+namespace SparseInference.Serving.Grpc;
+
+/// <summary>gRPC status codes (grpc/doc/statuscodes.md), sent in the <c>grpc-status</c> trailer.</summary>
+public enum GrpcStatusCode
+{
+    OK = 0,
+    Cancelled = 1,
+    Unknown = 2,
+    InvalidArgument = 3,
+    DeadlineExceeded = 4,
+    NotFound = 5,
+    AlreadyExists = 6,
+    PermissionDenied = 7,
+    ResourceExhausted = 8,
+    FailedPrecondition = 9,
+    Aborted = 10,
+    OutOfRange = 11,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    DataLoss = 15,
+    Unauthenticated = 16,
+}
+
+/// <summary>Ends a call with a status and message; thrown by handlers or by the transport itself.</summary>
+public sealed class GrpcStatusException(GrpcStatusCode status, string message) : Exception(message)
+{
+    public GrpcStatusCode Status { get; } = status;
+}

@@ -1,0 +1,70 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using SparseInference.Serving.Repository;
+
+namespace SparseInference.Serving.Hosting;
+
+/// <summary>
+/// Loads the repository before the listeners open, and on shutdown reports not-ready for the drain delay before
+/// the listeners close, so a load balancer stops routing here while in-flight requests finish.
+/// </summary>
+internal sealed partial class ServerLifecycle(
+    ModelRepository repository, ServerState state, IOptions<SparseInferenceOptions> options, TimeProvider time, ILogger<ServerLifecycle> logger)
+    : IHostedLifecycleService
+{
+    public Task StartingAsync(CancellationToken cancellationToken)
+    {
+        Log.LoadingRepository(logger, repository.Root);
+        repository.LoadAll();
+        return Task.CompletedTask;
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
+        state.MarkStarted();
+        var ready = repository.Index(readyOnly: true).Count;
+        Log.Ready(logger, ready, options.Value.Ports.Rest, options.Value.Ports.Grpc);
+        return Task.CompletedTask;
+    }
+
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        state.MarkDraining();
+        var delay = TimeSpan.FromSeconds(options.Value.Shutdown.DrainDelaySeconds);
+        if (delay > TimeSpan.Zero)
+        {
+            Log.Draining(logger, delay.TotalSeconds);
+            try
+            {
+                await Task.Delay(delay, time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // The shutdown timeout cut the drain short; stopping goes on.
+            }
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken)
+    {
+        repository.Dispose();
+        return Task.CompletedTask;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Loading model repository {Root}")]
+        public static partial void LoadingRepository(ILogger logger, string root);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Ready: {Versions} model versions loaded; REST on port {RestPort}, gRPC on port {GrpcPort}")]
+        public static partial void Ready(ILogger logger, int versions, int restPort, int grpcPort);
+
+        [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Draining: reporting not ready for {Seconds} s before closing listeners")]
+        public static partial void Draining(ILogger logger, double seconds);
+    }
+}

@@ -1,0 +1,101 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace SparseInference.Serving.Hosting;
+
+/// <summary>Rejects a configuration that cannot serve, so the process stops at start with a message naming the key.</summary>
+internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environment) : IValidateOptions<SparseInferenceOptions>
+{
+    public ValidateOptionsResult Validate(string? name, SparseInferenceOptions options)
+    {
+        var failures = new List<string>();
+        var ports = new (string Key, int Value)[]
+        {
+            ("Ports:Rest", options.Ports.Rest),
+            ("Ports:Grpc", options.Ports.Grpc),
+            ("Ports:Metrics", options.Ports.Metrics),
+            ("Ports:Admin", options.Ports.Admin),
+        };
+        foreach (var (key, value) in ports)
+        {
+            if (value is < 1 or > 65535)
+            {
+                failures.Add($"{SparseInferenceOptions.SectionName}:{key} must be a TCP port in 1..65535, got {value}.");
+            }
+        }
+
+        foreach (var group in ports.GroupBy(p => p.Value).Where(g => g.Count() > 1))
+        {
+            failures.Add($"{SparseInferenceOptions.SectionName}: ports must differ, but {string.Join(" and ", group.Select(p => p.Key))} are all {group.Key}.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.ModelRepository))
+        {
+            failures.Add($"{SparseInferenceOptions.SectionName}:ModelRepository must name a directory, got an empty value.");
+        }
+        else
+        {
+            var candidates = RepositoryPathCandidates(environment, options.ModelRepository);
+            if (!candidates.Any(Directory.Exists))
+            {
+                failures.Add(
+                    $"{SparseInferenceOptions.SectionName}:ModelRepository: no directory '{options.ModelRepository}' found; looked at {string.Join(" and ", candidates.Select(c => $"'{c}'"))}.");
+            }
+        }
+
+        if (!IsKnownDevice(options.Device))
+        {
+            failures.Add($"{SparseInferenceOptions.SectionName}:Device must be 'cpu', 'cuda' or 'cuda:N', got '{options.Device}'.");
+        }
+
+        if (options.Shutdown.DrainDelaySeconds is < 0 or > 3600)
+        {
+            failures.Add($"{SparseInferenceOptions.SectionName}:Shutdown:DrainDelaySeconds must be in 0..3600, got {options.Shutdown.DrainDelaySeconds}.");
+        }
+
+        if (options.Shutdown.TimeoutSeconds is < 1 or > 3600)
+        {
+            failures.Add($"{SparseInferenceOptions.SectionName}:Shutdown:TimeoutSeconds must be in 1..3600, got {options.Shutdown.TimeoutSeconds}.");
+        }
+
+        if (options.Limits.MaxRequestBodyBytes < 1024)
+        {
+            failures.Add($"{SparseInferenceOptions.SectionName}:Limits:MaxRequestBodyBytes must be at least 1024, got {options.Limits.MaxRequestBodyBytes}.");
+        }
+
+        if (options.Limits.MaxGrpcMessageBytes < 1024)
+        {
+            failures.Add($"{SparseInferenceOptions.SectionName}:Limits:MaxGrpcMessageBytes must be at least 1024, got {options.Limits.MaxGrpcMessageBytes}.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>
+    /// A relative repository path resolves against the content root first, then against the application's own
+    /// directory, where the build copies the repository's <c>models/</c> (so <c>dotnet run</c> and a published
+    /// binary both find it).
+    /// </summary>
+    internal static string ResolveRepositoryPath(IHostEnvironment environment, string configured)
+    {
+        var candidates = RepositoryPathCandidates(environment, configured);
+        return candidates.FirstOrDefault(Directory.Exists) ?? candidates[0];
+    }
+
+    private static string[] RepositoryPathCandidates(IHostEnvironment environment, string configured) =>
+        Path.IsPathRooted(configured)
+            ? [Path.GetFullPath(configured)]
+            : [.. new[] { Path.Combine(environment.ContentRootPath, configured), Path.Combine(AppContext.BaseDirectory, configured) }
+                .Select(Path.GetFullPath).Distinct(StringComparer.Ordinal)];
+
+    private static bool IsKnownDevice(string device)
+    {
+        if (device is "cpu" or "cuda")
+        {
+            return true;
+        }
+
+        return device.StartsWith("cuda:", StringComparison.Ordinal)
+            && int.TryParse(device.AsSpan(5), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _);
+    }
+}

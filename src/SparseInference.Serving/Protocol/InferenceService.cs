@@ -1,0 +1,273 @@
+using System.Globalization;
+using SparseInference.Models;
+using SparseInference.Serving.Repository;
+
+namespace SparseInference.Serving.Protocol;
+
+/// <summary>
+/// The protocol's inference logic, shared by REST and gRPC: resolves the model, checks every input against the
+/// model's tensor contract before it reaches the engine, picks the variant, runs the forward and shapes outputs.
+/// </summary>
+public sealed class InferenceService(ModelRepository repository, IInferenceExecutor executor, TimeProvider time)
+{
+    /// <summary>Largest element count of one input; keeps shape products far from overflowing an array index.</summary>
+    public const int MaxElements = int.MaxValue / 8;
+
+    public ModelRepository Repository => repository;
+
+    public async ValueTask<InferenceResponse> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
+    {
+        var model = repository.Resolve(request.ModelName, request.ModelVersion);
+        var started = time.GetTimestamp();
+        try
+        {
+            var contract = ModelTensorContract.For(model.Configuration);
+            var (forwardInput, values) = BuildForwardInput(request, model.Configuration, contract);
+            var (variant, attention) = SelectVariant(request, model);
+            var requested = SelectOutputs(request, contract);
+            var inputDone = time.GetTimestamp();
+
+            var execution = await executor.ExecuteAsync(model, forwardInput, attention, cancellationToken).ConfigureAwait(false);
+            var outputStarted = time.GetTimestamp();
+
+            var outputs = BuildOutputs(model, forwardInput, values, execution.Result, requested);
+            var parameters = new Dictionary<string, InferenceParameter>(StringComparer.Ordinal)
+            {
+                [InferenceRequest.VariantParameter] = InferenceParameter.Of(variant),
+                ["computed_pairs"] = InferenceParameter.Of(execution.Result.ComputedPairs),
+                ["dense_pairs"] = InferenceParameter.Of(execution.Result.DensePairs),
+            };
+            var response = new InferenceResponse
+            {
+                ModelName = model.ModelName,
+                ModelVersion = model.Version,
+                Id = request.Id,
+                Variant = variant,
+                Parameters = parameters,
+                Outputs = outputs,
+            };
+
+            var finished = time.GetTimestamp();
+            model.Statistics.RecordSuccess(
+                forwardInput.Batch,
+                Nanoseconds(time.GetElapsedTime(started, finished)),
+                Nanoseconds(execution.Queue),
+                Nanoseconds(time.GetElapsedTime(started, inputDone)),
+                Nanoseconds(execution.Compute),
+                Nanoseconds(time.GetElapsedTime(outputStarted, finished)),
+                time.GetUtcNow());
+            return response;
+        }
+        catch
+        {
+            model.Statistics.RecordFailure(Nanoseconds(time.GetElapsedTime(started)));
+            throw;
+        }
+    }
+
+    private static long Nanoseconds(TimeSpan span) => span.Ticks * 100;
+
+    internal static (ForwardInput Input, float[]? Values) BuildForwardInput(InferenceRequest request, ModelConfiguration configuration, ModelTensorContract contract)
+    {
+        var expected = contract.Input;
+        InferenceInput? input = null;
+        foreach (var candidate in request.Inputs)
+        {
+            if (candidate.Name != expected.Name)
+            {
+                throw InferenceException.Invalid(
+                    $"unknown input '{candidate.Name}': model '{request.ModelName}' expects inputs [{string.Join(", ", contract.Inputs.Select(i => i.Name))}].");
+            }
+
+            if (input is not null)
+            {
+                throw InferenceException.Invalid($"input '{candidate.Name}' is given more than once.");
+            }
+
+            input = candidate;
+        }
+
+        if (input is null)
+        {
+            throw InferenceException.Invalid($"missing input '{expected.Name}': expected {expected.Datatype} with shape {TensorData.FormatShape(expected.Shape)}.");
+        }
+
+        var isTokens = configuration.InputKind == ModelConfiguration.TokenInput;
+        var datatypeOk = isTokens ? input.Datatype is TensorDatatypes.Int64 or TensorDatatypes.Int32 : input.Datatype == TensorDatatypes.Fp32;
+        if (!datatypeOk)
+        {
+            var allowed = isTokens ? "INT64 or INT32" : expected.Datatype;
+            throw InferenceException.Invalid($"input '{input.Name}': datatype must be {allowed}, got '{input.Datatype}'.");
+        }
+
+        var shape = input.Shape;
+        if (shape.Length != expected.Shape.Length)
+        {
+            throw InferenceException.Invalid(
+                $"input '{input.Name}': shape must have {expected.Shape.Length} dimensions {TensorData.FormatShape(expected.Shape)}, got {shape.Length} dimensions {TensorData.FormatShape(shape)}.");
+        }
+
+        long count = 1;
+        for (var d = 0; d < shape.Length; d++)
+        {
+            if (shape[d] < 1)
+            {
+                throw InferenceException.Invalid($"input '{input.Name}': shape[{d}] must be at least 1, got {shape[d]} in {TensorData.FormatShape(shape)}.");
+            }
+
+            if (expected.Shape[d] >= 0 && shape[d] != expected.Shape[d])
+            {
+                throw InferenceException.Invalid(
+                    $"input '{input.Name}': shape[{d}] must be {expected.Shape[d]} (model shape {TensorData.FormatShape(expected.Shape)}), got {shape[d]} in {TensorData.FormatShape(shape)}.");
+            }
+
+            if (shape[d] > MaxElements || count > MaxElements / shape[d])
+            {
+                throw InferenceException.Invalid($"input '{input.Name}': shape {TensorData.FormatShape(shape)} holds more than {MaxElements} elements.");
+            }
+
+            count *= shape[d];
+        }
+
+        if (shape[1] > configuration.MaxSeqLen)
+        {
+            throw InferenceException.Invalid(
+                $"input '{input.Name}': sequence length (shape[1]) must be at most max_seq_len {configuration.MaxSeqLen}, got {shape[1]}.");
+        }
+
+        var batch = (int)shape[0];
+        var steps = (int)shape[1];
+        if (isTokens)
+        {
+            var raw = input.Data.ReadIntegers(input, (int)count);
+            var ids = new int[raw.Length];
+            for (var i = 0; i < raw.Length; i++)
+            {
+                if (raw[i] < 0 || raw[i] >= configuration.VocabSize)
+                {
+                    throw InferenceException.Invalid($"input '{input.Name}': data[{i}] is token id {raw[i]}, expected a value in [0, {configuration.VocabSize}).");
+                }
+
+                ids[i] = (int)raw[i];
+            }
+
+            return (new ForwardInput { Batch = batch, Time = steps, TokenIds = ids }, null);
+        }
+
+        var values = input.Data.ReadFloat32(input, (int)count);
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                throw InferenceException.Invalid(
+                    $"input '{input.Name}': data[{i}] must be a finite number, got {values[i].ToString(CultureInfo.InvariantCulture)}.");
+            }
+        }
+
+        return (new ForwardInput { Batch = batch, Time = steps, Values = values }, values);
+    }
+
+    internal static (string Name, AttentionSpec Spec) SelectVariant(InferenceRequest request, ModelVersion model)
+    {
+        if (!request.Parameters.TryGetValue(InferenceRequest.VariantParameter, out var parameter))
+        {
+            return (model.DefaultVariant, model.Variants[model.DefaultVariant]);
+        }
+
+        if (parameter.Value is not string name)
+        {
+            throw InferenceException.Invalid($"parameter 'variant' must be a string, got {parameter.KindName} {parameter}.");
+        }
+
+        if (!model.Variants.TryGetValue(name, out var spec))
+        {
+            throw InferenceException.Invalid(
+                $"parameter 'variant': model '{model.ModelName}' version '{model.Version}' has no variant '{name}'; expected one of [{string.Join(", ", model.Variants.Keys)}].");
+        }
+
+        return (name, spec);
+    }
+
+    internal static IReadOnlyList<RequestedOutput> SelectOutputs(InferenceRequest request, ModelTensorContract contract)
+    {
+        if (request.Outputs.Count == 0)
+        {
+            return [.. contract.Outputs.Select(o => new RequestedOutput(o.Name, request.BinaryOutputByDefault))];
+        }
+
+        foreach (var output in request.Outputs)
+        {
+            if (!contract.Outputs.Any(o => o.Name == output.Name))
+            {
+                throw InferenceException.Invalid(
+                    $"unknown output '{output.Name}': model '{request.ModelName}' has outputs [{string.Join(", ", contract.Outputs.Select(o => o.Name))}].");
+            }
+        }
+
+        return request.Outputs;
+    }
+
+    private static List<InferenceOutput> BuildOutputs(
+        ModelVersion model, ForwardInput input, float[]? values, ForwardResult result, IReadOnlyList<RequestedOutput> requested)
+    {
+        var configuration = model.Configuration;
+        var isClassification = configuration.Head == ModelConfiguration.ClassificationHead;
+        long[] expectedShape = isClassification ? [input.Batch, configuration.OutputDim] : [input.Batch, input.Time, configuration.OutputDim];
+        if (!result.Shape.Select(d => (long)d).SequenceEqual(expectedShape) || result.Output.Length != expectedShape.Aggregate(1L, (a, b) => a * b))
+        {
+            throw new InferenceException(
+                InferenceErrorKind.Internal,
+                $"model '{model.ModelName}' returned output shape [{string.Join(", ", result.Shape)}] with {result.Output.Length} values, expected {TensorData.FormatShape(expectedShape)}.");
+        }
+
+        float[]? score = null;
+        var outputs = new List<InferenceOutput>(requested.Count);
+        foreach (var wanted in requested)
+        {
+            switch (wanted.Name)
+            {
+                case ModelTensorContract.OutputName or ModelTensorContract.LogitsName:
+                    outputs.Add(new InferenceOutput { Name = wanted.Name, Datatype = TensorDatatypes.Fp32, Shape = expectedShape, Float32 = result.Output, Binary = wanted.Binary });
+                    break;
+                case ModelTensorContract.ScoreName:
+                    score ??= ReconstructionScore(values!, result.Output, configuration.InputChannels);
+                    outputs.Add(new InferenceOutput { Name = wanted.Name, Datatype = TensorDatatypes.Fp32, Shape = [input.Batch, input.Time], Float32 = score, Binary = wanted.Binary });
+                    break;
+                case ModelTensorContract.AnomalyName:
+                    score ??= ReconstructionScore(values!, result.Output, configuration.InputChannels);
+                    var threshold = configuration.AnomalyThreshold!.Value;
+                    var anomaly = new bool[score.Length];
+                    for (var i = 0; i < score.Length; i++)
+                    {
+                        anomaly[i] = score[i] > threshold;
+                    }
+
+                    outputs.Add(new InferenceOutput { Name = wanted.Name, Datatype = TensorDatatypes.Bool, Shape = [input.Batch, input.Time], Bool = anomaly, Binary = wanted.Binary });
+                    break;
+            }
+        }
+
+        return outputs;
+    }
+
+    /// <summary>Per time step: the mean over channels of (output − input)².</summary>
+    internal static float[] ReconstructionScore(float[] input, float[] output, int channels)
+    {
+        var steps = input.Length / channels;
+        var score = new float[steps];
+        for (var s = 0; s < steps; s++)
+        {
+            double sum = 0;
+            var offset = s * channels;
+            for (var c = 0; c < channels; c++)
+            {
+                double diff = output[offset + c] - input[offset + c];
+                sum += diff * diff;
+            }
+
+            score[s] = (float)(sum / channels);
+        }
+
+        return score;
+    }
+}

@@ -1,0 +1,280 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using SparseInference.Serving.Repository;
+
+namespace SparseInference.Serving.Protocol.Rest;
+
+/// <summary>The Open Inference Protocol REST API with Triton's binary data, statistics and repository extensions.</summary>
+internal static class RestEndpoints
+{
+    public const string Platform = "sparseinference_encoder";
+
+    public static RouteGroupBuilder MapOpenInferenceRest(this IEndpointRouteBuilder endpoints)
+    {
+        var v2 = endpoints.MapGroup("/v2");
+        v2.MapGet("/health/live", Live);
+        v2.MapGet("/health/ready", Ready);
+        v2.MapGet("", ServerMetadata);
+        v2.MapGet("/models/stats", AllStatistics);
+        foreach (var prefix in new[] { "/models/{model}", "/models/{model}/versions/{version}" })
+        {
+            v2.MapGet(prefix, ModelMetadata);
+            v2.MapGet(prefix + "/ready", ModelReady);
+            v2.MapPost(prefix + "/infer", Infer);
+            v2.MapGet(prefix + "/stats", ModelStatistics);
+        }
+
+        v2.MapPost("/repository/index", RepositoryIndex);
+        v2.MapPost("/repository/models/{model}/load", RepositoryLoad);
+        v2.MapPost("/repository/models/{model}/unload", RepositoryUnload);
+        return v2;
+    }
+
+    private static Task Live(HttpContext context) =>
+        WriteJson(context, StatusCodes.Status200OK, new LiveBody(true), RestJsonContext.Default.LiveBody);
+
+    private static Task Ready(HttpContext context)
+    {
+        var ready = context.RequestServices.GetRequiredService<ServerState>().IsReady;
+        return WriteJson(context, ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable, new ReadyBody(ready), RestJsonContext.Default.ReadyBody);
+    }
+
+    private static Task ServerMetadata(HttpContext context) =>
+        WriteJson(context, StatusCodes.Status200OK, new ServerMetadataBody(ServerState.ServerName, ServerState.Version, ServerState.Extensions), RestJsonContext.Default.ServerMetadataBody);
+
+    private static Task ModelMetadata(HttpContext context) => Guard(context, () =>
+    {
+        var repository = Repository(context);
+        var model = repository.Resolve(RouteModel(context), RouteVersion(context));
+        var contract = ModelTensorContract.For(model.Configuration);
+        var body = new ModelMetadataBody(
+            model.ModelName,
+            repository.Versions(model.ModelName),
+            Platform,
+            [.. contract.Inputs.Select(t => new TensorMetadataBody(t.Name, t.Datatype, t.Shape))],
+            [.. contract.Outputs.Select(t => new TensorMetadataBody(t.Name, t.Datatype, t.Shape))],
+            [.. model.Variants.Keys],
+            model.DefaultVariant);
+        return WriteJson(context, StatusCodes.Status200OK, body, RestJsonContext.Default.ModelMetadataBody);
+    });
+
+    private static Task ModelReady(HttpContext context) => Guard(context, () =>
+    {
+        var model = Repository(context).Resolve(RouteModel(context), RouteVersion(context));
+        return WriteJson(context, StatusCodes.Status200OK, new ModelReadyBody(model.ModelName, model.Version, true), RestJsonContext.Default.ModelReadyBody);
+    });
+
+    private static Task Infer(HttpContext context) => Guard(context, async () =>
+    {
+        int? headerLength = null;
+        if (context.Request.Headers.TryGetValue(RestInferenceResponseWriter.HeaderLengthHeader, out var headerValue))
+        {
+            headerLength = int.TryParse(headerValue, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed)
+                ? parsed
+                : throw InferenceException.Invalid($"header {RestInferenceResponseWriter.HeaderLengthHeader} must be a non-negative integer, got '{headerValue}'.");
+        }
+
+        var body = await ReadBodyAsync(context).ConfigureAwait(false);
+        var request = RestInferenceRequestReader.Parse(body, headerLength, RouteModel(context), RouteVersion(context));
+        var service = context.RequestServices.GetRequiredService<InferenceService>();
+        var response = await service.InferAsync(request, context.RequestAborted).ConfigureAwait(false);
+        await RestInferenceResponseWriter.WriteAsync(context, response).ConfigureAwait(false);
+    });
+
+    private static Task ModelStatistics(HttpContext context) => Guard(context, () =>
+    {
+        var repository = Repository(context);
+        var name = RouteModel(context);
+        var version = RouteVersion(context);
+        IEnumerable<ModelVersion> versions = version is null
+            ? repository.LoadedVersions().Where(v => v.ModelName == name)
+            : [repository.Resolve(name, version)];
+        var list = versions.ToList();
+        if (list.Count == 0)
+        {
+            // Resolve names the reason: unknown model (404) or not loaded (503).
+            list.Add(repository.Resolve(name, null));
+        }
+
+        return WriteStatistics(context, list);
+    });
+
+    private static Task AllStatistics(HttpContext context) => Guard(context, () => WriteStatistics(context, Repository(context).LoadedVersions()));
+
+    private static Task RepositoryIndex(HttpContext context) => Guard(context, async () =>
+    {
+        var body = await ReadBodyAsync(context).ConfigureAwait(false);
+        var readyOnly = false;
+        if (!body.IsEmpty)
+        {
+            var request = Deserialize(body, RestJsonContext.Default.RepositoryIndexRequestBody);
+            readyOnly = request?.Ready ?? false;
+        }
+
+        var entries = Repository(context).Index(readyOnly).Select(e => new RepositoryIndexEntryBody(e.Name, e.Version, e.State, e.Reason)).ToList();
+        await WriteJson(context, StatusCodes.Status200OK, entries, RestJsonContext.Default.ListRepositoryIndexEntryBody).ConfigureAwait(false);
+    });
+
+    private static Task RepositoryLoad(HttpContext context) => Guard(context, async () =>
+    {
+        var body = await ReadBodyAsync(context).ConfigureAwait(false);
+        string? configOverride = null;
+        if (!body.IsEmpty)
+        {
+            configOverride = ReadConfigOverride(body);
+        }
+
+        Repository(context).Load(RouteModel(context), configOverride);
+        context.Response.StatusCode = StatusCodes.Status200OK;
+    });
+
+    private static Task RepositoryUnload(HttpContext context) => Guard(context, () =>
+    {
+        Repository(context).Unload(RouteModel(context));
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        return Task.CompletedTask;
+    });
+
+    /// <summary>Reads <c>{"parameters": {"config": "&lt;serving.json text&gt;"}}</c>; other parameters are ignored.</summary>
+    private static string? ReadConfigOverride(ReadOnlyMemory<byte> body)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw InferenceException.Invalid($"load request body must be a JSON object, got a JSON {document.RootElement.ValueKind}.");
+            }
+
+            if (!document.RootElement.TryGetProperty("parameters", out var parameters))
+            {
+                return null;
+            }
+
+            if (parameters.ValueKind != JsonValueKind.Object)
+            {
+                throw InferenceException.Invalid($"field 'parameters' must be a JSON object, got a JSON {parameters.ValueKind}.");
+            }
+
+            if (!parameters.TryGetProperty("config", out var config))
+            {
+                return null;
+            }
+
+            return config.ValueKind == JsonValueKind.String
+                ? config.GetString()
+                : throw InferenceException.Invalid($"parameters.config must be a string holding serving.json text, got a JSON {config.ValueKind}.");
+        }
+        catch (JsonException ex)
+        {
+            throw InferenceException.Invalid($"malformed JSON request body: {ex.Message}");
+        }
+    }
+
+    private static Task WriteStatistics(HttpContext context, IReadOnlyList<ModelVersion> versions)
+    {
+        static DurationBody D(DurationStatistic s) => new(s.Count, s.Nanoseconds);
+        var stats = versions.Select(v =>
+        {
+            var s = v.Statistics;
+            return new ModelStatsBody(
+                v.ModelName,
+                v.Version,
+                s.LastInferenceUnixMs,
+                s.InferenceCount,
+                s.ExecutionCount,
+                new InferenceStatsBody(D(s.Success), D(s.Fail), D(s.Queue), D(s.ComputeInput), D(s.ComputeInfer), D(s.ComputeOutput), new DurationBody(0, 0), new DurationBody(0, 0)),
+                [.. s.Batches.Select(b => new BatchStatsBody(b.BatchSize, D(b.ComputeInput), D(b.ComputeInfer), D(b.ComputeOutput)))]);
+        }).ToList();
+        return WriteJson(context, StatusCodes.Status200OK, new ModelStatsListBody(stats), RestJsonContext.Default.ModelStatsListBody);
+    }
+
+    private static T? Deserialize<T>(ReadOnlyMemory<byte> body, JsonTypeInfo<T> typeInfo)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(body.Span, typeInfo);
+        }
+        catch (JsonException ex)
+        {
+            throw InferenceException.Invalid($"malformed JSON request body: {ex.Message}");
+        }
+    }
+
+    /// <summary>Reads the whole body; Kestrel's MaxRequestBodySize bounds it.</summary>
+    private static async Task<ReadOnlyMemory<byte>> ReadBodyAsync(HttpContext context)
+    {
+        var request = context.Request;
+        if (request.ContentLength is long length)
+        {
+            if (length == 0)
+            {
+                return ReadOnlyMemory<byte>.Empty;
+            }
+
+            if (length > int.MaxValue)
+            {
+                throw new InferenceException(InferenceErrorKind.ResourceExhausted, $"request body of {length} bytes is too large.");
+            }
+
+            var buffer = new byte[length];
+            await request.Body.ReadExactlyAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+            return buffer;
+        }
+
+        using var stream = new MemoryStream();
+        await request.Body.CopyToAsync(stream, context.RequestAborted).ConfigureAwait(false);
+        return stream.GetBuffer().AsMemory(0, (int)stream.Length);
+    }
+
+    private static ModelRepository Repository(HttpContext context) => context.RequestServices.GetRequiredService<ModelRepository>();
+
+    private static string RouteModel(HttpContext context) => (string)context.Request.RouteValues["model"]!;
+
+    private static string? RouteVersion(HttpContext context) => context.Request.RouteValues["version"] as string;
+
+    private static async Task Guard(HttpContext context, Func<Task> handler)
+    {
+        try
+        {
+            await handler().ConfigureAwait(false);
+        }
+        catch (InferenceException ex) when (!context.Response.HasStarted)
+        {
+            await WriteError(context, ex.Kind, ex.Message).ConfigureAwait(false);
+        }
+        catch (Microsoft.AspNetCore.Http.BadHttpRequestException ex) when (!context.Response.HasStarted)
+        {
+            // Kestrel's body-size limit and malformed framing arrive here.
+            context.Response.Clear();
+            await WriteJson(context, ex.StatusCode, new ErrorBody(ex.Message), RestJsonContext.Default.ErrorBody).ConfigureAwait(false);
+        }
+    }
+
+    internal static Task WriteError(HttpContext context, InferenceErrorKind kind, string message)
+    {
+        context.Response.Clear();
+        return WriteJson(context, StatusFor(kind), new ErrorBody(message), RestJsonContext.Default.ErrorBody);
+    }
+
+    internal static int StatusFor(InferenceErrorKind kind) => kind switch
+    {
+        InferenceErrorKind.InvalidArgument => StatusCodes.Status400BadRequest,
+        InferenceErrorKind.NotFound => StatusCodes.Status404NotFound,
+        InferenceErrorKind.Unavailable => StatusCodes.Status503ServiceUnavailable,
+        InferenceErrorKind.ResourceExhausted => StatusCodes.Status413PayloadTooLarge,
+        _ => StatusCodes.Status500InternalServerError,
+    };
+
+    private static Task WriteJson<T>(HttpContext context, int status, T value, JsonTypeInfo<T> typeInfo)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        return JsonSerializer.SerializeAsync(context.Response.Body, value, typeInfo, context.RequestAborted);
+    }
+}
