@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what tests/SparseInference.Deploy.Tests needs to validate the deployment files offline:
-# the npm validators pinned in deploy/ci/package-lock.json, and kubectl (kustomize) and promtool
-# from the distribution when they are missing. Safe to run repeatedly.
+# the npm validators pinned in deploy/ci/package-lock.json, and from the distribution when missing:
+# kubectl (kustomize), promtool, node/npm, and a Compose implementation (`docker compose` or
+# `docker-compose`) for `config`. Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,6 +11,7 @@ command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v kubectl >/dev/null || need+=(kubectl)
 command -v promtool >/dev/null || need+=(prometheus)
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -36,6 +36,34 @@ public sealed class ComposeFileTests
     }
 
     [Fact]
+    public void Config_ComposeImplementation_AcceptsTheFileWithTheGpuProfile()
+    {
+        var result = ComposeCommand(["--profile", "gpu", "config", "--services"]);
+
+        Assert.True(result.ExitCode == 0, result.Describe());
+        Assert.Equal(["grafana", "prometheus", "sparseinference", "sparseinference-gpu"],
+            result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Order());
+    }
+
+    [Fact]
+    public void Config_ComposeImplementation_RejectsAnUnknownServiceKey()
+    {
+        var broken = Path.Combine(Path.GetTempPath(), $"compose-{Guid.NewGuid():N}.yml");
+        File.WriteAllText(broken, File.ReadAllText(ComposePath).Replace("\n  read_only: true\n", "\n  read_onyl: true\n", StringComparison.Ordinal));
+        try
+        {
+            var result = ComposeCommand(["--file", broken, "config", "--quiet"]);
+
+            Assert.True(result.ExitCode != 0, result.Describe());
+            Assert.Contains("read_onyl", result.StandardOutput + result.StandardError, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(broken);
+        }
+    }
+
+    [Fact]
     public void Services_ComposeFile_RunServicePrometheusAndGrafanaWithGpuInItsProfile()
     {
         var services = Compose["services"]!.AsObject();
@@ -70,6 +98,16 @@ public sealed class ComposeFileTests
         var grace = TimeSpan.FromSeconds(int.Parse(((string)service["stop_grace_period"]!).TrimEnd('s'), System.Globalization.CultureInfo.InvariantCulture));
         Assert.True(grace > TimeSpan.FromSeconds(defaults.DrainDelaySeconds + defaults.ShutdownTimeoutSeconds),
             $"stop_grace_period {grace} must exceed drain + shutdown timeout ({defaults.Source})");
+    }
+
+    /// <summary>The Compose v2 plugin when the Docker client has it, else the standalone docker-compose.</summary>
+    private static ToolResult ComposeCommand(IReadOnlyList<string> arguments)
+    {
+        var withFile = arguments.Contains("--file") ? arguments : ["--file", ComposePath, .. arguments];
+        var plugin = ExternalTool.Run("bash", ["-c", "docker compose version"]);
+        return plugin.ExitCode == 0
+            ? ExternalTool.Run("docker", ["compose", .. withFile])
+            : ExternalTool.Run("docker-compose", withFile);
     }
 
     [Fact]

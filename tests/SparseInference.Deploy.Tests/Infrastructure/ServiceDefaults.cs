@@ -4,8 +4,7 @@ namespace SparseInference.Deploy.Tests.Infrastructure;
 
 /// <summary>
 /// The server's configuration defaults (section "SparseInference") the deployment must agree with, read
-/// from src/SparseInference.Server/appsettings.json, or from the documented defaults in ServiceDefaults.json
-/// while the server has no appsettings.json yet.
+/// from src/SparseInference.Server/appsettings.json.
 /// </summary>
 public sealed record ServiceDefaults(int RestPort, int GrpcPort, int MetricsPort, int AdminPort,
     int DrainDelaySeconds, int ShutdownTimeoutSeconds, string Source)
@@ -33,8 +32,7 @@ public sealed record ServiceDefaults(int RestPort, int GrpcPort, int MetricsPort
 
     private static ServiceDefaults Load()
     {
-        var appsettings = RepositoryLayout.PathOf("src", "SparseInference.Server", "appsettings.json");
-        var path = File.Exists(appsettings) ? appsettings : Path.Combine(AppContext.BaseDirectory, "ServiceDefaults.json");
+        var path = RepositoryLayout.PathOf("src", "SparseInference.Server", "appsettings.json");
         return Parse(File.ReadAllText(path), path);
     }
 
