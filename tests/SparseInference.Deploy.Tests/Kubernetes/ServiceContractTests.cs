@@ -90,6 +90,9 @@ public sealed class ServiceContractTests
 
         Assert.Equal([Defaults.RestPort, Defaults.GrpcPort, Defaults.MetricsPort], main.Order());
         Assert.Equal([Defaults.AdminPort], admin);
+        var headless = rendered.Single("Service", "sparseinference-headless");
+        Assert.Equal("None", (string?)headless["spec"]!["clusterIP"]);
+        Assert.DoesNotContain(Defaults.AdminPort, ServicePorts(headless, ports));
         Assert.Equal("ClusterIP", (string?)rendered.Single("Service", "sparseinference-admin")["spec"]!["type"]);
         var grpc = rendered.Single("Service", "sparseinference")["spec"]!["ports"]!.AsArray().Single(p => (string?)p!["name"] == "grpc")!;
         Assert.Equal("kubernetes.io/h2c", (string?)grpc["appProtocol"]);
@@ -107,6 +110,7 @@ public sealed class ServiceContractTests
             ["Deployment"] = rendered.Deployment["spec"]!["selector"]!["matchLabels"],
             ["Service/sparseinference"] = rendered.Single("Service", "sparseinference")["spec"]!["selector"],
             ["Service/sparseinference-admin"] = rendered.Single("Service", "sparseinference-admin")["spec"]!["selector"],
+            ["Service/sparseinference-headless"] = rendered.Single("Service", "sparseinference-headless")["spec"]!["selector"],
             ["PodDisruptionBudget"] = rendered.Single("PodDisruptionBudget")["spec"]!["selector"]!["matchLabels"],
             ["NetworkPolicy"] = rendered.Single("NetworkPolicy")["spec"]!["podSelector"]!["matchLabels"],
         };
