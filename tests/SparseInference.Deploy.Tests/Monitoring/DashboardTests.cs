@@ -1,0 +1,151 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using SparseInference.Deploy.Tests.Infrastructure;
+
+namespace SparseInference.Deploy.Tests.Monitoring;
+
+public sealed partial class DashboardTests
+{
+    /// <summary>
+    /// The metric names the dashboards may use: those the service exports (names agreed with the metrics
+    /// work) and the histogram/summary series Prometheus derives from them.
+    /// </summary>
+    private static readonly HashSet<string> KnownMetrics =
+    [
+        "sparseinference_requests_total",
+        "sparseinference_request_duration_seconds_bucket",
+        "sparseinference_queue_duration_seconds_bucket",
+        "sparseinference_compute_duration_seconds_bucket",
+        "sparseinference_batch_size_bucket",
+        "sparseinference_batch_size_sum",
+        "sparseinference_batch_size_count",
+        "sparseinference_queue_depth",
+        "sparseinference_rejections_total",
+        "sparseinference_attention_density_sum",
+        "sparseinference_attention_density_count",
+        "sparseinference_configured_sparsity",
+        "sparseinference_flops_total",
+        "sparseinference_flops_saved_total",
+        "sparseinference_model_weights_bytes",
+        "sparseinference_workspace_bytes",
+        "sparseinference_device_memory_used_bytes",
+        "sparseinference_device_memory_total_bytes",
+        "sparseinference_shadow_agreement_mae_sum",
+        "sparseinference_shadow_agreement_mae_count",
+        "sparseinference_shadow_dropped_total",
+        "sparseinference_variant_guardrail_trips_total",
+        "sparseinference_shadow_flag_agreement_ratio",
+        "process_working_set_bytes",
+        "dotnet_gc_heap_bytes",
+    ];
+
+    [Fact]
+    public void Extract_Dashboards_FindsTheThreeDashboardsQueries()
+    {
+        var expressions = DashboardExpressions.All();
+
+        Assert.Equal(
+            ["SparseInference / Dense vs sparse", "SparseInference / Memory", "SparseInference / Service overview"],
+            expressions.Select(e => e.Dashboard).Distinct().Order());
+        Assert.All(expressions, e => Assert.DoesNotContain("$", e.Expression, StringComparison.Ordinal));
+        Assert.Contains(expressions, e => e.Expression.StartsWith("histogram_quantile(0.99, sum by (le, model) (rate(sparseinference_request_duration_seconds_bucket", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Substitute_GrafanaVariables_BecomeRangeAndMatchAll()
+    {
+        var expression = DashboardExpressions.Substitute("""rate(x{model=~"$model", variant=~"${variant}"}[$__rate_interval])""");
+
+        Assert.Equal("""rate(x{model=~".*", variant=~".*"}[5m])""", expression);
+    }
+
+    [Fact]
+    public void CheckRules_EveryDashboardExpression_ParsesInPromtool()
+    {
+        var expressions = DashboardExpressions.All();
+
+        var result = Promtool.CheckExpressions(expressions.Select(e => e.Expression).ToList());
+
+        Assert.True(result.ExitCode == 0, $"{result.Describe()}\n{string.Join('\n', expressions.Select((e, i) => $"#{i} {e}"))}");
+        Assert.Contains($"SUCCESS: {expressions.Count} rules found", result.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CheckRules_BrokenExpression_IsRejected()
+    {
+        var result = Promtool.CheckExpressions(["sum by (model) (rate(sparseinference_requests_total[5m])"]);
+
+        Assert.NotEqual(0, result.ExitCode);
+    }
+
+    [Fact]
+    public void Metrics_EveryDashboardExpression_UsesOnlyKnownMetricNames()
+    {
+        var unknown = DashboardExpressions.All()
+            .SelectMany(e => MetricNames(e.Expression).Select(m => (Metric: m, Where: e)))
+            .Where(x => !KnownMetrics.Contains(x.Metric))
+            .Select(x => $"{x.Metric} in {x.Where}")
+            .ToList();
+
+        Assert.True(unknown.Count == 0, string.Join('\n', unknown));
+    }
+
+    [Fact]
+    public void Panels_EveryDashboard_UseTheProvisionedDatasourceAndUniqueIds()
+    {
+        var datasource = YamlDocuments.ParseSingle(File.ReadAllText(RepositoryLayout.PathOf("deploy", "grafana", "provisioning", "datasources", "prometheus.yml")));
+        var uid = (string?)datasource["datasources"]![0]!["uid"];
+        var uids = new HashSet<string>();
+
+        foreach (var file in Directory.EnumerateFiles(DashboardExpressions.DashboardDirectory, "*.json"))
+        {
+            var dashboard = JsonNode.Parse(File.ReadAllText(file))!;
+            Assert.True(uids.Add((string)dashboard["uid"]!), $"{file}: duplicate dashboard uid");
+            var panels = dashboard["panels"]!.AsArray().Where(p => (string?)p!["type"] != "row").ToList();
+            Assert.NotEmpty(panels);
+            Assert.Equal(panels.Count, panels.Select(p => (int)p!["id"]!).Distinct().Count());
+            Assert.All(panels, p => Assert.Equal(uid, (string?)p!["datasource"]!["uid"]));
+            Assert.All(panels.SelectMany(p => p!["targets"]!.AsArray()), t => Assert.Equal(uid, (string?)t!["datasource"]!["uid"]));
+        }
+    }
+
+    [Fact]
+    public void Provider_DashboardProvisioning_PointsWhereComposeMountsTheDashboards()
+    {
+        var provider = YamlDocuments.ParseSingle(File.ReadAllText(RepositoryLayout.PathOf("deploy", "grafana", "provisioning", "dashboards", "sparseinference.yml")));
+        var compose = YamlDocuments.ParseSingle(File.ReadAllText(RepositoryLayout.PathOf("docker-compose.yml")));
+
+        var path = (string?)provider["providers"]![0]!["options"]!["path"];
+        Assert.Contains($"./deploy/grafana/dashboards:{path}:ro", compose["services"]!["grafana"]!["volumes"]!.AsArray().Select(v => (string?)v));
+    }
+
+    /// <summary>Identifiers in metric position: not functions, keywords, label names or strings.</summary>
+    private static IEnumerable<string> MetricNames(string expression)
+    {
+        var withoutStrings = QuotedString().Replace(expression, "\"\"");
+        var withoutMatchers = LabelMatchers().Replace(withoutStrings, "{}");
+        var withoutGrouping = Grouping().Replace(withoutMatchers, "");
+        return Identifier().Matches(withoutGrouping)
+            .Where(m => !IsFollowedByParenthesis(withoutGrouping, m))
+            .Select(m => m.Value)
+            .Where(v => v is not ("le" or "inf" or "nan"));
+    }
+
+    private static bool IsFollowedByParenthesis(string text, Match match)
+    {
+        var rest = text[(match.Index + match.Length)..].TrimStart();
+        return rest.StartsWith('(');
+    }
+
+    [GeneratedRegex("\"(?:[^\"\\\\]|\\\\.)*\"")]
+    private static partial Regex QuotedString();
+
+    [GeneratedRegex(@"\{[^}]*\}")]
+    private static partial Regex LabelMatchers();
+
+    [GeneratedRegex(@"\b(by|without)\s*\([^)]*\)")]
+    private static partial Regex Grouping();
+
+    [GeneratedRegex(@"(?<![\w.])[a-zA-Z_:][a-zA-Z0-9_:]*(?![\w.])")]
+    private static partial Regex Identifier();
+}
