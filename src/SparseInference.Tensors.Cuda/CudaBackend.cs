@@ -240,6 +240,15 @@ public sealed unsafe partial class CudaBackend : IDisposable
         }
     }
 
+    /// <summary>Registers per thread of the attention kernel built for a head dim, query tile and variant.</summary>
+    public int AttentionRegisters(int headDim, int queryTile, AttentionKernelVariant variant)
+    {
+        var mTiles = headDim == 128 ? 1 : variant.RowsPerWarp / 16;
+        return KernelRegisters("attention.cu", "attention_fwd",
+            $"HEAD_DIM={headDim}", $"QUERY_TILE={queryTile}", "USE_FP16=0",
+            $"M_TILES={mTiles}", $"FAST_EXP={(variant.FastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, variant.MinBlocksPerMultiprocessor)}");
+    }
+
     /// <summary>Registers used by a loaded kernel (from the compiled image), for the notes.</summary>
     public int KernelRegisters(string sourceFile, string function, params string[] defines)
     {
@@ -379,6 +388,9 @@ public sealed unsafe partial class CudaBackend : IDisposable
 
     // ---- Attention -------------------------------------------------------------------------
 
+    /// <summary>The attention kernel variant used when a call names none.</summary>
+    public AttentionKernelVariant AttentionVariant { get; set; } = AttentionKernelVariant.Default;
+
     /// <summary>Whether <see cref="Attention"/> runs this geometry and layout on the GPU.</summary>
     public static bool SupportsAttention(AttentionGeometry geometry, CsrBlockLayout? layout, out string? why)
     {
@@ -463,7 +475,8 @@ public sealed unsafe partial class CudaBackend : IDisposable
     /// and zeroes the outputs of queries past it.
     /// </summary>
     public void Attention(CudaBuffer q, CudaBuffer k, CudaBuffer v, CudaBuffer o, AttentionGeometry geometry,
-        DeviceBlockLayout? layout = null, CudaBuffer? seqLens = null, CudaElementType type = CudaElementType.BFloat16)
+        DeviceBlockLayout? layout = null, CudaBuffer? seqLens = null, CudaElementType type = CudaElementType.BFloat16,
+        AttentionKernelVariant? variant = null)
     {
         ArgumentNullException.ThrowIfNull(geometry);
         if (!SupportsAttention(geometry, layout?.Layout, out var why))
@@ -477,7 +490,20 @@ public sealed unsafe partial class CudaBackend : IDisposable
         }
 
         var queryTile = layout?.Layout.BlockSize ?? 128;
-        var defines = new[] { $"HEAD_DIM={geometry.HeadDim}", $"QUERY_TILE={queryTile}", $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}" };
+        var chosen = variant ?? AttentionVariant;
+        if (chosen.RowsPerWarp is not (16 or 32))
+        {
+            throw new ArgumentException($"variant.RowsPerWarp: expected 16 or 32, got {chosen.RowsPerWarp}.", nameof(variant));
+        }
+
+        // Two 16-row tiles per warp would spill registers at head dim 128.
+        var mTiles = geometry.HeadDim == 128 ? 1 : chosen.RowsPerWarp / 16;
+        var fastExp = chosen.FastExp && type == CudaElementType.BFloat16;
+        var defines = new[]
+        {
+            $"HEAD_DIM={geometry.HeadDim}", $"QUERY_TILE={queryTile}", $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}",
+            $"M_TILES={mTiles}", $"FAST_EXP={(fastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, chosen.MinBlocksPerMultiprocessor)}",
+        };
         var sharedBytes = ((queryTile * geometry.HeadDim) + (4 * KeyTile * geometry.HeadDim)) * 2;
         context.MakeCurrent();
         var f = AttentionFunction(defines, sharedBytes);
@@ -501,7 +527,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
         };
         void** args = stackalloc void*[] { &p };
         Launch(f, (uint)CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile), (uint)geometry.Heads, (uint)geometry.Batch,
-            (uint)(queryTile / 16 * 32), (uint)sharedBytes, args, "attention_fwd");
+            (uint)(queryTile / (16 * mTiles) * 32), (uint)sharedBytes, args, "attention_fwd");
     }
 
     private nint AttentionFunction(string[] defines, int sharedBytes)

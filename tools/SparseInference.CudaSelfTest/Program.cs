@@ -148,6 +148,16 @@ namespace SparseInference.CudaSelfTest
                 MatMul(128, 96, 200, transposeB: false, CudaElementType.Float32, 1);
                 MatMul(256, 256, 256, transposeB: true, CudaElementType.BFloat16, 4);
             });
+            foreach (var variant in AttentionBenchmarks.Variants)
+            {
+                Guard($"attention [{variant}]", () =>
+                {
+                    Attention($"[{variant}] dense B2 H4 T300 d64 lens{{300,177}}", 2, 4, 300, 64, null, [300, 177], variant: variant);
+                    Attention($"[{variant}] window s0.5 bs128 B2 H3 T1000 d64", 2, 3, 1000, 64, CsrBlockLayout.Window(2, 3, 1000, 128, 0.5), null, variant: variant);
+                    Attention($"[{variant}] bigbird s0.75 bs64 B1 H2 T1024 d32", 1, 2, 1024, 32, CsrBlockLayout.BigBird(1, 2, 1024, 64, 0.75, 1, 7, 0), null, variant: variant);
+                });
+            }
+
             Guard("attention", () =>
             {
                 Attention("dense B2 H4 T300 d64 lens{300,177}", 2, 4, 300, 64, null, [300, 177]);
@@ -335,7 +345,7 @@ namespace SparseInference.CudaSelfTest
         /// have been written (no NaN left from the poison). A second run must match bit for bit.
         /// </summary>
         public void Attention(string name, int batch, int heads, int seqLen, int d, CsrBlockLayout? layout, int[]? seqLens,
-            CudaElementType type = CudaElementType.BFloat16, int sampleRows = 0)
+            CudaElementType type = CudaElementType.BFloat16, int sampleRows = 0, AttentionKernelVariant? variant = null)
         {
             var geometry = AttentionGeometry.Contiguous(batch, heads, seqLen, d);
             var n = geometry.Elements;
@@ -359,10 +369,10 @@ namespace SparseInference.CudaSelfTest
             var first = new ushort[n];
             var second = new ushort[n];
             gpu.Fill32(dout, PoisonBf16Pair);
-            gpu.Attention(dq, dk, dv, dout, geometry, dl, dlens, type);
+            gpu.Attention(dq, dk, dv, dout, geometry, dl, dlens, type, variant);
             gpu.Download<ushort>(dout, first);
             gpu.Fill32(dout, PoisonBf16Pair);
-            gpu.Attention(dq, dk, dv, dout, geometry, dl, dlens, type);
+            gpu.Attention(dq, dk, dv, dout, geometry, dl, dlens, type, variant);
             gpu.Download<ushort>(dout, second);
 
             var got = ToFloats(first, type);
@@ -429,9 +439,17 @@ namespace SparseInference.CudaSelfTest
         private const int Block = 128;
         private readonly List<string> results = [];
 
+        /// <summary>Kernel versions timed side by side: v1 one 16-row tile per warp, v2 two, v3 two with BF16 exponentials, v4 two with registers capped for 3 CTAs per SM.</summary>
+        public static AttentionKernelVariant[] Variants { get; } = [new(16, false), new(32, false), new(32, true), new(32, false, 3)];
+
         public void RunAll()
         {
             Ceilings();
+            foreach (var variant in Variants)
+            {
+                Console.WriteLine($"registers [{variant}]: {gpu.AttentionRegisters(HeadDim, Block, variant)} per thread (head dim {HeadDim}, query tile {Block})");
+            }
+
             foreach (var (batch, t) in new[] { (8, 4096), (1, 16384) })
             {
                 Run($"dense_b{batch}_t{t}", "dense", 0, batch, t, null);
@@ -509,6 +527,29 @@ namespace SparseInference.CudaSelfTest
             }
 
             gpu.Synchronize();
+            var density = layout?.Density(seqLen) ?? 1.0;
+            var flops = 4.0 * batch * Heads * (double)seqLen * seqLen * HeadDim * density;
+            var variantTimes = new StringBuilder();
+            foreach (var variant in Variants)
+            {
+                for (var i = 0; i < 5; i++)
+                {
+                    gpu.Attention(q, k, v, o, geometry, dl, variant: variant);
+                }
+
+                var vt = new float[iterations];
+                for (var i = 0; i < iterations; i++)
+                {
+                    vt[i] = gpu.TimeMilliseconds(() => gpu.Attention(q, k, v, o, geometry, dl, variant: variant));
+                }
+
+                Array.Sort(vt);
+                variantTimes.Append(FormattableString.Invariant($"  [{variant}] {vt[iterations / 2]:F4} ms {flops / (vt[iterations / 2] * 1e-3) / 1e12:F0} TF/s;"));
+            }
+
+            Console.WriteLine($"variants {name,-22}{variantTimes}");
+
+            // The default variant, timed last: the figure the peer is compared with.
             var times = new float[iterations];
             for (var i = 0; i < iterations; i++)
             {
@@ -517,8 +558,6 @@ namespace SparseInference.CudaSelfTest
 
             Array.Sort(times);
             var median = times[iterations / 2];
-            var density = layout?.Density(seqLen) ?? 1.0;
-            var flops = 4.0 * batch * Heads * (double)seqLen * seqLen * HeadDim * density;
             var layoutFile = "";
             if (layout is not null)
             {
@@ -526,7 +565,7 @@ namespace SparseInference.CudaSelfTest
                 File.WriteAllText(Path.Combine(outDir, layoutFile), layout.ToJson());
             }
 
-            Console.WriteLine(FormattableString.Invariant($"bench {name,-22} density {density:F3}  median {median:F4} ms  min {times[0]:F4} ms  {flops / (median * 1e-3) / 1e12:F0} TFLOP/s"));
+            Console.WriteLine(FormattableString.Invariant($"bench {name,-22} [{gpu.AttentionVariant}] density {density:F3}  median {median:F4} ms  min {times[0]:F4} ms  {flops / (median * 1e-3) / 1e12:F0} TFLOP/s"));
             results.Add(FormattableString.Invariant(
                 $"  {{\"name\":\"{name}\",\"kind\":\"{(layout is null ? "dense" : "sparse")}\",\"pattern\":\"{pattern}\",\"sparsity\":{sparsity},\"density\":{density:F5},\"batch\":{batch},\"heads\":{Heads},\"seq_len\":{seqLen},\"head_dim\":{HeadDim},\"block_size\":{Block},\"ms\":{median:F5},\"ms_min\":{times[0]:F5},\"tflops\":{flops / (median * 1e-3) / 1e12:F1},\"layout\":\"{layoutFile}\"}}"));
         }

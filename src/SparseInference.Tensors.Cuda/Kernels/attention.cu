@@ -7,7 +7,12 @@
 // Compiled by NVRTC without include paths, so no headers: BF16 is handled as raw 16-bit words and
 // everything Hopper-specific goes through inline PTX.
 //
-// Compile-time knobs (-D): HEAD_DIM (16, 32, 64, 128), QUERY_TILE (64 or 128), USE_FP16 (0/1).
+// Compile-time knobs (-D): HEAD_DIM (16, 32, 64, 128), QUERY_TILE (64 or 128), USE_FP16 (0/1),
+// M_TILES (1 or 2): 16-row tiles per warp. Two halve the shared-memory reads per tensor-core
+// operation (each K/V fragment feeds two products), the limit of the one-tile version.
+// FAST_EXP (0/1, BF16 only): the softmax exponentials run as ex2.bf16x2, two per instruction,
+// and come out already packed as the next product's A fragment; P is rounded to BF16 anyway.
+// MIN_BLOCKS: CTAs per multiprocessor the register allocation must allow (__launch_bounds__).
 
 typedef unsigned short u16;
 typedef unsigned int u32;
@@ -22,8 +27,24 @@ typedef unsigned int u32;
 #define USE_FP16 0
 #endif
 
+#ifndef FAST_EXP
+#define FAST_EXP 0
+#endif
+#if USE_FP16 && FAST_EXP
+#error FAST_EXP is BF16 only
+#endif
+
+#ifndef MIN_BLOCKS
+#define MIN_BLOCKS 1
+#endif
+
+#ifndef M_TILES
+#define M_TILES 2
+#endif
+
 #define KEY_TILE 64
-#define NWARPS (QUERY_TILE / 16)
+#define WARP_ROWS (16 * M_TILES)
+#define NWARPS (QUERY_TILE / WARP_ROWS)
 #define NTHREADS (NWARPS * 32)
 #define CHUNKS (HEAD_DIM / 8)          // 16-byte chunks per row
 #define QK_STEPS (HEAD_DIM / 16)       // k-steps of Q·Kᵀ
@@ -101,6 +122,12 @@ __device__ __forceinline__ u32 pack2(float lo, float hi) {
     return r;
 }
 
+__device__ __forceinline__ u32 ex2_bf16x2(u32 x) {
+    u32 y;
+    asm("ex2.approx.ftz.bf16x2 %0, %1;\n" : "=r"(y) : "r"(x));
+    return y;
+}
+
 __device__ __forceinline__ float fast_exp2(float x) {
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
@@ -121,7 +148,7 @@ __device__ __forceinline__ void load_tile(u32 tileAddr, const u16* base, long lo
     }
 }
 
-extern "C" __global__ void __launch_bounds__(NTHREADS)
+extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)
 attention_fwd(const AttentionParams p) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -178,13 +205,16 @@ attention_fwd(const AttentionParams p) {
     }
 
     const int g = lane >> 2, t4 = lane & 3;
-    u32 qf[QK_STEPS][4];
-    float o[O_TILES][4];
+    u32 qf[M_TILES][QK_STEPS][4];
+    float o[M_TILES][O_TILES][4];
 #pragma unroll
-    for (int i = 0; i < O_TILES; ++i) { o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f; }
+    for (int m = 0; m < M_TILES; ++m)
+#pragma unroll
+        for (int i = 0; i < O_TILES; ++i) { o[m][i][0] = o[m][i][1] = o[m][i][2] = o[m][i][3] = 0.f; }
     const float NEG_INF = __int_as_float(0xff800000);
-    float mRow[2] = {NEG_INF, NEG_INF};
-    float lRow[2] = {0.f, 0.f};
+    float mRow[M_TILES][2], lRow[M_TILES][2];
+#pragma unroll
+    for (int m = 0; m < M_TILES; ++m) { mRow[m][0] = mRow[m][1] = NEG_INF; lRow[m][0] = lRow[m][1] = 0.f; }
 
     for (int it = 0; it < numTiles; ++it) {
         const int buf = it & 1;
@@ -202,18 +232,22 @@ attention_fwd(const AttentionParams p) {
 
         if (it == 0) {
 #pragma unroll
-            for (int kk = 0; kk < QK_STEPS; ++kk) {
-                int r = warp * 16 + (lane & 15), c = kk * 2 + (lane >> 4);
-                ldsm_x4(sQ + swz(r, c) * 16, qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
-            }
+            for (int m = 0; m < M_TILES; ++m)
+#pragma unroll
+                for (int kk = 0; kk < QK_STEPS; ++kk) {
+                    int r = warp * WARP_ROWS + m * 16 + (lane & 15), c = kk * 2 + (lane >> 4);
+                    ldsm_x4(sQ + swz(r, c) * 16, qf[m][kk][0], qf[m][kk][1], qf[m][kk][2], qf[m][kk][3]);
+                }
         }
 
         const u32 sK = sK0 + buf * tileBytes, sV = sV0 + buf * tileBytes;
 
-        // S = Q·Kᵀ for this warp's 16 rows × 64 keys.
-        float s[S_TILES][4];
+        // S = Q·Kᵀ for this warp's rows × 64 keys; each K fragment feeds every m-tile.
+        float s[M_TILES][S_TILES][4];
 #pragma unroll
-        for (int j = 0; j < S_TILES; ++j) { s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f; }
+        for (int m = 0; m < M_TILES; ++m)
+#pragma unroll
+            for (int j = 0; j < S_TILES; ++j) { s[m][j][0] = s[m][j][1] = s[m][j][2] = s[m][j][3] = 0.f; }
 #pragma unroll
         for (int kk = 0; kk < QK_STEPS; ++kk) {
 #pragma unroll
@@ -223,8 +257,11 @@ attention_fwd(const AttentionParams p) {
                 int c = kk * 2 + (mi & 1);
                 u32 b0, b1, b2, b3;
                 ldsm_x4(sK + swz(key, c) * 16, b0, b1, b2, b3);
-                mma16816(s[j], qf[kk], b0, b1);
-                mma16816(s[j + 1], qf[kk], b2, b3);
+#pragma unroll
+                for (int m = 0; m < M_TILES; ++m) {
+                    mma16816(s[m][j], qf[m][kk], b0, b1);
+                    mma16816(s[m][j + 1], qf[m][kk], b2, b3);
+                }
             }
         }
 
@@ -233,52 +270,83 @@ attention_fwd(const AttentionParams p) {
 #pragma unroll
             for (int j = 0; j < S_TILES; ++j) {
                 int key = kStart + j * 8 + 2 * t4;
-                if (key >= len) { s[j][0] = NEG_INF; s[j][2] = NEG_INF; }
-                if (key + 1 >= len) { s[j][1] = NEG_INF; s[j][3] = NEG_INF; }
+#pragma unroll
+                for (int m = 0; m < M_TILES; ++m) {
+                    if (key >= len) { s[m][j][0] = NEG_INF; s[m][j][2] = NEG_INF; }
+                    if (key + 1 >= len) { s[m][j][1] = NEG_INF; s[m][j][3] = NEG_INF; }
+                }
             }
         }
 
-        // Online softmax in the log2 domain; each thread holds rows g and g+8.
-        float mx[2] = {NEG_INF, NEG_INF};
+        // Online softmax in the log2 domain; each thread holds rows g and g+8 of each m-tile.
+#if FAST_EXP
+        u32 pb[M_TILES][S_TILES][2];
+#endif
 #pragma unroll
-        for (int j = 0; j < S_TILES; ++j) {
-            mx[0] = fmaxf(mx[0], fmaxf(s[j][0], s[j][1]));
-            mx[1] = fmaxf(mx[1], fmaxf(s[j][2], s[j][3]));
-        }
-        float corr[2], mUse[2];
+        for (int m = 0; m < M_TILES; ++m) {
+            float mx[2] = {NEG_INF, NEG_INF};
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            float mNew = fmaxf(mRow[r], mx[r] * p.scaleLog2);
-            mUse[r] = mNew == NEG_INF ? 0.f : mNew;
-            corr[r] = fast_exp2(mRow[r] - mUse[r]);
-            mRow[r] = mNew;
-            lRow[r] *= corr[r];
-        }
+            for (int j = 0; j < S_TILES; ++j) {
+                mx[0] = fmaxf(mx[0], fmaxf(s[m][j][0], s[m][j][1]));
+                mx[1] = fmaxf(mx[1], fmaxf(s[m][j][2], s[m][j][3]));
+            }
+            float corr[2], mUse[2];
 #pragma unroll
-        for (int j = 0; j < S_TILES; ++j) {
-            s[j][0] = fast_exp2(s[j][0] * p.scaleLog2 - mUse[0]);
-            s[j][1] = fast_exp2(s[j][1] * p.scaleLog2 - mUse[0]);
-            s[j][2] = fast_exp2(s[j][2] * p.scaleLog2 - mUse[1]);
-            s[j][3] = fast_exp2(s[j][3] * p.scaleLog2 - mUse[1]);
-            lRow[0] += s[j][0] + s[j][1];
-            lRow[1] += s[j][2] + s[j][3];
-        }
+            for (int r = 0; r < 2; ++r) {
+                mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+                mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+                float mNew = fmaxf(mRow[m][r], mx[r] * p.scaleLog2);
+                mUse[r] = mNew == NEG_INF ? 0.f : mNew;
+                corr[r] = fast_exp2(mRow[m][r] - mUse[r]);
+                mRow[m][r] = mNew;
+                lRow[m][r] *= corr[r];
+            }
+#if FAST_EXP
 #pragma unroll
-        for (int i = 0; i < O_TILES; ++i) {
-            o[i][0] *= corr[0]; o[i][1] *= corr[0];
-            o[i][2] *= corr[1]; o[i][3] *= corr[1];
+            for (int j = 0; j < S_TILES; ++j) {
+                u32 x0 = ex2_bf16x2(pack2(s[m][j][0] * p.scaleLog2 - mUse[0], s[m][j][1] * p.scaleLog2 - mUse[0]));
+                u32 x1 = ex2_bf16x2(pack2(s[m][j][2] * p.scaleLog2 - mUse[1], s[m][j][3] * p.scaleLog2 - mUse[1]));
+                lRow[m][0] += __uint_as_float(x0 << 16) + __uint_as_float(x0 & 0xffff0000u);
+                lRow[m][1] += __uint_as_float(x1 << 16) + __uint_as_float(x1 & 0xffff0000u);
+                pb[m][j][0] = x0;
+                pb[m][j][1] = x1;
+            }
+#else
+#pragma unroll
+            for (int j = 0; j < S_TILES; ++j) {
+                s[m][j][0] = fast_exp2(s[m][j][0] * p.scaleLog2 - mUse[0]);
+                s[m][j][1] = fast_exp2(s[m][j][1] * p.scaleLog2 - mUse[0]);
+                s[m][j][2] = fast_exp2(s[m][j][2] * p.scaleLog2 - mUse[1]);
+                s[m][j][3] = fast_exp2(s[m][j][3] * p.scaleLog2 - mUse[1]);
+                lRow[m][0] += s[m][j][0] + s[m][j][1];
+                lRow[m][1] += s[m][j][2] + s[m][j][3];
+            }
+#endif
+#pragma unroll
+            for (int i = 0; i < O_TILES; ++i) {
+                o[m][i][0] *= corr[0]; o[m][i][1] *= corr[0];
+                o[m][i][2] *= corr[1]; o[m][i][3] *= corr[1];
+            }
         }
 
         // O += P·V; the S accumulator layout is the A-fragment layout of the next product.
 #pragma unroll
         for (int ks = 0; ks < PV_STEPS; ++ks) {
-            u32 a[4];
-            a[0] = pack2(s[2 * ks][0], s[2 * ks][1]);
-            a[1] = pack2(s[2 * ks][2], s[2 * ks][3]);
-            a[2] = pack2(s[2 * ks + 1][0], s[2 * ks + 1][1]);
-            a[3] = pack2(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+            u32 a[M_TILES][4];
+#pragma unroll
+            for (int m = 0; m < M_TILES; ++m) {
+#if FAST_EXP
+                a[m][0] = pb[m][2 * ks][0];
+                a[m][1] = pb[m][2 * ks][1];
+                a[m][2] = pb[m][2 * ks + 1][0];
+                a[m][3] = pb[m][2 * ks + 1][1];
+#else
+                a[m][0] = pack2(s[m][2 * ks][0], s[m][2 * ks][1]);
+                a[m][1] = pack2(s[m][2 * ks][2], s[m][2 * ks][3]);
+                a[m][2] = pack2(s[m][2 * ks + 1][0], s[m][2 * ks + 1][1]);
+                a[m][3] = pack2(s[m][2 * ks + 1][2], s[m][2 * ks + 1][3]);
+#endif
+            }
 #pragma unroll
             for (int nd = 0; nd < O_TILES; nd += 2) {
                 int mi = lane >> 3;
@@ -286,29 +354,34 @@ attention_fwd(const AttentionParams p) {
                 int c = nd + (mi >> 1);
                 u32 b0, b1, b2, b3;
                 ldsm_x4_t(sV + swz(key, c) * 16, b0, b1, b2, b3);
-                mma16816(o[nd], a, b0, b1);
-                mma16816(o[nd + 1], a, b2, b3);
+#pragma unroll
+                for (int m = 0; m < M_TILES; ++m) {
+                    mma16816(o[m][nd], a[m], b0, b1);
+                    mma16816(o[m][nd + 1], a[m], b2, b3);
+                }
             }
         }
         __syncthreads();
     }
 
-    // Normalise and store; each quad owns two rows.
+    // Normalise and store; each quad owns two rows of each m-tile.
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        float l = lRow[r];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        float inv = l > 0.f ? 1.f / l : 0.f;
-        int row = q0 + warp * 16 + g + r * 8;
-        if (row < p.seqLen) {
-            bool valid = row < len;
-            u16* dst = oBase + (long long)row * p.oStrideT + 2 * t4;
+    for (int m = 0; m < M_TILES; ++m)
 #pragma unroll
-            for (int i = 0; i < O_TILES; ++i) {
-                u32 v = valid ? pack2(o[i][2 * r] * inv, o[i][2 * r + 1] * inv) : 0u;
-                *(u32*)(dst + i * 8) = v;
+        for (int r = 0; r < 2; ++r) {
+            float l = lRow[m][r];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            float inv = l > 0.f ? 1.f / l : 0.f;
+            int row = q0 + warp * WARP_ROWS + m * 16 + g + r * 8;
+            if (row < p.seqLen) {
+                bool valid = row < len;
+                u16* dst = oBase + (long long)row * p.oStrideT + 2 * t4;
+#pragma unroll
+                for (int i = 0; i < O_TILES; ++i) {
+                    u32 v = valid ? pack2(o[m][i][2 * r] * inv, o[m][i][2 * r + 1] * inv) : 0u;
+                    *(u32*)(dst + i * 8) = v;
+                }
             }
         }
-    }
 }
