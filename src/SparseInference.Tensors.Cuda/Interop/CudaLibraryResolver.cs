@@ -56,17 +56,42 @@ internal static class CudaLibraryResolver
     {
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
         {
-            return $"the CUDA backend runs on Linux x64 only (this is {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture})";
+            return $"CUDA backend unavailable: it runs on Linux x64 only (this is {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture})";
         }
 
         Register();
-        var missing = new List<string>();
-        foreach (var name in Candidates.Keys)
+        return Describe(Candidates.Keys.Where(name => TryLoad(name) == 0));
+    }
+
+    /// <summary>
+    /// Probes arbitrary sonames without registering them (tests use a name that cannot exist);
+    /// the message has the same form as <see cref="Probe()"/>'s.
+    /// </summary>
+    internal static string? Probe(IReadOnlyDictionary<string, string[]> candidates)
+    {
+        var missing = candidates.Where(c => !c.Value.Any(CanLoad)).Select(c => c.Key);
+        return Describe(missing, candidates);
+    }
+
+    private static bool CanLoad(string soname)
+    {
+        if (!NativeLibrary.TryLoad(soname, out var handle))
         {
-            if (TryLoad(name) == 0)
-            {
-                missing.Add($"{string.Join(" or ", Candidates[name])} not found: install {InstallHints[name]}");
-            }
+            return false;
+        }
+
+        NativeLibrary.Free(handle);
+        return true;
+    }
+
+    private static string? Describe(IEnumerable<string> missingNames, IReadOnlyDictionary<string, string[]>? candidates = null)
+    {
+        candidates ??= Candidates;
+        var missing = new List<string>();
+        foreach (var name in missingNames)
+        {
+            var hint = InstallHints.TryGetValue(name, out var h) ? h : "the library that provides it";
+            missing.Add($"{string.Join(" or ", candidates[name])} not found: install {hint}");
         }
 
         if (missing.Count == 0)
@@ -76,15 +101,6 @@ internal static class CudaLibraryResolver
 
         return "CUDA backend unavailable: " + string.Join("; ", missing)
             + $". Libraries outside the loader's path can be named with {LibraryDirectoryVariable}=dir1:dir2.";
-    }
-
-    /// <summary>The path or soname a logical library was loaded from, for diagnostics.</summary>
-    public static string Describe(string name)
-    {
-        lock (Gate)
-        {
-            return Loaded.TryGetValue(name, out var h) && h != 0 ? string.Join(" or ", Candidates[name]) + " (loaded)" : "not loaded";
-        }
     }
 
     private static nint Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath) =>
