@@ -1,1 +1,15 @@
-Console.WriteLine("benchmarks");
+using BenchmarkDotNet.Running;
+using SparseInference.Benchmarks.Tensors;
+
+// Peer comparisons run by name (`-- matmul`); anything else goes to BenchmarkDotNet (`-- --filter *`).
+var comparisons = new Dictionary<string, Func<string[], int>>(StringComparer.OrdinalIgnoreCase)
+{
+    ["matmul"] = MatMulComparison.Run,
+    ["attention"] = AttentionComparison.Run,
+};
+if (args.Length > 0 && comparisons.TryGetValue(args[0], out var comparison))
+{
+    return comparison(args[1..]);
+}
+BenchmarkSwitcher.FromAssembly(typeof(MatMulComparison).Assembly).Run(args);
+return 0;
