@@ -1,0 +1,592 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using SparseInference.Tensors.Cuda.Attention;
+using SparseInference.Tensors.Cuda.Compilation;
+using SparseInference.Tensors.Cuda.Interop;
+using SparseInference.Tensors.Cuda.Memory;
+
+namespace SparseInference.Tensors.Cuda;
+
+/// <summary>What the device says about itself.</summary>
+public sealed record CudaDeviceInfo(
+    int Ordinal, string Name, int ComputeMajor, int ComputeMinor, int MultiprocessorCount,
+    long TotalMemoryBytes, long L2CacheBytes, int DriverVersion, string NvrtcVersion, int CublasVersion);
+
+/// <summary>
+/// The CUDA compute backend: one device, its primary context, one stream, a cuBLAS handle,
+/// NVRTC-compiled kernels and a caching device-memory pool. All work is queued on <see cref="Stream"/>.
+/// Create it with <see cref="TryCreate"/>, which reports why it is unavailable instead of throwing.
+/// </summary>
+public sealed unsafe partial class CudaBackend : IDisposable
+{
+    private const int KeyTile = 64;
+    private readonly CudaPrimaryContextHandle context;
+    private readonly CudaStreamHandle stream;
+    private readonly CublasHandle cublas;
+    private readonly KernelCompiler compiler;
+    private readonly Dictionary<string, CudaModuleHandle> modules = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Module, string Function), nint> functions = [];
+    private readonly Lock gate = new();
+
+    private CudaBackend(CudaDeviceInfo info, CudaPrimaryContextHandle context, CudaStreamHandle stream, CublasHandle cublas, KernelCompiler compiler)
+    {
+        Device = info;
+        this.context = context;
+        this.stream = stream;
+        this.cublas = cublas;
+        this.compiler = compiler;
+        Memory = new DeviceMemoryPool(context.DangerousGetHandle());
+    }
+
+    public CudaDeviceInfo Device { get; }
+
+    /// <summary>The caching allocator behind every buffer of this backend.</summary>
+    public DeviceMemoryPool Memory { get; }
+
+    /// <summary>Kernel compilations not served from the disk cache.</summary>
+    public int KernelCompilations => compiler.Compilations;
+
+    internal nint Stream => stream.DangerousGetHandle();
+
+    /// <summary>
+    /// Opens device <paramref name="ordinal"/>. Returns false with a reason (what is missing and what
+    /// to install, or the failing call) when CUDA cannot be used here; never throws for that.
+    /// </summary>
+    public static bool TryCreate(out CudaBackend? backend, out string? reason, int ordinal = 0, string? kernelCacheDirectory = null)
+    {
+        backend = null;
+        reason = CudaLibraryResolver.Probe();
+        if (reason is not null)
+        {
+            return false;
+        }
+
+        CudaPrimaryContextHandle? ctx = null;
+        CudaStreamHandle? str = null;
+        try
+        {
+            CudaDriver.Check(CudaDriver.cuInit(0), nameof(CudaDriver.cuInit));
+            CudaDriver.Check(CudaDriver.cuDeviceGetCount(out var count), nameof(CudaDriver.cuDeviceGetCount));
+            if (ordinal < 0 || ordinal >= count)
+            {
+                reason = $"CUDA backend unavailable: device ordinal {ordinal} requested, {count} device(s) present.";
+                return false;
+            }
+
+            CudaDriver.Check(CudaDriver.cuDeviceGet(out var device, ordinal), nameof(CudaDriver.cuDeviceGet));
+            var info = QueryDevice(device, ordinal, out var major, out var minor);
+            if (major < 8)
+            {
+                reason = $"CUDA backend unavailable: {info.Name} has compute capability {major}.{minor}; the kernels need 8.0 or newer (BF16 tensor cores).";
+                return false;
+            }
+
+            CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out var ctxPtr, device), nameof(CudaDriver.cuDevicePrimaryCtxRetain));
+            ctx = new CudaPrimaryContextHandle(ctxPtr, device);
+            ctx.MakeCurrent();
+            CudaDriver.Check(CudaDriver.cuStreamCreate(out var streamPtr, CudaDriver.CU_STREAM_NON_BLOCKING), nameof(CudaDriver.cuStreamCreate));
+            str = new CudaStreamHandle(streamPtr, ctxPtr);
+            CuBlas.Check(CuBlas.cublasCreate_v2(out var blasPtr), nameof(CuBlas.cublasCreate_v2));
+            var blas = new CublasHandle(blasPtr, ctxPtr);
+            CuBlas.Check(CuBlas.cublasSetStream_v2(blasPtr, streamPtr), nameof(CuBlas.cublasSetStream_v2));
+            CuBlas.Check(CuBlas.cublasGetVersion_v2(blasPtr, out var blasVersion), nameof(CuBlas.cublasGetVersion_v2));
+            var comp = new KernelCompiler(major, minor, kernelCacheDirectory ?? KernelCacheKey.DefaultDirectory());
+            info = info with { NvrtcVersion = $"{comp.NvrtcMajor}.{comp.NvrtcMinor}", CublasVersion = blasVersion };
+            backend = new CudaBackend(info, ctx, str, blas, comp);
+            return true;
+        }
+        catch (CudaException ex)
+        {
+            str?.Dispose();
+            ctx?.Dispose();
+            reason = "CUDA backend unavailable: " + ex.Message;
+            return false;
+        }
+        catch (EntryPointNotFoundException ex)
+        {
+            str?.Dispose();
+            ctx?.Dispose();
+            reason = "CUDA backend unavailable: a CUDA library lacks an expected function (" + ex.Message + "); install CUDA 12 or 13 libraries.";
+            return false;
+        }
+    }
+
+    private static CudaDeviceInfo QueryDevice(int device, int ordinal, out int major, out int minor)
+    {
+        var name = stackalloc byte[256];
+        CudaDriver.Check(CudaDriver.cuDeviceGetName(name, 256, device), nameof(CudaDriver.cuDeviceGetName));
+        major = Attribute(device, CudaDriver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
+        minor = Attribute(device, CudaDriver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+        var sms = Attribute(device, CudaDriver.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+        var l2 = Attribute(device, CudaDriver.CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
+        CudaDriver.Check(CudaDriver.cuDeviceTotalMem(out var total, device), nameof(CudaDriver.cuDeviceTotalMem));
+        CudaDriver.Check(CudaDriver.cuDriverGetVersion(out var driver), nameof(CudaDriver.cuDriverGetVersion));
+        return new CudaDeviceInfo(ordinal, Marshal.PtrToStringUTF8((nint)name) ?? "?", major, minor, sms, (long)total, l2, driver, "", 0);
+    }
+
+    private static int Attribute(int device, int attribute)
+    {
+        CudaDriver.Check(CudaDriver.cuDeviceGetAttribute(out var value, attribute, device), $"{nameof(CudaDriver.cuDeviceGetAttribute)}({attribute})");
+        return value;
+    }
+
+    /// <summary>Free and total device memory as the driver sees it.</summary>
+    public (long Free, long Total) DeviceMemoryInfo()
+    {
+        context.MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuMemGetInfo(out var free, out var total), nameof(CudaDriver.cuMemGetInfo));
+        return ((long)free, (long)total);
+    }
+
+    // ---- Memory and copies -----------------------------------------------------------------
+
+    /// <summary>Rents device memory from the pool.</summary>
+    public CudaBuffer Allocate(long bytes, MemoryCategory category = MemoryCategory.Activations)
+    {
+        context.MakeCurrent();
+        return Memory.Rent(bytes, category);
+    }
+
+    /// <summary>Copies host data into a buffer and waits for the copy.</summary>
+    public void Upload<T>(ReadOnlySpan<T> source, CudaBuffer destination, long destinationOffsetBytes = 0)
+        where T : unmanaged
+    {
+        var bytes = (long)source.Length * sizeof(T);
+        CheckRange(destination, destinationOffsetBytes, bytes, nameof(destination));
+        context.MakeCurrent();
+        fixed (T* p = source)
+        {
+            CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync(destination.Pointer + (ulong)destinationOffsetBytes, p, (nuint)bytes, Stream), nameof(CudaDriver.cuMemcpyHtoDAsync));
+            Synchronize();
+        }
+    }
+
+    /// <summary>Copies a buffer to host memory and waits for the copy.</summary>
+    public void Download<T>(CudaBuffer source, Span<T> destination, long sourceOffsetBytes = 0)
+        where T : unmanaged
+    {
+        var bytes = (long)destination.Length * sizeof(T);
+        CheckRange(source, sourceOffsetBytes, bytes, nameof(source));
+        context.MakeCurrent();
+        fixed (T* p = destination)
+        {
+            CudaDriver.Check(CudaDriver.cuMemcpyDtoHAsync(p, source.Pointer + (ulong)sourceOffsetBytes, (nuint)bytes, Stream), nameof(CudaDriver.cuMemcpyDtoHAsync));
+            Synchronize();
+        }
+    }
+
+    /// <summary>Device-to-device copy, queued.</summary>
+    public void Copy(CudaBuffer source, CudaBuffer destination, long bytes)
+    {
+        CheckRange(source, 0, bytes, nameof(source));
+        CheckRange(destination, 0, bytes, nameof(destination));
+        context.MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(destination.Pointer, source.Pointer, (nuint)bytes, Stream), nameof(CudaDriver.cuMemcpyDtoDAsync));
+    }
+
+    /// <summary>Fills a buffer with a 32-bit pattern, queued (used to poison outputs before a check).</summary>
+    public void Fill32(CudaBuffer buffer, uint pattern)
+    {
+        context.MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuMemsetD32Async(buffer.Pointer, pattern, (nuint)(buffer.Bytes / 4), Stream), nameof(CudaDriver.cuMemsetD32Async));
+    }
+
+    /// <summary>Waits for all queued work; surfaces asynchronous kernel faults.</summary>
+    public void Synchronize()
+    {
+        context.MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuStreamSynchronize(Stream), nameof(CudaDriver.cuStreamSynchronize));
+    }
+
+    private static void CheckRange(CudaBuffer buffer, long offset, long bytes, string name)
+    {
+        ArgumentNullException.ThrowIfNull(buffer, name);
+        if (offset < 0 || bytes < 0 || offset + bytes > buffer.Bytes)
+        {
+            throw new ArgumentOutOfRangeException(name, $"{name}: expected a range within {buffer.Bytes} bytes, got offset {offset} + {bytes} bytes.");
+        }
+    }
+
+    // ---- Kernels ---------------------------------------------------------------------------
+
+    /// <summary>Loads (compiling on first use) a kernel of an embedded source with defines.</summary>
+    internal nint Function(string sourceFile, string function, params string[] defines)
+    {
+        var moduleKey = sourceFile + "|" + string.Join(',', defines);
+        lock (gate)
+        {
+            if (functions.TryGetValue((moduleKey, function), out var cached))
+            {
+                return cached;
+            }
+
+            context.MakeCurrent();
+            if (!modules.TryGetValue(moduleKey, out var module))
+            {
+                var source = KernelCompiler.ReadSource(sourceFile);
+                var image = compiler.GetImage(Path.GetFileNameWithoutExtension(sourceFile), source, defines);
+                fixed (byte* p = image)
+                {
+                    CudaDriver.Check(CudaDriver.cuModuleLoadData(out var m, p), $"{nameof(CudaDriver.cuModuleLoadData)}({sourceFile})");
+                    module = new CudaModuleHandle(m, context.DangerousGetHandle());
+                }
+
+                modules[moduleKey] = module;
+            }
+
+            CudaDriver.Check(CudaDriver.cuModuleGetFunction(out var f, module.DangerousGetHandle(), function), $"{nameof(CudaDriver.cuModuleGetFunction)}({function})");
+            functions[(moduleKey, function)] = f;
+            return f;
+        }
+    }
+
+    /// <summary>Registers per thread of the attention kernel built for a head dim, query tile and variant.</summary>
+    public int AttentionRegisters(int headDim, int queryTile, AttentionKernelVariant variant)
+    {
+        var mTiles = headDim == 128 ? 1 : variant.RowsPerWarp / 16;
+        return KernelRegisters("attention.cu", "attention_fwd",
+            $"HEAD_DIM={headDim}", $"QUERY_TILE={queryTile}", "USE_FP16=0",
+            $"M_TILES={mTiles}", $"FAST_EXP={(variant.FastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, variant.MinBlocksPerMultiprocessor)}");
+    }
+
+    /// <summary>Registers used by a loaded kernel (from the compiled image), for the notes.</summary>
+    public int KernelRegisters(string sourceFile, string function, params string[] defines)
+    {
+        var f = Function(sourceFile, function, defines);
+        CudaDriver.Check(CudaDriver.cuFuncGetAttribute(out var regs, CudaDriver.CU_FUNC_ATTRIBUTE_NUM_REGS, f), nameof(CudaDriver.cuFuncGetAttribute));
+        return regs;
+    }
+
+    internal void Launch(nint function, uint gridX, uint gridY, uint gridZ, uint block, uint sharedBytes, void** args, string name)
+    {
+        CudaDriver.Check(
+            CudaDriver.cuLaunchKernel(function, gridX, gridY, gridZ, block, 1, 1, sharedBytes, Stream, args, null),
+            $"{nameof(CudaDriver.cuLaunchKernel)}({name})");
+    }
+
+    private uint GridFor(long n, int block) =>
+        (uint)Math.Max(1, Math.Min((n + block - 1) / block, (long)Device.MultiprocessorCount * 16));
+
+    // ---- Element-wise and row-wise ops (FP32) ---------------------------------------------
+
+    /// <summary>y = LayerNorm(x)·γ + β over rows of <paramref name="cols"/> values, biased variance.</summary>
+    public void LayerNorm(CudaBuffer x, CudaBuffer gamma, CudaBuffer beta, CudaBuffer y, int rows, int cols, float eps)
+    {
+        CheckRange(x, 0, (long)rows * cols * 4, nameof(x));
+        CheckRange(y, 0, (long)rows * cols * 4, nameof(y));
+        CheckRange(gamma, 0, (long)cols * 4, nameof(gamma));
+        CheckRange(beta, 0, (long)cols * 4, nameof(beta));
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "layer_norm_f32");
+        ulong px = x.Pointer, pg = gamma.Pointer, pb = beta.Pointer, py = y.Pointer;
+        void** args = stackalloc void*[] { &px, &pg, &pb, &py, &rows, &cols, &eps };
+        const int warps = 8;
+        Launch(f, (uint)((rows + warps - 1) / warps), 1, 1, warps * 32, 0, args, "layer_norm_f32");
+    }
+
+    /// <summary>y = GELU(x + bias), exact erf form; bias broadcast over rows of <paramref name="cols"/>; bias may be null.</summary>
+    public void BiasGelu(CudaBuffer x, CudaBuffer? bias, CudaBuffer y, long n, int cols)
+    {
+        CheckRange(x, 0, n * 4, nameof(x));
+        CheckRange(y, 0, n * 4, nameof(y));
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "bias_gelu_f32");
+        ulong px = x.Pointer, pb = bias?.Pointer ?? 0, py = y.Pointer;
+        void** args = stackalloc void*[] { &px, &pb, &py, &n, &cols };
+        Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "bias_gelu_f32");
+    }
+
+    /// <summary>y = x + bias, bias broadcast over rows of <paramref name="cols"/>.</summary>
+    public void BiasAdd(CudaBuffer x, CudaBuffer bias, CudaBuffer y, long n, int cols)
+    {
+        CheckRange(x, 0, n * 4, nameof(x));
+        CheckRange(y, 0, n * 4, nameof(y));
+        CheckRange(bias, 0, (long)cols * 4, nameof(bias));
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "bias_add_f32");
+        ulong px = x.Pointer, pb = bias.Pointer, py = y.Pointer;
+        void** args = stackalloc void*[] { &px, &pb, &py, &n, &cols };
+        Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "bias_add_f32");
+    }
+
+    /// <summary>y = a + b (residual connection).</summary>
+    public void Add(CudaBuffer a, CudaBuffer b, CudaBuffer y, long n)
+    {
+        CheckRange(a, 0, n * 4, nameof(a));
+        CheckRange(b, 0, n * 4, nameof(b));
+        CheckRange(y, 0, n * 4, nameof(y));
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "add_f32");
+        ulong pa = a.Pointer, pb = b.Pointer, py = y.Pointer;
+        void** args = stackalloc void*[] { &pa, &pb, &py, &n };
+        Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "add_f32");
+    }
+
+    /// <summary>FP32 → BF16 (round to nearest even).</summary>
+    public void ConvertToBFloat16(CudaBuffer x, CudaBuffer y, long n)
+    {
+        CheckRange(x, 0, n * 4, nameof(x));
+        CheckRange(y, 0, n * 2, nameof(y));
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "f32_to_bf16_kernel");
+        ulong px = x.Pointer, py = y.Pointer;
+        void** args = stackalloc void*[] { &px, &py, &n };
+        Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "f32_to_bf16_kernel");
+    }
+
+    /// <summary>BF16 → FP32.</summary>
+    public void ConvertToFloat32(CudaBuffer x, CudaBuffer y, long n)
+    {
+        CheckRange(x, 0, n * 2, nameof(x));
+        CheckRange(y, 0, n * 4, nameof(y));
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "bf16_to_f32_kernel");
+        ulong px = x.Pointer, py = y.Pointer;
+        void** args = stackalloc void*[] { &px, &py, &n };
+        Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "bf16_to_f32_kernel");
+    }
+
+    // ---- Matrix products (cuBLAS) ----------------------------------------------------------
+
+    /// <summary>
+    /// Row-major C[m,n] = A[m,k]·B, with B given as [k,n], or as [n,k] when
+    /// <paramref name="transposeB"/> (a PyTorch Linear weight: y = x·Wᵀ). FP32 accumulation;
+    /// inputs FP32, BF16 or FP16; C has the input type.
+    /// </summary>
+    public void MatMul(CudaBuffer a, CudaBuffer b, CudaBuffer c, int m, int n, int k, bool transposeB, CudaElementType type = CudaElementType.Float32) =>
+        MatMulStridedBatched(a, b, c, m, n, k, transposeB, 1, 0, 0, 0, type);
+
+    /// <summary>Batched <see cref="MatMul"/> with element strides between the batch's matrices.</summary>
+    public void MatMulStridedBatched(CudaBuffer a, CudaBuffer b, CudaBuffer c, int m, int n, int k, bool transposeB,
+        int batch, long strideA, long strideB, long strideC, CudaElementType type = CudaElementType.Float32)
+    {
+        var size = type.Size();
+        CheckRange(a, 0, (((long)(batch - 1) * strideA) + ((long)m * k)) * size, nameof(a));
+        CheckRange(b, 0, (((long)(batch - 1) * strideB) + ((long)k * n)) * size, nameof(b));
+        CheckRange(c, 0, (((long)(batch - 1) * strideC) + ((long)m * n)) * size, nameof(c));
+        context.MakeCurrent();
+        var dataType = type switch
+        {
+            CudaElementType.Float32 => CuBlas.CUDA_R_32F,
+            CudaElementType.BFloat16 => CuBlas.CUDA_R_16BF,
+            _ => CuBlas.CUDA_R_16F,
+        };
+        float alpha = 1, beta = 0;
+
+        // Row-major C = A·op(B) is column-major Cᵀ = op(B)ᵀ·Aᵀ: swap the operands, keep the memory.
+        CuBlas.Check(
+            CuBlas.cublasGemmStridedBatchedEx(
+                cublas.DangerousGetHandle(),
+                transposeB ? CuBlas.CUBLAS_OP_T : CuBlas.CUBLAS_OP_N, CuBlas.CUBLAS_OP_N,
+                n, m, k,
+                &alpha, b.Pointer, dataType, transposeB ? k : n, strideB,
+                a.Pointer, dataType, k, strideA,
+                &beta, c.Pointer, dataType, n, strideC,
+                batch, CuBlas.CUBLAS_COMPUTE_32F, CuBlas.CUBLAS_GEMM_DEFAULT),
+            nameof(CuBlas.cublasGemmStridedBatchedEx));
+    }
+
+    // ---- Attention -------------------------------------------------------------------------
+
+    /// <summary>The attention kernel variant used when a call names none.</summary>
+    public AttentionKernelVariant AttentionVariant { get; set; } = AttentionKernelVariant.Default;
+
+    /// <summary>Whether <see cref="Attention"/> runs this geometry and layout on the GPU.</summary>
+    public static bool SupportsAttention(AttentionGeometry geometry, CsrBlockLayout? layout, out string? why)
+    {
+        ArgumentNullException.ThrowIfNull(geometry);
+        why = null;
+        if (geometry.HeadDim is not (16 or 32 or 64 or 128))
+        {
+            why = $"head dim {geometry.HeadDim} (supported: 16, 32, 64, 128)";
+        }
+        else if (layout is not null && layout.BlockSize is not (64 or 128))
+        {
+            why = $"block size {layout.BlockSize} (supported: 64, 128)";
+        }
+        else if (new[] { geometry.Q, geometry.K, geometry.V, geometry.O }.Any(s => s.Token % 8 != 0 || s.Head % 8 != 0 || s.Batch % 8 != 0))
+        {
+            why = "strides must be multiples of 8 elements (16-byte rows)";
+        }
+        else if (layout is not null && (layout.Batch != geometry.Batch || layout.Heads != geometry.Heads
+            || layout.NumQueryBlocks != CsrBlockLayout.BlockCount(geometry.SeqLen, layout.BlockSize)))
+        {
+            why = $"layout [{layout.Batch}, {layout.Heads}, {layout.NumQueryBlocks} query blocks] does not match batch {geometry.Batch}, heads {geometry.Heads}, {CsrBlockLayout.BlockCount(geometry.SeqLen, layout.BlockSize)} query blocks";
+        }
+
+        return why is null;
+    }
+
+    /// <summary>A CSR layout uploaded to the device.</summary>
+    public sealed class DeviceBlockLayout : IDisposable
+    {
+        internal DeviceBlockLayout(CsrBlockLayout layout, CudaBuffer offsets, CudaBuffer indices)
+        {
+            Layout = layout;
+            Offsets = offsets;
+            Indices = indices;
+        }
+
+        public CsrBlockLayout Layout { get; }
+
+        internal CudaBuffer Offsets { get; }
+
+        internal CudaBuffer Indices { get; }
+
+        public void Dispose()
+        {
+            Offsets.Dispose();
+            Indices.Dispose();
+        }
+    }
+
+    /// <summary>Uploads a layout (workspace memory) for <see cref="Attention"/>.</summary>
+    public DeviceBlockLayout Upload(CsrBlockLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        var offsets = Allocate(layout.Offsets.Length * 4L, MemoryCategory.Workspace);
+        var indices = Allocate(Math.Max(1, layout.Indices.Length) * 4L, MemoryCategory.Workspace);
+        Upload<int>(layout.Offsets, offsets);
+        if (layout.Indices.Length > 0)
+        {
+            Upload<int>(layout.Indices, indices);
+        }
+
+        return new DeviceBlockLayout(layout, offsets, indices);
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct AttentionParams
+    {
+        public ulong Q, K, V, O;
+        public long QStrideB, QStrideH, QStrideT;
+        public long KStrideB, KStrideH, KStrideT;
+        public long VStrideB, VStrideH, VStrideT;
+        public long OStrideB, OStrideH, OStrideT;
+        public ulong SeqLens, BlockOffsets, BlockIndices;
+        public int Batch, Heads, SeqLen, BlockSize, NumQueryBlocks;
+        public float ScaleLog2;
+    }
+
+    /// <summary>
+    /// O = softmax(Q·Kᵀ/√d)·V per (batch, head) on BF16 or FP16 tensors, FP32 accumulation. Dense when
+    /// <paramref name="layout"/> is null, else only the listed key blocks per query block.
+    /// <paramref name="seqLens"/> (int32 per sequence, optional) masks keys past each valid length
+    /// and zeroes the outputs of queries past it.
+    /// </summary>
+    public void Attention(CudaBuffer q, CudaBuffer k, CudaBuffer v, CudaBuffer o, AttentionGeometry geometry,
+        DeviceBlockLayout? layout = null, CudaBuffer? seqLens = null, CudaElementType type = CudaElementType.BFloat16,
+        AttentionKernelVariant? variant = null)
+    {
+        ArgumentNullException.ThrowIfNull(geometry);
+        if (!SupportsAttention(geometry, layout?.Layout, out var why))
+        {
+            throw new NotSupportedException("CUDA attention does not support this call: " + why);
+        }
+
+        if (type == CudaElementType.Float32)
+        {
+            throw new NotSupportedException("CUDA attention takes BF16 or FP16 tensors; convert FP32 first.");
+        }
+
+        var queryTile = layout?.Layout.BlockSize ?? 128;
+        var chosen = variant ?? AttentionVariant;
+        if (chosen.RowsPerWarp is not (16 or 32))
+        {
+            throw new ArgumentException($"variant.RowsPerWarp: expected 16 or 32, got {chosen.RowsPerWarp}.", nameof(variant));
+        }
+
+        // Two 16-row tiles per warp would spill registers at head dim 128.
+        var mTiles = geometry.HeadDim == 128 ? 1 : chosen.RowsPerWarp / 16;
+        var fastExp = chosen.FastExp && type == CudaElementType.BFloat16;
+        var defines = new[]
+        {
+            $"HEAD_DIM={geometry.HeadDim}", $"QUERY_TILE={queryTile}", $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}",
+            $"M_TILES={mTiles}", $"FAST_EXP={(fastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, chosen.MinBlocksPerMultiprocessor)}",
+        };
+        var sharedBytes = ((queryTile * geometry.HeadDim) + (4 * KeyTile * geometry.HeadDim)) * 2;
+        context.MakeCurrent();
+        var f = AttentionFunction(defines, sharedBytes);
+
+        var p = new AttentionParams
+        {
+            Q = q.Pointer, K = k.Pointer, V = v.Pointer, O = o.Pointer,
+            QStrideB = geometry.Q.Batch, QStrideH = geometry.Q.Head, QStrideT = geometry.Q.Token,
+            KStrideB = geometry.K.Batch, KStrideH = geometry.K.Head, KStrideT = geometry.K.Token,
+            VStrideB = geometry.V.Batch, VStrideH = geometry.V.Head, VStrideT = geometry.V.Token,
+            OStrideB = geometry.O.Batch, OStrideH = geometry.O.Head, OStrideT = geometry.O.Token,
+            SeqLens = seqLens?.Pointer ?? 0,
+            BlockOffsets = layout?.Offsets.Pointer ?? 0,
+            BlockIndices = layout?.Indices.Pointer ?? 0,
+            Batch = geometry.Batch,
+            Heads = geometry.Heads,
+            SeqLen = geometry.SeqLen,
+            BlockSize = layout?.Layout.BlockSize ?? KeyTile,
+            NumQueryBlocks = layout?.Layout.NumQueryBlocks ?? CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile),
+            ScaleLog2 = (float)(1.0 / Math.Sqrt(geometry.HeadDim) * 1.4426950408889634),
+        };
+        void** args = stackalloc void*[] { &p };
+        Launch(f, (uint)CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile), (uint)geometry.Heads, (uint)geometry.Batch,
+            (uint)(queryTile / (16 * mTiles) * 32), (uint)sharedBytes, args, "attention_fwd");
+    }
+
+    private nint AttentionFunction(string[] defines, int sharedBytes)
+    {
+        var f = Function("attention.cu", "attention_fwd", defines);
+        CudaDriver.Check(
+            CudaDriver.cuFuncSetAttribute(f, CudaDriver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes),
+            nameof(CudaDriver.cuFuncSetAttribute));
+        return f;
+    }
+
+    // ---- Timing ----------------------------------------------------------------------------
+
+    /// <summary>Milliseconds of device time the queued work of <paramref name="work"/> takes, measured with events.</summary>
+    public float TimeMilliseconds(Action work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        context.MakeCurrent();
+        var ctx = context.DangerousGetHandle();
+        CudaDriver.Check(CudaDriver.cuEventCreate(out var s, CudaDriver.CU_EVENT_DEFAULT), nameof(CudaDriver.cuEventCreate));
+        using var start = new CudaEventHandle(s, ctx);
+        CudaDriver.Check(CudaDriver.cuEventCreate(out var e, CudaDriver.CU_EVENT_DEFAULT), nameof(CudaDriver.cuEventCreate));
+        using var end = new CudaEventHandle(e, ctx);
+        CudaDriver.Check(CudaDriver.cuEventRecord(s, Stream), nameof(CudaDriver.cuEventRecord));
+        work();
+        CudaDriver.Check(CudaDriver.cuEventRecord(e, Stream), nameof(CudaDriver.cuEventRecord));
+        CudaDriver.Check(CudaDriver.cuEventSynchronize(e), nameof(CudaDriver.cuEventSynchronize));
+        CudaDriver.Check(CudaDriver.cuEventElapsedTime(out var ms, s, e), nameof(CudaDriver.cuEventElapsedTime));
+        return ms;
+    }
+
+    /// <summary>A one-line description of the device and libraries.</summary>
+    public string Describe()
+    {
+        var sb = new StringBuilder();
+        sb.Append(Device.Name).Append(", sm_").Append(Device.ComputeMajor).Append(Device.ComputeMinor)
+          .Append(", ").Append(Device.MultiprocessorCount).Append(" SMs, ")
+          .Append(Device.TotalMemoryBytes >> 20).Append(" MiB, L2 ").Append(Device.L2CacheBytes >> 20).Append(" MiB, driver ")
+          .Append(Device.DriverVersion).Append(", NVRTC ").Append(Device.NvrtcVersion).Append(", cuBLAS ").Append(Device.CublasVersion);
+        return sb.ToString();
+    }
+
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            context.MakeCurrent();
+            CudaDriver.cuStreamSynchronize(Stream);
+            Memory.Dispose();
+            foreach (var m in modules.Values)
+            {
+                m.Dispose();
+            }
+
+            modules.Clear();
+            functions.Clear();
+            cublas.Dispose();
+            stream.Dispose();
+            context.Dispose();
+        }
+    }
+}

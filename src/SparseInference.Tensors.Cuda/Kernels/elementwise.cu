@@ -1,0 +1,67 @@
+// Row-wise and element-wise FP32 kernels of the encoder layer, plus BF16/FP16 conversions.
+// Compiled by NVRTC without include paths: no headers.
+
+typedef unsigned short u16;
+
+// LayerNorm over the last dimension, biased variance (model-format.md). One warp per row, two
+// passes over the row (mean, then centred sum of squares) so large offsets do not cancel.
+extern "C" __global__ void layer_norm_f32(const float* __restrict__ x, const float* __restrict__ gamma,
+                                          const float* __restrict__ beta, float* __restrict__ y,
+                                          int rows, int cols, float eps) {
+    int warpsPerBlock = blockDim.x >> 5;
+    int row = blockIdx.x * warpsPerBlock + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const float* xr = x + (long long)row * cols;
+    float sum = 0.f;
+    for (int c = lane; c < cols; c += 32) sum += xr[c];
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    float mean = sum / cols;
+    float sq = 0.f;
+    for (int c = lane; c < cols; c += 32) { float d = xr[c] - mean; sq += d * d; }
+    for (int o = 16; o > 0; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
+    float rstd = rsqrtf(sq / cols + eps);
+    float* yr = y + (long long)row * cols;
+    for (int c = lane; c < cols; c += 32) yr[c] = (xr[c] - mean) * rstd * gamma[c] + beta[c];
+}
+
+// y = GELU(x + bias) with the exact erf form: 0.5·z·(1 + erf(z/√2)). bias may be null.
+extern "C" __global__ void bias_gelu_f32(const float* __restrict__ x, const float* __restrict__ bias,
+                                         float* __restrict__ y, long long n, int cols) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        float z = x[i] + (bias ? bias[i % cols] : 0.f);
+        y[i] = 0.5f * z * (1.f + erff(z * 0.70710678118654752f));
+    }
+}
+
+// y = x + bias (bias broadcast over rows).
+extern "C" __global__ void bias_add_f32(const float* __restrict__ x, const float* __restrict__ bias,
+                                        float* __restrict__ y, long long n, int cols) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[i] = x[i] + bias[i % cols];
+}
+
+// y = a + b (the residual connection).
+extern "C" __global__ void add_f32(const float* __restrict__ a, const float* __restrict__ b,
+                                   float* __restrict__ y, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[i] = a[i] + b[i];
+}
+
+__device__ __forceinline__ float bf16_to_f32(u16 v) { return __uint_as_float(((unsigned)v) << 16); }
+
+__device__ __forceinline__ u16 f32_to_bf16(float f) {
+    unsigned short r;
+    asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(r) : "f"(f));
+    return r;
+}
+
+extern "C" __global__ void f32_to_bf16_kernel(const float* __restrict__ x, u16* __restrict__ y, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[i] = f32_to_bf16(x[i]);
+}
+
+extern "C" __global__ void bf16_to_f32_kernel(const u16* __restrict__ x, float* __restrict__ y, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[i] = bf16_to_f32(x[i]);
+}

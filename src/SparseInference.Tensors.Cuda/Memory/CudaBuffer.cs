@@ -1,0 +1,49 @@
+namespace SparseInference.Tensors.Cuda.Memory;
+
+/// <summary>What a device allocation holds, for the memory metrics.</summary>
+public enum MemoryCategory
+{
+    /// <summary>Model weights, kept for the model's lifetime.</summary>
+    Weights,
+
+    /// <summary>Inputs, outputs and intermediates of a forward pass.</summary>
+    Activations,
+
+    /// <summary>Scratch space of an op (layouts, conversions).</summary>
+    Workspace,
+}
+
+/// <summary>
+/// A rented range of device memory. Disposing returns it to its <see cref="DeviceMemoryPool"/>.
+/// </summary>
+public sealed class CudaBuffer : IDisposable
+{
+    private readonly DeviceMemoryPool pool;
+    private int returned;
+
+    internal CudaBuffer(DeviceMemoryPool pool, Interop.CudaDeviceMemoryHandle block, long bytes, MemoryCategory category)
+    {
+        this.pool = pool;
+        Block = block;
+        Bytes = bytes;
+        Category = category;
+    }
+
+    /// <summary>The device address.</summary>
+    public ulong Pointer => Block.Pointer;
+
+    /// <summary>Bytes asked for (the block behind it may be larger).</summary>
+    public long Bytes { get; }
+
+    public MemoryCategory Category { get; }
+
+    internal Interop.CudaDeviceMemoryHandle Block { get; }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref returned, 1) == 0)
+        {
+            pool.Return(this);
+        }
+    }
+}

@@ -1,0 +1,154 @@
+using SparseInference.Tensors.Cuda.Interop;
+
+namespace SparseInference.Tensors.Cuda.Memory;
+
+/// <summary>Bytes by use, for metrics.</summary>
+/// <param name="InUseBytes">Rented and not yet returned.</param>
+/// <param name="ReservedBytes">Held from the driver, rented or cached.</param>
+/// <param name="WeightBytes">Rented as weights.</param>
+/// <param name="WorkspaceBytes">Rented as workspace.</param>
+/// <param name="ActivationBytes">Rented as activations.</param>
+public sealed record DeviceMemoryStatistics(long InUseBytes, long ReservedBytes, long WeightBytes, long WorkspaceBytes, long ActivationBytes);
+
+/// <summary>
+/// A simple caching allocator: blocks are rounded up to size classes (powers of two up to 2 MiB,
+/// then multiples of 2 MiB) and kept on a free list per class when returned, so a steady forward
+/// pass stops calling cuMemAlloc/cuMemFree (both synchronise the device).
+/// </summary>
+public sealed class DeviceMemoryPool : IDisposable
+{
+    private const long LargeGranularity = 2L << 20;
+    private readonly nint context;
+    private readonly Lock gate = new();
+    private readonly Dictionary<long, Stack<CudaDeviceMemoryHandle>> free = [];
+    private readonly long[] rentedByCategory = new long[3];
+    private long inUse;
+    private long reserved;
+    private bool disposed;
+
+    internal DeviceMemoryPool(nint context)
+    {
+        this.context = context;
+    }
+
+    /// <summary>The size class a request lands in.</summary>
+    public static long SizeClass(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
+        if (bytes >= LargeGranularity)
+        {
+            return (bytes + LargeGranularity - 1) / LargeGranularity * LargeGranularity;
+        }
+
+        long size = 256;
+        while (size < bytes)
+        {
+            size <<= 1;
+        }
+
+        return size;
+    }
+
+    public DeviceMemoryStatistics Statistics
+    {
+        get
+        {
+            lock (gate)
+            {
+                return new DeviceMemoryStatistics(inUse, reserved,
+                    rentedByCategory[(int)MemoryCategory.Weights],
+                    rentedByCategory[(int)MemoryCategory.Workspace],
+                    rentedByCategory[(int)MemoryCategory.Activations]);
+            }
+        }
+    }
+
+    /// <summary>Rents at least <paramref name="bytes"/> bytes of device memory.</summary>
+    public CudaBuffer Rent(long bytes, MemoryCategory category)
+    {
+        var size = SizeClass(bytes);
+        CudaDeviceMemoryHandle? block = null;
+        lock (gate)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            if (free.TryGetValue(size, out var stack) && stack.Count > 0)
+            {
+                block = stack.Pop();
+            }
+        }
+
+        if (block is null)
+        {
+            var result = CudaDriver.cuMemAlloc(out var pointer, (nuint)size);
+            if (result != CudaDriver.CUDA_SUCCESS)
+            {
+                // Give cached blocks back to the driver once, then try again.
+                Trim();
+                result = CudaDriver.cuMemAlloc(out pointer, (nuint)size);
+            }
+
+            CudaDriver.Check(result, $"{nameof(CudaDriver.cuMemAlloc)}({size} bytes)");
+            block = new CudaDeviceMemoryHandle(pointer, size, context);
+            lock (gate)
+            {
+                reserved += size;
+            }
+        }
+
+        lock (gate)
+        {
+            inUse += size;
+            rentedByCategory[(int)category] += size;
+        }
+
+        return new CudaBuffer(this, block, bytes, category);
+    }
+
+    internal void Return(CudaBuffer buffer)
+    {
+        lock (gate)
+        {
+            inUse -= buffer.Block.Bytes;
+            rentedByCategory[(int)buffer.Category] -= buffer.Block.Bytes;
+            if (disposed)
+            {
+                reserved -= buffer.Block.Bytes;
+                buffer.Block.Dispose();
+                return;
+            }
+
+            if (!free.TryGetValue(buffer.Block.Bytes, out var stack))
+            {
+                free[buffer.Block.Bytes] = stack = new Stack<CudaDeviceMemoryHandle>();
+            }
+
+            stack.Push(buffer.Block);
+        }
+    }
+
+    /// <summary>Frees every cached (not rented) block.</summary>
+    public void Trim()
+    {
+        lock (gate)
+        {
+            foreach (var stack in free.Values)
+            {
+                while (stack.Count > 0)
+                {
+                    var block = stack.Pop();
+                    reserved -= block.Bytes;
+                    block.Dispose();
+                }
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        Trim();
+        lock (gate)
+        {
+            disposed = true;
+        }
+    }
+}

@@ -1,0 +1,82 @@
+using SparseInference.Tensors.Cuda.Compilation;
+
+namespace SparseInference.Tensors.Cuda.Tests.Compilation;
+
+public class KernelCacheKeyTests
+{
+    private static readonly string[] Options = ["--gpu-architecture=sm_90", "-DHEAD_DIM=64"];
+
+    private static string Key(string source = "kernel source", string[]? options = null, int major = 9, int minor = 0, int nvrtcMajor = 13, int nvrtcMinor = 0) =>
+        KernelCacheKey.Compute("attention", source, options ?? Options, major, minor, nvrtcMajor, nvrtcMinor);
+
+    [Fact]
+    public void Compute_SameInputs_SameKey() => Assert.Equal(Key(), Key());
+
+    [Fact]
+    public void Compute_FileName_NamesKernelAndArchitecture()
+    {
+        var key = Key();
+
+        Assert.Matches("^attention-sm90-[0-9a-f]{16}\\.cubin$", key);
+    }
+
+    [Theory]
+    [InlineData("source")]
+    [InlineData("options")]
+    [InlineData("arch")]
+    [InlineData("nvrtc")]
+    public void Compute_AnyInputChanged_DifferentKey(string changed)
+    {
+        var other = changed switch
+        {
+            "source" => Key(source: "kernel source "),
+            "options" => Key(options: ["--gpu-architecture=sm_90", "-DHEAD_DIM=128"]),
+            "arch" => Key(major: 8, minor: 9),
+            _ => Key(nvrtcMinor: 1),
+        };
+
+        Assert.NotEqual(Key(), other);
+    }
+
+    [Fact]
+    public void Compute_OptionBoundariesMatter()
+    {
+        // ["-DA", "B"] and ["-DAB"] must not collide.
+        Assert.NotEqual(Key(options: ["-DA", "B"]), Key(options: ["-DAB"]));
+    }
+
+    [Fact]
+    public void DefaultDirectory_ExplicitVariable_Wins()
+    {
+        var env = new Dictionary<string, string?> { [KernelCacheKey.CacheDirectoryVariable] = "/x/cache", ["XDG_CACHE_HOME"] = "/xdg" };
+
+        Assert.Equal("/x/cache", KernelCacheKey.DefaultDirectory(k => env.GetValueOrDefault(k)));
+    }
+
+    [Fact]
+    public void DefaultDirectory_XdgCacheHome_UsesSparseInferenceKernels()
+    {
+        var env = new Dictionary<string, string?> { ["XDG_CACHE_HOME"] = "/xdg", ["HOME"] = "/home/u" };
+
+        Assert.Equal(Path.Combine("/xdg", "sparseinference", "kernels"), KernelCacheKey.DefaultDirectory(k => env.GetValueOrDefault(k)));
+    }
+
+    [Fact]
+    public void DefaultDirectory_NoXdg_FallsBackToHomeCache()
+    {
+        var env = new Dictionary<string, string?> { ["HOME"] = "/home/u" };
+
+        Assert.Equal(Path.Combine("/home/u", ".cache", "sparseinference", "kernels"), KernelCacheKey.DefaultDirectory(k => env.GetValueOrDefault(k)));
+    }
+
+    [Theory]
+    [InlineData("attention.cu", "attention_fwd")]
+    [InlineData("elementwise.cu", "layer_norm_f32")]
+    public void ReadSource_EmbeddedKernel_IsPresent(string file, string entryPoint)
+    {
+        var source = KernelCompiler.ReadSource(file);
+
+        Assert.Contains($"extern \"C\" __global__", source);
+        Assert.Contains(entryPoint, source);
+    }
+}

@@ -1,0 +1,115 @@
+using SparseInference.Tensors.Cuda.Attention;
+using SparseInference.Tensors.Cuda.Memory;
+
+namespace SparseInference.Tensors.Cuda.Tests;
+
+/// <summary>
+/// On a GPU machine these run; elsewhere they skip with the backend's reason. The full op-by-op
+/// comparison on the device is tools/SparseInference.CudaSelfTest.
+/// </summary>
+public class CudaBackendGpuTests
+{
+    [GpuFact]
+    public void LayerNorm_RandomRows_MatchesReference()
+    {
+        Assert.True(CudaBackend.TryCreate(out var gpu, out var reason), reason);
+        using (gpu)
+        {
+            const int rows = 37, cols = 96;
+            var rng = new Random(11);
+            var x = Enumerable.Range(0, rows * cols).Select(_ => (float)((rng.NextDouble() * 4) - 2)).ToArray();
+            var gamma = Enumerable.Range(0, cols).Select(_ => (float)rng.NextDouble()).ToArray();
+            var beta = Enumerable.Range(0, cols).Select(_ => (float)rng.NextDouble()).ToArray();
+            using var dx = gpu!.Allocate(x.Length * 4L);
+            using var dg = gpu.Allocate(cols * 4L, MemoryCategory.Weights);
+            using var db = gpu.Allocate(cols * 4L, MemoryCategory.Weights);
+            using var dy = gpu.Allocate(x.Length * 4L);
+            gpu.Upload<float>(x, dx);
+            gpu.Upload<float>(gamma, dg);
+            gpu.Upload<float>(beta, db);
+            gpu.Fill32(dy, 0x7FC00000);
+            gpu.LayerNorm(dx, dg, db, dy, rows, cols, 1e-5f);
+            var y = new float[x.Length];
+            gpu.Download<float>(dy, y);
+
+            for (var r = 0; r < rows; r++)
+            {
+                var row = x.AsSpan(r * cols, cols).ToArray();
+                var mean = row.Average();
+                var variance = row.Select(v => (v - mean) * (v - mean)).Average();
+                for (var c = 0; c < cols; c++)
+                {
+                    var expected = ((row[c] - mean) / Math.Sqrt(variance + 1e-5) * gamma[c]) + beta[c];
+                    Assert.Equal(expected, y[(r * cols) + c], 4);
+                }
+            }
+        }
+    }
+
+    [GpuFact]
+    public void Attention_WindowLayout_MatchesReference()
+    {
+        Assert.True(CudaBackend.TryCreate(out var gpu, out var reason), reason);
+        using (gpu)
+        {
+            const int t = 256, d = 64;
+            var rng = new Random(5);
+            var geometry = AttentionGeometry.Contiguous(1, 1, t, d);
+            var layout = CsrBlockLayout.Window(1, 1, t, 64, 0.5);
+            float Bf16Round(float f) => BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(f) & 0xFFFF0000u);
+            var q = Enumerable.Range(0, t * d).Select(_ => Bf16Round((float)((rng.NextDouble() * 2) - 1))).ToArray();
+            var k = Enumerable.Range(0, t * d).Select(_ => Bf16Round((float)((rng.NextDouble() * 2) - 1))).ToArray();
+            var v = Enumerable.Range(0, t * d).Select(_ => Bf16Round((float)((rng.NextDouble() * 2) - 1))).ToArray();
+            ushort[] Bits(float[] x) => x.Select(f => (ushort)(BitConverter.SingleToUInt32Bits(f) >> 16)).ToArray();
+            using var dq = gpu!.Allocate(t * d * 2L);
+            using var dk = gpu.Allocate(t * d * 2L);
+            using var dv = gpu.Allocate(t * d * 2L);
+            using var dout = gpu.Allocate(t * d * 2L);
+            gpu.Upload<ushort>(Bits(q), dq);
+            gpu.Upload<ushort>(Bits(k), dk);
+            gpu.Upload<ushort>(Bits(v), dv);
+            using var dl = gpu.Upload(layout);
+            gpu.Fill32(dout, 0x7FC07FC0);
+            gpu.Attention(dq, dk, dv, dout, geometry, dl);
+            var got = new ushort[t * d];
+            gpu.Download<ushort>(dout, got);
+
+            double num = 0, den = 0;
+            for (var i = 0; i < t; i++)
+            {
+                var keys = layout.KeyBlocks(0, 0, i / 64).ToArray().SelectMany(kb => Enumerable.Range(kb * 64, 64)).ToArray();
+                var scores = keys.Select(j => Enumerable.Range(0, d).Sum(c => (double)q[(i * d) + c] * k[(j * d) + c]) / Math.Sqrt(d)).ToArray();
+                var max = scores.Max();
+                var weights = scores.Select(s => Math.Exp(s - max)).ToArray();
+                var sum = weights.Sum();
+                for (var c = 0; c < d; c++)
+                {
+                    var expected = keys.Select((j, n) => weights[n] * v[(j * d) + c]).Sum() / sum;
+                    var actual = BitConverter.UInt32BitsToSingle((uint)got[(i * d) + c] << 16);
+                    Assert.False(float.IsNaN(actual), $"output ({i}, {c}) was not written");
+                    num += (actual - expected) * (actual - expected);
+                    den += expected * expected;
+                }
+            }
+
+            Assert.True(Math.Sqrt(num / den) <= 1e-2, $"relative error {Math.Sqrt(num / den):E2} > 1e-2");
+        }
+    }
+
+    [Fact]
+    public void SupportsAttention_BlockSize32_IsReportedUnsupported()
+    {
+        var geometry = AttentionGeometry.Contiguous(1, 1, 256, 64);
+        var layout = CsrBlockLayout.Dense(1, 1, 256, 32);
+
+        Assert.False(CudaBackend.SupportsAttention(geometry, layout, out var why));
+        Assert.Contains("block size 32", why);
+    }
+
+    [Fact]
+    public void SupportsAttention_HeadDim48_IsReportedUnsupported()
+    {
+        Assert.False(CudaBackend.SupportsAttention(AttentionGeometry.Contiguous(1, 1, 64, 48), null, out var why));
+        Assert.Contains("head dim 48", why);
+    }
+}
