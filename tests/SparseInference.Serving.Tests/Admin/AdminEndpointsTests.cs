@@ -182,7 +182,8 @@ public class AdminEndpointsTests
 
         var first = client.PutAsync($"{Variants}/v2", Json(body));
         await source.LoadStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        using var second = await client.PutAsync($"{Variants}/v2", Json(body));
+        // Bounded wait: an API that queued the second change instead of refusing it would hang here.
+        using var second = await client.PutAsync($"{Variants}/v2", Json(body)).WaitAsync(TimeSpan.FromSeconds(5));
         source.HoldLoads.SetResult();
         using var firstResponse = await first;
 

@@ -102,8 +102,9 @@ public class VariantRegistryTests(ITestOutputHelper output)
 
         var first = registry.UpsertVariantAsync(definition);
         await source.LoadStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        var second = await registry.UpsertVariantAsync(definition);
-        var third = await registry.SetSplitAsync(VariantTestKit.Split(("dense", 1)));
+        // Bounded waits: a registry that queued changes instead of refusing them would hang here.
+        var second = await registry.UpsertVariantAsync(definition).WaitAsync(TimeSpan.FromSeconds(5));
+        var third = await registry.SetSplitAsync(VariantTestKit.Split(("dense", 1))).WaitAsync(TimeSpan.FromSeconds(5));
         source.HoldLoads.SetResult();
 
         Assert.Equal(VariantChangeStatus.Conflict, second.Status);
@@ -136,7 +137,9 @@ public class VariantRegistryTests(ITestOutputHelper output)
         await VariantTestKit.WithVariants(registry, new VariantDefinition("sparse", "bigbird", 0.1));
         Assert.True((await registry.SetSplitAsync(VariantTestKit.Split(("dense", 1), ("sparse", 1)))).Succeeded);
         double[] levels = [0.1, 0.3, 0.5, 0.7, 0.9];
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        // Runs at least 2 s and at least 100 swaps (a loaded two-core box slows the swapper), at most 20 s.
+        using var stop = new CancellationTokenSource();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
         var seenLevels = new System.Collections.Concurrent.ConcurrentDictionary<double, bool>();
         long requests = 0;
@@ -193,15 +196,20 @@ public class VariantRegistryTests(ITestOutputHelper output)
                 }
 
                 swaps++;
+                if ((clock.Elapsed >= TimeSpan.FromSeconds(2) && swaps >= 100) || clock.Elapsed >= TimeSpan.FromSeconds(20))
+                {
+                    stop.Cancel();
+                }
+
                 Thread.Sleep(2);
             }
         }, TaskCreationOptions.LongRunning);
 
         await Task.WhenAll([.. workers, swapper]);
         Assert.Empty(swapErrors);
-        output.WriteLine($"{swaps} swaps, {requests} requests, sparsity levels seen: {seenLevels.Count}, failures: {failures.Count}");
+        output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s, {swaps} swaps, {requests} requests, sparsity levels seen: {seenLevels.Count}, failures: {failures.Count}");
         Assert.Empty(failures);
-        Assert.True(swaps >= 20, $"only {swaps} swaps happened");
+        Assert.True(swaps >= 100, $"only {swaps} swaps happened in {clock.Elapsed}");
         Assert.True(requests >= 1000, $"only {requests} requests ran");
         Assert.True(seenLevels.Count >= 3, $"requests saw only sparsity levels [{string.Join(", ", seenLevels.Keys)}]");
     }
