@@ -20,7 +20,7 @@ public sealed class VariantRouter(
     IOptions<VariantOptions> options)
 {
     /// <summary>Routing context of a REST request: key from the configured parameter, else the configured header.</summary>
-    public RoutingContext ContextFor(IReadOnlyDictionary<string, object?>? parameters, Func<string, string?>? headerLookup) =>
+    public RoutingContext ContextFor<TValue>(IReadOnlyDictionary<string, TValue>? parameters, Func<string, string?>? headerLookup) =>
         RoutingContext.FromRequest(parameters, headerLookup, options.Value.RoutingKeyParameter, options.Value.RoutingKeyHeader);
 
     /// <summary>Routing context of a gRPC request: key from the configured parameter, else the configured metadata entry.</summary>

@@ -12,10 +12,11 @@ public sealed record RoutingContext(string? Key = null, string? RequestedVariant
     /// <summary>
     /// Builds the context from the request's parameters and headers: the key comes from
     /// <paramref name="keyParameter"/> (e.g. line_id), else from <paramref name="keyHeader"/>; the explicit
-    /// variant from the "variant" parameter. Parameter values may be strings, numbers or JSON elements.
+    /// variant from the "variant" parameter. Parameter values may be strings, numbers, JSON elements or any
+    /// value whose ToString is its text (such as the protocol layer's parameter type).
     /// </summary>
-    public static RoutingContext FromRequest(
-        IReadOnlyDictionary<string, object?>? parameters,
+    public static RoutingContext FromRequest<TValue>(
+        IReadOnlyDictionary<string, TValue>? parameters,
         Func<string, string?>? headerLookup,
         string keyParameter,
         string keyHeader)
@@ -69,7 +70,7 @@ public sealed record RoutingContext(string? Key = null, string? RequestedVariant
         }
 
         // gRPC metadata keys are lower case.
-        return FromRequest(values, metadataLookup is null ? null : h => metadataLookup(h.ToLowerInvariant()), keyParameter, keyHeader);
+        return FromRequest<object?>(values, metadataLookup is null ? null : h => metadataLookup(h.ToLowerInvariant()), keyParameter, keyHeader);
     }
 
     /// <summary>The request parameter that pins a variant explicitly.</summary>

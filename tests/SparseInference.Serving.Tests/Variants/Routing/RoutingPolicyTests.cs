@@ -179,4 +179,20 @@ public class RoutingPolicyTests
         var context = RoutingContext.FromGrpcRequest([], m => m == "x-routing-key" ? "L-2" : null, "line_id", "X-Routing-Key");
         Assert.Equal("L-2", context.Key);
     }
+
+    [Fact]
+    public void FromRequest_ValuesWithTextualToString_UseThatText()
+    {
+        var parameters = new Dictionary<string, TextParameter> { ["line_id"] = new("L-12"), ["variant"] = new("dense") };
+
+        var context = RoutingContext.FromRequest(parameters, null, "line_id", "X-Routing-Key");
+
+        Assert.Equal(new RoutingContext("L-12", "dense"), context);
+    }
+
+    /// <summary>Shaped like the protocol layer's parameter: a value whose ToString is its text.</summary>
+    private readonly record struct TextParameter(string Value)
+    {
+        public override string ToString() => Value;
+    }
 }
