@@ -41,6 +41,7 @@ public static class VariantServiceCollectionExtensions
 
         services.TryAddSingleton<IRoutingRandom, SharedRoutingRandom>();
         services.TryAddSingleton<ComparisonStore>();
+        services.TryAddSingleton<IServingPressure, NoServingPressure>();
         services.TryAddSingleton<VariantMetrics>();
         services.TryAddSingleton<VariantCatalog>();
         services.TryAddSingleton<GuardrailMonitor>();

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using SparseInference.Models;
 using Xunit.Abstractions;
 using SparseInference.Serving.Variants;
@@ -20,6 +21,33 @@ public class VariantRegistryTests(ITestOutputHelper output)
         Assert.Same(defaultModel, registry.Current.Variants["bigbird-0.75"].LoadedModel);
         Assert.Same(defaultModel, registry.Current.Variants["dense"].LoadedModel);
         Assert.Equal(0, source.Loads);
+    }
+
+    [Fact]
+    public void AddModel_ManifestVariants_AllDefinedOnSharedWeightsAtZeroTraffic()
+    {
+        using var provider = VariantTestKit.Services(new TestModelSource());
+        var catalog = provider.GetRequiredService<VariantCatalog>();
+        var model = new SpecEchoModel();
+
+        var registry = catalog.AddModel("m", model, new VariantDefinition("dense", "dense"),
+            [new VariantDefinition("bigbird-0.75", "bigbird", 0.75), new VariantDefinition("block-topk-0.9", "block-topk", 0.9)]);
+
+        Assert.Equal(["bigbird-0.75", "block-topk-0.9", "dense"], registry.Current.Variants.Keys.Order(StringComparer.Ordinal));
+        Assert.All(registry.Current.Variants.Values, v => Assert.Same(model, v.LoadedModel));
+        Assert.Equal(1.0, registry.Current.Split.WeightOf("dense"));
+        Assert.Equal("block-topk-0.9", registry.Route(new RoutingContext(RequestedVariant: "block-topk-0.9")).VariantName);
+    }
+
+    [Fact]
+    public void AddModel_DuplicateManifestVariant_ThrowsNamingIt()
+    {
+        using var provider = VariantTestKit.Services(new TestModelSource());
+        var catalog = provider.GetRequiredService<VariantCatalog>();
+
+        var ex = Assert.Throws<ArgumentException>(() => catalog.AddModel("m", new SpecEchoModel(), new VariantDefinition("dense", "dense"), [new VariantDefinition("dense", "window", 0.5)]));
+
+        Assert.Contains("Variant 'dense' of model 'm': name: expected each name once", ex.Message);
     }
 
     [Fact]

@@ -110,6 +110,43 @@ public class ShadowComparisonTests
     }
 
     [Fact]
+    public async Task TryEnqueue_ServingUnderPressure_ShedsShadowWorkAndCountsIt()
+    {
+        var pressure = new SwitchablePressure { UnderPressure = true };
+        var source = new TestModelSource();
+        using var provider = VariantTestKit.Services(source, configure: s => s.AddSingleton<IServingPressure>(pressure));
+        var (_, registry, model) = VariantTestKit.Catalog(provider);
+        await VariantTestKit.WithVariants(registry, new VariantDefinition("cand", "topk", 0.5));
+        Assert.True((await registry.SetSplitAsync(VariantTestKit.Split(("dense", 1)) with { Shadow = new ShadowConfig("cand", 100) })).Succeeded);
+        var dispatcher = provider.GetRequiredService<ShadowDispatcher>();
+        var router = provider.GetRequiredService<VariantRouter>();
+        var store = provider.GetRequiredService<ComparisonStore>();
+
+        var input = VariantTestKit.Input(1f);
+        var decision = router.Route(VariantTestKit.Model, new RoutingContext("line-1"));
+        Assert.False(dispatcher.TryEnqueue(decision, input, decision.Primary.Forward(input)));
+
+        pressure.UnderPressure = false;
+        Assert.True(dispatcher.TryEnqueue(decision, input, decision.Primary.Forward(input)));
+        pressure.UnderPressure = true;
+        var forwards = model.Forwards;
+        await dispatcher.StartAsync(CancellationToken.None);
+        var pair = await WaitForAsync(() => store.Snapshot(VariantTestKit.Model).SingleOrDefault(p => p.Dropped == 2));
+        await dispatcher.StopAsync(CancellationToken.None);
+
+        // The queued one was shed by the worker too: the candidate never ran.
+        Assert.Equal(forwards, model.Forwards);
+        Assert.Equal(0, pair.Compared);
+    }
+
+    private sealed class SwitchablePressure : IServingPressure
+    {
+        public volatile bool UnderPressure;
+
+        public bool ShouldShedShadowWork => UnderPressure;
+    }
+
+    [Fact]
     public async Task ShadowCandidateThrows_CallerUnaffectedAndFailureCounted()
     {
         using var provider = VariantTestKit.Services(new TestModelSource());
