@@ -217,6 +217,30 @@ public class ShadowComparisonTests
         Assert.Contains(("duration", 0.02, "model=pump-anomaly,variant=topk-0.75"), recorded);
     }
 
+    [Fact]
+    public void ShadowErrorAndDensityHistograms_AdviseBucketsForTheirRange()
+    {
+        using var provider = VariantTestKit.Services(new TestModelSource());
+        var factory = provider.GetRequiredService<IMeterFactory>();
+        var advised = new ConcurrentDictionary<string, IReadOnlyList<double>>();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, _) =>
+            {
+                if (ReferenceEquals(instrument.Meter.Scope, factory) && instrument is Histogram<double> h && h.Advice?.HistogramBucketBoundaries is { } b)
+                {
+                    advised[instrument.Name] = b;
+                }
+            },
+        };
+        listener.Start();
+        provider.GetRequiredService<VariantMetrics>();
+
+        Assert.Contains(1e-4, advised["sparseinference_shadow_agreement_mae"]);
+        Assert.Contains(1e-4, advised["sparseinference_shadow_max_error"]);
+        Assert.Equal(1.0, advised["sparseinference_variant_attention_density"][^1]);
+    }
+
     private static MeterListener Listen<T>(IServiceProvider provider, string name, Action<T, string> onMeasurement)
         where T : struct
     {
