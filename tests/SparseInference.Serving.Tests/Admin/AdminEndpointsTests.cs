@@ -67,6 +67,35 @@ public class AdminEndpointsTests
     }
 
     [Fact]
+    public async Task ListVariants_PublicPortWithAdminHostHeader_StillReturns404()
+    {
+        await using var host = await AdminTestHost.StartAsync();
+        using var client = host.Client(adminPort: false);
+        using var request = new HttpRequestMessage(HttpMethod.Get, Variants);
+        request.Headers.Host = $"127.0.0.1:{host.AdminPort}";
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task DeleteVariant_WithoutTraffic_RemovesItAndListsModels()
+    {
+        await using var host = await AdminTestHost.StartAsync();
+        using var client = host.Client();
+        await VariantTestKit.WithVariants(host.Registry, new VariantDefinition("old", "strided", 0.5));
+
+        (await Ok(await client.DeleteAsync($"{Variants}/old"))).Dispose();
+        using var again = await client.DeleteAsync($"{Variants}/old");
+        using var models = await Ok(await client.GetAsync("/admin/models"));
+
+        Assert.False(host.Registry.Current.Variants.ContainsKey("old"));
+        Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+        Assert.Equal("pump-anomaly", Assert.Single(models.RootElement.GetProperty("models").EnumerateArray()).GetString());
+    }
+
+    [Fact]
     public async Task ListVariants_RightToken_ReturnsTable()
     {
         await using var host = await AdminTestHost.StartAsync();
