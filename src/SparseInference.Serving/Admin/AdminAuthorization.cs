@@ -22,7 +22,7 @@ internal static class AdminAuthorization
             return Results.NotFound();
         }
 
-        if (string.IsNullOrEmpty(options.Token))
+        if (!options.HasToken)
         {
             return AdminResults.Error(StatusCodes.Status403Forbidden,
                 $"admin token: expected {AdminOptions.SectionName}:Token to be configured (at least {AdminOptions.MinTokenLength} characters), actual none; the admin API refuses all requests until one is set");
@@ -35,7 +35,7 @@ internal static class AdminAuthorization
             return AdminResults.Error(StatusCodes.Status401Unauthorized, "authorization: expected 'Bearer <token>', actual " + (string.IsNullOrEmpty(header) ? "no Authorization header" : "another scheme"));
         }
 
-        if (!TokensEqual(header["Bearer ".Length..].Trim(), options.Token))
+        if (!TokensEqual(header["Bearer ".Length..].Trim(), options.Token!))
         {
             return AdminResults.Error(StatusCodes.Status403Forbidden, "authorization: the bearer token does not match the configured admin token");
         }

@@ -8,18 +8,27 @@ public sealed class AdminOptions
     public const string SectionName = "SparseInference:Admin";
 
     /// <summary>
-    /// Bearer token the admin API requires. No default on purpose: without one the admin API refuses every
-    /// request (403) instead of being open.
+    /// Bearer token the admin API requires. No default on purpose: without one (absent, empty or blank) the
+    /// admin API refuses every request (403) instead of being open.
     /// </summary>
     public string? Token { get; set; }
 
     /// <summary>
-    /// The local port admin requests must arrive on (8003 in the deployment); requests reaching the admin
-    /// routes through any other port get 404. 0 turns the check off (in-memory test servers have no port).
+    /// The local port admin requests must arrive on; requests reaching the admin routes through any other port
+    /// get 404. When "SparseInference:Admin:Port" is not set it follows "SparseInference:Ports:Admin" (the
+    /// listener the host opens), else 8003. 0 turns the check off (in-memory test servers have no port).
     /// </summary>
-    public int Port { get; set; } = 8003;
+    public int Port { get; set; } = DefaultPort;
+
+    /// <summary>The deployment's admin port.</summary>
+    public const int DefaultPort = 8003;
 
     public const int MinTokenLength = 16;
+
+    /// <summary>The host's port setting that the admin port follows unless set here.</summary>
+    public const string HostAdminPortKey = "SparseInference:Ports:Admin";
+
+    public bool HasToken => !string.IsNullOrWhiteSpace(Token);
 }
 
 internal sealed class AdminOptionsValidator : IValidateOptions<AdminOptions>
@@ -32,9 +41,10 @@ internal sealed class AdminOptionsValidator : IValidateOptions<AdminOptions>
             errors.Add($"{AdminOptions.SectionName}:Port: expected 0..65535, actual {options.Port}");
         }
 
-        if (options.Token is { } token && token.Length < AdminOptions.MinTokenLength)
+        // A blank token means "not configured" (the admin API then refuses everything), not a short token.
+        if (options.HasToken && options.Token!.Length < AdminOptions.MinTokenLength)
         {
-            errors.Add($"{AdminOptions.SectionName}:Token: expected at least {AdminOptions.MinTokenLength} characters, actual {token.Length}");
+            errors.Add($"{AdminOptions.SectionName}:Token: expected at least {AdminOptions.MinTokenLength} characters, actual {options.Token.Length}");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

@@ -30,9 +30,13 @@ public sealed class VariantCatalog
     /// Registers a model with its loaded default weights and the variant that starts at 100% of traffic
     /// (e.g. <c>new VariantDefinition("dense", "dense")</c>).
     /// </summary>
-    public VariantRegistry AddModel(string model, IVariantModel defaultModel, VariantDefinition initial)
+    /// <param name="others">
+    /// Further variants on the same loaded weights (e.g. the ones a model's manifest lists), defined at 0% of
+    /// traffic; they are not warmed, the host has just loaded and checked these weights.
+    /// </param>
+    public VariantRegistry AddModel(string model, IVariantModel defaultModel, VariantDefinition initial, IEnumerable<VariantDefinition>? others = null)
     {
-        var registry = new VariantRegistry(model, defaultModel, initial, _source, _policies, _random, _metrics, _loggerFactory.CreateLogger<VariantRegistry>());
+        var registry = new VariantRegistry(model, defaultModel, initial, others ?? [], _source, _policies, _random, _metrics, _loggerFactory.CreateLogger<VariantRegistry>());
         if (!_registries.TryAdd(model, registry))
         {
             throw new InvalidOperationException($"model '{model}': expected to be added once, actual it already has variants");

@@ -12,6 +12,21 @@ public sealed class VariantMetrics
 {
     public const string MeterName = "SparseInference";
 
+    /// <summary>
+    /// Output differences of a good sparse variant are small (outputs are normalised sensor values), so the
+    /// buckets are dense below 0.01 where the seconds-oriented Prometheus defaults have nothing.
+    /// </summary>
+    private static readonly InstrumentAdvice<double> ErrorBuckets = new()
+    {
+        HistogramBucketBoundaries = [1e-5, 1e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    };
+
+    /// <summary>Density lies in (0, 1]: one bucket per tenth, finer at the sparse end.</summary>
+    private static readonly InstrumentAdvice<double> DensityBuckets = new()
+    {
+        HistogramBucketBoundaries = [0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+    };
+
     private readonly Histogram<double> _mae;
     private readonly Histogram<double> _maxError;
     private readonly Counter<long> _dropped;
@@ -24,13 +39,13 @@ public sealed class VariantMetrics
     public VariantMetrics(IMeterFactory meterFactory, ComparisonStore store)
     {
         var meter = meterFactory.Create(MeterName);
-        _mae = meter.CreateHistogram<double>("sparseinference_shadow_agreement_mae", description: "Mean absolute difference between primary and shadow outputs, per shadowed request.");
-        _maxError = meter.CreateHistogram<double>("sparseinference_shadow_max_error", description: "Largest absolute difference between primary and shadow outputs, per shadowed request.");
+        _mae = meter.CreateHistogram<double>("sparseinference_shadow_agreement_mae", unit: null, description: "Mean absolute difference between primary and shadow outputs, per shadowed request.", tags: null, advice: ErrorBuckets);
+        _maxError = meter.CreateHistogram<double>("sparseinference_shadow_max_error", unit: null, description: "Largest absolute difference between primary and shadow outputs, per shadowed request.", tags: null, advice: ErrorBuckets);
         _dropped = meter.CreateCounter<long>("sparseinference_shadow_dropped_total", description: "Shadow requests dropped because the shadow queue was full.");
         _changes = meter.CreateCounter<long>("sparseinference_variant_changes_total", description: "Variant and split changes by operation and outcome.");
         _guardrailTrips = meter.CreateCounter<long>("sparseinference_variant_guardrail_trips_total", description: "Automatic rollbacks made by guardrails.");
         _requestDuration = meter.CreateHistogram<double>("sparseinference_variant_request_duration_seconds", unit: "s", description: "Forward time of requests by the variant that served them.");
-        _density = meter.CreateHistogram<double>("sparseinference_variant_attention_density", description: "Computed attention pairs over dense pairs, by the variant that served the request (the cost side of an A/B).");
+        _density = meter.CreateHistogram<double>("sparseinference_variant_attention_density", unit: null, description: "Computed attention pairs over dense pairs, by the variant that served the request (the cost side of an A/B).", tags: null, advice: DensityBuckets);
         _failures = meter.CreateCounter<long>("sparseinference_variant_failures_total", description: "Requests that failed on the server side, by variant.");
         meter.CreateObservableGauge("sparseinference_shadow_flag_agreement_ratio", () => FlagAgreement(store), description: "Share of output elements where primary and shadow agree on the anomaly flag, since start.");
     }

@@ -28,6 +28,7 @@ public sealed partial class VariantRegistry
         string model,
         IVariantModel defaultModel,
         VariantDefinition initial,
+        IEnumerable<VariantDefinition> others,
         IVariantModelSource source,
         IReadOnlyList<IVariantRoutingPolicy> policies,
         IRoutingRandom random,
@@ -44,6 +45,27 @@ public sealed partial class VariantRegistry
             throw new ArgumentException($"Initial variant of model '{model}': weights: expected none (it runs on the loaded default weights), actual '{initial.WeightsDirectory}'", nameof(initial));
         }
 
+        var definitions = new List<VariantDefinition> { initial };
+        foreach (var other in others)
+        {
+            if (other.Validate() is { Count: > 0 } otherErrors)
+            {
+                throw new ArgumentException($"Variant '{other.Name}' of model '{model}': {string.Join("; ", otherErrors)}", nameof(others));
+            }
+
+            if (other.WeightsDirectory is not null)
+            {
+                throw new ArgumentException($"Variant '{other.Name}' of model '{model}': weights: expected none at registration (add variants on other weights through a change), actual '{other.WeightsDirectory}'", nameof(others));
+            }
+
+            if (definitions.Any(d => d.Name == other.Name))
+            {
+                throw new ArgumentException($"Variant '{other.Name}' of model '{model}': name: expected each name once, actual it appears twice", nameof(others));
+            }
+
+            definitions.Add(other);
+        }
+
         Model = model;
         _defaultModel = defaultModel;
         _source = source;
@@ -51,13 +73,13 @@ public sealed partial class VariantRegistry
         _shadowSampler = new ShadowSampler(random);
         _metrics = metrics;
         _logger = logger;
-        var first = new Variant(model, initial, defaultModel, ++_generation);
-        _table = new RoutingTable(
-            model,
-            1,
-            ImmutableDictionary.Create<string, Variant>(StringComparer.Ordinal).Add(first.Name, first),
-            SplitConfig.Single(first.Name),
-            []);
+        var variants = ImmutableDictionary.CreateBuilder<string, Variant>(StringComparer.Ordinal);
+        foreach (var definition in definitions)
+        {
+            variants.Add(definition.Name, new Variant(model, definition, defaultModel, ++_generation));
+        }
+
+        _table = new RoutingTable(model, 1, variants.ToImmutable(), SplitConfig.Single(initial.Name), []);
     }
 
     public string Model { get; }

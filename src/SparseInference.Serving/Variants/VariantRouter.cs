@@ -1,4 +1,6 @@
+using Microsoft.Extensions.Options;
 using SparseInference.Models;
+using SparseInference.Serving.Protocol.Grpc;
 using SparseInference.Serving.Variants.Comparison;
 using SparseInference.Serving.Variants.Guardrails;
 using SparseInference.Serving.Variants.Routing;
@@ -10,8 +12,21 @@ namespace SparseInference.Serving.Variants;
 /// or <see cref="ReportFailed"/> after it. Reporting feeds the guardrails and hands the shadow half (if any)
 /// to the background dispatcher; it never blocks.
 /// </summary>
-public sealed class VariantRouter(VariantCatalog catalog, ShadowDispatcher shadows, GuardrailMonitor guardrails, VariantMetrics metrics)
+public sealed class VariantRouter(
+    VariantCatalog catalog,
+    ShadowDispatcher shadows,
+    GuardrailMonitor guardrails,
+    VariantMetrics metrics,
+    IOptions<VariantOptions> options)
 {
+    /// <summary>Routing context of a REST request: key from the configured parameter, else the configured header.</summary>
+    public RoutingContext ContextFor<TValue>(IReadOnlyDictionary<string, TValue>? parameters, Func<string, string?>? headerLookup) =>
+        RoutingContext.FromRequest(parameters, headerLookup, options.Value.RoutingKeyParameter, options.Value.RoutingKeyHeader);
+
+    /// <summary>Routing context of a gRPC request: key from the configured parameter, else the configured metadata entry.</summary>
+    public RoutingContext ContextForGrpc(IEnumerable<KeyValuePair<string, InferParameter>>? parameters, Func<string, string?>? metadataLookup) =>
+        RoutingContext.FromGrpcRequest(parameters, metadataLookup, options.Value.RoutingKeyParameter, options.Value.RoutingKeyHeader);
+
     /// <summary>Routes one request of <paramref name="model"/>; throws <see cref="VariantRoutingException"/> (a 400) for an unknown model or variant.</summary>
     public RouteDecision Route(string model, RoutingContext context)
     {

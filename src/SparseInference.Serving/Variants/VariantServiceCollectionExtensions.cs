@@ -1,3 +1,5 @@
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -22,11 +24,24 @@ public static class VariantServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddOptions<VariantOptions>().BindConfiguration(VariantOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<VariantOptions>, VariantOptionsValidator>());
-        services.AddOptions<AdminOptions>().BindConfiguration(AdminOptions.SectionName).ValidateOnStart();
+        services.AddOptions<AdminOptions>()
+            .Configure<IConfiguration>((admin, configuration) =>
+            {
+                var section = configuration.GetSection(AdminOptions.SectionName);
+                section.Bind(admin);
+                if (string.IsNullOrEmpty(section[nameof(AdminOptions.Port)]))
+                {
+                    admin.Port = int.TryParse(configuration[AdminOptions.HostAdminPortKey], NumberStyles.None, CultureInfo.InvariantCulture, out var hostPort)
+                        ? hostPort
+                        : AdminOptions.DefaultPort;
+                }
+            })
+            .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AdminOptions>, AdminOptionsValidator>());
 
         services.TryAddSingleton<IRoutingRandom, SharedRoutingRandom>();
         services.TryAddSingleton<ComparisonStore>();
+        services.TryAddSingleton<IServingPressure, NoServingPressure>();
         services.TryAddSingleton<VariantMetrics>();
         services.TryAddSingleton<VariantCatalog>();
         services.TryAddSingleton<GuardrailMonitor>();

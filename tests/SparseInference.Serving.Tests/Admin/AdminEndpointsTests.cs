@@ -40,10 +40,12 @@ public class AdminEndpointsTests
         Assert.Contains("does not match", await Error(response));
     }
 
-    [Fact]
-    public async Task PutVariant_NoTokenConfigured_Returns403SayingToConfigureOneAndChangesNothing()
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    public async Task PutVariant_NoTokenConfigured_Returns403SayingToConfigureOneAndChangesNothing(string? token)
     {
-        await using var host = await AdminTestHost.StartAsync(token: null);
+        await using var host = await AdminTestHost.StartAsync(token: token);
         using var client = host.Client(bearer: "anything-at-all-really");
 
         using var response = await client.PutAsync($"{Variants}/cand", Json("""{"pattern":"bigbird","sparsity":0.5}"""));
@@ -62,6 +64,35 @@ public class AdminEndpointsTests
         using var response = await client.GetAsync(Variants);
 
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task ListVariants_PublicPortWithAdminHostHeader_StillReturns404()
+    {
+        await using var host = await AdminTestHost.StartAsync();
+        using var client = host.Client(adminPort: false);
+        using var request = new HttpRequestMessage(HttpMethod.Get, Variants);
+        request.Headers.Host = $"127.0.0.1:{host.AdminPort}";
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task DeleteVariant_WithoutTraffic_RemovesItAndListsModels()
+    {
+        await using var host = await AdminTestHost.StartAsync();
+        using var client = host.Client();
+        await VariantTestKit.WithVariants(host.Registry, new VariantDefinition("old", "strided", 0.5));
+
+        (await Ok(await client.DeleteAsync($"{Variants}/old"))).Dispose();
+        using var again = await client.DeleteAsync($"{Variants}/old");
+        using var models = await Ok(await client.GetAsync("/admin/models"));
+
+        Assert.False(host.Registry.Current.Variants.ContainsKey("old"));
+        Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+        Assert.Equal("pump-anomaly", Assert.Single(models.RootElement.GetProperty("models").EnumerateArray()).GetString());
     }
 
     [Fact]
@@ -182,7 +213,8 @@ public class AdminEndpointsTests
 
         var first = client.PutAsync($"{Variants}/v2", Json(body));
         await source.LoadStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        using var second = await client.PutAsync($"{Variants}/v2", Json(body));
+        // Bounded wait: an API that queued the second change instead of refusing it would hang here.
+        using var second = await client.PutAsync($"{Variants}/v2", Json(body)).WaitAsync(TimeSpan.FromSeconds(5));
         source.HoldLoads.SetResult();
         using var firstResponse = await first;
 

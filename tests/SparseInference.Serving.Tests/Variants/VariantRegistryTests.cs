@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using SparseInference.Models;
 using Xunit.Abstractions;
 using SparseInference.Serving.Variants;
@@ -20,6 +21,33 @@ public class VariantRegistryTests(ITestOutputHelper output)
         Assert.Same(defaultModel, registry.Current.Variants["bigbird-0.75"].LoadedModel);
         Assert.Same(defaultModel, registry.Current.Variants["dense"].LoadedModel);
         Assert.Equal(0, source.Loads);
+    }
+
+    [Fact]
+    public void AddModel_ManifestVariants_AllDefinedOnSharedWeightsAtZeroTraffic()
+    {
+        using var provider = VariantTestKit.Services(new TestModelSource());
+        var catalog = provider.GetRequiredService<VariantCatalog>();
+        var model = new SpecEchoModel();
+
+        var registry = catalog.AddModel("m", model, new VariantDefinition("dense", "dense"),
+            [new VariantDefinition("bigbird-0.75", "bigbird", 0.75), new VariantDefinition("block-topk-0.9", "block-topk", 0.9)]);
+
+        Assert.Equal(["bigbird-0.75", "block-topk-0.9", "dense"], registry.Current.Variants.Keys.Order(StringComparer.Ordinal));
+        Assert.All(registry.Current.Variants.Values, v => Assert.Same(model, v.LoadedModel));
+        Assert.Equal(1.0, registry.Current.Split.WeightOf("dense"));
+        Assert.Equal("block-topk-0.9", registry.Route(new RoutingContext(RequestedVariant: "block-topk-0.9")).VariantName);
+    }
+
+    [Fact]
+    public void AddModel_DuplicateManifestVariant_ThrowsNamingIt()
+    {
+        using var provider = VariantTestKit.Services(new TestModelSource());
+        var catalog = provider.GetRequiredService<VariantCatalog>();
+
+        var ex = Assert.Throws<ArgumentException>(() => catalog.AddModel("m", new SpecEchoModel(), new VariantDefinition("dense", "dense"), [new VariantDefinition("dense", "window", 0.5)]));
+
+        Assert.Contains("Variant 'dense' of model 'm': name: expected each name once", ex.Message);
     }
 
     [Fact]
@@ -102,8 +130,9 @@ public class VariantRegistryTests(ITestOutputHelper output)
 
         var first = registry.UpsertVariantAsync(definition);
         await source.LoadStarted.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        var second = await registry.UpsertVariantAsync(definition);
-        var third = await registry.SetSplitAsync(VariantTestKit.Split(("dense", 1)));
+        // Bounded waits: a registry that queued changes instead of refusing them would hang here.
+        var second = await registry.UpsertVariantAsync(definition).WaitAsync(TimeSpan.FromSeconds(5));
+        var third = await registry.SetSplitAsync(VariantTestKit.Split(("dense", 1))).WaitAsync(TimeSpan.FromSeconds(5));
         source.HoldLoads.SetResult();
 
         Assert.Equal(VariantChangeStatus.Conflict, second.Status);
@@ -136,7 +165,9 @@ public class VariantRegistryTests(ITestOutputHelper output)
         await VariantTestKit.WithVariants(registry, new VariantDefinition("sparse", "bigbird", 0.1));
         Assert.True((await registry.SetSplitAsync(VariantTestKit.Split(("dense", 1), ("sparse", 1)))).Succeeded);
         double[] levels = [0.1, 0.3, 0.5, 0.7, 0.9];
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        // Runs at least 2 s and at least 100 swaps (a loaded two-core box slows the swapper), at most 20 s.
+        using var stop = new CancellationTokenSource();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
         var seenLevels = new System.Collections.Concurrent.ConcurrentDictionary<double, bool>();
         long requests = 0;
@@ -193,15 +224,20 @@ public class VariantRegistryTests(ITestOutputHelper output)
                 }
 
                 swaps++;
+                if ((clock.Elapsed >= TimeSpan.FromSeconds(2) && swaps >= 100) || clock.Elapsed >= TimeSpan.FromSeconds(20))
+                {
+                    stop.Cancel();
+                }
+
                 Thread.Sleep(2);
             }
         }, TaskCreationOptions.LongRunning);
 
         await Task.WhenAll([.. workers, swapper]);
         Assert.Empty(swapErrors);
-        output.WriteLine($"{swaps} swaps, {requests} requests, sparsity levels seen: {seenLevels.Count}, failures: {failures.Count}");
+        output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s, {swaps} swaps, {requests} requests, sparsity levels seen: {seenLevels.Count}, failures: {failures.Count}");
         Assert.Empty(failures);
-        Assert.True(swaps >= 20, $"only {swaps} swaps happened");
+        Assert.True(swaps >= 100, $"only {swaps} swaps happened in {clock.Elapsed}");
         Assert.True(requests >= 1000, $"only {requests} requests ran");
         Assert.True(seenLevels.Count >= 3, $"requests saw only sparsity levels [{string.Join(", ", seenLevels.Keys)}]");
     }

@@ -66,4 +66,29 @@ public class VariantServiceCollectionExtensionsTests
 
         Assert.Contains("ShadowQueueCapacity: expected 1..100000, actual 0", ex.Message);
     }
+
+    [Theory]
+    [InlineData(null, "9103", 9103)]
+    [InlineData("9200", "9103", 9200)]
+    [InlineData(null, null, 8003)]
+    public void AdminOptions_Port_FollowsHostAdminPortUnlessSet(string? adminPort, string? hostPort, int expected)
+    {
+        var services = Services(new() { ["SparseInference:Admin:Port"] = adminPort, ["SparseInference:Ports:Admin"] = hostPort });
+        services.AddSparseInferenceVariants();
+        using var provider = services.BuildServiceProvider();
+
+        Assert.Equal(expected, provider.GetRequiredService<IOptions<AdminOptions>>().Value.Port);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("   ")]
+    public void AdminOptions_BlankToken_ValidMeaningNotConfigured(string token)
+    {
+        var services = Services(new() { ["SparseInference:Admin:Token"] = token });
+        services.AddSparseInferenceVariants();
+        using var provider = services.BuildServiceProvider();
+
+        Assert.False(provider.GetRequiredService<IOptions<AdminOptions>>().Value.HasToken);
+    }
 }

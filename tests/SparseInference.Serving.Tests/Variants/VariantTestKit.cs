@@ -133,7 +133,8 @@ internal static class VariantTestKit
         TestModelSource source,
         IRoutingRandom? random = null,
         TimeProvider? time = null,
-        IDictionary<string, string?>? settings = null)
+        IDictionary<string, string?>? settings = null,
+        Action<IServiceCollection>? configure = null)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings ?? new Dictionary<string, string?>()).Build();
         var services = new ServiceCollection();
@@ -150,6 +151,7 @@ internal static class VariantTestKit
             services.AddSingleton(time);
         }
 
+        configure?.Invoke(services);
         services.AddSparseInferenceVariants();
         return services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
     }

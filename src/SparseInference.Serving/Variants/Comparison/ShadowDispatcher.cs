@@ -21,6 +21,7 @@ public sealed partial class ShadowDispatcher : BackgroundService
     private readonly VariantMetrics _metrics;
     private readonly GuardrailMonitor _guardrails;
     private readonly TimeProvider _timeProvider;
+    private readonly IServingPressure _pressure;
     private readonly ILogger<ShadowDispatcher> _logger;
 
     public ShadowDispatcher(
@@ -29,6 +30,7 @@ public sealed partial class ShadowDispatcher : BackgroundService
         VariantMetrics metrics,
         GuardrailMonitor guardrails,
         TimeProvider timeProvider,
+        IServingPressure pressure,
         ILogger<ShadowDispatcher> logger)
     {
         _queue = Channel.CreateBounded<ShadowWork>(new BoundedChannelOptions(options.Value.ShadowQueueCapacity)
@@ -43,12 +45,14 @@ public sealed partial class ShadowDispatcher : BackgroundService
         _metrics = metrics;
         _guardrails = guardrails;
         _timeProvider = timeProvider;
+        _pressure = pressure;
         _logger = logger;
     }
 
     /// <summary>
     /// Queues the shadow half of <paramref name="decision"/>. Never blocks. Returns false (and counts a drop)
-    /// when the queue is full. <paramref name="input"/> must not be reused by the caller afterwards.
+    /// when the queue is full or live traffic is under pressure. <paramref name="input"/> must not be reused
+    /// by the caller afterwards.
     /// </summary>
     public bool TryEnqueue(RouteDecision decision, ForwardInput input, ForwardResult primaryResult)
     {
@@ -57,14 +61,19 @@ public sealed partial class ShadowDispatcher : BackgroundService
             return false;
         }
 
-        if (_queue.Writer.TryWrite(new ShadowWork(decision, candidate, input, primaryResult)))
+        if (!_pressure.ShouldShedShadowWork && _queue.Writer.TryWrite(new ShadowWork(decision, candidate, input, primaryResult)))
         {
             return true;
         }
 
-        _store.RecordDropped(decision.Model, decision.Primary.Name, candidate.Name);
-        _metrics.RecordDropped(decision.Model, decision.Primary.Name, candidate.Name);
+        RecordDrop(decision.Model, decision.Primary.Name, candidate.Name);
         return false;
+    }
+
+    private void RecordDrop(string model, string primary, string candidate)
+    {
+        _store.RecordDropped(model, primary, candidate);
+        _metrics.RecordDropped(model, primary, candidate);
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
@@ -90,6 +99,13 @@ public sealed partial class ShadowDispatcher : BackgroundService
         var model = work.Decision.Model;
         var primary = work.Decision.Primary.Name;
         var candidate = work.Candidate.Name;
+        if (_pressure.ShouldShedShadowWork)
+        {
+            // Queued before the pressure began: shed it now rather than compete with live requests.
+            RecordDrop(model, primary, candidate);
+            return;
+        }
+
         var started = _timeProvider.GetTimestamp();
         try
         {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using SparseInference.Serving.Protocol.Grpc;
 
 namespace SparseInference.Serving.Variants.Routing;
 
@@ -11,10 +12,11 @@ public sealed record RoutingContext(string? Key = null, string? RequestedVariant
     /// <summary>
     /// Builds the context from the request's parameters and headers: the key comes from
     /// <paramref name="keyParameter"/> (e.g. line_id), else from <paramref name="keyHeader"/>; the explicit
-    /// variant from the "variant" parameter. Parameter values may be strings, numbers or JSON elements.
+    /// variant from the "variant" parameter. Parameter values may be strings, numbers, JSON elements or any
+    /// value whose ToString is its text (such as the protocol layer's parameter type).
     /// </summary>
-    public static RoutingContext FromRequest(
-        IReadOnlyDictionary<string, object?>? parameters,
+    public static RoutingContext FromRequest<TValue>(
+        IReadOnlyDictionary<string, TValue>? parameters,
         Func<string, string?>? headerLookup,
         string keyParameter,
         string keyHeader)
@@ -40,6 +42,35 @@ public sealed record RoutingContext(string? Key = null, string? RequestedVariant
         }
 
         return new RoutingContext(string.IsNullOrEmpty(key) ? null : key, string.IsNullOrEmpty(requested) ? null : requested);
+    }
+
+    /// <summary>The same for a gRPC request: Open Inference Protocol parameters and request metadata.</summary>
+    public static RoutingContext FromGrpcRequest(
+        IEnumerable<KeyValuePair<string, InferParameter>>? parameters,
+        Func<string, string?>? metadataLookup,
+        string keyParameter,
+        string keyHeader)
+    {
+        Dictionary<string, object?>? values = null;
+        if (parameters is not null)
+        {
+            values = new Dictionary<string, object?>(StringComparer.Ordinal);
+            foreach (var (name, parameter) in parameters)
+            {
+                values[name] = parameter.ParameterChoiceCase switch
+                {
+                    InferParameter.ParameterChoiceOneofCase.StringParam => parameter.StringParam,
+                    InferParameter.ParameterChoiceOneofCase.Int64Param => parameter.Int64Param,
+                    InferParameter.ParameterChoiceOneofCase.Uint64Param => parameter.Uint64Param,
+                    InferParameter.ParameterChoiceOneofCase.DoubleParam => parameter.DoubleParam,
+                    InferParameter.ParameterChoiceOneofCase.BoolParam => parameter.BoolParam ? "true" : "false",
+                    _ => null,
+                };
+            }
+        }
+
+        // gRPC metadata keys are lower case.
+        return FromRequest<object?>(values, metadataLookup is null ? null : h => metadataLookup(h.ToLowerInvariant()), keyParameter, keyHeader);
     }
 
     /// <summary>The request parameter that pins a variant explicitly.</summary>

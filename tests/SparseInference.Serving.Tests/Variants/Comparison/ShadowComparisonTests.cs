@@ -110,6 +110,43 @@ public class ShadowComparisonTests
     }
 
     [Fact]
+    public async Task TryEnqueue_ServingUnderPressure_ShedsShadowWorkAndCountsIt()
+    {
+        var pressure = new SwitchablePressure { UnderPressure = true };
+        var source = new TestModelSource();
+        using var provider = VariantTestKit.Services(source, configure: s => s.AddSingleton<IServingPressure>(pressure));
+        var (_, registry, model) = VariantTestKit.Catalog(provider);
+        await VariantTestKit.WithVariants(registry, new VariantDefinition("cand", "topk", 0.5));
+        Assert.True((await registry.SetSplitAsync(VariantTestKit.Split(("dense", 1)) with { Shadow = new ShadowConfig("cand", 100) })).Succeeded);
+        var dispatcher = provider.GetRequiredService<ShadowDispatcher>();
+        var router = provider.GetRequiredService<VariantRouter>();
+        var store = provider.GetRequiredService<ComparisonStore>();
+
+        var input = VariantTestKit.Input(1f);
+        var decision = router.Route(VariantTestKit.Model, new RoutingContext("line-1"));
+        Assert.False(dispatcher.TryEnqueue(decision, input, decision.Primary.Forward(input)));
+
+        pressure.UnderPressure = false;
+        Assert.True(dispatcher.TryEnqueue(decision, input, decision.Primary.Forward(input)));
+        pressure.UnderPressure = true;
+        var forwards = model.Forwards;
+        await dispatcher.StartAsync(CancellationToken.None);
+        var pair = await WaitForAsync(() => store.Snapshot(VariantTestKit.Model).SingleOrDefault(p => p.Dropped == 2));
+        await dispatcher.StopAsync(CancellationToken.None);
+
+        // The queued one was shed by the worker too: the candidate never ran.
+        Assert.Equal(forwards, model.Forwards);
+        Assert.Equal(0, pair.Compared);
+    }
+
+    private sealed class SwitchablePressure : IServingPressure
+    {
+        public volatile bool UnderPressure;
+
+        public bool ShouldShedShadowWork => UnderPressure;
+    }
+
+    [Fact]
     public async Task ShadowCandidateThrows_CallerUnaffectedAndFailureCounted()
     {
         using var provider = VariantTestKit.Services(new TestModelSource());
@@ -178,6 +215,30 @@ public class ShadowComparisonTests
         Assert.Contains(("density", 1.0, "model=pump-anomaly,variant=dense"), recorded);
         Assert.Contains(("density", 0.25, "model=pump-anomaly,variant=topk-0.75"), recorded);
         Assert.Contains(("duration", 0.02, "model=pump-anomaly,variant=topk-0.75"), recorded);
+    }
+
+    [Fact]
+    public void ShadowErrorAndDensityHistograms_AdviseBucketsForTheirRange()
+    {
+        using var provider = VariantTestKit.Services(new TestModelSource());
+        var factory = provider.GetRequiredService<IMeterFactory>();
+        var advised = new ConcurrentDictionary<string, IReadOnlyList<double>>();
+        using var listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, _) =>
+            {
+                if (ReferenceEquals(instrument.Meter.Scope, factory) && instrument is Histogram<double> h && h.Advice?.HistogramBucketBoundaries is { } b)
+                {
+                    advised[instrument.Name] = b;
+                }
+            },
+        };
+        listener.Start();
+        provider.GetRequiredService<VariantMetrics>();
+
+        Assert.Contains(1e-4, advised["sparseinference_shadow_agreement_mae"]);
+        Assert.Contains(1e-4, advised["sparseinference_shadow_max_error"]);
+        Assert.Equal(1.0, advised["sparseinference_variant_attention_density"][^1]);
     }
 
     private static MeterListener Listen<T>(IServiceProvider provider, string name, Action<T, string> onMeasurement)

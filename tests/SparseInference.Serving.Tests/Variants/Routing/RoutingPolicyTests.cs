@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using SparseInference.Serving.Protocol.Grpc;
 using SparseInference.Serving.Variants;
 using SparseInference.Serving.Variants.Routing;
 
@@ -156,5 +157,42 @@ public class RoutingPolicyTests
         using var doc = JsonDocument.Parse("""{"line_id": 17}""");
         var parameters = new Dictionary<string, object?> { ["line_id"] = doc.RootElement.GetProperty("line_id").Clone() };
         Assert.Equal("17", RoutingContext.FromRequest(parameters, null, "line_id", "X-Routing-Key").Key);
+    }
+
+    [Fact]
+    public void FromGrpcRequest_Int64KeyAndStringVariant_ConvertedLikeRest()
+    {
+        var parameters = new Dictionary<string, InferParameter>
+        {
+            ["line_id"] = new() { Int64Param = 42 },
+            ["variant"] = new() { StringParam = "bigbird-0.75" },
+        };
+
+        var context = RoutingContext.FromGrpcRequest(parameters, _ => "ignored", "line_id", "X-Routing-Key");
+
+        Assert.Equal(new RoutingContext("42", "bigbird-0.75"), context);
+    }
+
+    [Fact]
+    public void FromGrpcRequest_NoKeyParameter_ReadsLowerCaseMetadata()
+    {
+        var context = RoutingContext.FromGrpcRequest([], m => m == "x-routing-key" ? "L-2" : null, "line_id", "X-Routing-Key");
+        Assert.Equal("L-2", context.Key);
+    }
+
+    [Fact]
+    public void FromRequest_ValuesWithTextualToString_UseThatText()
+    {
+        var parameters = new Dictionary<string, TextParameter> { ["line_id"] = new("L-12"), ["variant"] = new("dense") };
+
+        var context = RoutingContext.FromRequest(parameters, null, "line_id", "X-Routing-Key");
+
+        Assert.Equal(new RoutingContext("L-12", "dense"), context);
+    }
+
+    /// <summary>Shaped like the protocol layer's parameter: a value whose ToString is its text.</summary>
+    private readonly record struct TextParameter(string Value)
+    {
+        public override string ToString() => Value;
     }
 }
