@@ -43,14 +43,15 @@ internal sealed class CpuParallel : IDisposable
     }
 
     /// <summary>
-    /// Runs body(start, end) over contiguous chunks of [0, count), at most one chunk per thread, and
+    /// Runs body(start, end) over contiguous chunks of [0, count), at most four chunks per thread, and
     /// serially when the total work (count·costPerItem) is too small to pay for a thread hand-off.
     /// </summary>
     public void ForRange(long count, long costPerItem, Action<long, long> body)
     {
         if (count <= 0) return;
         const long MinWorkPerThread = 32 * 1024;
-        var chunks = (int)Math.Min(Threads, Math.Max(1, count * Math.Max(1, costPerItem) / MinWorkPerThread));
+        // Up to four chunks per thread, claimed dynamically, so one descheduled thread does not stall the op.
+        var chunks = (int)Math.Min(4L * Threads, Math.Max(1, count * Math.Max(1, costPerItem) / MinWorkPerThread));
         chunks = (int)Math.Min(chunks, count);
         if (chunks <= 1)
         {

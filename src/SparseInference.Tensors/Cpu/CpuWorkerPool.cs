@@ -12,7 +12,8 @@ namespace SparseInference.Tensors.Cpu;
 /// </summary>
 internal sealed class CpuWorkerPool : IDisposable
 {
-    private const int SpinIterations = 4000;
+    /// <summary>How long an idle worker spins for the next call before it sleeps.</summary>
+    private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 20_000; // 50 µs
 
     private readonly Thread[] _workers;
     private readonly SemaphoreSlim _signal = new(0);
@@ -48,8 +49,9 @@ internal sealed class CpuWorkerPool : IDisposable
             var sleepers = Volatile.Read(ref _sleepers);
             if (sleepers > 0) _signal.Release(Math.Min(sleepers, _workers.Length));
             job.Work();
+            // Items are short: yield while waiting, but never sleep a whole millisecond.
             var spin = new SpinWait();
-            while (Volatile.Read(ref job.Done) < count) spin.SpinOnce();
+            while (Volatile.Read(ref job.Done) < count) spin.SpinOnce(sleep1Threshold: -1);
             job.Error?.Throw();
         }
         finally
@@ -64,12 +66,12 @@ internal sealed class CpuWorkerPool : IDisposable
         while (!_stopping)
         {
             var job = Volatile.Read(ref _job);
-            var spins = 0;
+            var spinUntil = System.Diagnostics.Stopwatch.GetTimestamp() + SpinTicks;
             while (ReferenceEquals(job, seen) && !_stopping)
             {
-                if (++spins < SpinIterations)
+                if (System.Diagnostics.Stopwatch.GetTimestamp() < spinUntil)
                 {
-                    Thread.SpinWait(10);
+                    Thread.SpinWait(8);
                 }
                 else
                 {
@@ -77,7 +79,7 @@ internal sealed class CpuWorkerPool : IDisposable
                     // Re-check after registering as a sleeper, so a job published meanwhile is not missed.
                     if (ReferenceEquals(Volatile.Read(ref _job), seen) && !_stopping) _signal.Wait();
                     Interlocked.Decrement(ref _sleepers);
-                    spins = 0;
+                    spinUntil = System.Diagnostics.Stopwatch.GetTimestamp() + SpinTicks;
                 }
                 job = Volatile.Read(ref _job);
             }
