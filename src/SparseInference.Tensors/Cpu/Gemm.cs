@@ -24,6 +24,9 @@ internal static unsafe class Gemm
     internal static int MC = 96;
     internal static int NC = 512;
 
+    /// <summary>Read a plain A in place rather than packing it (a tuning switch).</summary>
+    internal static bool DirectA = true;
+
     /// <summary>Below this many multiply-adds a thread hand-off costs more than it saves.</summary>
     private const double SerialBelow = 3e5;
 
@@ -163,9 +166,14 @@ internal static unsafe class Gemm
     {
         int mr = MR, nr = NR, kc = s.Kc;
         var aPanels = (mc + mr - 1) / mr;
+        // A plain (not transposed) A is read in place by the Vector512 kernel, six row streams that stay in L1
+        // across the column panels; only a transposed A, or a last panel of fewer than six rows, is packed.
+        var direct = DirectA && !s.TransA && Vector512.IsHardwareAccelerated;
         for (var ip = 0; ip < aPanels; ip++)
         {
-            PackA(s.TransA, s.A, s.Lda, ic + ip * mr, Math.Min(mr, mc - ip * mr), s.Pc, kc, packedA + (long)ip * kc * mr, mr);
+            var rows = Math.Min(mr, mc - ip * mr);
+            if (direct && rows == mr) continue;
+            PackA(s.TransA, s.A, s.Lda, ic + ip * mr, rows, s.Pc, kc, packedA + (long)ip * kc * mr, mr);
         }
         // Scale for the accumulated product, and what to do with the existing C.
         var betaMode = s.First ? s.Beta : 1f;
@@ -184,7 +192,13 @@ internal static unsafe class Gemm
                 var gelu = s.Last && s.Activation == Activation.Gelu;
                 // The kernel leaves the tile in L1 scratch; keeping the C update out of the FMA loop's method
                 // lets the JIT hold all accumulators in registers.
-                if (Vector512.IsHardwareAccelerated)
+                if (direct && rows == mr)
+                {
+                    Kernel6x32Direct(kc, s.A + (long)(ic + ip * mr) * s.Lda + s.Pc, s.Lda, s.PackedB + (long)jp * kc * nr, tile);
+                    if (cols == 32) StoreFull6x32(tile, cTile, s.Ldc, s.Alpha, betaMode, bias, gelu);
+                    else StorePartial(tile, nr, cTile, s.Ldc, rows, cols, s.Alpha, betaMode, bias, gelu);
+                }
+                else if (Vector512.IsHardwareAccelerated)
                 {
                     Kernel6x32(kc, pa, s.PackedB + (long)jp * kc * nr, tile);
                     if (rows == 6 && cols == 32) StoreFull6x32(tile, cTile, s.Ldc, s.Alpha, betaMode, bias, gelu);
@@ -307,6 +321,45 @@ internal static unsafe class Gemm
             c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
             c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
             a += 6;
+            b += 32;
+        }
+        c00.Store(tile); c01.Store(tile + 16);
+        c10.Store(tile + 32); c11.Store(tile + 48);
+        c20.Store(tile + 64); c21.Store(tile + 80);
+        c30.Store(tile + 96); c31.Store(tile + 112);
+        c40.Store(tile + 128); c41.Store(tile + 144);
+        c50.Store(tile + 160); c51.Store(tile + 176);
+    }
+
+    /// <summary>6×32 tile reading six rows of a row-major A in place (stride lda) instead of a packed panel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x32Direct(int kc, float* a, int lda, float* b, float* tile)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda, a4 = a + 4L * lda, a5 = a + 5L * lda;
+        for (var p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var av = Vector512.Create(a0[p]);
+            c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a1[p]);
+            c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a2[p]);
+            c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a3[p]);
+            c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a4[p]);
+            c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a5[p]);
+            c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
             b += 32;
         }
         c00.Store(tile); c01.Store(tile + 16);
