@@ -10,9 +10,9 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
 {
     private readonly CpuParallel _parallel;
 
-    /// <summary>Creates a CPU backend using <paramref name="threads"/> threads (default: all processors).</summary>
+    /// <summary>Creates a CPU backend using <paramref name="threads"/> threads (default: all processors) on the shared worker pool.</summary>
     public CpuBackend(int? threads = null)
-        : this(threads, CpuThreading.ParallelFor)
+        : this(threads, CpuThreading.WorkerPool)
     {
     }
 
@@ -86,7 +86,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         GC.KeepAlive(destination);
     }
 
-    /// <summary>Stops the worker pool, if any; buffers are owned by their tensors and stay valid.</summary>
+    /// <summary>Nothing to release: the worker pool is shared, buffers are owned by their tensors and stay valid.</summary>
     public void Dispose() => _parallel.Dispose();
 
     // ---- helpers shared by the op files -------------------------------------------------------

@@ -22,6 +22,12 @@ internal sealed class CpuWorkerPool : IDisposable
     private int _sleepers;
     private volatile bool _stopping;
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, Lazy<CpuWorkerPool>> s_shared = new();
+
+    /// <summary>The process-wide pool for a thread count; its workers sleep when idle and never need disposing.</summary>
+    public static CpuWorkerPool Shared(int threads) =>
+        s_shared.GetOrAdd(threads, t => new Lazy<CpuWorkerPool>(() => new CpuWorkerPool(t))).Value;
+
     public CpuWorkerPool(int threads)
     {
         _workers = new Thread[threads - 1];
