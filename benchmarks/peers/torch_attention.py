@@ -30,11 +30,14 @@ def run_case(spec, min_seconds, min_reps):
         fn()
     times = []
     start = time.perf_counter()
+    cpu0 = time.process_time()
     while len(times) < min_reps or time.perf_counter() - start < min_seconds:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return {"case": spec, "reps": len(times), "median_ms": statistics.median(times) * 1e3, "best_ms": min(times) * 1e3}
+    cpu = time.process_time() - cpu0
+    return {"case": spec, "reps": len(times), "median_ms": statistics.median(times) * 1e3, "best_ms": min(times) * 1e3,
+            "cpu_ms_per_rep": cpu / len(times) * 1e3}
 
 
 def main():

@@ -43,6 +43,7 @@ internal static class AttentionComparison
             var peer = PeerRunner.Run("torch_attention.py",
                 ["--threads", threads.ToString(CultureInfo.InvariantCulture), "--min-seconds", minSeconds.ToString(CultureInfo.InvariantCulture), spec])[1];
             var torchMs = peer.GetProperty("median_ms").GetDouble();
+            var torchCpuMs = peer.GetProperty("cpu_ms_per_rep").GetDouble();
 
             var rng = new Random(0);
             float[] Rand(int n) => Enumerable.Range(0, n).Select(_ => rng.NextSingle() * 2 - 1).ToArray();
@@ -56,11 +57,14 @@ internal static class AttentionComparison
             void Row(string name, Func<AttentionResult> run)
             {
                 var result = run();
-                var (median, _, _) = Timing.Measure(() => run(), minSeconds, 5);
+                var (median, _, _, cpu) = Timing.MeasureWithCpu(() => run(), minSeconds, 5);
                 var ms = median * 1e3;
+                var cpuMs = cpu * 1e3;
                 rows.Add([
                     $"T={t}", name, result.Density.ToString("F3", CultureInfo.InvariantCulture), ms.ToString("F2", CultureInfo.InvariantCulture),
                     torchMs.ToString("F2", CultureInfo.InvariantCulture), (torchMs / ms).ToString("F2", CultureInfo.InvariantCulture),
+                    cpuMs.ToString("F2", CultureInfo.InvariantCulture), torchCpuMs.ToString("F2", CultureInfo.InvariantCulture),
+                    (torchCpuMs / cpuMs).ToString("F2", CultureInfo.InvariantCulture),
                     (4.0 * result.ComputedPairs * headDim / median / 1e9).ToString("F1", CultureInfo.InvariantCulture)]);
                 Console.Error.WriteLine($"  T={t} {name}: {ms:F2} ms (torch dense {torchMs:F2} ms)");
             }
@@ -75,8 +79,8 @@ internal static class AttentionComparison
             Row("topk s=0.9", () => backend.TopKAttention(inputs, o, [], keep));
         }
         Console.WriteLine();
-        Console.WriteLine("| T | ours | density | ours ms | torch dense ms | speed-up vs torch dense | ours GFLOP/s (computed pairs) |");
-        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|");
+        Console.WriteLine("| T | ours | density | ours ms | torch dense ms | speed-up (wall) | ours CPU ms | torch CPU ms | speed-up (CPU) | ours GFLOP/s (computed pairs) |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows) Console.WriteLine("| " + string.Join(" | ", r) + " |");
         Console.WriteLine($"load average at end: {PeerRunner.LoadAverage():F2}");
         return 0;

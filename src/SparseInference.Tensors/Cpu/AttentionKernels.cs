@@ -270,21 +270,22 @@ internal static unsafe class AttentionKernels
                 for (var c = 0; c < d; c++) kt[c * lPad + j] = kr[c];
             }
             var scores = new float[lPad];
-            var work = new float[len];
+            var keys = new uint[lPad];
             var kept = new int[k];
             var probs = new float[k];
             fixed (float* pkt = kt, ps = scores)
+            fixed (uint* pk = keys)
             {
                 for (var t = 0; t < len; t++)
                 {
                     var q = g.Q.Token(b, h, t);
                     ScoreRow(q, pkt, d, len, lPad, scale, ps);
-                    SelectTopK(scores.AsSpan(0, len), k, work, kept);
+                    SelectTopK(ps, pk, len, lPad, k, kept);
                     for (var j = 0; j < k; j++) probs[j] = scores[kept[j]];
                     TensorPrimitives.SoftMax(probs, probs);
-                    var o = new Span<float>(g.O.Token(b, h, t), d);
-                    o.Clear();
-                    for (var j = 0; j < k; j++) TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(g.V.Token(b, h, kept[j]), d), probs[j], o, o);
+                    var o = g.O.Token(b, h, t);
+                    new Span<float>(o, d).Clear();
+                    for (var j = 0; j < k; j++) AddScaled(g.V.Token(b, h, kept[j]), probs[j], o, d);
                 }
             }
         });
@@ -319,23 +320,64 @@ internal static unsafe class AttentionKernels
     /// Indices (ascending) of the k largest scores, ties broken toward the lower index: every score above the
     /// k-th largest value, then the lowest-indexed scores equal to it until k are taken. NaN ranks lowest.
     /// </summary>
-    internal static void SelectTopK(ReadOnlySpan<float> scores, int k, Span<float> work, Span<int> kept)
+    internal static void SelectTopK(ReadOnlySpan<float> scores, int k, Span<int> kept)
     {
         var n = scores.Length;
-        for (var i = 0; i < n; i++) work[i] = float.IsNaN(scores[i]) ? float.NegativeInfinity : scores[i];
-        var threshold = KthLargest(work[..n], k);
-        var above = 0;
-        for (var i = 0; i < n; i++)
+        var lPad = (n + 15) & ~15;
+        var padded = new float[lPad];
+        scores.CopyTo(padded);
+        var keys = new uint[lPad];
+        fixed (float* ps = padded)
+        fixed (uint* pk = keys)
         {
-            if (Key(scores[i]) > threshold) above++;
+            SelectTopK(ps, pk, n, lPad, k, kept);
         }
+    }
+
+    /// <summary>o[0..d) += p·v[0..d).</summary>
+    private static void AddScaled(float* v, float p, float* o, int d)
+    {
+        var c = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var pv = Vector512.Create(p);
+            for (; c + 16 <= d; c += 16) Vector512.FusedMultiplyAdd(Vector512.Load(v + c), pv, Vector512.Load(o + c)).Store(o + c);
+        }
+        for (; c < d; c++) o[c] = MathF.FusedMultiplyAdd(v[c], p, o[c]);
+    }
+
+    /// <summary>Order-preserving map of a float to an unsigned key (NaN maps to the key of −∞, −0 to that of +0).</summary>
+    private static uint SortKey(float s)
+    {
+        var bits = BitConverter.SingleToUInt32Bits(float.IsNaN(s) ? float.NegativeInfinity : s == 0f ? 0f : s);
+        return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+    }
+
+    /// <summary>
+    /// The same selection as the span overload, for a score row of <paramref name="len"/> (buffers padded to lPad):
+    /// the k-th largest key is found by bisection over the 32-bit key space, each step a vector count of keys ≥ t.
+    /// </summary>
+    internal static void SelectTopK(float* scores, uint* keys, int len, int lPad, int k, Span<int> kept)
+    {
+        for (var i = 0; i < len; i++) keys[i] = SortKey(scores[i]);
+        // Padding keys are 0, below every real key (the smallest, −∞, maps to 0x007FFFFF), and the search starts at 1.
+        for (var i = len; i < lPad; i++) keys[i] = 0;
+        uint lo = 1, hi = uint.MaxValue;
+        while (lo < hi)
+        {
+            var mid = lo + (uint)(((ulong)hi - lo + 1) / 2);
+            if (CountAtLeast(keys, lPad, mid) >= k) lo = mid;
+            else hi = mid - 1;
+        }
+        var threshold = lo;
+        var above = threshold == uint.MaxValue ? 0 : CountAtLeast(keys, lPad, threshold + 1);
         var equalsToTake = k - above;
         var count = 0;
-        for (var i = 0; i < n && count < k; i++)
+        for (var i = 0; i < len && count < k; i++)
         {
-            var s = Key(scores[i]);
-            if (s > threshold) kept[count++] = i;
-            else if (s == threshold && equalsToTake > 0)
+            var key = keys[i];
+            if (key > threshold) kept[count++] = i;
+            else if (key == threshold && equalsToTake > 0)
             {
                 kept[count++] = i;
                 equalsToTake--;
@@ -343,33 +385,20 @@ internal static unsafe class AttentionKernels
         }
     }
 
-    private static float Key(float s) => float.IsNaN(s) ? float.NegativeInfinity : s;
-
-    /// <summary>The k-th largest value (1-based) of v, reordering v (Hoare quickselect, median of three).</summary>
-    internal static float KthLargest(Span<float> v, int k)
+    private static int CountAtLeast(uint* keys, int lPad, uint t)
     {
-        int lo = 0, hi = v.Length - 1, target = k - 1;
-        while (lo < hi)
+        var i = 0;
+        var count = 0;
+        if (Vector512.IsHardwareAccelerated)
         {
-            var mid = lo + ((hi - lo) >> 1);
-            float a = v[lo], b = v[mid], c = v[hi];
-            var pivot = Math.Max(Math.Min(a, b), Math.Min(Math.Max(a, b), c));
-            int i = lo, j = hi;
-            while (i <= j)
+            var tv = Vector512.Create(t);
+            for (; i + 16 <= lPad; i += 16)
             {
-                while (v[i] > pivot) i++;
-                while (v[j] < pivot) j--;
-                if (i <= j)
-                {
-                    (v[i], v[j]) = (v[j], v[i]);
-                    i++;
-                    j--;
-                }
+                count += System.Numerics.BitOperations.PopCount(Vector512.GreaterThanOrEqual(Vector512.Load(keys + i), tv).ExtractMostSignificantBits());
             }
-            if (target <= j) hi = j;
-            else if (target >= i) lo = i;
-            else return v[target];
         }
-        return v[target];
+        for (; i < lPad; i++) count += keys[i] >= t ? 1 : 0;
+        return count;
     }
+
 }
