@@ -359,7 +359,21 @@ internal static unsafe class AttentionKernels
     /// </summary>
     internal static void SelectTopK(float* scores, uint* keys, int len, int lPad, int k, Span<int> kept)
     {
-        for (var i = 0; i < len; i++) keys[i] = SortKey(scores[i]);
+        var i0 = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var negInf = Vector512.Create(float.NegativeInfinity);
+            for (; i0 + 16 <= len; i0 += 16)
+            {
+                var v = Vector512.Load(scores + i0);
+                // NaN → −∞, −0 → +0 (adding +0 does that), then flip: negatives bitwise, positives by the sign bit.
+                v = Vector512.ConditionalSelect(Vector512.Equals(v, v), v + Vector512<float>.Zero, negInf);
+                var bits = v.AsUInt32();
+                var negative = Vector512.ShiftRightArithmetic(bits.AsInt32(), 31).AsUInt32();
+                (bits ^ (negative | Vector512.Create(0x80000000u))).Store(keys + i0);
+            }
+        }
+        for (var i = i0; i < len; i++) keys[i] = SortKey(scores[i]);
         // Padding keys are 0, below every real key (the smallest, −∞, maps to 0x007FFFFF), and the search starts at 1.
         for (var i = len; i < lPad; i++) keys[i] = 0;
         uint lo = 1, hi = uint.MaxValue;
@@ -373,7 +387,31 @@ internal static unsafe class AttentionKernels
         var above = threshold == uint.MaxValue ? 0 : CountAtLeast(keys, lPad, threshold + 1);
         var equalsToTake = k - above;
         var count = 0;
-        for (var i = 0; i < len && count < k; i++)
+        var start = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            // Walk the set bits of (key ≥ threshold) per 16 keys in index order; padding keys (0) never match.
+            var tv = Vector512.Create(threshold);
+            for (; start < lPad && count < k; start += 16)
+            {
+                var chunk = Vector512.Load(keys + start);
+                var candidates = Vector512.GreaterThanOrEqual(chunk, tv).ExtractMostSignificantBits();
+                while (candidates != 0 && count < k)
+                {
+                    var bit = System.Numerics.BitOperations.TrailingZeroCount(candidates);
+                    candidates &= candidates - 1;
+                    var i = start + bit;
+                    if (keys[i] > threshold) kept[count++] = i;
+                    else if (equalsToTake > 0)
+                    {
+                        kept[count++] = i;
+                        equalsToTake--;
+                    }
+                }
+            }
+            return;
+        }
+        for (var i = start; i < len && count < k; i++)
         {
             var key = keys[i];
             if (key > threshold) kept[count++] = i;
