@@ -38,7 +38,7 @@ internal static unsafe class RowOps
         for (; i <= width - 8; i += 8)
         {
             var d = Vector256.Load(x + i) - vm;
-            acc = Vector256.FusedMultiplyAdd(d, d, acc);
+            acc = Simd.Fmadd(d, d, acc);
         }
 
         float variance = Vector256.Sum(acc);
@@ -55,7 +55,7 @@ internal static unsafe class RowOps
         for (; i <= width - 8; i += 8)
         {
             var v = (Vector256.Load(x + i) - vm) * vinv;
-            Vector256.FusedMultiplyAdd(v, Vector256.Load(gamma + i), Vector256.Load(beta + i)).Store(y + i);
+            Simd.Fmadd(v, Vector256.Load(gamma + i), Vector256.Load(beta + i)).Store(y + i);
         }
 
         for (; i < width; i++)
@@ -155,7 +155,7 @@ internal static unsafe class RowOps
         int i = 0;
         for (; i <= n - 8; i += 8)
         {
-            Vector256.FusedMultiplyAdd(Vector256.Load(x + i), va, Vector256.Load(y + i)).Store(y + i);
+            Simd.Fmadd(Vector256.Load(x + i), va, Vector256.Load(y + i)).Store(y + i);
         }
 
         for (; i < n; i++)
@@ -170,7 +170,7 @@ internal static unsafe class RowOps
         int i = 0;
         for (; i <= n - 8; i += 8)
         {
-            acc = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(y + i), acc);
+            acc = Simd.Fmadd(Vector256.Load(x + i), Vector256.Load(y + i), acc);
         }
 
         float s = Vector256.Sum(acc);
