@@ -108,6 +108,30 @@ internal static unsafe class RowOps
         return m;
     }
 
+    /// <summary>x[i] = 2^(x[i] − shift) in place for x[i] ≤ shift; returns the sum.</summary>
+    public static float Exp2ShiftSum(float* x, int n, float shift)
+    {
+        var vs = Vector256.Create(shift);
+        var acc = Vector256<float>.Zero;
+        int i = 0;
+        for (; i <= n - 8; i += 8)
+        {
+            var e = VectorMath.Exp2NonPositive(Vector256.Load(x + i) - vs);
+            e.Store(x + i);
+            acc += e;
+        }
+
+        float s = Vector256.Sum(acc);
+        for (; i < n; i++)
+        {
+            float e = float.Exp2(x[i] - shift);
+            x[i] = e;
+            s += e;
+        }
+
+        return s;
+    }
+
     /// <summary>x[i] = exp(x[i] − shift) in place; returns the sum.</summary>
     public static float ExpShiftSum(float* x, int n, float shift)
     {

@@ -50,6 +50,31 @@ internal static unsafe class VectorMath
         return y * pow2n;
     }
 
+    /// <summary>
+    /// 2^x for x ≤ 0 (softmax in the log2 domain), clamped at −125 where the result is negligible. Degree-6 Taylor
+    /// polynomial of 2^r on r ∈ [−½, ½] (relative error about 1.3e-7); the scale 2^n goes straight into the exponent.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Exp2NonPositive(Vector256<float> x)
+    {
+        if (Fma.IsSupported && Avx2.IsSupported)
+        {
+            x = Avx.Max(x, Vector256.Create(-125f));
+            var n = Avx.RoundToNearestInteger(x);
+            var r = Avx.Subtract(x, n);
+            var p = Fma.MultiplyAdd(Vector256.Create(1.5403530393381608e-4f), r, Vector256.Create(1.3333558146428443e-3f));
+            p = Fma.MultiplyAdd(p, r, Vector256.Create(9.618129107628477e-3f));
+            p = Fma.MultiplyAdd(p, r, Vector256.Create(5.550410866482158e-2f));
+            p = Fma.MultiplyAdd(p, r, Vector256.Create(0.2402265069591007f));
+            p = Fma.MultiplyAdd(p, r, Vector256.Create(0.6931471805599453f));
+            p = Fma.MultiplyAdd(p, r, Vector256.Create(1f));
+            var e = Avx2.ShiftLeftLogical(Avx.ConvertToVector256Int32(n), 23);
+            return Avx2.Add(p.AsInt32(), e).AsSingle();
+        }
+
+        return Exp(Vector256.Max(x, Vector256.Create(-125f)) * Vector256.Create(0.6931471805599453f));
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Exp(float x) => MathF.Exp(x);
 
