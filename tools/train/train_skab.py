@@ -56,6 +56,7 @@ HOT_SWAPS = [
 SPARSE_TRAINED = [
     ("skab-pump-window", "window", 0.75),
     ("skab-pump-bigbird", "bigbird", 0.75),
+    ("skab-pump-block-topk", "block-topk", 0.75),
 ]
 
 
@@ -83,6 +84,7 @@ def metadata(settings: TrainSettings, exps, ucl: float, variant_spec: AttentionS
         "trained_with": variant_spec.to_dict(),
         "training": {"epochs": settings.epochs, "batch": settings.batch, "lr": settings.lr,
                      "denoising_noise": settings.noise, "channel_drop": settings.channel_drop,
+                     "level_noise": settings.level_noise,
                      "thermal_level_shift": settings.drift, "seed": settings.seed,
                      "files": len(exps), "seconds": round(train_seconds, 1)},
     }
@@ -157,7 +159,8 @@ def main(argv=None) -> int:
     summary = {"protocol": {"train_rows": TRAIN_ROWS, "window": settings.window, "ucl_quantile": UCL_QUANTILE,
                             "ucl_factor": UCL_FACTOR, "score_positions": SCORE_POSITIONS,
                             "groups": ["valve1", "valve2"], "torch": torch.__version__, "threads": 1},
-               "settings": settings.__dict__, "seconds": round(time.time() - t_start, 1), "rows": rows}
+               "settings": settings.__dict__, "seconds": round(time.time() - t_start, 1),
+               "cpu_seconds": round(time.process_time(), 1), "rows": rows}
     with open(os.path.join(args.results, "skab_results.json"), "w") as f:
         json.dump(summary, f, indent=1)
         f.write("\n")
@@ -165,7 +168,7 @@ def main(argv=None) -> int:
     with open(os.path.join(args.results, "skab_results.md"), "w") as f:
         f.write(table + "\n")
     print(table)
-    print(f"total {time.time() - t_start:.0f}s")
+    print(f"total {time.time() - t_start:.0f}s wall, {time.process_time():.0f}s CPU")
     return 0
 
 
