@@ -112,7 +112,15 @@ internal sealed class BackendEncoder : IDisposable
         using var h = be.Allocate(rows, d);
         if (_config.InputKind == InputKind.Continuous)
         {
-            using var values = be.FromHost(input.Values!, rows, _config.InputChannels);
+            // Padding is never read back, but zero it so that NaN or Inf there cannot reach a kernel's arithmetic.
+            int channels = _config.InputChannels;
+            var clean = (float[])input.Values!.Clone();
+            for (int b = 0; b < batch; b++)
+            {
+                Array.Clear(clean, (b * time + lengths[b]) * channels, (time - lengths[b]) * channels);
+            }
+
+            using var values = be.FromHost(clean, rows, channels);
             be.Linear(values, W("input_proj.weight"), W("input_proj.bias"), x);
         }
         else

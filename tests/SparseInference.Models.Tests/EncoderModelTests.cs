@@ -39,6 +39,10 @@ public sealed class EncoderModelTests
         // The same sequence second in a batch of three, with a longer T and garbage padding.
         var values = RandomValues(3 * time * channels, 2).Select(v => v * 1000f).ToArray();
         sequence.CopyTo(values, time * channels);
+        // Padding of the first sequence holds non-finite garbage: it must never reach any arithmetic that counts.
+        values[40 * channels] = float.NaN;
+        values[41 * channels + 1] = float.PositiveInfinity;
+        values[44 * channels + 2] = float.NegativeInfinity;
         var batched = model.Forward(new ForwardInput { Batch = 3, Time = time, Values = values, Lengths = [40, length, 12] }, spec);
 
         var mine = batched.Output.AsSpan(time * outDim, time * outDim);
@@ -48,6 +52,7 @@ public sealed class EncoderModelTests
         }
 
         Assert.All(mine[(length * outDim)..].ToArray(), v => Assert.Equal(0f, v));
+        Assert.All(batched.Output, v => Assert.True(float.IsFinite(v)));
         Assert.Equal(2L * 2 * (40 * 40 + length * length + 12 * 12), batched.DensePairs);
     }
 
