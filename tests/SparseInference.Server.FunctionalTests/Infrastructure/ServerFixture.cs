@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 
 namespace SparseInference.Server.FunctionalTests.Infrastructure;
 
@@ -63,11 +64,14 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
     public int MetricsPort { get; }
     public int AdminPort { get; }
 
+    public LogSink Logs { get; } = new();
+
     public HttpClient Rest { get; private set; } = null!;
     internal GrpcTestClient Grpc { get; private set; } = null!;
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        builder.ConfigureLogging(logging => logging.AddProvider(Logs).AddFilter<LogSink>("SparseInference", LogLevel.Debug));
         builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["SparseInference:Ports:Rest"] = RestPort.ToString(),
