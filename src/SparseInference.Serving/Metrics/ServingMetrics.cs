@@ -84,8 +84,8 @@ public sealed class ServingMetrics : IDisposable
             "Bytes of working buffers held per variant.");
         _meter.CreateObservableGauge("sparseinference.process.working_set", static () => Environment.WorkingSet, "By",
             "Working set of the server process.");
-        _meter.CreateObservableGauge("sparseinference.gc.heap", static () => GC.GetGCMemoryInfo().HeapSizeBytes, "By",
-            "Managed heap size after the last garbage collection.");
+        _meter.CreateObservableGauge("sparseinference.gc.heap", static () => GC.GetTotalMemory(forceFullCollection: false), "By",
+            "Bytes currently allocated on the managed heap.");
     }
 
     public Meter Meter => _meter;
