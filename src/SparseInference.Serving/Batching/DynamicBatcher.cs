@@ -148,6 +148,18 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
     /// <exception cref="ObjectDisposedException">The batcher is shutting down.</exception>
     public Task<TResponse> EnqueueAsync(TRequest request, BatchRequestOptions options = default, CancellationToken cancellationToken = default)
     {
+        var submitted = SubmitAsync(request, options, cancellationToken);
+        return Unwrap(submitted);
+
+        static async Task<TResponse> Unwrap(Task<BatchResult<TResponse>> task) => (await task.ConfigureAwait(false)).Response;
+    }
+
+    /// <summary>
+    /// As <see cref="EnqueueAsync"/>, and also reports the request's queue time, compute time and batch size
+    /// (what Triton's statistics extension needs per request).
+    /// </summary>
+    public Task<BatchResult<TResponse>> SubmitAsync(TRequest request, BatchRequestOptions options = default, CancellationToken cancellationToken = default)
+    {
         if (options.Priority < 0 || options.Priority > _priorityLevels)
             throw new ArgumentOutOfRangeException(nameof(options), options.Priority, $"Priority must be between 0 (default) and {_priorityLevels}, but was {options.Priority}.");
         if (options.TimeoutMicroseconds < 0)
@@ -157,6 +169,9 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         var length = _executor.GetSequenceLength(request);
         if (length < 0)
             throw new ArgumentOutOfRangeException(nameof(request), length, $"Sequence length must be 0 or more, but was {length}.");
+        var size = _executor.GetBatchSize(request);
+        if (size < 1 || size > _maxBatchSize)
+            throw new ArgumentOutOfRangeException(nameof(request), size, $"The request's batch size must be between 1 and MaxBatchSize ({_maxBatchSize}), but was {size}.");
 
         if (!TryAdmit())
         {
@@ -178,6 +193,7 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         {
             Request = request,
             Length = length,
+            Size = size,
             Level = (options.Priority == 0 ? _defaultPriority : options.Priority) - 1,
             EnqueuedAt = now,
             Timeout = timeoutMicroseconds == 0 ? TimeSpan.Zero : TimeSpan.FromMicroseconds(timeoutMicroseconds),
@@ -362,25 +378,34 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         _group.Clear();
         long maxLength = 0;
         long sumLength = 0;
+        var sequences = 0;
         var oldest = long.MaxValue;
 
-        for (var level = 0; level < _priorityLevels && _group.Count < _maxBatchSize; level++)
+        for (var level = 0; level < _priorityLevels && sequences < _maxBatchSize; level++)
         {
-            Collect(_normal[level], skipDelayed: true, ref maxLength, ref sumLength, ref oldest);
-            Collect(_delayed[level], skipDelayed: false, ref maxLength, ref sumLength, ref oldest);
+            Collect(_normal[level], skipDelayed: true, ref maxLength, ref sumLength, ref sequences, ref oldest);
+            Collect(_delayed[level], skipDelayed: false, ref maxLength, ref sumLength, ref sequences, ref oldest);
         }
 
         if (_group.Count == 0)
             return false;
-        if (_group.Count >= _maxBatchSize)
+        if (sequences >= _maxBatchSize)
             return true;
 
+        // The largest preferred size that some prefix of the group adds up to exactly.
         foreach (var preferred in _preferredDescending)
         {
-            if (preferred <= _group.Count)
+            if (preferred > sequences)
+                continue;
+            var prefix = 0;
+            for (var i = 0; i < _group.Count && prefix < preferred; i++)
             {
-                _group.RemoveRange(preferred, _group.Count - preferred);
-                return true;
+                prefix += _group[i].Size;
+                if (prefix == preferred)
+                {
+                    _group.RemoveRange(i + 1, _group.Count - i - 1);
+                    return true;
+                }
             }
         }
 
@@ -391,27 +416,32 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         return false;
     }
 
-    private void Collect(List<Pending> list, bool skipDelayed, ref long maxLength, ref long sumLength, ref long oldest)
+    private void Collect(List<Pending> list, bool skipDelayed, ref long maxLength, ref long sumLength, ref int sequences, ref long oldest)
     {
         foreach (var pending in list)
         {
-            if (_group.Count >= _maxBatchSize)
+            if (sequences >= _maxBatchSize)
                 return;
             if (Volatile.Read(ref pending.State) != Queued || (skipDelayed && pending.Delayed))
+                continue;
+            // A request that does not fit in what is left waits for the next batch; smaller ones behind it may fill the gap.
+            if (sequences + pending.Size > _maxBatchSize)
                 continue;
 
             // Greedy length bucketing: every prefix of the group keeps padding waste within the bound,
             // so trimming the group to a preferred size keeps it too.
             var newMax = Math.Max(maxLength, pending.Length);
-            var newSum = sumLength + pending.Length;
+            var newSum = sumLength + ((long)pending.Length * pending.Size);
+            var newSequences = sequences + pending.Size;
             if (_group.Count > 0 && newMax > 0)
             {
-                var waste = 1d - (double)newSum / ((_group.Count + 1) * (double)newMax);
+                var waste = 1d - (double)newSum / (newSequences * (double)newMax);
                 if (waste > _maxPaddingWaste + 1e-12)
                     continue;
             }
             maxLength = newMax;
             sumLength = newSum;
+            sequences = newSequences;
             oldest = Math.Min(oldest, pending.EnqueuedAt);
             _group.Add(pending);
         }
@@ -437,16 +467,18 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
 
         long maxLength = 0;
         long sumLength = 0;
+        var sequences = 0;
         foreach (var pending in members)
         {
-            var waited = now - pending.EnqueuedAt;
-            Interlocked.Add(ref _queueNs, TicksToNanoseconds(waited));
-            _metrics?.RecordQueueDuration(_labels, (double)waited / _time.TimestampFrequency);
+            pending.QueueTime = _time.GetElapsedTime(pending.EnqueuedAt, now);
+            Interlocked.Add(ref _queueNs, TicksToNanoseconds(now - pending.EnqueuedAt));
+            _metrics?.RecordQueueDuration(_labels, pending.QueueTime.TotalSeconds);
             maxLength = Math.Max(maxLength, pending.Length);
-            sumLength += pending.Length;
+            sumLength += (long)pending.Length * pending.Size;
+            sequences += pending.Size;
         }
-        var paddingWaste = maxLength == 0 ? 0d : 1d - (double)sumLength / (members.Count * (double)maxLength);
-        _metrics?.RecordBatch(_labels, members.Count, paddingWaste);
+        var paddingWaste = maxLength == 0 ? 0d : 1d - (double)sumLength / (sequences * (double)maxLength);
+        _metrics?.RecordBatch(_labels, sequences, paddingWaste);
 
         _ = Task.Run(() => RunBatchAsync(members));
     }
@@ -506,19 +538,20 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
             catch (Exception ex) when (members.Count > 1)
             {
                 BatchingLog.BatchFailedRetryingSingly(_logger, _labels.Variant ?? string.Empty, members.Count, ex);
-                RecordExecution(members.Count, started);
+                RecordExecution(members, started);
                 await RunSinglyAsync(members).ConfigureAwait(false);
                 return;
             }
 
-            RecordExecution(members.Count, started);
-            var computeNs = TicksToNanoseconds(_time.GetTimestamp() - started);
+            RecordExecution(members, started);
+            var compute = _time.GetElapsedTime(started);
+            var sequences = members.Sum(static p => p.Size);
             for (var i = 0; i < members.Count; i++)
-                Complete(members[i], responses[i], computeNs);
+                Complete(members[i], responses[i], compute, sequences);
         }
         catch (Exception ex)
         {
-            RecordExecution(members.Count, started);
+            RecordExecution(members, started);
             foreach (var pending in members)
                 Fail(pending, ex);
         }
@@ -540,13 +573,13 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
             try
             {
                 var responses = await _executor.ExecuteAsync([pending.Request], _shutdown.Token).ConfigureAwait(false);
-                RecordExecution(1, started);
+                RecordExecution([pending], started);
                 if (responses is null || responses.Count != 1)
                 {
                     throw new InvalidOperationException(
                         $"The batch executor returned {responses?.Count ?? 0} responses for a batch of 1 request; it must return one per request.");
                 }
-                Complete(pending, responses[0], TicksToNanoseconds(_time.GetTimestamp() - started));
+                Complete(pending, responses[0], _time.GetElapsedTime(started), pending.Size);
             }
             catch (Exception ex)
             {
@@ -556,11 +589,11 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         }
     }
 
-    private void RecordExecution(int size, long started)
+    private void RecordExecution(List<Pending> members, long started)
     {
         var elapsed = _time.GetTimestamp() - started;
         Interlocked.Increment(ref _executions);
-        Interlocked.Add(ref _inferences, size);
+        Interlocked.Add(ref _inferences, members.Sum(static p => p.Size));
         _metrics?.RecordComputeDuration(_labels, (double)elapsed / _time.TimestampFrequency);
 
         // Exponential moving average of batch time, for the retry-after estimate; races only blur it.
@@ -568,13 +601,13 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         Interlocked.Exchange(ref _averageBatchTicks, previous == 0 ? elapsed : (previous * 7 + elapsed) / 8);
     }
 
-    private void Complete(Pending pending, TResponse response, long computeNs)
+    private void Complete(Pending pending, TResponse response, TimeSpan compute, int batchSize)
     {
         pending.Registration.Unregister();
-        if (pending.TrySetResult(response))
+        if (pending.TrySetResult(new BatchResult<TResponse>(response, pending.QueueTime, compute, batchSize)))
         {
             Interlocked.Increment(ref _success);
-            Interlocked.Add(ref _computeNs, computeNs);
+            Interlocked.Add(ref _computeNs, compute.Ticks * 100);
         }
     }
 
@@ -592,7 +625,7 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         _metrics?.QueueDepthChanged(_labels, -1);
     }
 
-    private sealed class Pending : TaskCompletionSource<TResponse>
+    private sealed class Pending : TaskCompletionSource<BatchResult<TResponse>>
     {
         private readonly DynamicBatcher<TRequest, TResponse> _owner;
 
@@ -605,7 +638,9 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         public int State;
         public TRequest Request = default!;
         public int Length;
+        public int Size;
         public int Level;
+        public TimeSpan QueueTime;
         public long EnqueuedAt;
         public long TimeoutAt;
         public TimeSpan Timeout;

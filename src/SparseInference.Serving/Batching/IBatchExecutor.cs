@@ -10,6 +10,12 @@ public interface IBatchExecutor<TRequest, TResponse>
     int GetSequenceLength(TRequest request);
 
     /// <summary>
+    /// Sequences the request carries (its batch dimension); they count toward MaxBatchSize and preferred
+    /// sizes. A request larger than MaxBatchSize is refused. Default 1.
+    /// </summary>
+    int GetBatchSize(TRequest request) => 1;
+
+    /// <summary>
     /// Executes the batch and returns one response per request, in order. Throwing fails nobody yet:
     /// the batcher retries each member alone, so only the culprit sees the exception.
     /// </summary>
@@ -20,6 +26,13 @@ public interface IBatchExecutor<TRequest, TResponse>
 /// <param name="Priority">1 is the highest level; 0 uses the batcher's default level.</param>
 /// <param name="TimeoutMicroseconds">Client queue timeout; 0 means none. It can only shorten the configured default.</param>
 public readonly record struct BatchRequestOptions(int Priority = 0, long TimeoutMicroseconds = 0);
+
+/// <summary>A response with what producing it cost, for per-request statistics.</summary>
+/// <param name="Response">The executor's response for this request.</param>
+/// <param name="QueueTime">From admission to dispatch.</param>
+/// <param name="ComputeTime">The executor call that produced the response (the single retry, if the batch failed).</param>
+/// <param name="BatchSize">Sequences in that executor call.</param>
+public readonly record struct BatchResult<TResponse>(TResponse Response, TimeSpan QueueTime, TimeSpan ComputeTime, int BatchSize);
 
 /// <summary>Cumulative counters of one batcher, in the shape Triton's statistics extension reports.</summary>
 public readonly record struct BatcherStatistics(

@@ -441,6 +441,59 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SubmitAsync_Batch_ReportsQueueTimeComputeTimeAndBatchSize()
+    {
+        var executor = new TestExecutor { OnExecute = () => _clock.AdvanceMicroseconds(300) };
+        var batcher = Create(executor, o => o.MaxQueueDelayMicroseconds = 1000);
+
+        var first = batcher.SubmitAsync(new Work("a"));
+        _clock.AdvanceMicroseconds(400);
+        var second = batcher.SubmitAsync(new Work("b", Size: 2));
+        await SettledAsync(batcher);
+        _clock.AdvanceMicroseconds(600);
+        var results = await Eventually.CompletesAsync(Task.WhenAll(first, second), "the batch completes");
+
+        Assert.Equal(new BatchResult<string>("done:a", TimeSpan.FromMicroseconds(1000), TimeSpan.FromMicroseconds(300), 3), results[0]);
+        Assert.Equal(new BatchResult<string>("done:b", TimeSpan.FromMicroseconds(600), TimeSpan.FromMicroseconds(300), 3), results[1]);
+        Assert.Equal(1000_000 + 600_000, batcher.Statistics.QueueNanoseconds);
+        Assert.Equal(2 * 300_000, batcher.Statistics.ComputeNanoseconds);
+        Assert.Equal(3, batcher.Statistics.InferenceCount);
+    }
+
+    [Fact]
+    public async Task EnqueueAsync_RequestsCarryingSeveralSequences_FillMaxBatchSizeBySequences()
+    {
+        var executor = new TestExecutor();
+        var batcher = Create(executor, o =>
+        {
+            o.MaxBatchSize = 4;
+            o.MaxQueueDelayMicroseconds = 1000;
+        });
+
+        var three = batcher.EnqueueAsync(new Work("three", Size: 3));
+        var two = batcher.EnqueueAsync(new Work("two", Size: 2));
+        var one = batcher.EnqueueAsync(new Work("one", Size: 1));
+
+        // 3 + 1 fills the batch at once; the request of 2 would overflow it and waits for the delay.
+        await Eventually.CompletesAsync(Task.WhenAll(three, one), "the full batch completes with the clock standing still");
+        Assert.Equal([["three", "one"]], executor.Batches);
+        Assert.False(two.IsCompleted);
+
+        _clock.AdvanceMicroseconds(1000);
+        await Eventually.CompletesAsync(two, "the remaining request is sent at the delay");
+        Assert.Equal(["two"], executor.Batches[1]);
+    }
+
+    [Fact]
+    public void EnqueueAsync_RequestLargerThanMaxBatchSize_ThrowsNamingTheBound()
+    {
+        var batcher = Create(new TestExecutor(), o => o.MaxBatchSize = 4);
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => { _ = batcher.EnqueueAsync(new Work("big", Size: 5)); });
+        Assert.Contains("MaxBatchSize (4), but was 5", ex.Message);
+        Assert.Equal(0, batcher.QueueDepth);
+    }
+
+    [Fact]
     public async Task EnqueueAsync_PriorityOutOfRange_ThrowsNamingTheField()
     {
         var batcher = Create(new TestExecutor(), o => o.PriorityLevels = 2);

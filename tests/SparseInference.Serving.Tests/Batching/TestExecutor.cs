@@ -3,7 +3,7 @@ using SparseInference.Serving.Batching;
 
 namespace SparseInference.Serving.Tests.Batching;
 
-public sealed record Work(string Id, int Length = 1);
+public sealed record Work(string Id, int Length = 1, int Size = 1);
 
 /// <summary>
 /// A real executor for tests: answers each request with its id, records every batch it was given,
@@ -33,7 +33,12 @@ public sealed class TestExecutor : IBatchExecutor<Work, string>
 
     public int Running { get; private set; }
 
+    /// <summary>Runs inside every executor call, e.g. to move a fake clock by the compute time.</summary>
+    public Action? OnExecute { get; init; }
+
     public int GetSequenceLength(Work request) => request.Length;
+
+    public int GetBatchSize(Work request) => request.Size;
 
     public async ValueTask<IReadOnlyList<string>> ExecuteAsync(IReadOnlyList<Work> batch, CancellationToken cancellationToken)
     {
@@ -50,6 +55,7 @@ public sealed class TestExecutor : IBatchExecutor<Work, string>
         {
             _calls.Release();
         }
+        OnExecute?.Invoke();
         var poisoned = batch.FirstOrDefault(w => Poisoned.Contains(w.Id));
         if (poisoned is not null)
             throw new InvalidDataException($"poisoned request {poisoned.Id}");
