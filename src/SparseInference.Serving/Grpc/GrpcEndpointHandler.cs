@@ -78,6 +78,11 @@ internal sealed partial class GrpcEndpointHandler(GrpcMethodRegistry registry, i
             await method.InvokeAsync(call).ConfigureAwait(false);
             await CompleteAsync(context, GrpcStatusCode.OK, null).ConfigureAwait(false);
         }
+        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client reset the stream (reads then fail with cancellation or an I/O error); nobody is left to read a status.
+            Log.CallCancelled(logger, path);
+        }
         catch (GrpcStatusException ex)
         {
             Log.CallFailed(logger, path, ex.Status, ex.Message);
@@ -87,11 +92,6 @@ internal sealed partial class GrpcEndpointHandler(GrpcMethodRegistry registry, i
         {
             Log.DeadlineExceeded(logger, path, timeoutHeader);
             await CompleteAsync(context, GrpcStatusCode.DeadlineExceeded, $"deadline of {timeoutHeader} exceeded.").ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            // The client reset the stream; nobody is left to read a status.
-            Log.CallCancelled(logger, path);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

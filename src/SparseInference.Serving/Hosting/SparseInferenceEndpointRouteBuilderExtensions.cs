@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using SparseInference.Serving.Grpc;
+using SparseInference.Serving.Metrics;
 using SparseInference.Serving.Protocol.Grpc;
 using SparseInference.Serving.Protocol.Rest;
 
@@ -10,7 +11,10 @@ namespace SparseInference.Serving.Hosting;
 
 public static class SparseInferenceEndpointRouteBuilderExtensions
 {
-    /// <summary>Maps the Open Inference Protocol: REST on the REST port only, gRPC on the gRPC port only.</summary>
+    /// <summary>
+    /// Maps the Open Inference Protocol (REST on the REST port only, gRPC on the gRPC port only) and the Prometheus
+    /// exporter on the metrics port only.
+    /// </summary>
     public static IEndpointRouteBuilder MapSparseInference(this IEndpointRouteBuilder endpoints)
     {
         var options = endpoints.ServiceProvider.GetRequiredService<IOptions<SparseInferenceOptions>>().Value;
@@ -18,6 +22,7 @@ public static class SparseInferenceEndpointRouteBuilderExtensions
 
         var registry = endpoints.ServiceProvider.GetRequiredService<GrpcInferenceService>().Register(new GrpcMethodRegistry());
         endpoints.MapGrpcMethods(registry, options.Limits.MaxGrpcMessageBytes).RequireLocalPort(options.Ports.Grpc);
+        endpoints.MapPrometheusMetrics().RequireLocalPort(options.Ports.Metrics);
         return endpoints;
     }
 }

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SparseInference.Serving.Grpc;
+using SparseInference.Serving.Metrics;
 using SparseInference.Serving.Protocol;
 using SparseInference.Serving.Protocol.Grpc;
 using SparseInference.Serving.Repository;
@@ -28,6 +29,7 @@ public static class SparseInferenceServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SparseInferenceOptions>, SparseInferenceOptionsValidator>());
 
         services.TryAddSingleton(TimeProvider.System);
+        services.AddServingMetrics();
         services.TryAddSingleton<ServerState>();
         services.TryAddSingleton<IInferenceModelLoader, EngineModelLoader>();
         services.TryAddSingleton(sp =>

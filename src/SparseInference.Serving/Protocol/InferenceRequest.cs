@@ -4,6 +4,11 @@ namespace SparseInference.Serving.Protocol;
 public sealed class InferenceRequest
 {
     public const string VariantParameter = "variant";
+    public const string RestProtocol = "rest";
+    public const string GrpcProtocol = "grpc";
+
+    /// <summary>The transport the request came in on, for metrics labels.</summary>
+    public string Protocol { get; init; } = RestProtocol;
 
     public required string ModelName { get; init; }
     public string? ModelVersion { get; init; }

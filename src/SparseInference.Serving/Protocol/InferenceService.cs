@@ -1,5 +1,6 @@
 using System.Globalization;
 using SparseInference.Models;
+using SparseInference.Serving.Metrics;
 using SparseInference.Serving.Repository;
 
 namespace SparseInference.Serving.Protocol;
@@ -8,7 +9,7 @@ namespace SparseInference.Serving.Protocol;
 /// The protocol's inference logic, shared by REST and gRPC: resolves the model, checks every input against the
 /// model's tensor contract before it reaches the engine, picks the variant, runs the forward and shapes outputs.
 /// </summary>
-public sealed class InferenceService(ModelRepository repository, IInferenceExecutor executor, TimeProvider time)
+public sealed class InferenceService(ModelRepository repository, IInferenceExecutor executor, TimeProvider time, ServingMetrics? metrics = null)
 {
     /// <summary>Largest element count of one input; keeps shape products far from overflowing an array index.</summary>
     public const int MaxElements = int.MaxValue / 8;
@@ -19,11 +20,13 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
     {
         var model = repository.Resolve(request.ModelName, request.ModelVersion);
         var started = time.GetTimestamp();
+        var labels = new VariantLabels(model.ModelName, model.Version, "");
         try
         {
             var contract = ModelTensorContract.For(model.Configuration);
             var (forwardInput, values) = BuildForwardInput(request, model.Configuration, contract);
             var (variant, attention) = SelectVariant(request, model);
+            labels = labels with { Variant = variant };
             var requested = SelectOutputs(request, contract);
             var inputDone = time.GetTimestamp();
 
@@ -56,14 +59,34 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
                 Nanoseconds(execution.Compute),
                 Nanoseconds(time.GetElapsedTime(outputStarted, finished)),
                 time.GetUtcNow());
+            if (metrics is not null)
+            {
+                metrics.RecordRequest(labels, request.Protocol, RequestOutcomes.Success, time.GetElapsedTime(started, finished).TotalSeconds);
+                metrics.RecordQueueDuration(labels, execution.Queue.TotalSeconds);
+                metrics.RecordComputeDuration(labels, execution.Compute.TotalSeconds);
+                // Pairs are summed over layers and heads already; one pair costs a q·k and an a·v multiply-add per head dimension.
+                var flopsPerPair = 4L * model.Configuration.DModel / Math.Max(1, model.Configuration.NHeads);
+                metrics.RecordForward(labels, execution.Result.ComputedPairs, execution.Result.DensePairs, flopsPerPair);
+            }
+
             return response;
         }
-        catch
+        catch (Exception ex)
         {
-            model.Statistics.RecordFailure(Nanoseconds(time.GetElapsedTime(started)));
+            var elapsed = time.GetElapsedTime(started);
+            model.Statistics.RecordFailure(Nanoseconds(elapsed));
+            metrics?.RecordRequest(labels, request.Protocol, Outcome(ex, cancellationToken), elapsed.TotalSeconds);
             throw;
         }
     }
+
+    private static string Outcome(Exception ex, CancellationToken cancellationToken) => ex switch
+    {
+        InferenceException { Kind: InferenceErrorKind.InvalidArgument } => RequestOutcomes.Invalid,
+        InferenceException { Kind: InferenceErrorKind.Unavailable or InferenceErrorKind.ResourceExhausted } => RequestOutcomes.Rejected,
+        OperationCanceledException when cancellationToken.IsCancellationRequested => RequestOutcomes.Cancelled,
+        _ => RequestOutcomes.Error,
+    };
 
     private static long Nanoseconds(TimeSpan span) => span.Ticks * 100;
 

@@ -4,23 +4,26 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 
 namespace SparseInference.Server.FunctionalTests.Infrastructure;
 
 /// <summary>
-/// The real server (Program, Kestrel, real sockets, the real engine) on four free ports, serving a repository made
-/// in a temporary directory from the engine's golden model files.
+/// The real server (Program, Kestrel, real sockets, the real engine) on four free ports, serving a temporary copy of
+/// the repository's <c>models/</c> (the default SKAB pump model) plus small models from the engine's golden files:
+/// a two-version model, a token classifier, and a broken model.
 /// </summary>
 public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
 {
-    public const string ModelName = "sensor";
+    /// <summary>The default model shipped in the repository's <c>models/</c>.</summary>
+    public const string ModelName = "skab-pump";
+    public const int Channels = 8;
+    public const int MaxSeqLen = 512;
+    public const string VersionedName = "sensor";
     public const string ClassifierName = "classifier";
-    public const int Channels = 3;
-    public const int MaxSeqLen = 64;
-    public const double AnomalyThreshold = 0.5;
     public const int MaxGrpcMessageBytes = 1 << 20;
 
-    public const string ServingJson = """
+    public const string SensorServingJson = """
         {
           "default_version": "1",
           "default_variant": "dense",
@@ -35,10 +38,13 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
     public ServerFixture()
     {
         RepositoryRoot = Directory.CreateTempSubdirectory("si-repo-").FullName;
+        CopyDirectory(Path.Combine(RepositoryPaths.Root, "models"), RepositoryRoot);
+        AnomalyThreshold = JsonNode.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, ModelName, "1", "config.json")))!["anomaly_threshold"]!.GetValue<double>();
+
         var golden = Path.Combine(RepositoryPaths.Root, "tests", "fixtures", "golden", "models");
-        CopyModel(Path.Combine(golden, "tiny-continuous-sinusoidal"), Path.Combine(RepositoryRoot, ModelName, "1"), AnomalyThreshold);
-        CopyModel(Path.Combine(golden, "tiny-continuous-learned"), Path.Combine(RepositoryRoot, ModelName, "2"), AnomalyThreshold);
-        File.WriteAllText(Path.Combine(RepositoryRoot, ModelName, "serving.json"), ServingJson);
+        CopyModel(Path.Combine(golden, "tiny-continuous-sinusoidal"), Path.Combine(RepositoryRoot, VersionedName, "1"), 0.5);
+        CopyModel(Path.Combine(golden, "tiny-continuous-learned"), Path.Combine(RepositoryRoot, VersionedName, "2"), null);
+        File.WriteAllText(Path.Combine(RepositoryRoot, VersionedName, "serving.json"), SensorServingJson);
         CopyModel(Path.Combine(golden, "tiny-tokens-classifier"), Path.Combine(RepositoryRoot, ClassifierName, "1"), null);
         Directory.CreateDirectory(Path.Combine(RepositoryRoot, "broken", "1"));
         File.WriteAllText(Path.Combine(RepositoryRoot, "broken", "1", "config.json"), "{ \"format\": \"sparseinference-encoder\" }");
@@ -50,16 +56,22 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
     }
 
     public string RepositoryRoot { get; }
+
+    /// <summary>The default model's <c>anomaly_threshold</c>, read from its config.json.</summary>
+    public double AnomalyThreshold { get; }
     public int RestPort { get; }
     public int GrpcPort { get; }
     public int MetricsPort { get; }
     public int AdminPort { get; }
+
+    public LogSink Logs { get; } = new();
 
     public HttpClient Rest { get; private set; } = null!;
     internal GrpcTestClient Grpc { get; private set; } = null!;
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        builder.ConfigureLogging(logging => logging.AddProvider(Logs).AddFilter<LogSink>("SparseInference", LogLevel.Debug));
         builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["SparseInference:Ports:Rest"] = RestPort.ToString(),
@@ -102,6 +114,16 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "config.json")))!.AsObject();
         config["anomaly_threshold"] = anomalyThreshold;
         File.WriteAllText(Path.Combine(destination, "config.json"), config.ToJsonString());
+    }
+
+    private static void CopyDirectory(string source, string destination)
+    {
+        foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(destination, Path.GetRelativePath(source, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
     }
 
     private static int[] FreePorts(int count)

@@ -126,7 +126,7 @@ public sealed class GrpcProtocolTests(ServerFixture server)
         request.Inputs[0].Shape.AddRange([1, 2, 4]);
         var result = await Grpc.UnaryAsync("ModelInfer", request, ModelInferResponse.Parser);
         Assert.Equal(GrpcStatusCode.InvalidArgument, result.Status);
-        Assert.Contains("shape[2] must be 3", result.Message);
+        Assert.Contains("shape[2] must be 8", result.Message);
         Assert.Contains("got 4", result.Message);
     }
 
@@ -137,13 +137,13 @@ public sealed class GrpcProtocolTests(ServerFixture server)
         var result = await Grpc.UnaryAsync("ModelInfer", request, ModelInferResponse.Parser);
         Assert.Equal(GrpcStatusCode.InvalidArgument, result.Status);
         Assert.Contains("20 bytes", result.Message);
-        Assert.Contains("expected 24", result.Message);
+        Assert.Contains("expected 64", result.Message);
     }
 
     [Fact]
     public async Task ModelInfer_WrongDatatype_InvalidArgumentNamingDatatypes()
     {
-        var request = RawRequest(new float[6], 1, 2);
+        var request = RawRequest(new float[16], 1, 2);
         request.Inputs[0].Datatype = "FP16";
         var result = await Grpc.UnaryAsync("ModelInfer", request, ModelInferResponse.Parser);
         Assert.Equal(GrpcStatusCode.InvalidArgument, result.Status);
@@ -154,7 +154,7 @@ public sealed class GrpcProtocolTests(ServerFixture server)
     [Fact]
     public async Task ModelInfer_UnknownInputName_InvalidArgument()
     {
-        var request = RawRequest(new float[6], 1, 2);
+        var request = RawRequest(new float[16], 1, 2);
         request.Inputs[0].Name = "x";
         var result = await Grpc.UnaryAsync("ModelInfer", request, ModelInferResponse.Parser);
         Assert.Equal(GrpcStatusCode.InvalidArgument, result.Status);
@@ -164,10 +164,10 @@ public sealed class GrpcProtocolTests(ServerFixture server)
     [Fact]
     public async Task ModelInfer_UnknownModelAndVersion_NotFound()
     {
-        var request = RawRequest(new float[6], 1, 2);
+        var request = RawRequest(new float[16], 1, 2);
         request.ModelName = "nosuch";
         Assert.Equal(GrpcStatusCode.NotFound, (await Grpc.UnaryAsync("ModelInfer", request, ModelInferResponse.Parser)).Status);
-        request.ModelName = Model;
+        request.ModelName = ServerFixture.VersionedName;
         request.ModelVersion = "7";
         var result = await Grpc.UnaryAsync("ModelInfer", request, ModelInferResponse.Parser);
         Assert.Equal(GrpcStatusCode.NotFound, result.Status);
@@ -185,7 +185,7 @@ public sealed class GrpcProtocolTests(ServerFixture server)
     [Fact]
     public async Task ModelInfer_TruncatedFrame_Internal()
     {
-        var frame = GrpcTestClient.Frame(RawRequest(new float[6], 1, 2).ToByteArray());
+        var frame = GrpcTestClient.Frame(RawRequest(new float[16], 1, 2).ToByteArray());
         var result = await Grpc.CallAsync(GrpcTestClient.Service + "ModelInfer", frame[..^3], ModelInferResponse.Parser);
         Assert.Equal(GrpcStatusCode.Internal, result.Status);
         Assert.Contains("incomplete", result.Message);
@@ -269,7 +269,7 @@ public sealed class GrpcProtocolTests(ServerFixture server)
     [Fact]
     public async Task StatusMessage_NonAscii_IsPercentEncoded()
     {
-        var request = RawRequest(new float[6], 1, 2);
+        var request = RawRequest(new float[16], 1, 2);
         request.Inputs[0].Name = "température";
         var result = await Grpc.UnaryAsync("ModelInfer", request, ModelInferResponse.Parser);
         Assert.Contains("'température'", result.Message);
@@ -287,7 +287,7 @@ public sealed class GrpcProtocolTests(ServerFixture server)
         Assert.Equal(3, result.Messages.Count);
         Assert.Equal(["a", "b", "c"], result.Messages.Select(m => m.InferResponse.Id));
         Assert.Empty(result.Messages[0].ErrorMessage);
-        Assert.Contains("expected 24", result.Messages[1].ErrorMessage);
+        Assert.Contains("expected 64", result.Messages[1].ErrorMessage);
         Assert.Empty(result.Messages[2].ErrorMessage);
         var unary = (await Grpc.UnaryAsync("ModelInfer", good2, ModelInferResponse.Parser)).Single();
         Assert.Equal(unary.RawOutputContents, result.Messages[2].InferResponse.RawOutputContents);

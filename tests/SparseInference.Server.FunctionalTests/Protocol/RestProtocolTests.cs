@@ -47,20 +47,22 @@ public sealed class RestProtocolTests(ServerFixture server)
     {
         var body = await Json(await Rest.GetAsync($"/v2/models/{Model}"));
         Assert.Equal(Model, body["name"]!.GetValue<string>());
-        Assert.Equal(["2", "1"], body["versions"]!.AsArray().Select(v => v!.GetValue<string>()));
+        Assert.Equal(["1"], body["versions"]!.AsArray().Select(v => v!.GetValue<string>()));
         var input = body["inputs"]![0]!;
         Assert.Equal("input", input["name"]!.GetValue<string>());
         Assert.Equal("FP32", input["datatype"]!.GetValue<string>());
         Assert.Equal([-1L, -1L, C], input["shape"]!.AsArray().Select(d => d!.GetValue<long>()));
         Assert.Equal(["output", "score", "anomaly"], body["outputs"]!.AsArray().Select(o => o!["name"]!.GetValue<string>()));
         Assert.Equal("BOOL", body["outputs"]![2]!["datatype"]!.GetValue<string>());
-        Assert.Equal(["dense", "window-0.75"], body["variants"]!.AsArray().Select(v => v!.GetValue<string>()));
+        Assert.Equal(["dense", "window-0.75", "bigbird-0.75", "block-topk-0.9"], body["variants"]!.AsArray().Select(v => v!.GetValue<string>()));
+        Assert.Equal("dense", body["default_variant"]!.GetValue<string>());
     }
 
     [Fact]
     public async Task ModelMetadata_Version2_DescribesItsRegressionHead()
     {
-        var body = await Json(await Rest.GetAsync($"/v2/models/{Model}/versions/2"));
+        var body = await Json(await Rest.GetAsync($"/v2/models/{ServerFixture.VersionedName}/versions/2"));
+        Assert.Equal(["2", "1"], body["versions"]!.AsArray().Select(v => v!.GetValue<string>()));
         Assert.Equal(["output"], body["outputs"]!.AsArray().Select(o => o!["name"]!.GetValue<string>()));
         Assert.Equal([-1L, -1L, 2L], body["outputs"]![0]!["shape"]!.AsArray().Select(d => d!.GetValue<long>()));
     }
@@ -68,7 +70,7 @@ public sealed class RestProtocolTests(ServerFixture server)
     [Theory]
     [InlineData("/v2/models/nosuch", "nosuch")]
     [InlineData("/v2/models/nosuch/ready", "nosuch")]
-    [InlineData("/v2/models/sensor/versions/9", "'9'")]
+    [InlineData("/v2/models/skab-pump/versions/9", "'9'")]
     [InlineData("/v2/models/sensor/versions/9/ready", "'9'")]
     public async Task ModelEndpoints_UnknownModelOrVersion_Return404NamingIt(string path, string named)
     {
@@ -113,7 +115,7 @@ public sealed class RestProtocolTests(ServerFixture server)
         {
             var expected = Enumerable.Range(0, C).Average(c => Math.Pow(y[t * C + c] - values[t * C + c], 2));
             Assert.Equal(expected, score[t], 4);
-            Assert.Equal(score[t] > ServerFixture.AnomalyThreshold, anomaly[t]);
+            Assert.Equal(score[t] > server.AnomalyThreshold, anomaly[t]);
         }
     }
 
@@ -206,30 +208,30 @@ public sealed class RestProtocolTests(ServerFixture server)
     [Fact]
     public async Task Infer_BinarySizeBeyondBody_Returns400NamingSizes()
     {
-        var header = Encoding.UTF8.GetBytes("""{"inputs":[{"name":"input","shape":[1,2,3],"datatype":"FP32","parameters":{"binary_data_size":24}}]}""");
+        var header = Encoding.UTF8.GetBytes("""{"inputs":[{"name":"input","shape":[1,2,8],"datatype":"FP32","parameters":{"binary_data_size":64}}]}""");
         var content = new ByteArrayContent([.. header, .. new byte[8]]);
         content.Headers.Add("Inference-Header-Content-Length", header.Length.ToString());
-        await AssertError(await Rest.PostAsync($"/v2/models/{Model}/infer", content), HttpStatusCode.BadRequest, "binary_data_size", "24", "8 bytes");
+        await AssertError(await Rest.PostAsync($"/v2/models/{Model}/infer", content), HttpStatusCode.BadRequest, "binary_data_size", "64", "8 bytes");
     }
 
     [Fact]
     public async Task Infer_WrongRank_Returns400NamingExpectedAndActualShape()
     {
-        var body = """{"inputs":[{"name":"input","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,6]}]}""";
-        await AssertError(await PostInfer(body), HttpStatusCode.BadRequest, "input 'input'", "3 dimensions", "[-1, -1, 3]", "got 2 dimensions", "[2, 3]");
+        var body = """{"inputs":[{"name":"input","shape":[2,8],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,1,2,3,4,5,6,7,8]}]}""";
+        await AssertError(await PostInfer(body), HttpStatusCode.BadRequest, "input 'input'", "3 dimensions", "[-1, -1, 8]", "got 2 dimensions", "[2, 8]");
     }
 
     [Fact]
     public async Task Infer_WrongChannelCount_Returns400NamingDimension()
     {
         var body = SensorWindows.InferBody(SensorWindows.Json(new float[8]), 1, 2, 4);
-        await AssertError(await PostInfer(body), HttpStatusCode.BadRequest, "input 'input'", "shape[2] must be 3", "got 4");
+        await AssertError(await PostInfer(body), HttpStatusCode.BadRequest, "input 'input'", "shape[2] must be 8", "got 4");
     }
 
     [Fact]
     public async Task Infer_WrongDatatype_Returns400NamingExpectedAndActual()
     {
-        var body = SensorWindows.InferBody(SensorWindows.Json(new float[6]), 1, 2, C, datatype: "FP64");
+        var body = SensorWindows.InferBody(SensorWindows.Json(new float[16]), 1, 2, C, datatype: "FP64");
         await AssertError(await PostInfer(body), HttpStatusCode.BadRequest, "input 'input'", "FP32", "'FP64'");
     }
 
@@ -237,13 +239,13 @@ public sealed class RestProtocolTests(ServerFixture server)
     public async Task Infer_DataLengthNotShapeProduct_Returns400NamingCounts()
     {
         var body = SensorWindows.InferBody(SensorWindows.Json(new float[5]), 1, 2, C);
-        await AssertError(await PostInfer(body), HttpStatusCode.BadRequest, "input 'input'", "holds 5 elements", "expected 6", "[1, 2, 3]");
+        await AssertError(await PostInfer(body), HttpStatusCode.BadRequest, "input 'input'", "holds 5 elements", "expected 16", "[1, 2, 8]");
     }
 
     [Fact]
     public async Task Infer_UnknownInputName_Returns400NamingExpectedInputs()
     {
-        var body = SensorWindows.InferBody(SensorWindows.Json(new float[6]), 1, 2, C, name: "x");
+        var body = SensorWindows.InferBody(SensorWindows.Json(new float[16]), 1, 2, C, name: "x");
         await AssertError(await PostInfer(body), HttpStatusCode.BadRequest, "unknown input 'x'", "[input]");
     }
 
@@ -252,20 +254,20 @@ public sealed class RestProtocolTests(ServerFixture server)
     {
         const int T = ServerFixture.MaxSeqLen + 1;
         var body = SensorWindows.InferBody(SensorWindows.Json(new float[T * C]), 1, T, C);
-        await AssertError(await PostInfer(body), HttpStatusCode.BadRequest, "max_seq_len 64", $"got {T}");
+        await AssertError(await PostInfer(body), HttpStatusCode.BadRequest, "max_seq_len 512", $"got {T}");
     }
 
     [Fact]
     public async Task Infer_ElementCountOverflow_Returns400()
     {
-        var body = """{"inputs":[{"name":"input","shape":[4294967296,4294967296,3],"datatype":"FP32","data":[1]}]}""";
+        var body = """{"inputs":[{"name":"input","shape":[4294967296,4294967296,8],"datatype":"FP32","data":[1]}]}""";
         await AssertError(await PostInfer(body), HttpStatusCode.BadRequest, "input 'input'", "more than");
     }
 
     [Fact]
     public async Task Infer_NonNumberElement_Returns400NamingIndex()
     {
-        var body = SensorWindows.InferBody("[1,2,\"NaN\",4,5,6]", 1, 2, C);
+        var body = SensorWindows.InferBody("[1,2,\"NaN\",4,5,6,7,8,1,2,3,4,5,6,7,8]", 1, 2, C);
         await AssertError(await PostInfer(body), HttpStatusCode.BadRequest, "data[2]", "string", "FP32");
     }
 
@@ -278,15 +280,15 @@ public sealed class RestProtocolTests(ServerFixture server)
     [Fact]
     public async Task Infer_UnknownModel_Returns404()
     {
-        var content = new StringContent(SensorWindows.InferBody(SensorWindows.Json(new float[6]), 1, 2, C), Encoding.UTF8, "application/json");
+        var content = new StringContent(SensorWindows.InferBody(SensorWindows.Json(new float[16]), 1, 2, C), Encoding.UTF8, "application/json");
         await AssertError(await Rest.PostAsync("/v2/models/nosuch/infer", content), HttpStatusCode.NotFound, "'nosuch'");
     }
 
     [Fact]
     public async Task Infer_UnknownVersion_Returns404ListingVersions()
     {
-        var content = new StringContent(SensorWindows.InferBody(SensorWindows.Json(new float[6]), 1, 2, C), Encoding.UTF8, "application/json");
-        await AssertError(await Rest.PostAsync($"/v2/models/{Model}/versions/7/infer", content), HttpStatusCode.NotFound, "'7'", "1, 2");
+        var content = new StringContent(SensorWindows.InferBody(SensorWindows.Json(new float[6]), 1, 2, 3), Encoding.UTF8, "application/json");
+        await AssertError(await Rest.PostAsync($"/v2/models/{ServerFixture.VersionedName}/versions/7/infer", content), HttpStatusCode.NotFound, "'7'", "1, 2");
     }
 
     [Fact]
@@ -346,7 +348,8 @@ public sealed class RestProtocolTests(ServerFixture server)
     public async Task AllModelStats_Get_ListsEveryLoadedVersion()
     {
         var stats = (await Json(await Rest.GetAsync("/v2/models/stats")))["model_stats"]!.AsArray();
-        Assert.Contains(stats, s => s!["name"]!.GetValue<string>() == Model && s["version"]!.GetValue<string>() == "2");
+        Assert.Contains(stats, s => s!["name"]!.GetValue<string>() == Model && s["version"]!.GetValue<string>() == "1");
+        Assert.Contains(stats, s => s!["name"]!.GetValue<string>() == ServerFixture.VersionedName && s["version"]!.GetValue<string>() == "2");
         Assert.Contains(stats, s => s!["name"]!.GetValue<string>() == ServerFixture.ClassifierName);
     }
 
@@ -367,7 +370,7 @@ public sealed class RestProtocolTests(ServerFixture server)
     [InlineData("..")]
     [InlineData("a..b%2F..")]
     [InlineData("%2Fetc")]
-    [InlineData("sensor%2F1")]
+    [InlineData("skab-pump%2F1")]
     public async Task RepositoryLoad_NameEscapingRoot_Returns400(string name)
     {
         var response = await Rest.PostAsync($"/v2/repository/models/{name}/load", null);

@@ -145,6 +145,7 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
 
         return new InferenceRequest
         {
+            Protocol = InferenceRequest.GrpcProtocol,
             ModelName = request.ModelName,
             ModelVersion = string.IsNullOrEmpty(request.ModelVersion) ? null : request.ModelVersion,
             Id = string.IsNullOrEmpty(request.Id) ? null : request.Id,

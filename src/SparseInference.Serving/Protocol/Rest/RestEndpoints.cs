@@ -248,6 +248,10 @@ internal static class RestEndpoints
         {
             await WriteError(context, ex.Kind, ex.Message).ConfigureAwait(false);
         }
+        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away mid-request; there is nobody to answer.
+        }
         catch (Microsoft.AspNetCore.Http.BadHttpRequestException ex) when (!context.Response.HasStarted)
         {
             // Kestrel's body-size limit and malformed framing arrive here.
