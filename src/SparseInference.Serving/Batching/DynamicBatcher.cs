@@ -118,7 +118,9 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         // Not SingleReader: that variant cannot count its items, which the idle check needs.
         _channel = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
         _wake = new Pending(this);
-        _timer = _time.CreateTimer(static s => ((DynamicBatcher<TRequest, TResponse>)s!).OnTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        // The system clock's own timers are too coarse for sub-millisecond queue delays; same clock, finer timers.
+        var timers = ReferenceEquals(_time, TimeProvider.System) ? HighResolutionTimeProvider.Shared : _time;
+        _timer = timers.CreateTimer(static s => ((DynamicBatcher<TRequest, TResponse>)s!).OnTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _scheduler = Task.Run(RunSchedulerAsync);
     }
 
