@@ -54,6 +54,7 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
     private readonly PriorityQueue<Pending, long> _deadlines = new();
     private readonly List<Pending> _group = [];
     private long _armedFor = long.MaxValue;
+    private bool _firedEarly;
     private long _sequence;
     private int _listed;
 
@@ -61,6 +62,7 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
     private int _queued;
     private int _busy;
     private int _stopping;
+    private int _timerFired;
     private long _finishedBatches;
     private long _idleAt = long.MinValue;
     private long _averageBatchTicks;
@@ -116,7 +118,9 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         // Not SingleReader: that variant cannot count its items, which the idle check needs.
         _channel = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
         _wake = new Pending(this);
-        _timer = _time.CreateTimer(static s => ((DynamicBatcher<TRequest, TResponse>)s!).Wake(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        // The system clock's own timers are too coarse for sub-millisecond queue delays; same clock, finer timers.
+        var timers = ReferenceEquals(_time, TimeProvider.System) ? HighResolutionTimeProvider.Shared : _time;
+        _timer = timers.CreateTimer(static s => ((DynamicBatcher<TRequest, TResponse>)s!).OnTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _scheduler = Task.Run(RunSchedulerAsync);
     }
 
@@ -258,6 +262,12 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
 
     private void Wake() => _channel.Writer.TryWrite(_wake);
 
+    private void OnTimer()
+    {
+        Volatile.Write(ref _timerFired, 1);
+        Wake();
+    }
+
     private TimeSpan EstimateRetryAfter()
     {
         var averageTicks = Interlocked.Read(ref _averageBatchTicks);
@@ -286,6 +296,13 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
             }
 
             var now = _time.GetTimestamp();
+            if (Interlocked.Exchange(ref _timerFired, 0) == 1)
+            {
+                // A one-shot timer that has fired is no longer armed. System timers count whole milliseconds
+                // and may fire before the due instant; the loop then re-arms for what is left.
+                _firedEarly = _armedFor != long.MaxValue && now < _armedFor;
+                _armedFor = long.MinValue;
+            }
             try
             {
                 ExpireDue(now);
@@ -508,11 +525,18 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         _armedFor = next;
         if (next == long.MaxValue)
         {
+            _firedEarly = false;
             _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             return;
         }
-        // Round up so the timer never fires before the moment it is for.
+        // Round up so the timer never aims before the moment it is for; after an early firing ask for at least
+        // a millisecond, so a millisecond-granular timer cannot spin on a due time it rounds down to zero.
         var dueTicks = (long)Math.Ceiling((next - now) * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency));
+        if (_firedEarly)
+        {
+            dueTicks = Math.Max(dueTicks, TimeSpan.TicksPerMillisecond);
+            _firedEarly = false;
+        }
         _timer.Change(TimeSpan.FromTicks(Math.Max(dueTicks, 0)), Timeout.InfiniteTimeSpan);
     }
 

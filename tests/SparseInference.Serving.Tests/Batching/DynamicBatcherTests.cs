@@ -74,6 +74,25 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task EnqueueAsync_SystemClockSequentialPartialBatches_EachIsSentAfterTheDelay()
+    {
+        // The real clock's timers count whole milliseconds and can fire before a sub-millisecond due time;
+        // every lone request must still go out.
+        var executor = new TestExecutor();
+        // 1000 µs is exactly one timer millisecond: the case that used to strand a request.
+        var options = new DynamicBatcherOptions { MaxBatchSize = 16, MaxQueueDelayMicroseconds = 1000 };
+        await using var batcher = new DynamicBatcher<Work, string>(executor, options, TimeProvider.System);
+
+        for (var i = 0; i < 30; i++)
+        {
+            var started = DateTime.UtcNow;
+            Assert.Equal($"done:r{i}", await Eventually.CompletesAsync(batcher.EnqueueAsync(new Work($"r{i}")), $"lone request {i} is sent"));
+            Assert.True(DateTime.UtcNow - started >= TimeSpan.FromMicroseconds(900), $"request {i} went out before the queue delay");
+        }
+        Assert.Equal(30, executor.Batches.Count);
+    }
+
+    [Fact]
     public async Task EnqueueAsync_PreferredBatchSizes_SendsLargestFormableAtOnce()
     {
         var executor = new TestExecutor { Gated = true };
