@@ -19,7 +19,7 @@ public sealed record CudaDeviceInfo(
 /// </summary>
 public sealed unsafe partial class CudaBackend : IDisposable
 {
-    private const int KeyTile = 64;
+    private const int DenseTile = 64;
     private readonly CudaPrimaryContextHandle context;
     private readonly CudaStreamHandle stream;
     private readonly CublasHandle cublas;
@@ -184,6 +184,13 @@ public sealed unsafe partial class CudaBackend : IDisposable
         CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(destination.Pointer, source.Pointer, (nuint)bytes, Stream), nameof(CudaDriver.cuMemcpyDtoDAsync));
     }
 
+    /// <summary>Zeroes a buffer, queued.</summary>
+    public void Zero(CudaBuffer buffer)
+    {
+        context.MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuMemsetD8Async(buffer.Pointer, 0, (nuint)buffer.Bytes, Stream), nameof(CudaDriver.cuMemsetD8Async));
+    }
+
     /// <summary>Fills a buffer with a 32-bit pattern, queued (used to poison outputs before a check).</summary>
     public void Fill32(CudaBuffer buffer, uint pattern)
     {
@@ -245,7 +252,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
     {
         var mTiles = headDim == 128 ? 1 : variant.RowsPerWarp / 16;
         return KernelRegisters("attention.cu", "attention_fwd",
-            $"HEAD_DIM={headDim}", $"QUERY_TILE={queryTile}", "USE_FP16=0",
+            $"HEAD_DIM={headDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={Math.Min(DenseTile, queryTile)}", "USE_FP16=0",
             $"M_TILES={mTiles}", $"FAST_EXP={(variant.FastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, variant.MinBlocksPerMultiprocessor)}");
     }
 
@@ -322,6 +329,43 @@ public sealed unsafe partial class CudaBackend : IDisposable
         Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "add_f32");
     }
 
+    /// <summary>y = alpha·x.</summary>
+    public void Scale(CudaBuffer x, float alpha, CudaBuffer y, long n)
+    {
+        CheckRange(x, 0, n * 4, nameof(x));
+        CheckRange(y, 0, n * 4, nameof(y));
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "scale_f32");
+        ulong px = x.Pointer, py = y.Pointer;
+        void** args = stackalloc void*[] { &px, &alpha, &py, &n };
+        Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "scale_f32");
+    }
+
+    /// <summary>y = 1/(1 + e^−x).</summary>
+    public void Sigmoid(CudaBuffer x, CudaBuffer y, long n)
+    {
+        CheckRange(x, 0, n * 4, nameof(x));
+        CheckRange(y, 0, n * 4, nameof(y));
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "sigmoid_f32");
+        ulong px = x.Pointer, py = y.Pointer;
+        void** args = stackalloc void*[] { &px, &py, &n };
+        Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "sigmoid_f32");
+    }
+
+    /// <summary>Softmax over rows of <paramref name="cols"/> values.</summary>
+    public void Softmax(CudaBuffer x, CudaBuffer y, int rows, int cols)
+    {
+        CheckRange(x, 0, (long)rows * cols * 4, nameof(x));
+        CheckRange(y, 0, (long)rows * cols * 4, nameof(y));
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "softmax_f32");
+        ulong px = x.Pointer, py = y.Pointer;
+        void** args = stackalloc void*[] { &px, &py, &rows, &cols };
+        const int warps = 8;
+        Launch(f, (uint)((rows + warps - 1) / warps), 1, 1, warps * 32, 0, args, "softmax_f32");
+    }
+
     /// <summary>FP32 → BF16 (round to nearest even).</summary>
     public void ConvertToBFloat16(CudaBuffer x, CudaBuffer y, long n)
     {
@@ -358,7 +402,15 @@ public sealed unsafe partial class CudaBackend : IDisposable
 
     /// <summary>Batched <see cref="MatMul"/> with element strides between the batch's matrices.</summary>
     public void MatMulStridedBatched(CudaBuffer a, CudaBuffer b, CudaBuffer c, int m, int n, int k, bool transposeB,
-        int batch, long strideA, long strideB, long strideC, CudaElementType type = CudaElementType.Float32)
+        int batch, long strideA, long strideB, long strideC, CudaElementType type = CudaElementType.Float32) =>
+        Gemm(a, b, c, m, n, k, transposeA: false, transposeB, batch, strideA, strideB, strideC, 1f, 0f, type);
+
+    /// <summary>
+    /// Row-major C = alpha·op(A)·op(B) + beta·C for a batch of strided matrices (stride 0 broadcasts an
+    /// operand). op(A) is [m,k] (A stored [k,m] when transposed); op(B) is [k,n] (B stored [n,k] when transposed).
+    /// </summary>
+    public void Gemm(CudaBuffer a, CudaBuffer b, CudaBuffer c, int m, int n, int k, bool transposeA, bool transposeB,
+        int batch, long strideA, long strideB, long strideC, float alpha, float beta, CudaElementType type = CudaElementType.Float32)
     {
         var size = type.Size();
         CheckRange(a, 0, (((long)(batch - 1) * strideA) + ((long)m * k)) * size, nameof(a));
@@ -371,16 +423,15 @@ public sealed unsafe partial class CudaBackend : IDisposable
             CudaElementType.BFloat16 => CuBlas.CUDA_R_16BF,
             _ => CuBlas.CUDA_R_16F,
         };
-        float alpha = 1, beta = 0;
 
-        // Row-major C = A·op(B) is column-major Cᵀ = op(B)ᵀ·Aᵀ: swap the operands, keep the memory.
+        // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands, keep the memory.
         CuBlas.Check(
             CuBlas.cublasGemmStridedBatchedEx(
                 cublas.DangerousGetHandle(),
-                transposeB ? CuBlas.CUBLAS_OP_T : CuBlas.CUBLAS_OP_N, CuBlas.CUBLAS_OP_N,
+                transposeB ? CuBlas.CUBLAS_OP_T : CuBlas.CUBLAS_OP_N, transposeA ? CuBlas.CUBLAS_OP_T : CuBlas.CUBLAS_OP_N,
                 n, m, k,
                 &alpha, b.Pointer, dataType, transposeB ? k : n, strideB,
-                a.Pointer, dataType, k, strideA,
+                a.Pointer, dataType, transposeA ? m : k, strideA,
                 &beta, c.Pointer, dataType, n, strideC,
                 batch, CuBlas.CUBLAS_COMPUTE_32F, CuBlas.CUBLAS_GEMM_DEFAULT),
             nameof(CuBlas.cublasGemmStridedBatchedEx));
@@ -400,15 +451,15 @@ public sealed unsafe partial class CudaBackend : IDisposable
         {
             why = $"head dim {geometry.HeadDim} (supported: 16, 32, 64, 128)";
         }
-        else if (layout is not null && layout.BlockSize is not (64 or 128))
+        else if (layout is not null && layout.BlockSize is not (16 or 32 or 64 or 128))
         {
-            why = $"block size {layout.BlockSize} (supported: 64, 128)";
+            why = $"block size {layout.BlockSize} (supported: 16, 32, 64, 128)";
         }
         else if (new[] { geometry.Q, geometry.K, geometry.V, geometry.O }.Any(s => s.Token % 8 != 0 || s.Head % 8 != 0 || s.Batch % 8 != 0))
         {
             why = "strides must be multiples of 8 elements (16-byte rows)";
         }
-        else if (layout is not null && (layout.Batch != geometry.Batch || layout.Heads != geometry.Heads
+        else if (layout is not null && (layout.Batch != geometry.Batch || (layout.Heads != geometry.Heads && layout.Heads != 1)
             || layout.NumQueryBlocks != CsrBlockLayout.BlockCount(geometry.SeqLen, layout.BlockSize)))
         {
             why = $"layout [{layout.Batch}, {layout.Heads}, {layout.NumQueryBlocks} query blocks] does not match batch {geometry.Batch}, heads {geometry.Heads}, {CsrBlockLayout.BlockCount(geometry.SeqLen, layout.BlockSize)} query blocks";
@@ -464,7 +515,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
         public long VStrideB, VStrideH, VStrideT;
         public long OStrideB, OStrideH, OStrideT;
         public ulong SeqLens, BlockOffsets, BlockIndices;
-        public int Batch, Heads, SeqLen, BlockSize, NumQueryBlocks;
+        public int Batch, Heads, SeqLen, LayoutHeads, BlockSize, NumQueryBlocks;
         public float ScaleLog2;
     }
 
@@ -490,21 +541,22 @@ public sealed unsafe partial class CudaBackend : IDisposable
         }
 
         var queryTile = layout?.Layout.BlockSize ?? 128;
+        var keyTile = Math.Min(DenseTile, queryTile);
         var chosen = variant ?? AttentionVariant;
         if (chosen.RowsPerWarp is not (16 or 32))
         {
             throw new ArgumentException($"variant.RowsPerWarp: expected 16 or 32, got {chosen.RowsPerWarp}.", nameof(variant));
         }
 
-        // Two 16-row tiles per warp would spill registers at head dim 128.
-        var mTiles = geometry.HeadDim == 128 ? 1 : chosen.RowsPerWarp / 16;
+        // Two 16-row tiles per warp would spill registers at head dim 128; a 16-row block has one.
+        var mTiles = geometry.HeadDim == 128 || queryTile < 32 ? 1 : chosen.RowsPerWarp / 16;
         var fastExp = chosen.FastExp && type == CudaElementType.BFloat16;
         var defines = new[]
         {
-            $"HEAD_DIM={geometry.HeadDim}", $"QUERY_TILE={queryTile}", $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}",
+            $"HEAD_DIM={geometry.HeadDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={keyTile}", $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}",
             $"M_TILES={mTiles}", $"FAST_EXP={(fastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, chosen.MinBlocksPerMultiprocessor)}",
         };
-        var sharedBytes = ((queryTile * geometry.HeadDim) + (4 * KeyTile * geometry.HeadDim)) * 2;
+        var sharedBytes = ((queryTile * geometry.HeadDim) + (4 * keyTile * geometry.HeadDim)) * 2;
         context.MakeCurrent();
         var f = AttentionFunction(defines, sharedBytes);
 
@@ -521,7 +573,8 @@ public sealed unsafe partial class CudaBackend : IDisposable
             Batch = geometry.Batch,
             Heads = geometry.Heads,
             SeqLen = geometry.SeqLen,
-            BlockSize = layout?.Layout.BlockSize ?? KeyTile,
+            LayoutHeads = layout?.Layout.Heads ?? geometry.Heads,
+            BlockSize = layout?.Layout.BlockSize ?? DenseTile,
             NumQueryBlocks = layout?.Layout.NumQueryBlocks ?? CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile),
             ScaleLog2 = (float)(1.0 / Math.Sqrt(geometry.HeadDim) * 1.4426950408889634),
         };

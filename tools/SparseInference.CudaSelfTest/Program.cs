@@ -43,6 +43,11 @@ using (backend)
     var checks = new SelfChecks(backend, seed: Environment.TickCount);
     var sw = Stopwatch.StartNew();
     checks.RunAll();
+    using (var contract = new CudaComputeBackend(backend, ownsDevice: false))
+    {
+        new ContractChecks(contract, checks, seed: Environment.TickCount + 1).RunAll();
+    }
+
     Console.WriteLine($"checks: {checks.Passed} passed, {checks.Failed} failed ({sw.Elapsed.TotalSeconds:F1} s, {backend.KernelCompilations} kernel compilations)");
     var stats = backend.Memory.Statistics;
     Console.WriteLine($"memory: in use {stats.InUseBytes >> 20} MiB, reserved {stats.ReservedBytes >> 20} MiB, weights {stats.WeightBytes >> 20} MiB, workspace {stats.WorkspaceBytes >> 20} MiB");

@@ -92,7 +92,10 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Library, EntryPoint = "cuMemcpyDtoDAsync_v2")]
     public static partial int cuMemcpyDtoDAsync(ulong dst, ulong src, nuint bytes, nint stream);
 
-    [LibraryImport(Library, EntryPoint = "cuMemsetD32Async")]
+    [LibraryImport(Library)]
+    public static partial int cuMemsetD8Async(ulong dst, byte value, nuint count, nint stream);
+
+    [LibraryImport(Library)]
     public static partial int cuMemsetD32Async(ulong dst, uint value, nuint count, nint stream);
 
     // ---- Streams and events ---------------------------------------------------------------

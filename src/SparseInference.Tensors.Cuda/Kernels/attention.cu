@@ -7,7 +7,8 @@
 // Compiled by NVRTC without include paths, so no headers: BF16 is handled as raw 16-bit words and
 // everything Hopper-specific goes through inline PTX.
 //
-// Compile-time knobs (-D): HEAD_DIM (16, 32, 64, 128), QUERY_TILE (64 or 128), USE_FP16 (0/1),
+// Compile-time knobs (-D): HEAD_DIM (16, 32, 64, 128), QUERY_TILE (16 … 128), KEY_TILE (16, 32, 64;
+// a layout's block size must be a multiple of it), USE_FP16 (0/1),
 // M_TILES (1 or 2): 16-row tiles per warp. Two halve the shared-memory reads per tensor-core
 // operation (each K/V fragment feeds two products), the limit of the one-tile version.
 // FAST_EXP (0/1, BF16 only): the softmax exponentials run as ex2.bf16x2, two per instruction,
@@ -42,7 +43,9 @@ typedef unsigned int u32;
 #define M_TILES 2
 #endif
 
+#ifndef KEY_TILE
 #define KEY_TILE 64
+#endif
 #define WARP_ROWS (16 * M_TILES)
 #define NWARPS (QUERY_TILE / WARP_ROWS)
 #define NTHREADS (NWARPS * 32)
@@ -63,6 +66,7 @@ struct AttentionParams {
     const int* blockOffsets;   // [B*H*numQueryBlocks + 1], or null: dense
     const int* blockIndices;   // key block ids
     int batch, heads, seqLen;
+    int layoutHeads;           // heads in the layout: `heads`, or 1 when one row serves every head
     int blockSize;             // key block size of the layout (multiple of KEY_TILE)
     int numQueryBlocks;        // query blocks per (batch, head) in the layout
     float scaleLog2;           // softmax scale · log2(e)
@@ -165,7 +169,7 @@ attention_fwd(const AttentionParams p) {
     int listStart = 0, numTiles;
     const int tilesPerBlock = p.blockSize / KEY_TILE;
     if (p.blockOffsets) {
-        int row = (b * p.heads + h) * p.numQueryBlocks + qTile;
+        int row = (b * p.layoutHeads + (p.layoutHeads == 1 ? 0 : h)) * p.numQueryBlocks + qTile;
         listStart = p.blockOffsets[row];
         numTiles = (p.blockOffsets[row + 1] - listStart) * tilesPerBlock;
     } else {
