@@ -484,11 +484,129 @@ public sealed unsafe partial class CudaBackend : IDisposable
 
         internal CudaBuffer Indices { get; }
 
+        /// <summary>Split plans by head count (a layout shared across heads serves any count).</summary>
+        internal Dictionary<int, SplitPlan?> Plans { get; } = [];
+
         public void Dispose()
         {
             Offsets.Dispose();
             Indices.Dispose();
+            foreach (var plan in Plans.Values)
+            {
+                plan?.Dispose();
+            }
         }
+    }
+
+    /// <summary>
+    /// How the rows of a layout are spread over CTAs when some rows are much longer than the mean:
+    /// a work list of (row, list start, list end, partial slot) and the split rows to combine.
+    /// </summary>
+    internal sealed class SplitPlan(CudaBuffer work, int workItems, CudaBuffer combine, int splitRows, int slots) : IDisposable
+    {
+        public CudaBuffer Work { get; } = work;
+
+        public int WorkItems { get; } = workItems;
+
+        public CudaBuffer Combine { get; } = combine;
+
+        public int SplitRows { get; } = splitRows;
+
+        public int Slots { get; } = slots;
+
+        public void Dispose()
+        {
+            Work.Dispose();
+            Combine.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Longest key-block list one CTA takes: twice the mean row length (at least 4), so rows of a
+    /// balanced layout (window, dense) are never split and a BigBird global row is spread over a few CTAs.
+    /// </summary>
+    public static int SplitThreshold(CsrBlockLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        var rows = layout.Offsets.Length - 1;
+        var mean = rows == 0 ? 0 : (double)layout.Indices.Length / rows;
+        return Math.Max(4, (int)Math.Ceiling(2 * mean));
+    }
+
+    /// <summary>
+    /// The work items of a layout for <paramref name="heads"/> heads: (row, start, end, slot) with
+    /// slot −1 for rows done in one piece; null when no row is longer than <see cref="SplitThreshold"/>.
+    /// </summary>
+    public static (int[] Work, int[] Combine, int Slots)? PlanSplits(CsrBlockLayout layout, int heads)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        var cap = SplitThreshold(layout);
+        var nqb = layout.NumQueryBlocks;
+        var longest = 0;
+        for (var r = 0; r < layout.Offsets.Length - 1; r++)
+        {
+            longest = Math.Max(longest, layout.Offsets[r + 1] - layout.Offsets[r]);
+        }
+
+        if (longest <= cap)
+        {
+            return null;
+        }
+
+        var split = new List<int>();
+        var whole = new List<int>();
+        var combine = new List<int>();
+        var slots = 0;
+        for (var b = 0; b < layout.Batch; b++)
+        {
+            for (var h = 0; h < heads; h++)
+            {
+                for (var qb = 0; qb < nqb; qb++)
+                {
+                    var lr = ((b * layout.Heads) + (layout.Heads == 1 ? 0 : h)) * nqb + qb;
+                    int start = layout.Offsets[lr], end = layout.Offsets[lr + 1];
+                    var row = ((b * heads) + h) * nqb + qb;
+                    if (end - start <= cap)
+                    {
+                        whole.AddRange([row, start, end, -1]);
+                        continue;
+                    }
+
+                    var parts = (end - start + cap - 1) / cap;
+                    combine.AddRange([row, slots, parts]);
+                    for (var i = 0; i < parts; i++)
+                    {
+                        var s0 = start + (int)((long)(end - start) * i / parts);
+                        var s1 = start + (int)((long)(end - start) * (i + 1) / parts);
+                        split.AddRange([row, s0, s1, slots++]);
+                    }
+                }
+            }
+        }
+
+        // The pieces of split rows go first so that the long work starts early.
+        return ([.. split, .. whole], [.. combine], slots);
+    }
+
+    private SplitPlan? PlanFor(DeviceBlockLayout layout, int heads)
+    {
+        if (layout.Plans.TryGetValue(heads, out var cached))
+        {
+            return cached;
+        }
+
+        SplitPlan? plan = null;
+        if (PlanSplits(layout.Layout, heads) is { } p)
+        {
+            var work = Allocate(p.Work.Length * 4L, MemoryCategory.Workspace);
+            var combine = Allocate(Math.Max(1, p.Combine.Length) * 4L, MemoryCategory.Workspace);
+            Upload<int>(p.Work, work);
+            Upload<int>(p.Combine, combine);
+            plan = new SplitPlan(work, p.Work.Length / 4, combine, p.Combine.Length / 3, p.Slots);
+        }
+
+        layout.Plans[heads] = plan;
+        return plan;
     }
 
     /// <summary>Uploads a layout (workspace memory) for <see cref="Attention"/>.</summary>
@@ -515,6 +633,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
         public long VStrideB, VStrideH, VStrideT;
         public long OStrideB, OStrideH, OStrideT;
         public ulong SeqLens, BlockOffsets, BlockIndices;
+        public ulong Work, PartialO, PartialML;
         public int Batch, Heads, SeqLen, LayoutHeads, BlockSize, NumQueryBlocks;
         public float ScaleLog2;
     }
@@ -578,9 +697,26 @@ public sealed unsafe partial class CudaBackend : IDisposable
             NumQueryBlocks = layout?.Layout.NumQueryBlocks ?? CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile),
             ScaleLog2 = (float)(1.0 / Math.Sqrt(geometry.HeadDim) * 1.4426950408889634),
         };
+        var threads = (uint)(queryTile / (16 * mTiles) * 32);
         void** args = stackalloc void*[] { &p };
-        Launch(f, (uint)CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile), (uint)geometry.Heads, (uint)geometry.Batch,
-            (uint)(queryTile / (16 * mTiles) * 32), (uint)sharedBytes, args, "attention_fwd");
+        var plan = layout is null ? null : PlanFor(layout, geometry.Heads);
+        if (plan is null)
+        {
+            Launch(f, (uint)CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile), (uint)geometry.Heads, (uint)geometry.Batch,
+                threads, (uint)sharedBytes, args, "attention_fwd");
+            return;
+        }
+
+        using var partialO = Allocate((long)plan.Slots * queryTile * geometry.HeadDim * 4, MemoryCategory.Workspace);
+        using var partialML = Allocate((long)plan.Slots * queryTile * 2 * 4, MemoryCategory.Workspace);
+        p.Work = plan.Work.Pointer;
+        p.PartialO = partialO.Pointer;
+        p.PartialML = partialML.Pointer;
+        Launch(f, (uint)plan.WorkItems, 1, 1, threads, (uint)sharedBytes, args, "attention_fwd");
+        var combine = Function("attention.cu", "attention_combine", defines);
+        ulong rows = plan.Combine.Pointer;
+        void** combineArgs = stackalloc void*[] { &p, &rows };
+        Launch(combine, (uint)plan.SplitRows, 1, 1, 256, 0, combineArgs, "attention_combine");
     }
 
     private nint AttentionFunction(string[] defines, int sharedBytes)

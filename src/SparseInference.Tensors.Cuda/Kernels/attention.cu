@@ -3,6 +3,9 @@
 // Dense: the CTA walks every key tile up to the sequence's valid length.
 // Block-sparse: the CTA walks the key blocks listed for its (batch, head, query block) in a CSR
 // layout (offsets + indices); the query tile then equals the layout's block size.
+// Split rows: with a work list, each CTA takes a range of one row's key blocks; a row much longer
+// than the others (BigBird's global query blocks) is spread over several CTAs that write unnormalised
+// partial results, and attention_combine merges them, so one long row no longer sets the run time.
 //
 // Compiled by NVRTC without include paths, so no headers: BF16 is handled as raw 16-bit words and
 // everything Hopper-specific goes through inline PTX.
@@ -65,6 +68,9 @@ struct AttentionParams {
     const int* seqLens;        // [B] valid lengths, or null: all T
     const int* blockOffsets;   // [B*H*numQueryBlocks + 1], or null: dense
     const int* blockIndices;   // key block ids
+    const int* work;           // [numWork][4]: (b·heads + h)·numQueryBlocks + qb, list start, list end, partial slot (−1: final); or null
+    float* partialO;           // [slots][QUERY_TILE][HEAD_DIM] unnormalised outputs of split rows
+    float* partialML;          // [slots][QUERY_TILE][2] running max (log2 domain) and sum
     int batch, heads, seqLen;
     int layoutHeads;           // heads in the layout: `heads`, or 1 when one row serves every head
     int blockSize;             // key block size of the layout (multiple of KEY_TILE)
@@ -156,7 +162,18 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)
 attention_fwd(const AttentionParams p) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int qTile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int qTile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int listStart = 0, listEnd = 0, slot = -1;
+    if (p.work) {
+        const int* w = p.work + 4 * blockIdx.x;
+        int row = w[0];
+        qTile = row % p.numQueryBlocks;
+        h = (row / p.numQueryBlocks) % p.heads;
+        b = row / (p.numQueryBlocks * p.heads);
+        listStart = w[1];
+        listEnd = w[2];
+        slot = w[3];
+    }
     const int len = p.seqLens ? p.seqLens[b] : p.seqLen;
     const int q0 = qTile * QUERY_TILE;
 
@@ -166,9 +183,11 @@ attention_fwd(const AttentionParams p) {
     u16* oBase = p.o + b * p.oStrideB + h * p.oStrideH;
 
     // The key tiles this CTA visits.
-    int listStart = 0, numTiles;
+    int numTiles;
     const int tilesPerBlock = p.blockSize / KEY_TILE;
-    if (p.blockOffsets) {
+    if (p.work) {
+        numTiles = (listEnd - listStart) * tilesPerBlock;
+    } else if (p.blockOffsets) {
         int row = (b * p.layoutHeads + (p.layoutHeads == 1 ? 0 : h)) * p.numQueryBlocks + qTile;
         listStart = p.blockOffsets[row];
         numTiles = (p.blockOffsets[row + 1] - listStart) * tilesPerBlock;
@@ -176,7 +195,7 @@ attention_fwd(const AttentionParams p) {
         numTiles = (len + KEY_TILE - 1) / KEY_TILE;
     }
 
-    if (q0 >= len || numTiles == 0) {
+    if (slot < 0 && (q0 >= len || numTiles == 0)) {
         // Queries past the valid length produce zeros.
         for (int c = tid; c < QUERY_TILE * CHUNKS; c += NTHREADS) {
             int r = c / CHUNKS, cc = c % CHUNKS;
@@ -368,6 +387,28 @@ attention_fwd(const AttentionParams p) {
         __syncthreads();
     }
 
+    if (slot >= 0) {
+        // A part of a split row: unnormalised output, running max and sum, for attention_combine.
+        float* po = p.partialO + (long long)slot * QUERY_TILE * HEAD_DIM;
+        float* pml = p.partialML + (long long)slot * QUERY_TILE * 2;
+#pragma unroll
+        for (int m = 0; m < M_TILES; ++m)
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                float l = lRow[m][r];
+                l += __shfl_xor_sync(0xffffffffu, l, 1);
+                l += __shfl_xor_sync(0xffffffffu, l, 2);
+                int lr = warp * WARP_ROWS + m * 16 + g + r * 8;
+#pragma unroll
+                for (int i = 0; i < O_TILES; ++i) {
+                    po[lr * HEAD_DIM + i * 8 + 2 * t4] = o[m][i][2 * r];
+                    po[lr * HEAD_DIM + i * 8 + 2 * t4 + 1] = o[m][i][2 * r + 1];
+                }
+                if (t4 == 0) { pml[2 * lr] = mRow[m][r]; pml[2 * lr + 1] = l; }
+            }
+        return;
+    }
+
     // Normalise and store; each quad owns two rows of each m-tile.
 #pragma unroll
     for (int m = 0; m < M_TILES; ++m)
@@ -388,4 +429,36 @@ attention_fwd(const AttentionParams p) {
                 }
             }
         }
+}
+
+// Merges the parts of split rows: work [numRows][3] = ((b·heads + h)·numQueryBlocks + qb, first slot,
+// slot count). One CTA per split row; out = Σ o_i·2^(m_i − m) / Σ l_i·2^(m_i − m), m = max m_i.
+extern "C" __global__ void attention_combine(const AttentionParams p, const int* rows) {
+    const int* w = rows + 3 * blockIdx.x;
+    int row = w[0], first = w[1], count = w[2];
+    int qb = row % p.numQueryBlocks;
+    int h = (row / p.numQueryBlocks) % p.heads;
+    int b = row / (p.numQueryBlocks * p.heads);
+    const int len = p.seqLens ? p.seqLens[b] : p.seqLen;
+    u16* oBase = p.o + b * p.oStrideB + h * p.oStrideH;
+    const float NEG_INF = __int_as_float(0xff800000);
+    for (int e = threadIdx.x; e < QUERY_TILE * HEAD_DIM / 2; e += blockDim.x) {
+        int lr = e / (HEAD_DIM / 2), c = (e % (HEAD_DIM / 2)) * 2;
+        int q = qb * QUERY_TILE + lr;
+        if (q >= p.seqLen) continue;
+        float mx = NEG_INF;
+        for (int i = 0; i < count; ++i) mx = fmaxf(mx, p.partialML[((long long)(first + i) * QUERY_TILE + lr) * 2]);
+        float l = 0.f, o0 = 0.f, o1 = 0.f;
+        if (mx != NEG_INF) {
+            for (int i = 0; i < count; ++i) {
+                long long base = (long long)(first + i) * QUERY_TILE + lr;
+                float wgt = fast_exp2(p.partialML[base * 2] - mx);
+                l += wgt * p.partialML[base * 2 + 1];
+                o0 += wgt * p.partialO[base * HEAD_DIM + c];
+                o1 += wgt * p.partialO[base * HEAD_DIM + c + 1];
+            }
+        }
+        float inv = (l > 0.f && q < len) ? 1.f / l : 0.f;
+        *(u32*)(oBase + (long long)q * p.oStrideT + c) = pack2(o0 * inv, o1 * inv);
+    }
 }
