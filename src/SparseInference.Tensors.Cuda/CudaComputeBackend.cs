@@ -48,7 +48,8 @@ public sealed class CudaComputeBackend : IComputeBackend
 
     public bool Supports(TensorOp op, DType dtype) => op switch
     {
-        TensorOp.Copy => true,
+        TensorOp.Copy or TensorOp.Embedding or TensorOp.Gather => true,
+        TensorOp.ScatterAddRows or TensorOp.TopK => dtype == DType.F32,
         TensorOp.Convert => dtype is DType.F32 or DType.BF16,
         TensorOp.MatMul or TensorOp.BiasAdd or TensorOp.Add or TensorOp.Scale or TensorOp.LayerNorm
             or TensorOp.Gelu or TensorOp.Sigmoid or TensorOp.Softmax or TensorOp.Attention => dtype == DType.F32,
@@ -232,13 +233,134 @@ public sealed class CudaComputeBackend : IComputeBackend
         Device.Softmax(View(x, nameof(x)), View(output, nameof(output)), checked((int)x.Shape.LeadingCount), x.Dim(-1));
     }
 
-    public void Embedding(Tensor table, Tensor ids, Tensor output) => throw Unsupported(TensorOp.Embedding);
+    public void Embedding(Tensor table, Tensor ids, Tensor output)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        RequireI32(ids, nameof(ids));
+        if (table.Rank != 2)
+        {
+            throw new ArgumentException($"table: expected rank 2 [V, D], got {table.Shape}.", nameof(table));
+        }
 
-    public void Gather(Tensor source, Tensor indices, Tensor output) => throw Unsupported(TensorOp.Gather);
+        if (output.DType != table.DType)
+        {
+            throw new ArgumentException($"output: expected dtype {table.DType}, got {output.DType}.", nameof(output));
+        }
 
-    public void ScatterAddRows(Tensor source, Tensor indices, Tensor destination, Tensor? rowScale = null) => throw Unsupported(TensorOp.ScatterAddRows);
+        var expected = new Shape([.. ids.Shape.Dims, table.Dim(1)]);
+        if (output.Shape != expected)
+        {
+            throw new ArgumentException($"output: expected shape {expected}, got {output.Shape}.", nameof(output));
+        }
 
-    public void TopK(Tensor x, int k, Tensor values, Tensor indices) => throw Unsupported(TensorOp.TopK);
+        CheckIndices(ids, table.Dim(0), "ids", distinct: false);
+        Device.GatherRows(View(table, nameof(table)), View(ids, nameof(ids)), View(output, nameof(output)),
+            ids.ElementCount, (long)table.Dim(1) * table.DType.SizeInBytes());
+    }
+
+    public void Gather(Tensor source, Tensor indices, Tensor output)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        RequireI32(indices, nameof(indices));
+        if (source.Rank < 1)
+        {
+            throw new ArgumentException($"source: expected rank ≥ 1, got {source.Shape}.", nameof(source));
+        }
+
+        if (indices.Rank != 1)
+        {
+            throw new ArgumentException($"indices: expected rank 1 [M], got {indices.Shape}.", nameof(indices));
+        }
+
+        if (output.DType != source.DType)
+        {
+            throw new ArgumentException($"output: expected dtype {source.DType}, got {output.DType}.", nameof(output));
+        }
+
+        var dims = source.Shape.ToArray();
+        dims[0] = indices.Dim(0);
+        var expected = new Shape(dims);
+        if (output.Shape != expected)
+        {
+            throw new ArgumentException($"output: expected shape {expected}, got {output.Shape}.", nameof(output));
+        }
+
+        CheckIndices(indices, source.Dim(0), "indices", distinct: false);
+        Device.GatherRows(View(source, nameof(source)), View(indices, nameof(indices)), View(output, nameof(output)),
+            indices.ElementCount, source.Shape.ProductOf(1, source.Rank) * source.DType.SizeInBytes());
+    }
+
+    public void ScatterAddRows(Tensor source, Tensor indices, Tensor destination, Tensor? rowScale = null)
+    {
+        RequireF32(source, nameof(source));
+        RequireF32(destination, nameof(destination));
+        RequireI32(indices, nameof(indices));
+        if (source.Rank < 1 || destination.Rank != source.Rank)
+        {
+            throw new ArgumentException($"destination: expected rank {source.Rank} like source {source.Shape}, got {destination.Shape}.", nameof(destination));
+        }
+
+        if (indices.Rank != 1 || indices.Dim(0) != source.Dim(0))
+        {
+            throw new ArgumentException($"indices: expected shape [{source.Dim(0)}], got {indices.Shape}.", nameof(indices));
+        }
+
+        for (var a = 1; a < source.Rank; a++)
+        {
+            if (source.Dim(a) != destination.Dim(a))
+            {
+                throw new ArgumentException($"destination: expected dimension {a} = {source.Dim(a)} like source, got {destination.Dim(a)}.", nameof(destination));
+            }
+        }
+
+        if (rowScale is not null)
+        {
+            RequireF32(rowScale, nameof(rowScale));
+            if (rowScale.Rank != 1 || rowScale.Dim(0) != source.Dim(0))
+            {
+                throw new ArgumentException($"rowScale: expected shape [{source.Dim(0)}], got {rowScale.Shape}.", nameof(rowScale));
+            }
+        }
+
+        CheckIndices(indices, destination.Dim(0), "indices", distinct: true);
+        Device.ScatterAddRows(View(source, nameof(source)), View(indices, nameof(indices)), rowScale is null ? null : View(rowScale, nameof(rowScale)),
+            View(destination, nameof(destination)), source.Dim(0), source.Shape.ProductOf(1, source.Rank));
+    }
+
+    public void TopK(Tensor x, int k, Tensor values, Tensor indices)
+    {
+        RequireF32(x, nameof(x));
+        RequireF32(values, nameof(values));
+        RequireI32(indices, nameof(indices));
+        if (x.Rank < 1)
+        {
+            throw new ArgumentException($"x: expected rank ≥ 1, got {x.Shape}.", nameof(x));
+        }
+
+        var n = x.Dim(-1);
+        if (k < 0 || k > n)
+        {
+            throw new ArgumentOutOfRangeException(nameof(k), k, $"k: expected 0 ≤ k ≤ {n} (the last dimension of x).");
+        }
+
+        var dims = x.Shape.ToArray();
+        dims[^1] = k;
+        var expected = new Shape(dims);
+        if (values.Shape != expected)
+        {
+            throw new ArgumentException($"values: expected shape {expected}, got {values.Shape}.", nameof(values));
+        }
+
+        if (indices.Shape != expected)
+        {
+            throw new ArgumentException($"indices: expected shape {expected}, got {indices.Shape}.", nameof(indices));
+        }
+
+        if (k > 0 && x.ElementCount > 0)
+        {
+            Device.TopK(View(x, nameof(x)), View(values, nameof(values)), View(indices, nameof(indices)), checked((int)x.Shape.LeadingCount), n, k);
+        }
+    }
 
     public AttentionResult TopKAttention(AttentionInputs inputs, Tensor output, ReadOnlySpan<int> validLengths, ReadOnlySpan<int> keysPerQuery) =>
         throw Unsupported(TensorOp.TopKAttention);
@@ -395,6 +517,35 @@ public sealed class CudaComputeBackend : IComputeBackend
 
     private NotSupportedException Unsupported(TensorOp op) =>
         new($"Backend '{Name}' does not support {op}; check Supports({op}, …) and fall back to the CPU backend.");
+
+    /// <summary>Index tensors are read back (one small copy) so that a bad index fails by name instead of faulting the device.</summary>
+    private void CheckIndices(Tensor indices, int limit, string name, bool distinct)
+    {
+        var host = new int[indices.ElementCount];
+        Device.Download<int>(View(indices, name), host);
+        var seen = distinct ? new HashSet<int>() : null;
+        for (var i = 0; i < host.Length; i++)
+        {
+            if ((uint)host[i] >= (uint)limit)
+            {
+                throw new ArgumentException($"{name}[{i}]: expected 0 ≤ index < {limit}, got {host[i]}.", name);
+            }
+
+            if (seen is not null && !seen.Add(host[i]))
+            {
+                throw new ArgumentException($"{name}[{i}]: expected distinct indices, got {host[i]} twice.", name);
+            }
+        }
+    }
+
+    private static void RequireI32(Tensor t, string name)
+    {
+        ArgumentNullException.ThrowIfNull(t, name);
+        if (t.DType != DType.I32)
+        {
+            throw new ArgumentException($"{name}: expected I32, got {t.DType}.", name);
+        }
+    }
 
     private static void RequireF32(Tensor t, string name)
     {

@@ -30,6 +30,9 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
         Guard(() => Unary("softmax", (b, x, y) => b.Softmax(x, y)));
         Guard(() => Unary("layer_norm", (b, x, y) => b.LayerNorm(x, Bias(b, x), Bias(b, x, offset: 1), 1e-5f, y)));
         Guard(ConvertRoundTrip);
+        Guard(EmbeddingAndGather);
+        Guard(ScatterAddRows);
+        Guard(TopKWithTies);
         Guard(() => PackedAttention(batch: 3, seqLen: 200, heads: 4, headDim: 16, blockSize: 16, lengths: [200, 130, 17]));
         Guard(() => PackedAttention(batch: 2, seqLen: 512, heads: 2, headDim: 32, blockSize: 32, lengths: [512, 300]));
         Guard(() => PackedAttention(batch: 2, seqLen: 1000, heads: 4, headDim: 64, blockSize: 128, lengths: []));
@@ -148,6 +151,85 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
         gpu.Convert(gh, gy);
         var want = Bf16.ToFloats(Bf16.FromFloats(x));
         report.Report("contract convert F32 → BF16 → F32 [10001]", Compare(gy.ToArray<float>(), want), 0);
+    }
+
+    private void EmbeddingAndGather()
+    {
+        var table = Random(50 * 33);
+        var ids = Enumerable.Range(0, 7 * 9).Select(_ => rng.Next(50)).ToArray();
+        using var gt = gpu.FromHost(table, 50, 33);
+        using var gi = gpu.FromHost(ids, 7, 9);
+        using var go = Poisoned(gpu, 7, 9, 33);
+        using var ct = cpu.FromHost(table, 50, 33);
+        using var ci = cpu.FromHost(ids, 7, 9);
+        using var co = cpu.Allocate(7, 9, 33);
+        gpu.Embedding(gt, gi, go);
+        cpu.Embedding(ct, ci, co);
+        Compare("embedding [50, 33] by ids [7, 9]", go, co, 0);
+
+        var source = Random(40 * 3 * 5);
+        var rows = Enumerable.Range(0, 17).Select(_ => rng.Next(40)).ToArray();
+        using var gs = gpu.FromHost(source, 40, 3, 5);
+        using var gr = gpu.FromHost(rows, 17);
+        using var gg = Poisoned(gpu, 17, 3, 5);
+        using var cs = cpu.FromHost(source, 40, 3, 5);
+        using var cr = cpu.FromHost(rows, 17);
+        using var cg = cpu.Allocate(17, 3, 5);
+        gpu.Gather(gs, gr, gg);
+        cpu.Gather(cs, cr, cg);
+        Compare("gather [40, 3, 5] rows [17]", gg, cg, 0);
+
+        var bad = (int[])rows.Clone();
+        bad[3] = 40;
+        using var gb = gpu.FromHost(bad, 17);
+        var rejected = false;
+        try
+        {
+            gpu.Gather(gs, gb, gg);
+        }
+        catch (ArgumentException ex) when (ex.Message.Contains("indices[3]", StringComparison.Ordinal))
+        {
+            rejected = true;
+        }
+
+        report.Report("contract gather rejects index 40 of a 40-row source by name", rejected ? 0 : double.NaN, 0);
+    }
+
+    private void ScatterAddRows()
+    {
+        var source = Random(10 * 6);
+        var dest = Random(25 * 6);
+        var scale = Random(10, 1f);
+        var rows = Enumerable.Range(0, 25).OrderBy(_ => rng.Next()).Take(10).ToArray();
+        using var gs = gpu.FromHost(source, 10, 6);
+        using var gi = gpu.FromHost(rows, 10);
+        using var gscale = gpu.FromHost(scale, 10);
+        using var gd = gpu.FromHost(dest, 25, 6);
+        using var cs = cpu.FromHost(source, 10, 6);
+        using var ci = cpu.FromHost(rows, 10);
+        using var cscale = cpu.FromHost(scale, 10);
+        using var cd = cpu.FromHost(dest, 25, 6);
+        gpu.ScatterAddRows(gs, gi, gd, gscale);
+        cpu.ScatterAddRows(cs, ci, cd, cscale);
+        Compare("scatter_add_rows [10, 6] into [25, 6], row scale", gd, cd, Fp32Tolerance);
+    }
+
+    private void TopKWithTies()
+    {
+        const int rows = 37, n = 100, k = 13;
+        // Values on a coarse grid so that ties occur; ties must go to the lower index.
+        var x = Enumerable.Range(0, rows * n).Select(_ => (float)rng.Next(-20, 20)).ToArray();
+        using var gx = gpu.FromHost(x, rows, n);
+        using var gv = Poisoned(gpu, rows, k);
+        using var gi = gpu.Allocate(new Shape(rows, k), DType.I32);
+        using var cx = cpu.FromHost(x, rows, n);
+        using var cv = cpu.Allocate(rows, k);
+        using var ci = cpu.Allocate(new Shape(rows, k), DType.I32);
+        gpu.TopK(gx, k, gv, gi);
+        cpu.TopK(cx, k, cv, ci);
+        var sameIndices = gi.ToArray<int>().SequenceEqual(ci.ToArray<int>());
+        report.Report($"contract top_k k{k} of [{rows}, {n}] with ties (indices {(sameIndices ? "equal" : "DIFFER")})",
+            sameIndices ? Compare(gv.ToArray<float>(), cv.ToArray<float>()) : double.NaN, 0);
     }
 
     /// <summary>

@@ -72,6 +72,7 @@ public class KernelCacheKeyTests
     [Theory]
     [InlineData("attention.cu", "attention_fwd")]
     [InlineData("elementwise.cu", "layer_norm_f32")]
+    [InlineData("indexing.cu", "topk_rows_f32")]
     public void ReadSource_EmbeddedKernel_IsPresent(string file, string entryPoint)
     {
         var source = KernelCompiler.ReadSource(file);
