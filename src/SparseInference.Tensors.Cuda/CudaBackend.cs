@@ -247,21 +247,23 @@ public sealed unsafe partial class CudaBackend : IDisposable
         }
     }
 
-    /// <summary>Registers per thread of the attention kernel built for a head dim, query tile and variant.</summary>
-    public int AttentionRegisters(int headDim, int queryTile, AttentionKernelVariant variant)
+    /// <summary>Registers and local-memory bytes per thread of the attention kernel built for a head dim, query tile and variant.</summary>
+    public (int Registers, int LocalBytes) AttentionResources(int headDim, int queryTile, AttentionKernelVariant variant)
     {
         var mTiles = headDim == 128 ? 1 : variant.RowsPerWarp / 16;
-        return KernelRegisters("attention.cu", "attention_fwd",
+        return KernelResources("attention.cu", "attention_fwd",
             $"HEAD_DIM={headDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={Math.Min(DenseTile, queryTile)}", "USE_FP16=0",
-            $"M_TILES={mTiles}", $"FAST_EXP={(variant.FastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, variant.MinBlocksPerMultiprocessor)}");
+            $"M_TILES={mTiles}", $"FAST_EXP={(variant.FastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, variant.MinBlocksPerMultiprocessor)}",
+            $"STAGES={variant.Stages}");
     }
 
-    /// <summary>Registers used by a loaded kernel (from the compiled image), for the notes.</summary>
-    public int KernelRegisters(string sourceFile, string function, params string[] defines)
+    /// <summary>Registers and local-memory bytes per thread of a loaded kernel (from the compiled image), for the notes.</summary>
+    internal (int Registers, int LocalBytes) KernelResources(string sourceFile, string function, params string[] defines)
     {
         var f = Function(sourceFile, function, defines);
         CudaDriver.Check(CudaDriver.cuFuncGetAttribute(out var regs, CudaDriver.CU_FUNC_ATTRIBUTE_NUM_REGS, f), nameof(CudaDriver.cuFuncGetAttribute));
-        return regs;
+        CudaDriver.Check(CudaDriver.cuFuncGetAttribute(out var local, CudaDriver.CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, f), nameof(CudaDriver.cuFuncGetAttribute));
+        return (regs, local);
     }
 
     internal void Launch(nint function, uint gridX, uint gridY, uint gridZ, uint block, uint sharedBytes, void** args, string name)
@@ -713,15 +715,20 @@ public sealed unsafe partial class CudaBackend : IDisposable
             throw new ArgumentException($"variant.RowsPerWarp: expected 16 or 32, got {chosen.RowsPerWarp}.", nameof(variant));
         }
 
+        if (chosen.Stages is not (2 or 3))
+        {
+            throw new ArgumentException($"variant.Stages: expected 2 or 3, got {chosen.Stages}.", nameof(variant));
+        }
+
         // Two 16-row tiles per warp would spill registers at head dim 128; a 16-row block has one.
         var mTiles = geometry.HeadDim == 128 || queryTile < 32 ? 1 : chosen.RowsPerWarp / 16;
         var fastExp = chosen.FastExp && type == CudaElementType.BFloat16;
         var defines = new[]
         {
             $"HEAD_DIM={geometry.HeadDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={keyTile}", $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}",
-            $"M_TILES={mTiles}", $"FAST_EXP={(fastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, chosen.MinBlocksPerMultiprocessor)}",
+            $"M_TILES={mTiles}", $"FAST_EXP={(fastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, chosen.MinBlocksPerMultiprocessor)}", $"STAGES={chosen.Stages}",
         };
-        var sharedBytes = ((queryTile * geometry.HeadDim) + (4 * keyTile * geometry.HeadDim)) * 2;
+        var sharedBytes = ((queryTile * geometry.HeadDim) + (2 * chosen.Stages * keyTile * geometry.HeadDim)) * 2;
         context.MakeCurrent();
         var f = AttentionFunction(defines, sharedBytes);
 

@@ -160,6 +160,8 @@ namespace SparseInference.CudaSelfTest
                     Attention($"[{variant}] dense B2 H4 T300 d64 lens{{300,177}}", 2, 4, 300, 64, null, [300, 177], variant: variant);
                     Attention($"[{variant}] window s0.5 bs128 B2 H3 T1000 d64", 2, 3, 1000, 64, CsrBlockLayout.Window(2, 3, 1000, 128, 0.5), null, variant: variant);
                     Attention($"[{variant}] bigbird s0.75 bs64 B1 H2 T1024 d32", 1, 2, 1024, 32, CsrBlockLayout.BigBird(1, 2, 1024, 64, 0.75, 1, 7, 0), null, variant: variant);
+                    Attention($"[{variant}] dense B1 H1 T50 d64 (one key tile)", 1, 1, 50, 64, null, null, variant: variant);
+                    Attention($"[{variant}] window s0.5 bs64 B1 H2 T200 d64", 1, 2, 200, 64, CsrBlockLayout.Window(1, 2, 200, 64, 0.5), null, variant: variant);
                 });
             }
 
@@ -444,15 +446,19 @@ namespace SparseInference.CudaSelfTest
         private const int Block = 128;
         private readonly List<string> results = [];
 
-        /// <summary>Kernel versions timed side by side: v1 one 16-row tile per warp, v2 two, v3 two with BF16 exponentials, v4 two with registers capped for 3 CTAs per SM.</summary>
-        public static AttentionKernelVariant[] Variants { get; } = [new(16, false), new(32, false), new(32, true), new(32, false, 3)];
+        /// <summary>
+        /// Kernel versions timed side by side: v1 one 16-row tile per warp, v2 two, v6 two with three K/V stages.
+        /// (v3, BF16 exponentials, and v4, registers capped for 3 CTAs/SM, were slower; docs/cuda-notes.md.)
+        /// </summary>
+        public static AttentionKernelVariant[] Variants { get; } = [new(16, false), new(32, false), new(32, false, 1, 3)];
 
         public void RunAll()
         {
             Ceilings();
             foreach (var variant in Variants)
             {
-                Console.WriteLine($"registers [{variant}]: {gpu.AttentionRegisters(HeadDim, Block, variant)} per thread (head dim {HeadDim}, query tile {Block})");
+                var (regs, local) = gpu.AttentionResources(HeadDim, Block, variant);
+                Console.WriteLine($"registers [{variant}]: {regs} per thread, {local} bytes local memory (spills/stack) (head dim {HeadDim}, query tile {Block})");
             }
 
             foreach (var (batch, t) in new[] { (8, 4096), (1, 16384) })

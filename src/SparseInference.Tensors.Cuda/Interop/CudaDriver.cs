@@ -22,6 +22,7 @@ internal static unsafe partial class CudaDriver
     public const int CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
 
     // CUfunction_attribute.
+    public const int CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES = 3;
     public const int CU_FUNC_ATTRIBUTE_NUM_REGS = 4;
     public const int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 

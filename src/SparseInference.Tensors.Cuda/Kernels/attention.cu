@@ -17,6 +17,8 @@
 // FAST_EXP (0/1, BF16 only): the softmax exponentials run as ex2.bf16x2, two per instruction,
 // and come out already packed as the next product's A fragment; P is rounded to BF16 anyway.
 // MIN_BLOCKS: CTAs per multiprocessor the register allocation must allow (__launch_bounds__).
+// STAGES (2 or 3): K/V buffers. With three, the load of tile j+2 goes into the buffer tile j−1 used,
+// which every warp has left once it passes iteration j's barrier: one barrier per tile instead of two.
 
 typedef unsigned short u16;
 typedef unsigned int u32;
@@ -36,6 +38,10 @@ typedef unsigned int u32;
 #endif
 #if USE_FP16 && FAST_EXP
 #error FAST_EXP is BF16 only
+#endif
+
+#ifndef STAGES
+#define STAGES 2
 #endif
 
 #ifndef MIN_BLOCKS
@@ -210,7 +216,7 @@ attention_fwd(const AttentionParams p) {
     const u32 sQ = smem_addr(smem);
     const int tileBytes = KEY_TILE * HEAD_DIM * 2;
     const u32 sK0 = sQ + QUERY_TILE * HEAD_DIM * 2;
-    const u32 sV0 = sK0 + 2 * tileBytes;
+    const u32 sV0 = sK0 + STAGES * tileBytes;
 
     load_tile<QUERY_TILE>(sQ, qBase, p.qStrideT, q0, p.seqLen, tid);
 
@@ -225,6 +231,14 @@ attention_fwd(const AttentionParams p) {
         load_tile<KEY_TILE>(sK0, kBase, p.kStrideT, k0, p.seqLen, tid);
         load_tile<KEY_TILE>(sV0, vBase, p.vStrideT, k0, p.seqLen, tid);
         cp_async_commit();
+#if STAGES == 3
+        if (numTiles > 1) {
+            int k1 = tileStart(1);
+            load_tile<KEY_TILE>(sK0 + tileBytes, kBase, p.kStrideT, k1, p.seqLen, tid);
+            load_tile<KEY_TILE>(sV0 + tileBytes, vBase, p.vStrideT, k1, p.seqLen, tid);
+            cp_async_commit();
+        }
+#endif
     }
 
     const int g = lane >> 2, t4 = lane & 3;
@@ -240,8 +254,20 @@ attention_fwd(const AttentionParams p) {
     for (int m = 0; m < M_TILES; ++m) { mRow[m][0] = mRow[m][1] = NEG_INF; lRow[m][0] = lRow[m][1] = 0.f; }
 
     for (int it = 0; it < numTiles; ++it) {
-        const int buf = it & 1;
         const int kStart = tileStart(it);
+#if STAGES == 3
+        const int buf = it % 3;
+        if (it + 1 < numTiles) cp_async_wait_all_but_one(); else cp_async_wait_all();
+        __syncthreads();
+        if (it + 2 < numTiles) {
+            int kn = tileStart(it + 2);
+            int nb = (it + 2) % 3;
+            load_tile<KEY_TILE>(sK0 + nb * tileBytes, kBase, p.kStrideT, kn, p.seqLen, tid);
+            load_tile<KEY_TILE>(sV0 + nb * tileBytes, vBase, p.vStrideT, kn, p.seqLen, tid);
+            cp_async_commit();
+        }
+#else
+        const int buf = it & 1;
         if (it + 1 < numTiles) {
             int kn = tileStart(it + 1);
             load_tile<KEY_TILE>(sK0 + (buf ^ 1) * tileBytes, kBase, p.kStrideT, kn, p.seqLen, tid);
@@ -252,6 +278,7 @@ attention_fwd(const AttentionParams p) {
             cp_async_wait_all();
         }
         __syncthreads();
+#endif
 
         if (it == 0) {
 #pragma unroll
@@ -384,7 +411,9 @@ attention_fwd(const AttentionParams p) {
                 }
             }
         }
+#if STAGES == 2
         __syncthreads();
+#endif
     }
 
     if (slot >= 0) {
