@@ -252,9 +252,9 @@ public sealed unsafe partial class CudaBackend : IDisposable
     {
         var mTiles = headDim == 128 ? 1 : variant.RowsPerWarp / 16;
         return KernelResources("attention.cu", "attention_fwd",
-            $"HEAD_DIM={headDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={Math.Min(DenseTile, queryTile)}", "USE_FP16=0",
-            $"M_TILES={mTiles}", $"FAST_EXP={(variant.FastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, variant.MinBlocksPerMultiprocessor)}",
-            $"STAGES={variant.Stages}");
+            $"HEAD_DIM={headDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={Math.Min(variant.Pipelined ? 32 : DenseTile, queryTile)}", "USE_FP16=0",
+            $"M_TILES={mTiles}", $"FAST_EXP={(variant.FastExp && !variant.Pipelined ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, variant.MinBlocksPerMultiprocessor)}",
+            $"STAGES={(variant.Pipelined ? 3 : variant.Stages)}", $"PIPELINE={(variant.Pipelined ? 1 : 0)}");
     }
 
     /// <summary>Registers and local-memory bytes per thread of a loaded kernel (from the compiled image), for the notes.</summary>
@@ -708,27 +708,28 @@ public sealed unsafe partial class CudaBackend : IDisposable
         }
 
         var queryTile = layout?.Layout.BlockSize ?? 128;
-        var keyTile = Math.Min(DenseTile, queryTile);
         var chosen = variant ?? AttentionVariant;
+        var keyTile = Math.Min(chosen.Pipelined ? 32 : DenseTile, queryTile);
+        var stages = chosen.Pipelined ? 3 : chosen.Stages;
         if (chosen.RowsPerWarp is not (16 or 32))
         {
             throw new ArgumentException($"variant.RowsPerWarp: expected 16 or 32, got {chosen.RowsPerWarp}.", nameof(variant));
         }
 
-        if (chosen.Stages is not (2 or 3))
+        if (stages is not (2 or 3))
         {
             throw new ArgumentException($"variant.Stages: expected 2 or 3, got {chosen.Stages}.", nameof(variant));
         }
 
         // Two 16-row tiles per warp would spill registers at head dim 128; a 16-row block has one.
         var mTiles = geometry.HeadDim == 128 || queryTile < 32 ? 1 : chosen.RowsPerWarp / 16;
-        var fastExp = chosen.FastExp && type == CudaElementType.BFloat16;
+        var fastExp = chosen.FastExp && !chosen.Pipelined && type == CudaElementType.BFloat16;
         var defines = new[]
         {
             $"HEAD_DIM={geometry.HeadDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={keyTile}", $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}",
-            $"M_TILES={mTiles}", $"FAST_EXP={(fastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, chosen.MinBlocksPerMultiprocessor)}", $"STAGES={chosen.Stages}",
+            $"M_TILES={mTiles}", $"FAST_EXP={(fastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, chosen.MinBlocksPerMultiprocessor)}", $"STAGES={stages}", $"PIPELINE={(chosen.Pipelined ? 1 : 0)}",
         };
-        var sharedBytes = ((queryTile * geometry.HeadDim) + (2 * chosen.Stages * keyTile * geometry.HeadDim)) * 2;
+        var sharedBytes = ((queryTile * geometry.HeadDim) + (2 * stages * keyTile * geometry.HeadDim)) * 2;
         context.MakeCurrent();
         var f = AttentionFunction(defines, sharedBytes);
 

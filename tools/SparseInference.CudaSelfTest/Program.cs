@@ -447,10 +447,12 @@ namespace SparseInference.CudaSelfTest
         private readonly List<string> results = [];
 
         /// <summary>
-        /// Kernel versions timed side by side: v1 one 16-row tile per warp, v2 two, v6 two with three K/V stages.
-        /// (v3, BF16 exponentials, and v4, registers capped for 3 CTAs/SM, were slower; docs/cuda-notes.md.)
+        /// Kernel versions timed side by side: v1 one 16-row tile per warp, v2 two, v6 two with three K/V stages,
+        /// v7 two, software-pipelined over 32-key tiles. (v3, BF16 exponentials, and v4, registers capped for
+        /// 3 CTAs/SM, were slower; docs/cuda-notes.md.)
         /// </summary>
-        public static AttentionKernelVariant[] Variants { get; } = [new(16, false), new(32, false), new(32, false, 1, 3)];
+        public static AttentionKernelVariant[] Variants { get; } =
+            [new(16, false), new(32, false), new(32, false, 1, 3), new(32, false, 1, 3, Pipelined: true), new(16, false, 1, 3, Pipelined: true)];
 
         public void RunAll()
         {

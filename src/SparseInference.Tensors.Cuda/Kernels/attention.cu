@@ -17,6 +17,8 @@
 // FAST_EXP (0/1, BF16 only): the softmax exponentials run as ex2.bf16x2, two per instruction,
 // and come out already packed as the next product's A fragment; P is rounded to BF16 anyway.
 // MIN_BLOCKS: CTAs per multiprocessor the register allocation must allow (__launch_bounds__).
+// PIPELINE (0/1, needs STAGES 3): software-pipelined loop; the Q·Kᵀ products of tile j+1 are issued
+// before the softmax of tile j, so the tensor cores work while the exponentials run.
 // STAGES (2 or 3): K/V buffers. With three, the load of tile j+2 goes into the buffer tile j−1 used,
 // which every warp has left once it passes iteration j's barrier: one barrier per tile instead of two.
 
@@ -42,6 +44,12 @@ typedef unsigned int u32;
 
 #ifndef STAGES
 #define STAGES 2
+#endif
+#ifndef PIPELINE
+#define PIPELINE 0
+#endif
+#if PIPELINE && (STAGES != 3 || FAST_EXP)
+#error PIPELINE needs STAGES 3 and no FAST_EXP
 #endif
 
 #ifndef MIN_BLOCKS
@@ -164,6 +172,112 @@ __device__ __forceinline__ void load_tile(u32 tileAddr, const u16* base, long lo
     }
 }
 
+#if PIPELINE
+// S = Q·Kᵀ for this warp's rows and one key tile.
+__device__ __forceinline__ void qk_tile(float (&s)[M_TILES][S_TILES][4], const u32 (&qf)[M_TILES][QK_STEPS][4], u32 sK, int lane) {
+#pragma unroll
+    for (int m = 0; m < M_TILES; ++m)
+#pragma unroll
+        for (int j = 0; j < S_TILES; ++j) { s[m][j][0] = s[m][j][1] = s[m][j][2] = s[m][j][3] = 0.f; }
+#pragma unroll
+    for (int kk = 0; kk < QK_STEPS; ++kk) {
+#pragma unroll
+        for (int j = 0; j < S_TILES; j += 2) {
+            int mi = lane >> 3;
+            int key = j * 8 + (mi >> 1) * 8 + (lane & 7);
+            int c = kk * 2 + (mi & 1);
+            u32 b0, b1, b2, b3;
+            ldsm_x4(sK + swz(key, c) * 16, b0, b1, b2, b3);
+#pragma unroll
+            for (int m = 0; m < M_TILES; ++m) {
+                mma16816(s[m][j], qf[m][kk], b0, b1);
+                mma16816(s[m][j + 1], qf[m][kk], b2, b3);
+            }
+        }
+    }
+}
+
+// Keys past the valid length never count.
+__device__ __forceinline__ void mask_tile(float (&s)[M_TILES][S_TILES][4], int kStart, int len, int t4) {
+    const float NEG_INF = __int_as_float(0xff800000);
+    if (kStart + KEY_TILE > len) {
+#pragma unroll
+        for (int j = 0; j < S_TILES; ++j) {
+            int key = kStart + j * 8 + 2 * t4;
+#pragma unroll
+            for (int m = 0; m < M_TILES; ++m) {
+                if (key >= len) { s[m][j][0] = NEG_INF; s[m][j][2] = NEG_INF; }
+                if (key + 1 >= len) { s[m][j][1] = NEG_INF; s[m][j][3] = NEG_INF; }
+            }
+        }
+    }
+}
+
+// Online softmax of one tile's scores, then O += P·V.
+__device__ __forceinline__ void softmax_pv(float (&s)[M_TILES][S_TILES][4], float (&o)[M_TILES][O_TILES][4],
+                                           float (&mRow)[M_TILES][2], float (&lRow)[M_TILES][2], u32 sV, float scaleLog2, int lane) {
+    const float NEG_INF = __int_as_float(0xff800000);
+#pragma unroll
+    for (int m = 0; m < M_TILES; ++m) {
+        float mx[2] = {NEG_INF, NEG_INF};
+#pragma unroll
+        for (int j = 0; j < S_TILES; ++j) {
+            mx[0] = fmaxf(mx[0], fmaxf(s[m][j][0], s[m][j][1]));
+            mx[1] = fmaxf(mx[1], fmaxf(s[m][j][2], s[m][j][3]));
+        }
+        float corr[2], mUse[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            float mNew = fmaxf(mRow[m][r], mx[r] * scaleLog2);
+            mUse[r] = mNew == NEG_INF ? 0.f : mNew;
+            corr[r] = fast_exp2(mRow[m][r] - mUse[r]);
+            mRow[m][r] = mNew;
+            lRow[m][r] *= corr[r];
+        }
+#pragma unroll
+        for (int j = 0; j < S_TILES; ++j) {
+            s[m][j][0] = fast_exp2(s[m][j][0] * scaleLog2 - mUse[0]);
+            s[m][j][1] = fast_exp2(s[m][j][1] * scaleLog2 - mUse[0]);
+            s[m][j][2] = fast_exp2(s[m][j][2] * scaleLog2 - mUse[1]);
+            s[m][j][3] = fast_exp2(s[m][j][3] * scaleLog2 - mUse[1]);
+            lRow[m][0] += s[m][j][0] + s[m][j][1];
+            lRow[m][1] += s[m][j][2] + s[m][j][3];
+        }
+#pragma unroll
+        for (int i = 0; i < O_TILES; ++i) {
+            o[m][i][0] *= corr[0]; o[m][i][1] *= corr[0];
+            o[m][i][2] *= corr[1]; o[m][i][3] *= corr[1];
+        }
+    }
+#pragma unroll
+    for (int ks = 0; ks < PV_STEPS; ++ks) {
+        u32 a[M_TILES][4];
+#pragma unroll
+        for (int m = 0; m < M_TILES; ++m) {
+            a[m][0] = pack2(s[m][2 * ks][0], s[m][2 * ks][1]);
+            a[m][1] = pack2(s[m][2 * ks][2], s[m][2 * ks][3]);
+            a[m][2] = pack2(s[m][2 * ks + 1][0], s[m][2 * ks + 1][1]);
+            a[m][3] = pack2(s[m][2 * ks + 1][2], s[m][2 * ks + 1][3]);
+        }
+#pragma unroll
+        for (int nd = 0; nd < O_TILES; nd += 2) {
+            int mi = lane >> 3;
+            int key = ks * 16 + (mi & 1) * 8 + (lane & 7);
+            int c = nd + (mi >> 1);
+            u32 b0, b1, b2, b3;
+            ldsm_x4_t(sV + swz(key, c) * 16, b0, b1, b2, b3);
+#pragma unroll
+            for (int m = 0; m < M_TILES; ++m) {
+                mma16816(o[m][nd], a[m], b0, b1);
+                mma16816(o[m][nd + 1], a[m], b2, b3);
+            }
+        }
+    }
+}
+#endif
+
 extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)
 attention_fwd(const AttentionParams p) {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -253,6 +367,44 @@ attention_fwd(const AttentionParams p) {
 #pragma unroll
     for (int m = 0; m < M_TILES; ++m) { mRow[m][0] = mRow[m][1] = NEG_INF; lRow[m][0] = lRow[m][1] = 0.f; }
 
+#if PIPELINE
+    {
+        float sc[M_TILES][S_TILES][4];
+        if (numTiles > 1) cp_async_wait_all_but_one(); else cp_async_wait_all();
+        __syncthreads();
+#pragma unroll
+        for (int m = 0; m < M_TILES; ++m)
+#pragma unroll
+            for (int kk = 0; kk < QK_STEPS; ++kk) {
+                int r = warp * WARP_ROWS + m * 16 + (lane & 15), c = kk * 2 + (lane >> 4);
+                ldsm_x4(sQ + swz(r, c) * 16, qf[m][kk][0], qf[m][kk][1], qf[m][kk][2], qf[m][kk][3]);
+            }
+        qk_tile(sc, qf, sK0, lane);
+        for (int it = 0; it + 1 < numTiles; ++it) {
+            const int kStart = tileStart(it);
+            cp_async_wait_all();   // tile it+1; tile it+2 is issued below
+            __syncthreads();       // tile it+1 visible; every warp is past iteration it−1, so its buffer is free
+            if (it + 2 < numTiles) {
+                int kn = tileStart(it + 2);
+                int nb = (it + 2) % 3;
+                load_tile<KEY_TILE>(sK0 + nb * tileBytes, kBase, p.kStrideT, kn, p.seqLen, tid);
+                load_tile<KEY_TILE>(sV0 + nb * tileBytes, vBase, p.vStrideT, kn, p.seqLen, tid);
+                cp_async_commit();
+            }
+            mask_tile(sc, kStart, len, t4);
+            float sn[M_TILES][S_TILES][4];
+            qk_tile(sn, qf, sK0 + ((it + 1) % 3) * tileBytes, lane);
+            softmax_pv(sc, o, mRow, lRow, sV0 + (it % 3) * tileBytes, p.scaleLog2, lane);
+#pragma unroll
+            for (int m = 0; m < M_TILES; ++m)
+#pragma unroll
+                for (int j = 0; j < S_TILES; ++j) { sc[m][j][0] = sn[m][j][0]; sc[m][j][1] = sn[m][j][1]; sc[m][j][2] = sn[m][j][2]; sc[m][j][3] = sn[m][j][3]; }
+        }
+        const int last = numTiles - 1;
+        mask_tile(sc, tileStart(last), len, t4);
+        softmax_pv(sc, o, mRow, lRow, sV0 + (last % 3) * tileBytes, p.scaleLog2, lane);
+    }
+#else
     for (int it = 0; it < numTiles; ++it) {
         const int kStart = tileStart(it);
 #if STAGES == 3
@@ -415,6 +567,8 @@ attention_fwd(const AttentionParams p) {
         __syncthreads();
 #endif
     }
+
+#endif
 
     if (slot >= 0) {
         // A part of a split row: unnormalised output, running max and sum, for attention_combine.
