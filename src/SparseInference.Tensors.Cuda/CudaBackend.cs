@@ -251,10 +251,11 @@ public sealed unsafe partial class CudaBackend : IDisposable
     public (int Registers, int LocalBytes) AttentionResources(int headDim, int queryTile, AttentionKernelVariant variant)
     {
         var mTiles = headDim == 128 ? 1 : variant.RowsPerWarp / 16;
+        var wide = variant.WideKeyTiles && !variant.Pipelined;
         return KernelResources("attention.cu", "attention_fwd",
-            $"HEAD_DIM={headDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={Math.Min(variant.Pipelined ? 32 : DenseTile, queryTile)}", "USE_FP16=0",
+            $"HEAD_DIM={headDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={Math.Min(variant.Pipelined ? 32 : wide ? 128 : DenseTile, queryTile)}", "USE_FP16=0",
             $"M_TILES={mTiles}", $"FAST_EXP={(variant.FastExp && !variant.Pipelined ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, variant.MinBlocksPerMultiprocessor)}",
-            $"STAGES={(variant.Pipelined ? 3 : variant.Stages)}", $"PIPELINE={(variant.Pipelined ? 1 : 0)}");
+            $"STAGES={(variant.Pipelined ? 3 : variant.Stages)}", $"PIPELINE={(variant.Pipelined ? 1 : 0)}", $"Q_IN_SMEM={(wide ? 1 : 0)}");
     }
 
     /// <summary>Registers and local-memory bytes per thread of a loaded kernel (from the compiled image), for the notes.</summary>
@@ -709,7 +710,8 @@ public sealed unsafe partial class CudaBackend : IDisposable
 
         var queryTile = layout?.Layout.BlockSize ?? 128;
         var chosen = variant ?? AttentionVariant;
-        var keyTile = Math.Min(chosen.Pipelined ? 32 : DenseTile, queryTile);
+        var wide = chosen.WideKeyTiles && !chosen.Pipelined;
+        var keyTile = Math.Min(chosen.Pipelined ? 32 : wide ? 128 : DenseTile, queryTile);
         var stages = chosen.Pipelined ? 3 : chosen.Stages;
         if (chosen.RowsPerWarp is not (16 or 32))
         {
@@ -727,7 +729,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
         var defines = new[]
         {
             $"HEAD_DIM={geometry.HeadDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={keyTile}", $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}",
-            $"M_TILES={mTiles}", $"FAST_EXP={(fastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, chosen.MinBlocksPerMultiprocessor)}", $"STAGES={stages}", $"PIPELINE={(chosen.Pipelined ? 1 : 0)}",
+            $"M_TILES={mTiles}", $"FAST_EXP={(fastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, chosen.MinBlocksPerMultiprocessor)}", $"STAGES={stages}", $"PIPELINE={(chosen.Pipelined ? 1 : 0)}", $"Q_IN_SMEM={(wide ? 1 : 0)}",
         };
         var sharedBytes = ((queryTile * geometry.HeadDim) + (2 * stages * keyTile * geometry.HeadDim)) * 2;
         context.MakeCurrent();

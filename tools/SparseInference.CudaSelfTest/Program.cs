@@ -506,11 +506,12 @@ namespace SparseInference.CudaSelfTest
 
         /// <summary>
         /// Kernel versions timed side by side: v1 one 16-row tile per warp, v2 two, v6 two with three K/V stages,
-        /// v7 two, software-pipelined over 32-key tiles. (v3, BF16 exponentials, and v4, registers capped for
-        /// 3 CTAs/SM, were slower; docs/cuda-notes.md.)
+        /// v7 two, software-pipelined over 32-key tiles, v9/v10 two with 128-key tiles and Q read from shared
+        /// memory (two and three stages). (v3, BF16 exponentials, v4, registers capped for 3 CTAs/SM, and v8,
+        /// v7 with one tile per warp, were slower; docs/cuda-notes.md.)
         /// </summary>
         public static AttentionKernelVariant[] Variants { get; } =
-            [new(16, false), new(32, false), new(32, false, 1, 3), new(32, false, 1, 3, Pipelined: true), new(16, false, 1, 3, Pipelined: true)];
+            [new(16, false), new(32, false), new(32, false, 1, 3), new(32, false, 1, 3, Pipelined: true), new(32, false, WideKeyTiles: true), new(32, false, 1, 3, WideKeyTiles: true)];
 
         public void RunAll()
         {

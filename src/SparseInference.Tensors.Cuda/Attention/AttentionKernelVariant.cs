@@ -8,10 +8,11 @@ namespace SparseInference.Tensors.Cuda.Attention;
 /// <param name="MinBlocksPerMultiprocessor">CTAs per multiprocessor the register allocation must leave room for (1: no limit).</param>
 /// <param name="Stages">K/V shared-memory buffers, 2 or 3 (3: one barrier per key tile instead of two).</param>
 /// <param name="Pipelined">Software-pipelined loop over 32-key tiles: Q·Kᵀ of the next tile is issued before the softmax of this one (implies 3 stages).</param>
-public readonly record struct AttentionKernelVariant(int RowsPerWarp, bool FastExp, int MinBlocksPerMultiprocessor = 1, int Stages = 2, bool Pipelined = false)
+/// <param name="WideKeyTiles">128-key tiles with Q re-read from shared memory (halves per-tile overhead; not with Pipelined).</param>
+public readonly record struct AttentionKernelVariant(int RowsPerWarp, bool FastExp, int MinBlocksPerMultiprocessor = 1, int Stages = 2, bool Pipelined = false, bool WideKeyTiles = false)
 {
     public static AttentionKernelVariant Default { get; } = new(32, false);
 
     public override string ToString() =>
-        $"rows/warp {RowsPerWarp}{(FastExp ? ", bf16 exp" : "")}{(MinBlocksPerMultiprocessor > 1 ? $", {MinBlocksPerMultiprocessor} CTAs/SM" : "")}{(Stages != 2 ? $", {Stages} stages" : "")}{(Pipelined ? ", pipelined" : "")}";
+        $"rows/warp {RowsPerWarp}{(FastExp ? ", bf16 exp" : "")}{(MinBlocksPerMultiprocessor > 1 ? $", {MinBlocksPerMultiprocessor} CTAs/SM" : "")}{(Stages != 2 ? $", {Stages} stages" : "")}{(Pipelined ? ", pipelined" : "")}{(WideKeyTiles ? ", 128-key tiles" : "")}";
 }

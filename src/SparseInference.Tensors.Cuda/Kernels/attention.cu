@@ -19,6 +19,9 @@
 // MIN_BLOCKS: CTAs per multiprocessor the register allocation must allow (__launch_bounds__).
 // PIPELINE (0/1, needs STAGES 3): software-pipelined loop; the Q·Kᵀ products of tile j+1 are issued
 // before the softmax of tile j, so the tensor cores work while the exponentials run.
+// Q_IN_SMEM (0/1): Q fragments re-read from shared memory for every key tile instead of held in
+// registers, which frees the registers a 128-key tile's scores need (KEY_TILE 128 halves the per-tile
+// costs: max reductions, O rescaling, barriers).
 // STAGES (2 or 3): K/V buffers. With three, the load of tile j+2 goes into the buffer tile j−1 used,
 // which every warp has left once it passes iteration j's barrier: one barrier per tile instead of two.
 
@@ -47,6 +50,12 @@ typedef unsigned int u32;
 #endif
 #ifndef PIPELINE
 #define PIPELINE 0
+#endif
+#ifndef Q_IN_SMEM
+#define Q_IN_SMEM 0
+#endif
+#if PIPELINE && Q_IN_SMEM
+#error Q_IN_SMEM is for the plain loop
 #endif
 #if PIPELINE && (STAGES != 3 || FAST_EXP)
 #error PIPELINE needs STAGES 3 and no FAST_EXP
@@ -432,6 +441,7 @@ attention_fwd(const AttentionParams p) {
         __syncthreads();
 #endif
 
+#if !Q_IN_SMEM
         if (it == 0) {
 #pragma unroll
             for (int m = 0; m < M_TILES; ++m)
@@ -441,6 +451,7 @@ attention_fwd(const AttentionParams p) {
                     ldsm_x4(sQ + swz(r, c) * 16, qf[m][kk][0], qf[m][kk][1], qf[m][kk][2], qf[m][kk][3]);
                 }
         }
+#endif
 
         const u32 sK = sK0 + buf * tileBytes, sV = sV0 + buf * tileBytes;
 
@@ -452,6 +463,16 @@ attention_fwd(const AttentionParams p) {
             for (int j = 0; j < S_TILES; ++j) { s[m][j][0] = s[m][j][1] = s[m][j][2] = s[m][j][3] = 0.f; }
 #pragma unroll
         for (int kk = 0; kk < QK_STEPS; ++kk) {
+            u32 qa[M_TILES][4];
+#pragma unroll
+            for (int m = 0; m < M_TILES; ++m) {
+#if Q_IN_SMEM
+                int r = warp * WARP_ROWS + m * 16 + (lane & 15), c = kk * 2 + (lane >> 4);
+                ldsm_x4(sQ + swz(r, c) * 16, qa[m][0], qa[m][1], qa[m][2], qa[m][3]);
+#else
+                qa[m][0] = qf[m][kk][0]; qa[m][1] = qf[m][kk][1]; qa[m][2] = qf[m][kk][2]; qa[m][3] = qf[m][kk][3];
+#endif
+            }
 #pragma unroll
             for (int j = 0; j < S_TILES; j += 2) {
                 int mi = lane >> 3;
@@ -461,8 +482,8 @@ attention_fwd(const AttentionParams p) {
                 ldsm_x4(sK + swz(key, c) * 16, b0, b1, b2, b3);
 #pragma unroll
                 for (int m = 0; m < M_TILES; ++m) {
-                    mma16816(s[m][j], qf[m][kk], b0, b1);
-                    mma16816(s[m][j + 1], qf[m][kk], b2, b3);
+                    mma16816(s[m][j], qa[m], b0, b1);
+                    mma16816(s[m][j + 1], qa[m], b2, b3);
                 }
             }
         }
