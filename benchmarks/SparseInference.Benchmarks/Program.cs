@@ -6,6 +6,7 @@ var comparisons = new Dictionary<string, Func<string[], int>>(StringComparer.Ord
 {
     ["matmul"] = MatMulComparison.Run,
     ["attention"] = AttentionComparison.Run,
+    ["threading"] = ThreadingComparison.Run,
 };
 if (args.Length > 0 && comparisons.TryGetValue(args[0], out var comparison))
 {

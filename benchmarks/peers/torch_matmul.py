@@ -36,13 +36,17 @@ def run_case(spec, min_seconds, min_reps):
         fn()
     times = []
     start = time.perf_counter()
+    cpu0 = time.process_time()
     while len(times) < min_reps or time.perf_counter() - start < min_seconds:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+    cpu = time.process_time() - cpu0
     return {
         "case": spec,
         "reps": len(times),
+        # Work per CPU-second of this process (all its threads): less sensitive to other load on the machine.
+        "cpu_gflops": flops * len(times) / cpu / 1e9,
         "median_gflops": flops / statistics.median(times) / 1e9,
         "best_gflops": flops / min(times) / 1e9,
     }

@@ -7,7 +7,8 @@ namespace SparseInference.Benchmarks.Tensors;
 /// <summary>
 /// `matmul` mode: GFLOP/s of the CPU backend's GEMM against PyTorch (torch.matmul / F.linear on its BLAS),
 /// both with the same thread count, measured in the same run, case by case (ours, then the peer), so both see
-/// the same machine load. Options: --threads N (2), --min-seconds S (1.0), --sizes 256,512,1024,2048, --no-linear.
+/// the same machine load. Options: --threads N (2), --threading WorkerPool|ParallelFor, --min-seconds S (1.0),
+/// --sizes 256,512,1024,2048, --no-linear.
 /// </summary>
 internal static class MatMulComparison
 {
@@ -17,6 +18,7 @@ internal static class MatMulComparison
         var minSeconds = 1.0;
         int[] sizes = [256, 512, 1024, 2048];
         var linear = true;
+        var threading = CpuThreading.WorkerPool;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -25,6 +27,7 @@ internal static class MatMulComparison
                 case "--min-seconds": minSeconds = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--sizes": sizes = args[++i].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(); break;
                 case "--no-linear": linear = false; break;
+                case "--threading": threading = Enum.Parse<CpuThreading>(args[++i], ignoreCase: true); break;
                 default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
             }
         }
@@ -39,8 +42,8 @@ internal static class MatMulComparison
         }
 
         Console.WriteLine(PeerRunner.MachineLine());
-        Console.WriteLine($"threads: {threads}, min time per case: {minSeconds}s, load average at start: {PeerRunner.LoadAverage():F2}");
-        using var backend = new CpuBackend(threads);
+        Console.WriteLine($"threads: {threads} ({threading}), min time per case: {minSeconds}s, load average at start: {PeerRunner.LoadAverage():F2}");
+        using var backend = new CpuBackend(threads, threading);
         var rows = new List<string[]>();
         string peerInfo = "";
         foreach (var c in cases)
@@ -52,22 +55,25 @@ internal static class MatMulComparison
             var p = peer[1];
             var peerMedian = p.GetProperty("median_gflops").GetDouble();
             var peerBest = p.GetProperty("best_gflops").GetDouble();
+            var peerCpu = p.GetProperty("cpu_gflops").GetDouble();
             rows.Add([
                 c.Spec, F(ours.Median), F(ours.Best), F(peerMedian), F(peerBest), (ours.Median / peerMedian).ToString("F2", CultureInfo.InvariantCulture),
+                (ours.Best / peerBest).ToString("F2", CultureInfo.InvariantCulture),
+                F(ours.PerCpuSecond), F(peerCpu), (ours.PerCpuSecond / peerCpu).ToString("F2", CultureInfo.InvariantCulture),
                 PeerRunner.LoadAverage().ToString("F2", CultureInfo.InvariantCulture)]);
             Console.Error.WriteLine($"  {c.Spec}: ours {ours.Median:F1}, torch {peerMedian:F1} GFLOP/s");
         }
         Console.WriteLine($"peer: {peerInfo}");
         Console.WriteLine();
-        Console.WriteLine("| case (M:N:K) | ours median GFLOP/s | ours best | torch median GFLOP/s | torch best | ratio (median) | load |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine("| case (M:N:K) | ours median GFLOP/s | ours best | torch median GFLOP/s | torch best | ratio (median) | ratio (best) | ours GFLOP per CPU-s | torch GFLOP per CPU-s | ratio (CPU) | load |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows) Console.WriteLine("| " + string.Join(" | ", r) + " |");
         return 0;
     }
 
     private static string F(double x) => x.ToString("F1", CultureInfo.InvariantCulture);
 
-    private static (double Median, double Best) MeasureOurs(CpuBackend backend, Case c, double minSeconds)
+    private static (double Median, double Best, double PerCpuSecond) MeasureOurs(CpuBackend backend, Case c, double minSeconds)
     {
         var rng = new Random(0);
         float[] Rand(long n) => Enumerable.Range(0, (int)n).Select(_ => rng.NextSingle() * 2 - 1).ToArray();
@@ -90,9 +96,9 @@ internal static class MatMulComparison
         using (b)
         using (bias)
         {
-            var (median, best, _) = Timing.Measure(action, minSeconds, 5);
+            var (median, best, _, cpu) = Timing.MeasureWithCpu(action, minSeconds, 5);
             var flops = 2.0 * c.M * c.N * c.K;
-            return (flops / median / 1e9, flops / best / 1e9);
+            return (flops / median / 1e9, flops / best / 1e9, flops / cpu / 1e9);
         }
     }
 

@@ -62,9 +62,18 @@ internal static class Timing
 {
     public static (double MedianSeconds, double BestSeconds, int Reps) Measure(Action action, double minSeconds, int minReps)
     {
+        var (median, best, reps, _) = MeasureWithCpu(action, minSeconds, minReps);
+        return (median, best, reps);
+    }
+
+    /// <summary>As <see cref="Measure"/>, plus the process CPU seconds (all threads) per repetition.</summary>
+    public static (double MedianSeconds, double BestSeconds, int Reps, double CpuSecondsPerRep) MeasureWithCpu(Action action, double minSeconds, int minReps)
+    {
         var warm = Stopwatch.StartNew();
         while (warm.Elapsed.TotalSeconds < 0.2) action();
         var times = new List<double>();
+        using var process = Process.GetCurrentProcess();
+        var cpu0 = process.TotalProcessorTime;
         var total = Stopwatch.StartNew();
         while (times.Count < minReps || total.Elapsed.TotalSeconds < minSeconds)
         {
@@ -72,7 +81,10 @@ internal static class Timing
             action();
             times.Add(Stopwatch.GetElapsedTime(t0).TotalSeconds);
         }
+        process.Refresh();
+        var cpu = (process.TotalProcessorTime - cpu0).TotalSeconds;
+        var reps = times.Count;
         times.Sort();
-        return (times[times.Count / 2], times[0], times.Count);
+        return (times[reps / 2], times[0], reps, cpu / reps);
     }
 }

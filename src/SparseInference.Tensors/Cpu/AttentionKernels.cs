@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace SparseInference.Tensors.Cpu;
 
@@ -23,7 +25,8 @@ internal static unsafe class AttentionKernels
             var h = item / tiles % g.Heads;
             var b = item / tiles / g.Heads;
             ReadOnlySpan<int> keyBlocks = layout is null ? dense : layout.KeyBlocksOf(b, h, qb);
-            QueryTile(g, b, h, qb, tile, lengths[b], keyBlocks, scale);
+            if (Vector512.IsHardwareAccelerated) QueryTile512(g, b, h, qb, tile, lengths[b], keyBlocks, scale);
+            else QueryTile(g, b, h, qb, tile, lengths[b], keyBlocks, scale);
         });
 
         // Pairs: valid queries of the tile × valid keys of each listed block.
@@ -59,6 +62,149 @@ internal static unsafe class AttentionKernels
         var s = t_scratch;
         if (s is null || s.Length < size) t_scratch = s = new float[size];
         return s;
+    }
+
+    /// <summary>
+    /// Vector512 query tile. Scratch holds the scaled q tile and the accumulators with d padded to a multiple of 16,
+    /// and per key block Kᵀ [d, nk padded to 16] and V [nk, d padded]: a score row is d broadcast-FMAs per 16 keys,
+    /// the online-softmax update runs on those vectors, and P·V is d/16 FMAs per kept key.
+    /// </summary>
+    private static void QueryTile512(AttentionGeometry g, int b, int h, int qb, int tile, int len, ReadOnlySpan<int> keyBlocks, float scale)
+    {
+        var d = g.HeadDim;
+        var qStart = qb * tile;
+        var qEndPadded = Math.Min(qStart + tile, g.SeqLen);
+        var qEnd = Math.Min(qEndPadded, len);
+        for (var t = Math.Max(qStart, qEnd); t < qEndPadded; t++) new Span<float>(g.O.Token(b, h, t), d).Clear();
+        var nq = qEnd - qStart;
+        if (nq <= 0) return;
+
+        var dPad = (d + 15) & ~15;
+        var kPad = (tile + 15) & ~15;
+        var scratch = Scratch(nq * dPad * 2 + nq * 2 + d * kPad + kPad * dPad + kPad + 16);
+        fixed (float* s0 = scratch)
+        {
+            var s = (float*)(((nint)s0 + 63) & ~(nint)63);
+            var qs = s;
+            var acc = qs + nq * dPad;
+            var kt = acc + nq * dPad;
+            var vb = kt + d * kPad;
+            var pRow = vb + kPad * dPad;
+            var mRow = pRow + kPad;
+            var lRow = mRow + nq;
+            new Span<float>(qs, nq * dPad * 2).Clear();
+            for (var i = 0; i < nq; i++)
+            {
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(g.Q.Token(b, h, qStart + i), d), scale, new Span<float>(qs + i * dPad, d));
+                mRow[i] = float.NegativeInfinity;
+                lRow[i] = 0f;
+            }
+            var negInf = Vector512.Create(float.NegativeInfinity);
+            foreach (var kb in keyBlocks)
+            {
+                var kStart = kb * tile;
+                var nk = Math.Min(kStart + tile, len) - kStart;
+                if (nk <= 0) continue;
+                var nkPad = (nk + 15) & ~15;
+                var chunks = nkPad >> 4;
+                for (var j = 0; j < nk; j++)
+                {
+                    var kr = g.K.Token(b, h, kStart + j);
+                    for (var c = 0; c < d; c++) kt[c * nkPad + j] = kr[c];
+                    var vr = g.V.Token(b, h, kStart + j);
+                    var vd = vb + j * dPad;
+                    new ReadOnlySpan<float>(vr, d).CopyTo(new Span<float>(vd, d));
+                    for (var c = d; c < dPad; c++) vd[c] = 0f;
+                }
+                for (var j = nk; j < nkPad; j++)
+                {
+                    for (var c = 0; c < d; c++) kt[c * nkPad + j] = 0f;
+                }
+                // Lanes past nk in the last chunk are masked to −∞ so they add nothing.
+                var tailValid = Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(nk - (chunks - 1) * 16)).AsSingle();
+                for (var i = 0; i < nq; i++)
+                {
+                    var qi = qs + i * dPad;
+                    var blockMax = negInf;
+                    for (var ch = 0; ch < chunks; ch++)
+                    {
+                        var kcol = kt + ch * 16;
+                        var sc = Dot16(qi, kcol, nkPad, d);
+                        if (ch == chunks - 1) sc = Vector512.ConditionalSelect(tailValid, sc, negInf);
+                        sc.Store(pRow + ch * 16);
+                        blockMax = Vector512.Max(blockMax, sc);
+                    }
+                    var mOld = mRow[i];
+                    var mNew = MathF.Max(mOld, HorizontalMax(blockMax));
+                    var correction = MathF.Exp(mOld - mNew);
+                    var mv = Vector512.Create(mNew);
+                    var sum = Vector512<float>.Zero;
+                    for (var ch = 0; ch < chunks; ch++)
+                    {
+                        var pv = Vector512.Exp(Vector512.Load(pRow + ch * 16) - mv);
+                        pv.Store(pRow + ch * 16);
+                        sum += pv;
+                    }
+                    lRow[i] = lRow[i] * correction + Vector512.Sum(sum);
+                    mRow[i] = mNew;
+                    var ai = acc + i * dPad;
+                    var cv = Vector512.Create(correction);
+                    for (var c = 0; c < dPad; c += 16)
+                    {
+                        // Four independent FMA chains over the keys, so the loop is not bound by FMA latency.
+                        var o0 = Vector512.Load(ai + c) * cv;
+                        Vector512<float> o1 = default, o2 = default, o3 = default;
+                        var j = 0;
+                        for (; j + 4 <= nk; j += 4)
+                        {
+                            var vj = vb + j * dPad + c;
+                            o0 = Vector512.FusedMultiplyAdd(Vector512.Create(pRow[j]), Vector512.Load(vj), o0);
+                            o1 = Vector512.FusedMultiplyAdd(Vector512.Create(pRow[j + 1]), Vector512.Load(vj + dPad), o1);
+                            o2 = Vector512.FusedMultiplyAdd(Vector512.Create(pRow[j + 2]), Vector512.Load(vj + 2 * dPad), o2);
+                            o3 = Vector512.FusedMultiplyAdd(Vector512.Create(pRow[j + 3]), Vector512.Load(vj + 3 * dPad), o3);
+                        }
+                        for (; j < nk; j++) o0 = Vector512.FusedMultiplyAdd(Vector512.Create(pRow[j]), Vector512.Load(vb + j * dPad + c), o0);
+                        ((o0 + o1) + (o2 + o3)).Store(ai + c);
+                    }
+                }
+            }
+            for (var i = 0; i < nq; i++)
+            {
+                var o = new Span<float>(g.O.Token(b, h, qStart + i), d);
+                if (lRow[i] > 0f) TensorPrimitives.Multiply(new ReadOnlySpan<float>(acc + i * dPad, d), 1f / lRow[i], o);
+                else o.Clear();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Scores of one query against 16 keys: Σ_c q[c]·kt[c·stride + 0..16), in four independent FMA chains
+    /// (the sum of exact products is the same up to rounding; for integer-valued inputs it is exact).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Dot16(float* q, float* kt, int stride, int d)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        var c = 0;
+        for (; c + 4 <= d; c += 4)
+        {
+            var k0 = kt + c * stride;
+            a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q[c]), Vector512.Load(k0), a0);
+            a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q[c + 1]), Vector512.Load(k0 + stride), a1);
+            a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q[c + 2]), Vector512.Load(k0 + 2 * stride), a2);
+            a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q[c + 3]), Vector512.Load(k0 + 3 * stride), a3);
+        }
+        for (; c < d; c++) a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q[c]), Vector512.Load(kt + c * stride), a0);
+        return (a0 + a1) + (a2 + a3);
+    }
+
+    private static float HorizontalMax(Vector512<float> v)
+    {
+        var m = Vector256.Max(v.GetLower(), v.GetUpper());
+        var m4 = Vector128.Max(m.GetLower(), m.GetUpper());
+        m4 = Vector128.Max(m4, Vector128.Shuffle(m4, Vector128.Create(2, 3, 0, 1)));
+        m4 = Vector128.Max(m4, Vector128.Shuffle(m4, Vector128.Create(1, 0, 3, 2)));
+        return m4.ToScalar();
     }
 
     private static void QueryTile(AttentionGeometry g, int b, int h, int qb, int tile, int len, ReadOnlySpan<int> keyBlocks, float scale)
@@ -131,7 +277,11 @@ internal static unsafe class AttentionKernels
         }
     }
 
-    /// <summary>Token-level top-k attention; returns Σ_b H·L_b·k_b.</summary>
+    /// <summary>
+    /// Token-level top-k attention; returns Σ_b H·L_b·k_b. A work item is one (sequence, head): Kᵀ of the sequence is
+    /// laid out once, each query's score row is computed in full (choosing the k best needs every score), the k-th
+    /// largest score is found by selection, and only the kept keys are softmaxed and accumulated.
+    /// </summary>
     public static long TopK(CpuParallel parallel, AttentionGeometry g, int[] lengths, int[] keep)
     {
         var d = g.HeadDim;
@@ -144,24 +294,176 @@ internal static unsafe class AttentionKernels
             var k = keep[b];
             for (var t = len; t < g.SeqLen; t++) new Span<float>(g.O.Token(b, h, t), d).Clear();
             if (len == 0) return;
-            var scores = new float[len];
-            var order = new int[len];
-            var probs = new float[k];
-            for (var t = 0; t < len; t++)
+            var lPad = (len + 15) & ~15;
+            var kt = new float[d * lPad];
+            for (var j = 0; j < len; j++)
             {
-                var q = new ReadOnlySpan<float>(g.Q.Token(b, h, t), d);
-                // All scores of the row are needed to choose the k best; only those k are softmaxed and accumulated.
-                for (var j = 0; j < len; j++) scores[j] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(g.K.Token(b, h, j), d)) * scale;
-                TopKSelect.Select(scores, k, order);
-                for (var j = 0; j < k; j++) probs[j] = scores[order[j]];
-                TensorPrimitives.SoftMax(probs, probs);
-                var o = new Span<float>(g.O.Token(b, h, t), d);
-                o.Clear();
-                for (var j = 0; j < k; j++) TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(g.V.Token(b, h, order[j]), d), probs[j], o, o);
+                var kr = g.K.Token(b, h, j);
+                for (var c = 0; c < d; c++) kt[c * lPad + j] = kr[c];
+            }
+            var scores = new float[lPad];
+            var keys = new uint[lPad];
+            var kept = new int[k];
+            var probs = new float[k];
+            fixed (float* pkt = kt, ps = scores)
+            fixed (uint* pk = keys)
+            {
+                for (var t = 0; t < len; t++)
+                {
+                    var q = g.Q.Token(b, h, t);
+                    ScoreRow(q, pkt, d, len, lPad, scale, ps);
+                    SelectTopK(ps, pk, len, lPad, k, kept);
+                    for (var j = 0; j < k; j++) probs[j] = scores[kept[j]];
+                    TensorPrimitives.SoftMax(probs, probs);
+                    var o = g.O.Token(b, h, t);
+                    new Span<float>(o, d).Clear();
+                    for (var j = 0; j < k; j++) AddScaled(g.V.Token(b, h, kept[j]), probs[j], o, d);
+                }
             }
         });
         long pairs = 0;
         for (var b = 0; b < g.Batch; b++) pairs += (long)lengths[b] * keep[b];
         return pairs * g.Heads;
     }
+
+    /// <summary>scores[j] = (q·k_j)·scale for j &lt; len, from Kᵀ laid out [d, lPad].</summary>
+    private static void ScoreRow(float* q, float* kt, int d, int len, int lPad, float scale, float* scores)
+    {
+        var j = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var sv = Vector512.Create(scale);
+            for (; j + 16 <= lPad; j += 16) (Dot16(q, kt + j, lPad, d) * sv).Store(scores + j);
+        }
+        for (; j < len; j++)
+        {
+            var acc = 0f;
+            for (var c = 0; c < d; c++) acc = MathF.FusedMultiplyAdd(q[c], kt[c * lPad + j], acc);
+            scores[j] = acc * scale;
+        }
+    }
+
+    /// <summary>
+    /// Indices (ascending) of the k largest scores, ties broken toward the lower index: every score above the
+    /// k-th largest value, then the lowest-indexed scores equal to it until k are taken. NaN ranks lowest.
+    /// </summary>
+    internal static void SelectTopK(ReadOnlySpan<float> scores, int k, Span<int> kept)
+    {
+        var n = scores.Length;
+        var lPad = (n + 15) & ~15;
+        var padded = new float[lPad];
+        scores.CopyTo(padded);
+        var keys = new uint[lPad];
+        fixed (float* ps = padded)
+        fixed (uint* pk = keys)
+        {
+            SelectTopK(ps, pk, n, lPad, k, kept);
+        }
+    }
+
+    /// <summary>o[0..d) += p·v[0..d).</summary>
+    private static void AddScaled(float* v, float p, float* o, int d)
+    {
+        var c = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var pv = Vector512.Create(p);
+            for (; c + 16 <= d; c += 16) Vector512.FusedMultiplyAdd(Vector512.Load(v + c), pv, Vector512.Load(o + c)).Store(o + c);
+        }
+        for (; c < d; c++) o[c] = MathF.FusedMultiplyAdd(v[c], p, o[c]);
+    }
+
+    /// <summary>Order-preserving map of a float to an unsigned key (NaN maps to the key of −∞, −0 to that of +0).</summary>
+    private static uint SortKey(float s)
+    {
+        var bits = BitConverter.SingleToUInt32Bits(float.IsNaN(s) ? float.NegativeInfinity : s == 0f ? 0f : s);
+        return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+    }
+
+    /// <summary>
+    /// The same selection as the span overload, for a score row of <paramref name="len"/> (buffers padded to lPad):
+    /// the k-th largest key is found by bisection over the 32-bit key space, each step a vector count of keys ≥ t.
+    /// </summary>
+    internal static void SelectTopK(float* scores, uint* keys, int len, int lPad, int k, Span<int> kept)
+    {
+        var i0 = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var negInf = Vector512.Create(float.NegativeInfinity);
+            for (; i0 + 16 <= len; i0 += 16)
+            {
+                var v = Vector512.Load(scores + i0);
+                // NaN → −∞, −0 → +0 (adding +0 does that), then flip: negatives bitwise, positives by the sign bit.
+                v = Vector512.ConditionalSelect(Vector512.Equals(v, v), v + Vector512<float>.Zero, negInf);
+                var bits = v.AsUInt32();
+                var negative = Vector512.ShiftRightArithmetic(bits.AsInt32(), 31).AsUInt32();
+                (bits ^ (negative | Vector512.Create(0x80000000u))).Store(keys + i0);
+            }
+        }
+        for (var i = i0; i < len; i++) keys[i] = SortKey(scores[i]);
+        // Padding keys are 0, below every real key (the smallest, −∞, maps to 0x007FFFFF), and the search starts at 1.
+        for (var i = len; i < lPad; i++) keys[i] = 0;
+        uint lo = 1, hi = uint.MaxValue;
+        while (lo < hi)
+        {
+            var mid = lo + (uint)(((ulong)hi - lo + 1) / 2);
+            if (CountAtLeast(keys, lPad, mid) >= k) lo = mid;
+            else hi = mid - 1;
+        }
+        var threshold = lo;
+        var above = threshold == uint.MaxValue ? 0 : CountAtLeast(keys, lPad, threshold + 1);
+        var equalsToTake = k - above;
+        var count = 0;
+        var start = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            // Walk the set bits of (key ≥ threshold) per 16 keys in index order; padding keys (0) never match.
+            var tv = Vector512.Create(threshold);
+            for (; start < lPad && count < k; start += 16)
+            {
+                var chunk = Vector512.Load(keys + start);
+                var candidates = Vector512.GreaterThanOrEqual(chunk, tv).ExtractMostSignificantBits();
+                while (candidates != 0 && count < k)
+                {
+                    var bit = System.Numerics.BitOperations.TrailingZeroCount(candidates);
+                    candidates &= candidates - 1;
+                    var i = start + bit;
+                    if (keys[i] > threshold) kept[count++] = i;
+                    else if (equalsToTake > 0)
+                    {
+                        kept[count++] = i;
+                        equalsToTake--;
+                    }
+                }
+            }
+            return;
+        }
+        for (var i = start; i < len && count < k; i++)
+        {
+            var key = keys[i];
+            if (key > threshold) kept[count++] = i;
+            else if (key == threshold && equalsToTake > 0)
+            {
+                kept[count++] = i;
+                equalsToTake--;
+            }
+        }
+    }
+
+    private static int CountAtLeast(uint* keys, int lPad, uint t)
+    {
+        var i = 0;
+        var count = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var tv = Vector512.Create(t);
+            for (; i + 16 <= lPad; i += 16)
+            {
+                count += System.Numerics.BitOperations.PopCount(Vector512.GreaterThanOrEqual(Vector512.Load(keys + i), tv).ExtractMostSignificantBits());
+            }
+        }
+        for (; i < lPad; i++) count += keys[i] >= t ? 1 : 0;
+        return count;
+    }
+
 }

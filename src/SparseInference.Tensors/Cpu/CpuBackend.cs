@@ -10,16 +10,26 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
 {
     private readonly CpuParallel _parallel;
 
-    /// <summary>Creates a CPU backend using <paramref name="threads"/> threads (default: all processors).</summary>
+    /// <summary>Creates a CPU backend using <paramref name="threads"/> threads (default: all processors) on the shared worker pool.</summary>
     public CpuBackend(int? threads = null)
+        : this(threads, CpuThreading.WorkerPool)
+    {
+    }
+
+    /// <summary>Creates a CPU backend with a choice of how ops are spread over the threads.</summary>
+    public CpuBackend(int? threads, CpuThreading threading)
     {
         var n = threads ?? Environment.ProcessorCount;
         if (n <= 0) throw new ArgumentOutOfRangeException(nameof(threads), n, "threads: expected > 0.");
-        _parallel = new CpuParallel(n);
+        if (!Enum.IsDefined(threading)) throw new ArgumentOutOfRangeException(nameof(threading), threading, "threading: unknown value.");
+        _parallel = new CpuParallel(n, threading);
     }
 
     /// <summary>Threads the ops use.</summary>
     public int Threads => _parallel.Threads;
+
+    /// <summary>How ops are spread over the threads.</summary>
+    public CpuThreading Threading => _parallel.Threading;
 
     public string Name => "cpu";
 
@@ -76,10 +86,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         GC.KeepAlive(destination);
     }
 
-    public void Dispose()
-    {
-        // Nothing to release: buffers are owned by their tensors.
-    }
+    /// <summary>Nothing to release: the worker pool is shared, buffers are owned by their tensors and stay valid.</summary>
+    public void Dispose() => _parallel.Dispose();
 
     // ---- helpers shared by the op files -------------------------------------------------------
 

@@ -8,9 +8,9 @@ namespace SparseInference.Tensors.Cpu;
 /// Single-precision GEMM on row-major operands, BLIS style: op(B) is packed per KC×NC block into NR-wide
 /// column panels, op(A) per MC×KC block into MR-tall row panels (both zero-padded, so the micro-kernel always
 /// computes a full MR×NR tile), and a register-blocked micro-kernel of MR×NR FMAs runs over them. Loop order:
-/// jc (NC) → pc (KC) → [pack B] → ic (MC, split over threads) → [pack A] → ir (MR) → jr (NR), so an A
-/// micro-panel stays in L1 while the packed B block streams from L2. alpha/beta are applied on the first KC
-/// chunk, the bias and the activation on the last, while the tile is still in registers.
+/// jc (NC) → pc (KC) → [pack B] → ic (MC) → [pack A] → ir (MR) → jr (NR), so an A micro-panel stays in L1 while
+/// the packed B block streams from L2. Threads split C into regions (see <see cref="Grid"/>). alpha/beta are
+/// applied on the first KC chunk, the bias and the activation on the last, while the tile is still in registers.
 /// </summary>
 internal static unsafe class Gemm
 {
@@ -24,6 +24,12 @@ internal static unsafe class Gemm
     internal static int MC = 96;
     internal static int NC = 512;
 
+    /// <summary>Read a plain A in place rather than packing it (a tuning switch).</summary>
+    internal static bool DirectA = true;
+
+    /// <summary>Below this many multiply-adds a thread hand-off costs more than it saves.</summary>
+    private const double SerialBelow = 3e5;
+
     /// <summary>C[M×N] = act(alpha·op(A)·op(B) + beta·C + bias).</summary>
     public static void Run(
         CpuParallel parallel, bool transA, bool transB, int m, int n, int k, float alpha,
@@ -35,53 +41,88 @@ internal static unsafe class Gemm
             RunReference(parallel, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, activation);
             return;
         }
-        var nr = NR;
-        var kcMax = Math.Min(KC, k);
-        var ncMax = Math.Min(RoundUp(NC, nr), RoundUp(n, nr));
-        var packedB = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)((long)kcMax * ncMax * sizeof(float)), 64);
-        try
+        var job = new GemmJob(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, activation);
+        var (rm, rn) = Grid(parallel.Threads, m, n, k);
+        if (rm * rn == 1)
         {
-            for (var jc = 0; jc < n; jc += NC)
-            {
-                var nc = Math.Min(NC, n - jc);
-                var bPanels = (nc + nr - 1) / nr;
-                for (var pc = 0; pc < k; pc += KC)
-                {
-                    var kc = Math.Min(KC, k - pc);
-                    var first = pc == 0;
-                    var last = pc + kc == k;
-                    var pb = packedB;
-                    parallel.ForRange(bPanels, (long)kc * nr, (s, e) =>
-                    {
-                        for (var jp = (int)s; jp < e; jp++)
-                        {
-                            PackB(transB, b, ldb, pc, kc, jc + jp * nr, Math.Min(nr, n - jc - jp * nr), pb + (long)jp * kc * nr, nr);
-                        }
-                    });
+            Region(job, 0, m, 0, n);
+            return;
+        }
+        // C is cut into rm × rn regions, each computed start to finish by one thread with its own packed
+        // buffers: no barrier inside the call, and regions are claimed dynamically, so a thread that is
+        // descheduled on a shared machine leaves the remaining regions to the others.
+        var panels = (n + NR - 1) / NR;
+        parallel.For(rm * rn, w =>
+        {
+            int i = w / rn, j = w % rn;
+            var r0 = (int)((long)m * i / rm);
+            var r1 = (int)((long)m * (i + 1) / rm);
+            var c0 = (int)((long)panels * j / rn) * NR;
+            var c1 = Math.Min(n, (int)((long)panels * (j + 1) / rn) * NR);
+            Region(job, r0, r1, c0, c1);
+        });
+    }
 
-                    // Work items: MC row blocks, each optionally split into column groups so both threads have work.
-                    var mBlocks = (m + MC - 1) / MC;
-                    var nGroups = mBlocks >= 2 * parallel.Threads ? 1 : Math.Min(bPanels, (2 * parallel.Threads + mBlocks - 1) / mBlocks);
-                    var step = new GemmStep(a, lda, transA, c, ldc, pc, kc, jc, nc, first, last, alpha, beta, bias, activation, pb, m);
-                    parallel.ForRange(mBlocks * nGroups, (long)MC * nc * kc * 2 / nGroups, (s, e) =>
-                    {
-                        var packedA = PackABuffer(MC, kc);
-                        for (var w = (int)s; w < e; w++)
-                        {
-                            var ib = w / nGroups;
-                            var g = w % nGroups;
-                            var p0 = bPanels * g / nGroups;
-                            var p1 = bPanels * (g + 1) / nGroups;
-                            Macro(step, ib * MC, Math.Min(MC, m - ib * MC), p0, p1, packedA);
-                        }
-                    });
+    /// <summary>How many row and column regions to cut C into for the given thread count.</summary>
+    internal static (int Rows, int Cols) Grid(int threads, int m, int n, int k)
+    {
+        if (threads == 1 || (double)m * n * k < SerialBelow) return (1, 1);
+        var target = 4 * threads;
+        var panels = (n + NR - 1) / NR;
+        // Regions of at least ~48 rows and 64 columns keep the repeated packing of A and B small next to the FMAs.
+        var maxRows = Math.Max(1, m / 48);
+        var maxCols = Math.Max(1, panels / 2);
+        var rn = Math.Clamp(n / 512, 1, Math.Min(target, maxCols));
+        var rm = Math.Clamp((target + rn - 1) / rn, 1, maxRows);
+        if (rm * rn < target) rn = Math.Clamp((target + rm - 1) / rm, rn, maxCols);
+        return (rm, rn);
+    }
+
+    /// <summary>Computes C[r0..r1, c0..c1) single-threaded: jc → pc → pack B → ic → pack A → macro-kernel.</summary>
+    private static void Region(in GemmJob g, int r0, int r1, int c0, int c1)
+    {
+        var nr = NR;
+        var packedB = Buffer(ref t_packB, KC * RoundUp(NC, nr));
+        var packedA = Buffer(ref t_packA, RoundUp(MC, MR) * KC);
+        for (var jc = c0; jc < c1; jc += NC)
+        {
+            var nc = Math.Min(NC, c1 - jc);
+            var bPanels = (nc + nr - 1) / nr;
+            for (var pc = 0; pc < g.K; pc += KC)
+            {
+                var kc = Math.Min(KC, g.K - pc);
+                for (var jp = 0; jp < bPanels; jp++)
+                {
+                    PackB(g.TransB, g.B, g.Ldb, pc, kc, jc + jp * nr, Math.Min(nr, nc - jp * nr), packedB + (long)jp * kc * nr, nr);
+                }
+                var step = new GemmStep(g.A, g.Lda, g.TransA, g.C, g.Ldc, pc, kc, jc, nc, pc == 0, pc + kc == g.K, g.Alpha, g.Beta, g.Bias, g.Activation, packedB, g.M);
+                for (var ic = r0; ic < r1; ic += MC)
+                {
+                    Macro(step, ic, Math.Min(MC, r1 - ic), 0, bPanels, packedA);
                 }
             }
         }
-        finally
-        {
-            System.Runtime.InteropServices.NativeMemory.AlignedFree(packedB);
-        }
+    }
+
+    private sealed class GemmJob(
+        bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, Activation activation)
+    {
+        public readonly bool TransA = transA;
+        public readonly bool TransB = transB;
+        public readonly int M = m;
+        public readonly int N = n;
+        public readonly int K = k;
+        public readonly float Alpha = alpha;
+        public readonly float* A = a;
+        public readonly int Lda = lda;
+        public readonly float* B = b;
+        public readonly int Ldb = ldb;
+        public readonly float Beta = beta;
+        public readonly float* C = c;
+        public readonly int Ldc = ldc;
+        public readonly float* Bias = bias;
+        public readonly Activation Activation = activation;
     }
 
     private readonly struct GemmStep(
@@ -108,13 +149,15 @@ internal static unsafe class Gemm
     }
 
     [ThreadStatic] private static float[]? t_packA;
+    [ThreadStatic] private static float[]? t_packB;
 
-    private static float* PackABuffer(int mc, int kc)
+    /// <summary>A thread's packing buffer of at least <paramref name="floats"/>, 64-byte aligned.</summary>
+    private static float* Buffer(ref float[]? slot, int floats)
     {
-        var need = RoundUp(mc, MR) * kc + 16;
-        var buf = t_packA;
-        if (buf is null || buf.Length < need) t_packA = buf = GC.AllocateUninitializedArray<float>(need, pinned: true);
-        // Pinned-object-heap array: the address is stable; align to 64 bytes.
+        var need = floats + 16;
+        var buf = slot;
+        if (buf is null || buf.Length < need) slot = buf = GC.AllocateUninitializedArray<float>(need, pinned: true);
+        // Pinned-object-heap array: the address is stable for the thread's lifetime.
         var p = (float*)Unsafe.AsPointer(ref buf[0]);
         return (float*)(((nint)p + 63) & ~(nint)63);
     }
@@ -123,9 +166,14 @@ internal static unsafe class Gemm
     {
         int mr = MR, nr = NR, kc = s.Kc;
         var aPanels = (mc + mr - 1) / mr;
+        // A plain (not transposed) A is read in place by the Vector512 kernel, six row streams that stay in L1
+        // across the column panels; only a transposed A, or a last panel of fewer than six rows, is packed.
+        var direct = DirectA && !s.TransA && Vector512.IsHardwareAccelerated;
         for (var ip = 0; ip < aPanels; ip++)
         {
-            PackA(s.TransA, s.A, s.Lda, ic + ip * mr, Math.Min(mr, mc - ip * mr), s.Pc, kc, packedA + (long)ip * kc * mr, mr);
+            var rows = Math.Min(mr, mc - ip * mr);
+            if (direct && rows == mr) continue;
+            PackA(s.TransA, s.A, s.Lda, ic + ip * mr, rows, s.Pc, kc, packedA + (long)ip * kc * mr, mr);
         }
         // Scale for the accumulated product, and what to do with the existing C.
         var betaMode = s.First ? s.Beta : 1f;
@@ -144,7 +192,13 @@ internal static unsafe class Gemm
                 var gelu = s.Last && s.Activation == Activation.Gelu;
                 // The kernel leaves the tile in L1 scratch; keeping the C update out of the FMA loop's method
                 // lets the JIT hold all accumulators in registers.
-                if (Vector512.IsHardwareAccelerated)
+                if (direct && rows == mr)
+                {
+                    Kernel6x32Direct(kc, s.A + (long)(ic + ip * mr) * s.Lda + s.Pc, s.Lda, s.PackedB + (long)jp * kc * nr, tile);
+                    if (cols == 32) StoreFull6x32(tile, cTile, s.Ldc, s.Alpha, betaMode, bias, gelu);
+                    else StorePartial(tile, nr, cTile, s.Ldc, rows, cols, s.Alpha, betaMode, bias, gelu);
+                }
+                else if (Vector512.IsHardwareAccelerated)
                 {
                     Kernel6x32(kc, pa, s.PackedB + (long)jp * kc * nr, tile);
                     if (rows == 6 && cols == 32) StoreFull6x32(tile, cTile, s.Ldc, s.Alpha, betaMode, bias, gelu);
@@ -267,6 +321,45 @@ internal static unsafe class Gemm
             c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
             c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
             a += 6;
+            b += 32;
+        }
+        c00.Store(tile); c01.Store(tile + 16);
+        c10.Store(tile + 32); c11.Store(tile + 48);
+        c20.Store(tile + 64); c21.Store(tile + 80);
+        c30.Store(tile + 96); c31.Store(tile + 112);
+        c40.Store(tile + 128); c41.Store(tile + 144);
+        c50.Store(tile + 160); c51.Store(tile + 176);
+    }
+
+    /// <summary>6×32 tile reading six rows of a row-major A in place (stride lda) instead of a packed panel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x32Direct(int kc, float* a, int lda, float* b, float* tile)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda, a4 = a + 4L * lda, a5 = a + 5L * lda;
+        for (var p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var av = Vector512.Create(a0[p]);
+            c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a1[p]);
+            c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a2[p]);
+            c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a3[p]);
+            c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a4[p]);
+            c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a5[p]);
+            c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
             b += 32;
         }
         c00.Store(tile); c01.Store(tile + 16);
