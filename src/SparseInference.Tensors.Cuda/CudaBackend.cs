@@ -19,7 +19,7 @@ public sealed record CudaDeviceInfo(
 /// </summary>
 public sealed unsafe partial class CudaBackend : IDisposable
 {
-    private const int KeyTile = 64;
+    private const int DenseTile = 64;
     private readonly CudaPrimaryContextHandle context;
     private readonly CudaStreamHandle stream;
     private readonly CublasHandle cublas;
@@ -184,6 +184,13 @@ public sealed unsafe partial class CudaBackend : IDisposable
         CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(destination.Pointer, source.Pointer, (nuint)bytes, Stream), nameof(CudaDriver.cuMemcpyDtoDAsync));
     }
 
+    /// <summary>Zeroes a buffer, queued.</summary>
+    public void Zero(CudaBuffer buffer)
+    {
+        context.MakeCurrent();
+        CudaDriver.Check(CudaDriver.cuMemsetD8Async(buffer.Pointer, 0, (nuint)buffer.Bytes, Stream), nameof(CudaDriver.cuMemsetD8Async));
+    }
+
     /// <summary>Fills a buffer with a 32-bit pattern, queued (used to poison outputs before a check).</summary>
     public void Fill32(CudaBuffer buffer, uint pattern)
     {
@@ -240,21 +247,24 @@ public sealed unsafe partial class CudaBackend : IDisposable
         }
     }
 
-    /// <summary>Registers per thread of the attention kernel built for a head dim, query tile and variant.</summary>
-    public int AttentionRegisters(int headDim, int queryTile, AttentionKernelVariant variant)
+    /// <summary>Registers and local-memory bytes per thread of the attention kernel built for a head dim, query tile and variant.</summary>
+    public (int Registers, int LocalBytes) AttentionResources(int headDim, int queryTile, AttentionKernelVariant variant)
     {
         var mTiles = headDim == 128 ? 1 : variant.RowsPerWarp / 16;
-        return KernelRegisters("attention.cu", "attention_fwd",
-            $"HEAD_DIM={headDim}", $"QUERY_TILE={queryTile}", "USE_FP16=0",
-            $"M_TILES={mTiles}", $"FAST_EXP={(variant.FastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, variant.MinBlocksPerMultiprocessor)}");
+        var wide = variant.WideKeyTiles && !variant.Pipelined;
+        return KernelResources("attention.cu", "attention_fwd",
+            $"HEAD_DIM={headDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={Math.Min(variant.Pipelined ? 32 : wide ? 128 : DenseTile, queryTile)}", "USE_FP16=0",
+            $"M_TILES={mTiles}", $"FAST_EXP={(variant.FastExp && !variant.Pipelined ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, variant.MinBlocksPerMultiprocessor)}",
+            $"STAGES={(variant.Pipelined ? 3 : variant.Stages)}", $"PIPELINE={(variant.Pipelined ? 1 : 0)}", $"Q_IN_SMEM={(wide ? 1 : 0)}");
     }
 
-    /// <summary>Registers used by a loaded kernel (from the compiled image), for the notes.</summary>
-    public int KernelRegisters(string sourceFile, string function, params string[] defines)
+    /// <summary>Registers and local-memory bytes per thread of a loaded kernel (from the compiled image), for the notes.</summary>
+    internal (int Registers, int LocalBytes) KernelResources(string sourceFile, string function, params string[] defines)
     {
         var f = Function(sourceFile, function, defines);
         CudaDriver.Check(CudaDriver.cuFuncGetAttribute(out var regs, CudaDriver.CU_FUNC_ATTRIBUTE_NUM_REGS, f), nameof(CudaDriver.cuFuncGetAttribute));
-        return regs;
+        CudaDriver.Check(CudaDriver.cuFuncGetAttribute(out var local, CudaDriver.CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, f), nameof(CudaDriver.cuFuncGetAttribute));
+        return (regs, local);
     }
 
     internal void Launch(nint function, uint gridX, uint gridY, uint gridZ, uint block, uint sharedBytes, void** args, string name)
@@ -322,6 +332,89 @@ public sealed unsafe partial class CudaBackend : IDisposable
         Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "add_f32");
     }
 
+    /// <summary>y = alpha·x.</summary>
+    public void Scale(CudaBuffer x, float alpha, CudaBuffer y, long n)
+    {
+        CheckRange(x, 0, n * 4, nameof(x));
+        CheckRange(y, 0, n * 4, nameof(y));
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "scale_f32");
+        ulong px = x.Pointer, py = y.Pointer;
+        void** args = stackalloc void*[] { &px, &alpha, &py, &n };
+        Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "scale_f32");
+    }
+
+    /// <summary>y = 1/(1 + e^−x).</summary>
+    public void Sigmoid(CudaBuffer x, CudaBuffer y, long n)
+    {
+        CheckRange(x, 0, n * 4, nameof(x));
+        CheckRange(y, 0, n * 4, nameof(y));
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "sigmoid_f32");
+        ulong px = x.Pointer, py = y.Pointer;
+        void** args = stackalloc void*[] { &px, &py, &n };
+        Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "sigmoid_f32");
+    }
+
+    /// <summary>Softmax over rows of <paramref name="cols"/> values.</summary>
+    public void Softmax(CudaBuffer x, CudaBuffer y, int rows, int cols)
+    {
+        CheckRange(x, 0, (long)rows * cols * 4, nameof(x));
+        CheckRange(y, 0, (long)rows * cols * 4, nameof(y));
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "softmax_f32");
+        ulong px = x.Pointer, py = y.Pointer;
+        void** args = stackalloc void*[] { &px, &py, &rows, &cols };
+        const int warps = 8;
+        Launch(f, (uint)((rows + warps - 1) / warps), 1, 1, warps * 32, 0, args, "softmax_f32");
+    }
+
+    // ---- Indexing ---------------------------------------------------------------------------
+
+    /// <summary>out[i] = src[idx[i]] for rows of <paramref name="rowBytes"/> bytes (a multiple of 2); indices already range-checked.</summary>
+    public void GatherRows(CudaBuffer source, CudaBuffer indices, CudaBuffer output, long numRows, long rowBytes)
+    {
+        if (rowBytes % 2 != 0)
+        {
+            throw new ArgumentException($"rowBytes: expected a multiple of 2, got {rowBytes}.", nameof(rowBytes));
+        }
+
+        CheckRange(indices, 0, numRows * 4, nameof(indices));
+        CheckRange(output, 0, numRows * rowBytes, nameof(output));
+        context.MakeCurrent();
+        var f = Function("indexing.cu", "gather_rows_u16");
+        ulong ps = source.Pointer, pi = indices.Pointer, po = output.Pointer;
+        var words = rowBytes / 2;
+        void** args = stackalloc void*[] { &ps, &pi, &po, &numRows, &words };
+        Launch(f, GridFor(numRows * words, 256), 1, 1, 256, 0, args, "gather_rows_u16");
+    }
+
+    /// <summary>dst[idx[i]] += scale[i]·src[i] over FP32 rows; indices distinct and range-checked.</summary>
+    public void ScatterAddRows(CudaBuffer source, CudaBuffer indices, CudaBuffer? scale, CudaBuffer destination, long numRows, long rowElements)
+    {
+        CheckRange(source, 0, numRows * rowElements * 4, nameof(source));
+        CheckRange(indices, 0, numRows * 4, nameof(indices));
+        context.MakeCurrent();
+        var f = Function("indexing.cu", "scatter_add_rows_f32");
+        ulong ps = source.Pointer, pi = indices.Pointer, pscale = scale?.Pointer ?? 0, pd = destination.Pointer;
+        void** args = stackalloc void*[] { &ps, &pi, &pscale, &pd, &numRows, &rowElements };
+        Launch(f, GridFor(numRows * rowElements, 256), 1, 1, 256, 0, args, "scatter_add_rows_f32");
+    }
+
+    /// <summary>Per row of <paramref name="n"/> FP32 values: the k largest (descending, ties → lower index) and their indices.</summary>
+    public void TopK(CudaBuffer x, CudaBuffer values, CudaBuffer indices, int rows, int n, int k)
+    {
+        CheckRange(x, 0, (long)rows * n * 4, nameof(x));
+        CheckRange(values, 0, (long)rows * k * 4, nameof(values));
+        CheckRange(indices, 0, (long)rows * k * 4, nameof(indices));
+        context.MakeCurrent();
+        var f = Function("indexing.cu", "topk_rows_f32");
+        ulong px = x.Pointer, pv = values.Pointer, pi = indices.Pointer;
+        void** args = stackalloc void*[] { &px, &pv, &pi, &rows, &n, &k };
+        const int warps = 8;
+        Launch(f, (uint)((rows + warps - 1) / warps), 1, 1, warps * 32, 0, args, "topk_rows_f32");
+    }
+
     /// <summary>FP32 → BF16 (round to nearest even).</summary>
     public void ConvertToBFloat16(CudaBuffer x, CudaBuffer y, long n)
     {
@@ -358,7 +451,15 @@ public sealed unsafe partial class CudaBackend : IDisposable
 
     /// <summary>Batched <see cref="MatMul"/> with element strides between the batch's matrices.</summary>
     public void MatMulStridedBatched(CudaBuffer a, CudaBuffer b, CudaBuffer c, int m, int n, int k, bool transposeB,
-        int batch, long strideA, long strideB, long strideC, CudaElementType type = CudaElementType.Float32)
+        int batch, long strideA, long strideB, long strideC, CudaElementType type = CudaElementType.Float32) =>
+        Gemm(a, b, c, m, n, k, transposeA: false, transposeB, batch, strideA, strideB, strideC, 1f, 0f, type);
+
+    /// <summary>
+    /// Row-major C = alpha·op(A)·op(B) + beta·C for a batch of strided matrices (stride 0 broadcasts an
+    /// operand). op(A) is [m,k] (A stored [k,m] when transposed); op(B) is [k,n] (B stored [n,k] when transposed).
+    /// </summary>
+    public void Gemm(CudaBuffer a, CudaBuffer b, CudaBuffer c, int m, int n, int k, bool transposeA, bool transposeB,
+        int batch, long strideA, long strideB, long strideC, float alpha, float beta, CudaElementType type = CudaElementType.Float32)
     {
         var size = type.Size();
         CheckRange(a, 0, (((long)(batch - 1) * strideA) + ((long)m * k)) * size, nameof(a));
@@ -371,16 +472,15 @@ public sealed unsafe partial class CudaBackend : IDisposable
             CudaElementType.BFloat16 => CuBlas.CUDA_R_16BF,
             _ => CuBlas.CUDA_R_16F,
         };
-        float alpha = 1, beta = 0;
 
-        // Row-major C = A·op(B) is column-major Cᵀ = op(B)ᵀ·Aᵀ: swap the operands, keep the memory.
+        // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands, keep the memory.
         CuBlas.Check(
             CuBlas.cublasGemmStridedBatchedEx(
                 cublas.DangerousGetHandle(),
-                transposeB ? CuBlas.CUBLAS_OP_T : CuBlas.CUBLAS_OP_N, CuBlas.CUBLAS_OP_N,
+                transposeB ? CuBlas.CUBLAS_OP_T : CuBlas.CUBLAS_OP_N, transposeA ? CuBlas.CUBLAS_OP_T : CuBlas.CUBLAS_OP_N,
                 n, m, k,
                 &alpha, b.Pointer, dataType, transposeB ? k : n, strideB,
-                a.Pointer, dataType, k, strideA,
+                a.Pointer, dataType, transposeA ? m : k, strideA,
                 &beta, c.Pointer, dataType, n, strideC,
                 batch, CuBlas.CUBLAS_COMPUTE_32F, CuBlas.CUBLAS_GEMM_DEFAULT),
             nameof(CuBlas.cublasGemmStridedBatchedEx));
@@ -400,15 +500,15 @@ public sealed unsafe partial class CudaBackend : IDisposable
         {
             why = $"head dim {geometry.HeadDim} (supported: 16, 32, 64, 128)";
         }
-        else if (layout is not null && layout.BlockSize is not (64 or 128))
+        else if (layout is not null && layout.BlockSize is not (16 or 32 or 64 or 128))
         {
-            why = $"block size {layout.BlockSize} (supported: 64, 128)";
+            why = $"block size {layout.BlockSize} (supported: 16, 32, 64, 128)";
         }
         else if (new[] { geometry.Q, geometry.K, geometry.V, geometry.O }.Any(s => s.Token % 8 != 0 || s.Head % 8 != 0 || s.Batch % 8 != 0))
         {
             why = "strides must be multiples of 8 elements (16-byte rows)";
         }
-        else if (layout is not null && (layout.Batch != geometry.Batch || layout.Heads != geometry.Heads
+        else if (layout is not null && (layout.Batch != geometry.Batch || (layout.Heads != geometry.Heads && layout.Heads != 1)
             || layout.NumQueryBlocks != CsrBlockLayout.BlockCount(geometry.SeqLen, layout.BlockSize)))
         {
             why = $"layout [{layout.Batch}, {layout.Heads}, {layout.NumQueryBlocks} query blocks] does not match batch {geometry.Batch}, heads {geometry.Heads}, {CsrBlockLayout.BlockCount(geometry.SeqLen, layout.BlockSize)} query blocks";
@@ -433,11 +533,129 @@ public sealed unsafe partial class CudaBackend : IDisposable
 
         internal CudaBuffer Indices { get; }
 
+        /// <summary>Split plans by head count (a layout shared across heads serves any count).</summary>
+        internal Dictionary<int, SplitPlan?> Plans { get; } = [];
+
         public void Dispose()
         {
             Offsets.Dispose();
             Indices.Dispose();
+            foreach (var plan in Plans.Values)
+            {
+                plan?.Dispose();
+            }
         }
+    }
+
+    /// <summary>
+    /// How the rows of a layout are spread over CTAs when some rows are much longer than the mean:
+    /// a work list of (row, list start, list end, partial slot) and the split rows to combine.
+    /// </summary>
+    internal sealed class SplitPlan(CudaBuffer work, int workItems, CudaBuffer combine, int splitRows, int slots) : IDisposable
+    {
+        public CudaBuffer Work { get; } = work;
+
+        public int WorkItems { get; } = workItems;
+
+        public CudaBuffer Combine { get; } = combine;
+
+        public int SplitRows { get; } = splitRows;
+
+        public int Slots { get; } = slots;
+
+        public void Dispose()
+        {
+            Work.Dispose();
+            Combine.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Longest key-block list one CTA takes: twice the mean row length (at least 4), so rows of a
+    /// balanced layout (window, dense) are never split and a BigBird global row is spread over a few CTAs.
+    /// </summary>
+    public static int SplitThreshold(CsrBlockLayout layout)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        var rows = layout.Offsets.Length - 1;
+        var mean = rows == 0 ? 0 : (double)layout.Indices.Length / rows;
+        return Math.Max(4, (int)Math.Ceiling(2 * mean));
+    }
+
+    /// <summary>
+    /// The work items of a layout for <paramref name="heads"/> heads: (row, start, end, slot) with
+    /// slot −1 for rows done in one piece; null when no row is longer than <see cref="SplitThreshold"/>.
+    /// </summary>
+    public static (int[] Work, int[] Combine, int Slots)? PlanSplits(CsrBlockLayout layout, int heads)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        var cap = SplitThreshold(layout);
+        var nqb = layout.NumQueryBlocks;
+        var longest = 0;
+        for (var r = 0; r < layout.Offsets.Length - 1; r++)
+        {
+            longest = Math.Max(longest, layout.Offsets[r + 1] - layout.Offsets[r]);
+        }
+
+        if (longest <= cap)
+        {
+            return null;
+        }
+
+        var split = new List<int>();
+        var whole = new List<int>();
+        var combine = new List<int>();
+        var slots = 0;
+        for (var b = 0; b < layout.Batch; b++)
+        {
+            for (var h = 0; h < heads; h++)
+            {
+                for (var qb = 0; qb < nqb; qb++)
+                {
+                    var lr = ((b * layout.Heads) + (layout.Heads == 1 ? 0 : h)) * nqb + qb;
+                    int start = layout.Offsets[lr], end = layout.Offsets[lr + 1];
+                    var row = ((b * heads) + h) * nqb + qb;
+                    if (end - start <= cap)
+                    {
+                        whole.AddRange([row, start, end, -1]);
+                        continue;
+                    }
+
+                    var parts = (end - start + cap - 1) / cap;
+                    combine.AddRange([row, slots, parts]);
+                    for (var i = 0; i < parts; i++)
+                    {
+                        var s0 = start + (int)((long)(end - start) * i / parts);
+                        var s1 = start + (int)((long)(end - start) * (i + 1) / parts);
+                        split.AddRange([row, s0, s1, slots++]);
+                    }
+                }
+            }
+        }
+
+        // The pieces of split rows go first so that the long work starts early.
+        return ([.. split, .. whole], [.. combine], slots);
+    }
+
+    private SplitPlan? PlanFor(DeviceBlockLayout layout, int heads)
+    {
+        if (layout.Plans.TryGetValue(heads, out var cached))
+        {
+            return cached;
+        }
+
+        SplitPlan? plan = null;
+        if (PlanSplits(layout.Layout, heads) is { } p)
+        {
+            var work = Allocate(p.Work.Length * 4L, MemoryCategory.Workspace);
+            var combine = Allocate(Math.Max(1, p.Combine.Length) * 4L, MemoryCategory.Workspace);
+            Upload<int>(p.Work, work);
+            Upload<int>(p.Combine, combine);
+            plan = new SplitPlan(work, p.Work.Length / 4, combine, p.Combine.Length / 3, p.Slots);
+        }
+
+        layout.Plans[heads] = plan;
+        return plan;
     }
 
     /// <summary>Uploads a layout (workspace memory) for <see cref="Attention"/>.</summary>
@@ -464,7 +682,8 @@ public sealed unsafe partial class CudaBackend : IDisposable
         public long VStrideB, VStrideH, VStrideT;
         public long OStrideB, OStrideH, OStrideT;
         public ulong SeqLens, BlockOffsets, BlockIndices;
-        public int Batch, Heads, SeqLen, BlockSize, NumQueryBlocks;
+        public ulong Work, PartialO, PartialML;
+        public int Batch, Heads, SeqLen, LayoutHeads, BlockSize, NumQueryBlocks;
         public float ScaleLog2;
     }
 
@@ -491,20 +710,28 @@ public sealed unsafe partial class CudaBackend : IDisposable
 
         var queryTile = layout?.Layout.BlockSize ?? 128;
         var chosen = variant ?? AttentionVariant;
+        var wide = chosen.WideKeyTiles && !chosen.Pipelined;
+        var keyTile = Math.Min(chosen.Pipelined ? 32 : wide ? 128 : DenseTile, queryTile);
+        var stages = chosen.Pipelined ? 3 : chosen.Stages;
         if (chosen.RowsPerWarp is not (16 or 32))
         {
             throw new ArgumentException($"variant.RowsPerWarp: expected 16 or 32, got {chosen.RowsPerWarp}.", nameof(variant));
         }
 
-        // Two 16-row tiles per warp would spill registers at head dim 128.
-        var mTiles = geometry.HeadDim == 128 ? 1 : chosen.RowsPerWarp / 16;
-        var fastExp = chosen.FastExp && type == CudaElementType.BFloat16;
+        if (stages is not (2 or 3))
+        {
+            throw new ArgumentException($"variant.Stages: expected 2 or 3, got {chosen.Stages}.", nameof(variant));
+        }
+
+        // Two 16-row tiles per warp would spill registers at head dim 128; a 16-row block has one.
+        var mTiles = geometry.HeadDim == 128 || queryTile < 32 ? 1 : chosen.RowsPerWarp / 16;
+        var fastExp = chosen.FastExp && !chosen.Pipelined && type == CudaElementType.BFloat16;
         var defines = new[]
         {
-            $"HEAD_DIM={geometry.HeadDim}", $"QUERY_TILE={queryTile}", $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}",
-            $"M_TILES={mTiles}", $"FAST_EXP={(fastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, chosen.MinBlocksPerMultiprocessor)}",
+            $"HEAD_DIM={geometry.HeadDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={keyTile}", $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}",
+            $"M_TILES={mTiles}", $"FAST_EXP={(fastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, chosen.MinBlocksPerMultiprocessor)}", $"STAGES={stages}", $"PIPELINE={(chosen.Pipelined ? 1 : 0)}", $"Q_IN_SMEM={(wide ? 1 : 0)}",
         };
-        var sharedBytes = ((queryTile * geometry.HeadDim) + (4 * KeyTile * geometry.HeadDim)) * 2;
+        var sharedBytes = ((queryTile * geometry.HeadDim) + (2 * stages * keyTile * geometry.HeadDim)) * 2;
         context.MakeCurrent();
         var f = AttentionFunction(defines, sharedBytes);
 
@@ -521,13 +748,31 @@ public sealed unsafe partial class CudaBackend : IDisposable
             Batch = geometry.Batch,
             Heads = geometry.Heads,
             SeqLen = geometry.SeqLen,
-            BlockSize = layout?.Layout.BlockSize ?? KeyTile,
+            LayoutHeads = layout?.Layout.Heads ?? geometry.Heads,
+            BlockSize = layout?.Layout.BlockSize ?? DenseTile,
             NumQueryBlocks = layout?.Layout.NumQueryBlocks ?? CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile),
             ScaleLog2 = (float)(1.0 / Math.Sqrt(geometry.HeadDim) * 1.4426950408889634),
         };
+        var threads = (uint)(queryTile / (16 * mTiles) * 32);
         void** args = stackalloc void*[] { &p };
-        Launch(f, (uint)CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile), (uint)geometry.Heads, (uint)geometry.Batch,
-            (uint)(queryTile / (16 * mTiles) * 32), (uint)sharedBytes, args, "attention_fwd");
+        var plan = layout is null ? null : PlanFor(layout, geometry.Heads);
+        if (plan is null)
+        {
+            Launch(f, (uint)CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile), (uint)geometry.Heads, (uint)geometry.Batch,
+                threads, (uint)sharedBytes, args, "attention_fwd");
+            return;
+        }
+
+        using var partialO = Allocate((long)plan.Slots * queryTile * geometry.HeadDim * 4, MemoryCategory.Workspace);
+        using var partialML = Allocate((long)plan.Slots * queryTile * 2 * 4, MemoryCategory.Workspace);
+        p.Work = plan.Work.Pointer;
+        p.PartialO = partialO.Pointer;
+        p.PartialML = partialML.Pointer;
+        Launch(f, (uint)plan.WorkItems, 1, 1, threads, (uint)sharedBytes, args, "attention_fwd");
+        var combine = Function("attention.cu", "attention_combine", defines);
+        ulong rows = plan.Combine.Pointer;
+        void** combineArgs = stackalloc void*[] { &p, &rows };
+        Launch(combine, (uint)plan.SplitRows, 1, 1, 256, 0, combineArgs, "attention_combine");
     }
 
     private nint AttentionFunction(string[] defines, int sharedBytes)
@@ -537,6 +782,58 @@ public sealed unsafe partial class CudaBackend : IDisposable
             CudaDriver.cuFuncSetAttribute(f, CudaDriver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes),
             nameof(CudaDriver.cuFuncSetAttribute));
         return f;
+    }
+
+    // ---- Block selection (block-topk) ------------------------------------------------------
+
+    /// <summary>
+    /// The `block-topk` layout of model-format.md, selected on the GPU from BF16 q and k: pooled block
+    /// means, pooled scores q̄·k̄/√d, and per (batch, head, query block) the block itself plus the K − 1
+    /// other blocks with the largest score (ties: lower kb), K = clamp(round((1 − s)·n), 1, n). The
+    /// selection comes back to the host (B·H·n·K integers) as a checked CSR layout. Every sequence is
+    /// taken as T long.
+    /// </summary>
+    public CsrBlockLayout SelectBlockTopK(CudaBuffer q, CudaBuffer k, AttentionGeometry geometry, int blockSize, double sparsity)
+    {
+        ArgumentNullException.ThrowIfNull(geometry);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
+        var n = CsrBlockLayout.BlockCount(geometry.SeqLen, blockSize);
+        var budget = CsrBlockLayout.Budget(sparsity, n);
+        var rows = geometry.Batch * geometry.Heads * n;
+        context.MakeCurrent();
+        using var qPooled = Allocate((long)rows * geometry.HeadDim * 4, MemoryCategory.Workspace);
+        using var kPooled = Allocate((long)rows * geometry.HeadDim * 4, MemoryCategory.Workspace);
+        using var selected = Allocate((long)rows * budget * 4, MemoryCategory.Workspace);
+        var pool = Function("selection.cu", "pool_blocks_bf16");
+        int heads = geometry.Heads, seqLen = geometry.SeqLen, headDim = geometry.HeadDim;
+        ulong noLens = 0;
+        ulong px = 0, po = 0;
+        long sb = 0, sh = 0, st = 0;
+        void** args = stackalloc void*[] { &px, &sb, &sh, &st, &po, &heads, &seqLen, &noLens, &blockSize, &headDim };
+        foreach (var (x, strides, pooled) in new[] { (q, geometry.Q, qPooled), (k, geometry.K, kPooled) })
+        {
+            px = x.Pointer;
+            po = pooled.Pointer;
+            (sb, sh, st) = (strides.Batch, strides.Head, strides.Token);
+            Launch(pool, (uint)n, (uint)heads, (uint)geometry.Batch, (uint)Math.Min(128, headDim), 0, args, "pool_blocks_bf16");
+        }
+
+        var select = Function("selection.cu", "block_topk_select");
+        ulong pq = qPooled.Pointer, pk = kPooled.Pointer, ps = selected.Pointer;
+        var scale = (float)(1 / Math.Sqrt(headDim));
+        void** selectArgs = stackalloc void*[] { &pq, &pk, &ps, &heads, &headDim, &budget, &scale };
+        Launch(select, (uint)n, (uint)heads, (uint)geometry.Batch, 32, (uint)(n * 4), selectArgs, "block_topk_select");
+
+        var picked = new int[rows * budget];
+        Download<int>(selected, picked);
+        var offsets = new int[rows + 1];
+        for (var r = 0; r < rows; r++)
+        {
+            Array.Sort(picked, r * budget, budget);
+            offsets[r + 1] = (r + 1) * budget;
+        }
+
+        return new CsrBlockLayout(geometry.Batch, geometry.Heads, n, n, blockSize, offsets, picked);
     }
 
     // ---- Timing ----------------------------------------------------------------------------

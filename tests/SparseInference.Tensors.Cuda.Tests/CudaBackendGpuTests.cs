@@ -97,13 +97,13 @@ public class CudaBackendGpuTests
     }
 
     [Fact]
-    public void SupportsAttention_BlockSize32_IsReportedUnsupported()
+    public void SupportsAttention_BlockSize48_IsReportedUnsupported()
     {
-        var geometry = AttentionGeometry.Contiguous(1, 1, 256, 64);
-        var layout = CsrBlockLayout.Dense(1, 1, 256, 32);
+        var geometry = AttentionGeometry.Contiguous(1, 1, 240, 64);
+        var layout = CsrBlockLayout.Dense(1, 1, 240, 48);
 
         Assert.False(CudaBackend.SupportsAttention(geometry, layout, out var why));
-        Assert.Contains("block size 32", why);
+        Assert.Contains("block size 48", why);
     }
 
     [Fact]

@@ -200,4 +200,56 @@ internal static class CpuReference
         });
         return o;
     }
+
+    /// <summary>Pooled block scores S(qb, kb) = q̄·k̄/√d per (b, h) over contiguous [B, H, T, d] inputs, full length.</summary>
+    public static double[][] PooledScores(float[] q, float[] k, int batch, int heads, int seqLen, int d, int blockSize)
+    {
+        var n = (seqLen + blockSize - 1) / blockSize;
+        var result = new double[batch * heads][];
+        Parallel.For(0, batch * heads, bh =>
+        {
+            double[,] Pool(float[] x)
+            {
+                var pooled = new double[n, d];
+                for (var blk = 0; blk < n; blk++)
+                {
+                    var t1 = Math.Min(seqLen, (blk + 1) * blockSize);
+                    for (var t = blk * blockSize; t < t1; t++)
+                    {
+                        for (var c = 0; c < d; c++)
+                        {
+                            pooled[blk, c] += x[((((long)bh * seqLen) + t) * d) + c];
+                        }
+                    }
+
+                    for (var c = 0; c < d; c++)
+                    {
+                        pooled[blk, c] /= t1 - (blk * blockSize);
+                    }
+                }
+
+                return pooled;
+            }
+
+            var qp = Pool(q);
+            var kp = Pool(k);
+            var scores = new double[n * n];
+            for (var qb = 0; qb < n; qb++)
+            {
+                for (var kb = 0; kb < n; kb++)
+                {
+                    double dot = 0;
+                    for (var c = 0; c < d; c++)
+                    {
+                        dot += qp[qb, c] * kp[kb, c];
+                    }
+
+                    scores[(qb * n) + kb] = dot / Math.Sqrt(d);
+                }
+            }
+
+            result[bh] = scores;
+        });
+        return result;
+    }
 }

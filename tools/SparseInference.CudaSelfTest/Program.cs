@@ -43,6 +43,11 @@ using (backend)
     var checks = new SelfChecks(backend, seed: Environment.TickCount);
     var sw = Stopwatch.StartNew();
     checks.RunAll();
+    using (var contract = new CudaComputeBackend(backend, ownsDevice: false))
+    {
+        new ContractChecks(contract, checks, seed: Environment.TickCount + 1).RunAll();
+    }
+
     Console.WriteLine($"checks: {checks.Passed} passed, {checks.Failed} failed ({sw.Elapsed.TotalSeconds:F1} s, {backend.KernelCompilations} kernel compilations)");
     var stats = backend.Memory.Statistics;
     Console.WriteLine($"memory: in use {stats.InUseBytes >> 20} MiB, reserved {stats.ReservedBytes >> 20} MiB, weights {stats.WeightBytes >> 20} MiB, workspace {stats.WorkspaceBytes >> 20} MiB");
@@ -155,6 +160,8 @@ namespace SparseInference.CudaSelfTest
                     Attention($"[{variant}] dense B2 H4 T300 d64 lens{{300,177}}", 2, 4, 300, 64, null, [300, 177], variant: variant);
                     Attention($"[{variant}] window s0.5 bs128 B2 H3 T1000 d64", 2, 3, 1000, 64, CsrBlockLayout.Window(2, 3, 1000, 128, 0.5), null, variant: variant);
                     Attention($"[{variant}] bigbird s0.75 bs64 B1 H2 T1024 d32", 1, 2, 1024, 32, CsrBlockLayout.BigBird(1, 2, 1024, 64, 0.75, 1, 7, 0), null, variant: variant);
+                    Attention($"[{variant}] dense B1 H1 T50 d64 (one key tile)", 1, 1, 50, 64, null, null, variant: variant);
+                    Attention($"[{variant}] window s0.5 bs64 B1 H2 T200 d64", 1, 2, 200, 64, CsrBlockLayout.Window(1, 2, 200, 64, 0.5), null, variant: variant);
                 });
             }
 
@@ -171,6 +178,12 @@ namespace SparseInference.CudaSelfTest
                 var r = new Random(rng.Next());
                 var random = CsrBlockLayout.FromPredicate(2, 4, 8, 8, 128, (_, _, qb, kb) => kb == qb || r.NextDouble() < 0.3);
                 Attention("random per-head bs128 B2 H4 T1024 d64", 2, 4, 1024, 64, random, null);
+            });
+            Guard("block-topk", () =>
+            {
+                BlockTopK(2, 4, 1000, 64, 128, 0.75);
+                BlockTopK(1, 8, 4096, 64, 128, 0.9);
+                BlockTopK(1, 2, 1024, 32, 64, 0.5);
             });
         }
 
@@ -395,6 +408,58 @@ namespace SparseInference.CudaSelfTest
             Report($"attention {name}", err, 1e-2, $" density {density:F3}{(nan > 0 ? $" {nan} unwritten" : "")}{(deterministic ? "" : " NOT DETERMINISTIC")}");
         }
 
+        /// <summary>
+        /// GPU block-topk selection against the double-precision reference: the same block set per row,
+        /// up to near-ties (a swapped pair whose reference scores differ by less than 1e-4 counts as a tie).
+        /// </summary>
+        public void BlockTopK(int batch, int heads, int seqLen, int d, int blockSize, double sparsity)
+        {
+            var geometry = AttentionGeometry.Contiguous(batch, heads, seqLen, d);
+            var n = geometry.Elements;
+            var (qBits, q) = Bf16.Random(rng, n, 1.5f);
+            var (kBits, k) = Bf16.Random(rng, n, 1.5f);
+            using var dq = gpu.Allocate(n * 2);
+            using var dk = gpu.Allocate(n * 2);
+            gpu.Upload<ushort>(qBits, dq);
+            gpu.Upload<ushort>(kBits, dk);
+            var layout = gpu.SelectBlockTopK(dq, dk, geometry, blockSize, sparsity);
+            var scores = CpuReference.PooledScores(q, k, batch, heads, seqLen, d, blockSize);
+            var nb = layout.NumQueryBlocks;
+            var budget = CsrBlockLayout.Budget(sparsity, nb);
+            int mismatches = 0, ties = 0;
+            for (var b = 0; b < batch; b++)
+            {
+                for (var h = 0; h < heads; h++)
+                {
+                    var s = scores[(b * heads) + h];
+                    for (var qb = 0; qb < nb; qb++)
+                    {
+                        var want = Enumerable.Range(0, nb).Where(kb => kb != qb)
+                            .OrderByDescending(kb => s[(qb * nb) + kb]).ThenBy(kb => kb).Take(budget - 1).Append(qb).Order().ToArray();
+                        var got = layout.KeyBlocks(b, h, qb).ToArray();
+                        if (got.SequenceEqual(want))
+                        {
+                            continue;
+                        }
+
+                        // Near-ties: the lowest wanted score and the highest unwanted one GPU picked.
+                        var extra = got.Except(want).Select(kb => s[(qb * nb) + kb]).DefaultIfEmpty(double.NegativeInfinity).Max();
+                        var missing = want.Except(got).Select(kb => s[(qb * nb) + kb]).DefaultIfEmpty(double.PositiveInfinity).Min();
+                        if (got.Length == want.Length && got.Contains(qb) && Math.Abs(extra - missing) < 1e-4)
+                        {
+                            ties++;
+                        }
+                        else
+                        {
+                            mismatches++;
+                        }
+                    }
+                }
+            }
+
+            Report($"block-topk selection s{sparsity} bs{blockSize} B{batch} H{heads} T{seqLen} d{d} ({ties} near-ties)", mismatches, 0, $" rows {batch * heads * nb}, K {budget}");
+        }
+
         private (ushort[] Bits, float[] Values) RandomHalfs(long n, float scale, CudaElementType type)
         {
             if (type == CudaElementType.BFloat16)
@@ -439,15 +504,22 @@ namespace SparseInference.CudaSelfTest
         private const int Block = 128;
         private readonly List<string> results = [];
 
-        /// <summary>Kernel versions timed side by side: v1 one 16-row tile per warp, v2 two, v3 two with BF16 exponentials, v4 two with registers capped for 3 CTAs per SM.</summary>
-        public static AttentionKernelVariant[] Variants { get; } = [new(16, false), new(32, false), new(32, true), new(32, false, 3)];
+        /// <summary>
+        /// Kernel versions timed side by side: v1 one 16-row tile per warp, v2 two, v6 two with three K/V stages,
+        /// v7 two, software-pipelined over 32-key tiles, v9/v10 two with 128-key tiles and Q read from shared
+        /// memory (two and three stages). (v3, BF16 exponentials, v4, registers capped for 3 CTAs/SM, and v8,
+        /// v7 with one tile per warp, were slower; docs/cuda-notes.md.)
+        /// </summary>
+        public static AttentionKernelVariant[] Variants { get; } =
+            [new(16, false), new(32, false), new(32, false, 1, 3), new(32, false, 1, 3, Pipelined: true), new(32, false, WideKeyTiles: true), new(32, false, 1, 3, WideKeyTiles: true)];
 
         public void RunAll()
         {
             Ceilings();
             foreach (var variant in Variants)
             {
-                Console.WriteLine($"registers [{variant}]: {gpu.AttentionRegisters(HeadDim, Block, variant)} per thread (head dim {HeadDim}, query tile {Block})");
+                var (regs, local) = gpu.AttentionResources(HeadDim, Block, variant);
+                Console.WriteLine($"registers [{variant}]: {regs} per thread, {local} bytes local memory (spills/stack) (head dim {HeadDim}, query tile {Block})");
             }
 
             foreach (var (batch, t) in new[] { (8, 4096), (1, 16384) })
@@ -459,11 +531,39 @@ namespace SparseInference.CudaSelfTest
                 }
 
                 Run($"bigbird90_b{batch}_t{t}", "bigbird", 0.9, batch, t, CsrBlockLayout.BigBird(batch, Heads, t, Block, 0.9, 1, 1234, 0));
+                Run($"blocktopk90_b{batch}_t{t}", "block-topk", 0.9, batch, t, SelectOnBenchmarkData(batch, t, 0.9));
             }
 
             var json = new StringBuilder("[\n").AppendJoin(",\n", results).Append("\n]\n").ToString();
             File.WriteAllText(Path.Combine(outDir, "ours.json"), json);
             Console.WriteLine($"wrote {Path.Combine(outDir, "ours.json")}");
+        }
+
+        /// <summary>
+        /// A block-topk layout selected on the GPU from the q and k that <see cref="Run"/> draws (same seed);
+        /// prints how long the selection takes (pooling, scores, top-k and the copy of the picks to the host).
+        /// </summary>
+        private CsrBlockLayout SelectOnBenchmarkData(int batch, int seqLen, double sparsity)
+        {
+            var geometry = AttentionGeometry.Contiguous(batch, Heads, seqLen, HeadDim);
+            var n = geometry.Elements;
+            var rng = new Random(42);
+            using var q = gpu.Allocate(n * 2);
+            using var k = gpu.Allocate(n * 2);
+            gpu.Upload<ushort>(Bf16.Random(rng, n, 1.5f).Bits, q);
+            gpu.Upload<ushort>(Bf16.Random(rng, n, 1.5f).Bits, k);
+            var layout = gpu.SelectBlockTopK(q, k, geometry, Block, sparsity);
+            var times = new double[10];
+            for (var i = 0; i < times.Length; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                gpu.SelectBlockTopK(q, k, geometry, Block, sparsity);
+                times[i] = sw.Elapsed.TotalMilliseconds;
+            }
+
+            Array.Sort(times);
+            Console.WriteLine(FormattableString.Invariant($"block-topk selection B{batch} T{seqLen} s{sparsity}: median {times[5]:F3} ms wall (GPU pooling + scores + top-k, picks copied to host, CSR built)"));
+            return layout;
         }
 
         /// <summary>The two device ceilings of the notes: a device-to-device copy and a large BF16 cuBLAS product.</summary>

@@ -2,7 +2,8 @@
 # Runs on the GPU machine, from the repository root: the CUDA self-test and attention benchmark
 # (a self-contained publish of tools/SparseInference.CudaSelfTest), then the PyTorch peer on the
 # same shapes and layouts. Logs and results land in $OUT.
-#   CARRY: folder holding selftest/ (the publish) and attention_peer.py (default .devicecarry)
+#   CARRY: folder holding selftest/ (the publish) and, optionally, attention_peer.py (default .devicecarry);
+#   without it the peer is taken from benchmarks/peers/gpu/.
 set -uo pipefail
 OUT=${OUT:-/tmp/cuda-bench-out}
 CARRY=${CARRY:-.devicecarry}
@@ -23,8 +24,10 @@ chmod +x "$CARRY/selftest/SparseInference.CudaSelfTest"
 "$CARRY/selftest/SparseInference.CudaSelfTest" --out "$RUN" "$@" 2>&1 | tee "$OUT/selftest.log"
 st=${PIPESTATUS[0]}
 cp "$RUN/ours.json" "$OUT/" 2>/dev/null
+PEER="$CARRY/attention_peer.py"
+[ -f "$PEER" ] || PEER=benchmarks/peers/gpu/attention_peer.py
 if [ -f "$RUN/ours.json" ]; then
-  PYTHONUNBUFFERED=1 python3 "$CARRY/attention_peer.py" --dir "$RUN" --json-out "$OUT/peer.json" 2>&1 | tee "$OUT/peer.log"
+  PYTHONUNBUFFERED=1 python3 "$PEER" --dir "$RUN" --json-out "$OUT/peer.json" 2>&1 | tee "$OUT/peer.log"
 fi
 echo "self-test exit code: $st"
 exit "$st"

@@ -22,6 +22,7 @@ internal static unsafe partial class CudaDriver
     public const int CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
 
     // CUfunction_attribute.
+    public const int CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES = 3;
     public const int CU_FUNC_ATTRIBUTE_NUM_REGS = 4;
     public const int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 
@@ -92,7 +93,10 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Library, EntryPoint = "cuMemcpyDtoDAsync_v2")]
     public static partial int cuMemcpyDtoDAsync(ulong dst, ulong src, nuint bytes, nint stream);
 
-    [LibraryImport(Library, EntryPoint = "cuMemsetD32Async")]
+    [LibraryImport(Library)]
+    public static partial int cuMemsetD8Async(ulong dst, byte value, nuint count, nint stream);
+
+    [LibraryImport(Library)]
     public static partial int cuMemsetD32Async(ulong dst, uint value, nuint count, nint stream);
 
     // ---- Streams and events ---------------------------------------------------------------

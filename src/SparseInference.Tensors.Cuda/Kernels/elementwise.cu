@@ -1,12 +1,13 @@
-// Row-wise and element-wise FP32 kernels of the encoder layer, plus BF16/FP16 conversions.
-// Compiled by NVRTC without include paths: no headers.
+// Row-wise and element-wise FP32 kernels of the encoder layer, plus BF16 conversions.
+// Compiled by NVRTC without include paths: no headers. Element-wise kernels allow y == x (in place),
+// so no pointer is declared __restrict__.
 
 typedef unsigned short u16;
 
 // LayerNorm over the last dimension, biased variance (model-format.md). One warp per row, two
 // passes over the row (mean, then centred sum of squares) so large offsets do not cancel.
-extern "C" __global__ void layer_norm_f32(const float* __restrict__ x, const float* __restrict__ gamma,
-                                          const float* __restrict__ beta, float* __restrict__ y,
+extern "C" __global__ void layer_norm_f32(const float* x, const float* gamma,
+                                          const float* beta, float* y,
                                           int rows, int cols, float eps) {
     int warpsPerBlock = blockDim.x >> 5;
     int row = blockIdx.x * warpsPerBlock + (threadIdx.x >> 5);
@@ -26,8 +27,8 @@ extern "C" __global__ void layer_norm_f32(const float* __restrict__ x, const flo
 }
 
 // y = GELU(x + bias) with the exact erf form: 0.5·z·(1 + erf(z/√2)). bias may be null.
-extern "C" __global__ void bias_gelu_f32(const float* __restrict__ x, const float* __restrict__ bias,
-                                         float* __restrict__ y, long long n, int cols) {
+extern "C" __global__ void bias_gelu_f32(const float* x, const float* bias,
+                                         float* y, long long n, int cols) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         float z = x[i] + (bias ? bias[i % cols] : 0.f);
         y[i] = 0.5f * z * (1.f + erff(z * 0.70710678118654752f));
@@ -35,15 +36,15 @@ extern "C" __global__ void bias_gelu_f32(const float* __restrict__ x, const floa
 }
 
 // y = x + bias (bias broadcast over rows).
-extern "C" __global__ void bias_add_f32(const float* __restrict__ x, const float* __restrict__ bias,
-                                        float* __restrict__ y, long long n, int cols) {
+extern "C" __global__ void bias_add_f32(const float* x, const float* bias,
+                                        float* y, long long n, int cols) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
         y[i] = x[i] + bias[i % cols];
 }
 
 // y = a + b (the residual connection).
-extern "C" __global__ void add_f32(const float* __restrict__ a, const float* __restrict__ b,
-                                   float* __restrict__ y, long long n) {
+extern "C" __global__ void add_f32(const float* a, const float* b,
+                                   float* y, long long n) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
         y[i] = a[i] + b[i];
 }
@@ -56,12 +57,42 @@ __device__ __forceinline__ u16 f32_to_bf16(float f) {
     return r;
 }
 
-extern "C" __global__ void f32_to_bf16_kernel(const float* __restrict__ x, u16* __restrict__ y, long long n) {
+extern "C" __global__ void f32_to_bf16_kernel(const float* x, u16* y, long long n) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
         y[i] = f32_to_bf16(x[i]);
 }
 
-extern "C" __global__ void bf16_to_f32_kernel(const u16* __restrict__ x, float* __restrict__ y, long long n) {
+extern "C" __global__ void bf16_to_f32_kernel(const u16* x, float* y, long long n) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
         y[i] = bf16_to_f32(x[i]);
+}
+
+// y = alpha·x.
+extern "C" __global__ void scale_f32(const float* x, float alpha, float* y, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[i] = alpha * x[i];
+}
+
+// y = 1/(1 + e^−x).
+extern "C" __global__ void sigmoid_f32(const float* x, float* y, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[i] = 1.f / (1.f + expf(-x[i]));
+}
+
+// Softmax over rows of `cols` values, one warp per row: max, then sum of exponentials, then scale.
+extern "C" __global__ void softmax_f32(const float* x, float* y, int rows, int cols) {
+    int warpsPerBlock = blockDim.x >> 5;
+    int row = blockIdx.x * warpsPerBlock + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const float* xr = x + (long long)row * cols;
+    float* yr = y + (long long)row * cols;
+    float mx = __int_as_float(0xff800000);
+    for (int c = lane; c < cols; c += 32) mx = fmaxf(mx, xr[c]);
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.f;
+    for (int c = lane; c < cols; c += 32) { float e = expf(xr[c] - mx); yr[c] = e; sum += e; }
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    float inv = 1.f / sum;
+    for (int c = lane; c < cols; c += 32) yr[c] *= inv;
 }

@@ -18,30 +18,50 @@ public enum MemoryCategory
 /// </summary>
 public sealed class CudaBuffer : IDisposable
 {
-    private readonly DeviceMemoryPool pool;
+    private readonly DeviceMemoryPool? pool;
     private int returned;
 
     internal CudaBuffer(DeviceMemoryPool pool, Interop.CudaDeviceMemoryHandle block, long bytes, MemoryCategory category)
     {
         this.pool = pool;
         Block = block;
+        Pointer = block.Pointer;
         Bytes = bytes;
         Category = category;
     }
 
+    private CudaBuffer(ulong pointer, long bytes)
+    {
+        Pointer = pointer;
+        Bytes = bytes;
+        Category = MemoryCategory.Activations;
+    }
+
+    /// <summary>A non-owning view of a range of another buffer; disposing it frees nothing.</summary>
+    public static CudaBuffer View(CudaBuffer owner, long offsetBytes, long bytes)
+    {
+        ArgumentNullException.ThrowIfNull(owner);
+        if (offsetBytes < 0 || bytes < 0 || offsetBytes + bytes > owner.Bytes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(offsetBytes), $"view: expected a range within {owner.Bytes} bytes, got offset {offsetBytes} + {bytes} bytes.");
+        }
+
+        return new CudaBuffer(owner.Pointer + (ulong)offsetBytes, bytes);
+    }
+
     /// <summary>The device address.</summary>
-    public ulong Pointer => Block.Pointer;
+    public ulong Pointer { get; }
 
     /// <summary>Bytes asked for (the block behind it may be larger).</summary>
     public long Bytes { get; }
 
     public MemoryCategory Category { get; }
 
-    internal Interop.CudaDeviceMemoryHandle Block { get; }
+    internal Interop.CudaDeviceMemoryHandle? Block { get; }
 
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref returned, 1) == 0)
+        if (pool is not null && Interlocked.Exchange(ref returned, 1) == 0)
         {
             pool.Return(this);
         }

@@ -106,23 +106,24 @@ public sealed class DeviceMemoryPool : IDisposable
 
     internal void Return(CudaBuffer buffer)
     {
+        var block = buffer.Block!;
         lock (gate)
         {
-            inUse -= buffer.Block.Bytes;
-            rentedByCategory[(int)buffer.Category] -= buffer.Block.Bytes;
+            inUse -= block.Bytes;
+            rentedByCategory[(int)buffer.Category] -= block.Bytes;
             if (disposed)
             {
-                reserved -= buffer.Block.Bytes;
-                buffer.Block.Dispose();
+                reserved -= block.Bytes;
+                block.Dispose();
                 return;
             }
 
-            if (!free.TryGetValue(buffer.Block.Bytes, out var stack))
+            if (!free.TryGetValue(block.Bytes, out var stack))
             {
-                free[buffer.Block.Bytes] = stack = new Stack<CudaDeviceMemoryHandle>();
+                free[block.Bytes] = stack = new Stack<CudaDeviceMemoryHandle>();
             }
 
-            stack.Push(buffer.Block);
+            stack.Push(block);
         }
     }
 

@@ -72,6 +72,8 @@ public class KernelCacheKeyTests
     [Theory]
     [InlineData("attention.cu", "attention_fwd")]
     [InlineData("elementwise.cu", "layer_norm_f32")]
+    [InlineData("indexing.cu", "topk_rows_f32")]
+    [InlineData("selection.cu", "block_topk_select")]
     public void ReadSource_EmbeddedKernel_IsPresent(string file, string entryPoint)
     {
         var source = KernelCompiler.ReadSource(file);

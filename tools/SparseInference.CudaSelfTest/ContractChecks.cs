@@ -1,0 +1,271 @@
+using SparseInference.Tensors;
+using SparseInference.Tensors.Cpu;
+using SparseInference.Tensors.Cuda;
+
+namespace SparseInference.CudaSelfTest;
+
+/// <summary>
+/// Every op <see cref="CudaComputeBackend"/> supports, run through the <see cref="IComputeBackend"/>
+/// contract on the GPU and on the CPU reference backend with the same fresh random inputs; GPU
+/// outputs start as NaN so an unwritten element fails. To add an op: a method here calling
+/// <see cref="Compare"/> on both backends' outputs, and a line in <see cref="RunAll"/>.
+/// </summary>
+internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, int seed)
+{
+    private const double Fp32Tolerance = 1e-5;
+    private const double Bf16Tolerance = 1e-2;
+    private readonly CpuBackend cpu = new();
+    private readonly Random rng = new(seed);
+
+    public void RunAll()
+    {
+        Guard(() => Linear(rows: 300, inFeatures: 64, outFeatures: 256, Activation.Gelu));
+        Guard(() => Linear(rows: 77, inFeatures: 256, outFeatures: 64, Activation.None));
+        Guard(BatchedMatMulTransposedAWithBeta);
+        Guard(() => Unary("bias_add", (b, x, y) => b.BiasAdd(x, Bias(b, x), y)));
+        Guard(() => Unary("add", (b, x, y) => b.Add(x, x, y)));
+        Guard(() => Unary("scale", (b, x, y) => b.Scale(x, -0.37f, y)));
+        Guard(() => Unary("gelu", (b, x, y) => b.Gelu(x, y)));
+        Guard(() => Unary("sigmoid", (b, x, y) => b.Sigmoid(x, y)));
+        Guard(() => Unary("softmax", (b, x, y) => b.Softmax(x, y)));
+        Guard(() => Unary("layer_norm", (b, x, y) => b.LayerNorm(x, Bias(b, x), Bias(b, x, offset: 1), 1e-5f, y)));
+        Guard(ConvertRoundTrip);
+        Guard(EmbeddingAndGather);
+        Guard(ScatterAddRows);
+        Guard(TopKWithTies);
+        Guard(() => PackedAttention(batch: 3, seqLen: 200, heads: 4, headDim: 16, blockSize: 16, lengths: [200, 130, 17]));
+        Guard(() => PackedAttention(batch: 2, seqLen: 512, heads: 2, headDim: 32, blockSize: 32, lengths: [512, 300]));
+        Guard(() => PackedAttention(batch: 2, seqLen: 1000, heads: 4, headDim: 64, blockSize: 128, lengths: []));
+        Guard(() => PackedAttention(batch: 2, seqLen: 300, heads: 4, headDim: 64, blockSize: 0, lengths: [300, 45]));
+    }
+
+    private void Guard(Action check)
+    {
+        try
+        {
+            check();
+        }
+        catch (Exception ex) when (ex is CudaException or NotSupportedException or ArgumentException)
+        {
+            report.Report($"contract: {ex.GetType().Name}: {ex.Message}", double.NaN, 0);
+        }
+    }
+
+    private float[] Random(long n, float scale = 2f)
+    {
+        var x = new float[n];
+        for (long i = 0; i < n; i++)
+        {
+            x[i] = ((rng.NextSingle() * 2) - 1) * scale;
+        }
+
+        return x;
+    }
+
+    // The same host data on both backends, found again by (backend, shape) inside one check.
+    private readonly Dictionary<string, float[]> hostData = [];
+
+    private Tensor Bias(IComputeBackend b, Tensor x, int offset = 0)
+    {
+        var key = $"bias{x.Dim(-1)}+{offset}";
+        if (!hostData.TryGetValue(key, out var data))
+        {
+            hostData[key] = data = Random(x.Dim(-1), 1f);
+        }
+
+        return b.FromHost(data, x.Dim(-1));
+    }
+
+    private static Tensor Poisoned(IComputeBackend b, params int[] dims)
+    {
+        var nan = new float[new Shape(dims).ElementCount];
+        Array.Fill(nan, float.NaN);
+        return b.FromHost(nan, dims);
+    }
+
+    private void Compare(string name, Tensor gpuOut, Tensor cpuOut, double tolerance, string extra = "")
+    {
+        var got = gpuOut.ToArray<float>();
+        var want = cpuOut.ToArray<float>();
+        report.Report("contract " + name, Compare(got, want), tolerance, extra);
+    }
+
+    private static double Compare(float[] got, float[] want) => SparseInference.CudaSelfTest.Compare.RelativeError(got, want);
+
+    private void Unary(string name, Action<IComputeBackend, Tensor, Tensor> op)
+    {
+        hostData.Clear();
+        var x = Random(123 * 97);
+        using var gx = gpu.FromHost(x, 123, 97);
+        using var cx = cpu.FromHost(x, 123, 97);
+        using var gy = Poisoned(gpu, 123, 97);
+        using var cy = cpu.Allocate(123, 97);
+        op(gpu, gx, gy);
+        op(cpu, cx, cy);
+        Compare($"{name} [123, 97]", gy, cy, Fp32Tolerance);
+    }
+
+    private void Linear(int rows, int inFeatures, int outFeatures, Activation activation)
+    {
+        var x = Random((long)rows * inFeatures);
+        var w = Random((long)outFeatures * inFeatures, 0.2f);
+        var bias = Random(outFeatures, 1f);
+        using var gx = gpu.FromHost(x, 1, rows, inFeatures);
+        using var gw = gpu.FromHost(w, outFeatures, inFeatures);
+        using var gb = gpu.FromHost(bias, outFeatures);
+        using var gy = Poisoned(gpu, 1, rows, outFeatures);
+        using var cx = cpu.FromHost(x, 1, rows, inFeatures);
+        using var cw = cpu.FromHost(w, outFeatures, inFeatures);
+        using var cb = cpu.FromHost(bias, outFeatures);
+        using var cy = cpu.Allocate(1, rows, outFeatures);
+        gpu.Linear(gx, gw, gb, gy, activation);
+        cpu.Linear(cx, cw, cb, cy, activation);
+        Compare($"linear [{rows}x{inFeatures}]·W[{outFeatures}x{inFeatures}]ᵀ + b, {activation}", gy, cy, Fp32Tolerance);
+    }
+
+    private void BatchedMatMulTransposedAWithBeta()
+    {
+        const int batch = 3, m = 40, n = 50, k = 60;
+        var a = Random((long)batch * k * m);
+        var b = Random((long)batch * k * n);
+        var c0 = Random((long)batch * m * n);
+        var options = new MatMulOptions(TransposeA: true, Alpha: 0.5f, Beta: 2f);
+        using var ga = gpu.FromHost(a, batch, k, m);
+        using var gb = gpu.FromHost(b, batch, k, n);
+        using var gc = gpu.FromHost(c0, batch, m, n);
+        using var ca = cpu.FromHost(a, batch, k, m);
+        using var cb = cpu.FromHost(b, batch, k, n);
+        using var cc = cpu.FromHost(c0, batch, m, n);
+        gpu.MatMul(ga, gb, gc, options);
+        cpu.MatMul(ca, cb, cc, options);
+        Compare($"matmul batched {batch}x Aᵀ[{k}x{m}]·B[{k}x{n}], alpha 0.5, beta 2", gc, cc, Fp32Tolerance);
+    }
+
+    private void ConvertRoundTrip()
+    {
+        var x = Random(10_001, 50f);
+        using var gx = gpu.FromHost(x, 10_001);
+        using var gh = gpu.Allocate(new Shape(10_001), DType.BF16, zeroed: false);
+        using var gy = Poisoned(gpu, 10_001);
+        gpu.Convert(gx, gh);
+        gpu.Convert(gh, gy);
+        var want = Bf16.ToFloats(Bf16.FromFloats(x));
+        report.Report("contract convert F32 → BF16 → F32 [10001]", Compare(gy.ToArray<float>(), want), 0);
+    }
+
+    private void EmbeddingAndGather()
+    {
+        var table = Random(50 * 33);
+        var ids = Enumerable.Range(0, 7 * 9).Select(_ => rng.Next(50)).ToArray();
+        using var gt = gpu.FromHost(table, 50, 33);
+        using var gi = gpu.FromHost(ids, 7, 9);
+        using var go = Poisoned(gpu, 7, 9, 33);
+        using var ct = cpu.FromHost(table, 50, 33);
+        using var ci = cpu.FromHost(ids, 7, 9);
+        using var co = cpu.Allocate(7, 9, 33);
+        gpu.Embedding(gt, gi, go);
+        cpu.Embedding(ct, ci, co);
+        Compare("embedding [50, 33] by ids [7, 9]", go, co, 0);
+
+        var source = Random(40 * 3 * 5);
+        var rows = Enumerable.Range(0, 17).Select(_ => rng.Next(40)).ToArray();
+        using var gs = gpu.FromHost(source, 40, 3, 5);
+        using var gr = gpu.FromHost(rows, 17);
+        using var gg = Poisoned(gpu, 17, 3, 5);
+        using var cs = cpu.FromHost(source, 40, 3, 5);
+        using var cr = cpu.FromHost(rows, 17);
+        using var cg = cpu.Allocate(17, 3, 5);
+        gpu.Gather(gs, gr, gg);
+        cpu.Gather(cs, cr, cg);
+        Compare("gather [40, 3, 5] rows [17]", gg, cg, 0);
+
+        var bad = (int[])rows.Clone();
+        bad[3] = 40;
+        using var gb = gpu.FromHost(bad, 17);
+        var rejected = false;
+        try
+        {
+            gpu.Gather(gs, gb, gg);
+        }
+        catch (ArgumentException ex) when (ex.Message.Contains("indices[3]", StringComparison.Ordinal))
+        {
+            rejected = true;
+        }
+
+        report.Report("contract gather rejects index 40 of a 40-row source by name", rejected ? 0 : double.NaN, 0);
+    }
+
+    private void ScatterAddRows()
+    {
+        var source = Random(10 * 6);
+        var dest = Random(25 * 6);
+        var scale = Random(10, 1f);
+        var rows = Enumerable.Range(0, 25).OrderBy(_ => rng.Next()).Take(10).ToArray();
+        using var gs = gpu.FromHost(source, 10, 6);
+        using var gi = gpu.FromHost(rows, 10);
+        using var gscale = gpu.FromHost(scale, 10);
+        using var gd = gpu.FromHost(dest, 25, 6);
+        using var cs = cpu.FromHost(source, 10, 6);
+        using var ci = cpu.FromHost(rows, 10);
+        using var cscale = cpu.FromHost(scale, 10);
+        using var cd = cpu.FromHost(dest, 25, 6);
+        gpu.ScatterAddRows(gs, gi, gd, gscale);
+        cpu.ScatterAddRows(cs, ci, cd, cscale);
+        Compare("scatter_add_rows [10, 6] into [25, 6], row scale", gd, cd, Fp32Tolerance);
+    }
+
+    private void TopKWithTies()
+    {
+        const int rows = 37, n = 100, k = 13;
+        // Values on a coarse grid so that ties occur; ties must go to the lower index.
+        var x = Enumerable.Range(0, rows * n).Select(_ => (float)rng.Next(-20, 20)).ToArray();
+        using var gx = gpu.FromHost(x, rows, n);
+        using var gv = Poisoned(gpu, rows, k);
+        using var gi = gpu.Allocate(new Shape(rows, k), DType.I32);
+        using var cx = cpu.FromHost(x, rows, n);
+        using var cv = cpu.Allocate(rows, k);
+        using var ci = cpu.Allocate(new Shape(rows, k), DType.I32);
+        gpu.TopK(gx, k, gv, gi);
+        cpu.TopK(cx, k, cv, ci);
+        var sameIndices = gi.ToArray<int>().SequenceEqual(ci.ToArray<int>());
+        report.Report($"contract top_k k{k} of [{rows}, {n}] with ties (indices {(sameIndices ? "equal" : "DIFFER")})",
+            sameIndices ? Compare(gv.ToArray<float>(), cv.ToArray<float>()) : double.NaN, 0);
+    }
+
+    /// <summary>
+    /// Attention from a packed [B, T, 3·H·d] qkv into [B, T, H·d] (the model's path) with a window
+    /// layout shared across heads (blockSize 0: dense), against the CPU backend.
+    /// </summary>
+    private void PackedAttention(int batch, int seqLen, int heads, int headDim, int blockSize, int[] lengths)
+    {
+        var width = heads * headDim;
+        var qkv = Random((long)batch * seqLen * 3 * width, 1.5f);
+        using var gq = gpu.FromHost(qkv, batch, seqLen, 3 * width);
+        using var cq = cpu.FromHost(qkv, batch, seqLen, 3 * width);
+        using var go = Poisoned(gpu, batch, seqLen, width);
+        using var co = cpu.Allocate(batch, seqLen, width);
+        BlockLayout? layout = null;
+        if (blockSize > 0)
+        {
+            var n = BlockLayout.BlocksFor(seqLen, blockSize);
+            var builder = new BlockLayout.Builder(blockSize, batch, heads, n, sharedAcrossHeads: true);
+            for (var b = 0; b < batch; b++)
+            {
+                for (var qb = 0; qb < n; qb++)
+                {
+                    builder.AddRow(Enumerable.Range(Math.Max(0, qb - 1), Math.Min(n, qb + 2) - Math.Max(0, qb - 1)).Append(0).Distinct().ToArray());
+                }
+            }
+
+            layout = builder.Build();
+        }
+
+        var gr = gpu.AttentionPacked(gq, go, heads, lengths, layout);
+        var cr = cpu.AttentionPacked(cq, co, heads, lengths, layout);
+        var pairs = gr == cr ? "" : $" PAIRS DIFFER gpu {gr} cpu {cr}";
+        var err = Compare(go.ToArray<float>(), co.ToArray<float>());
+        report.Report(
+            $"contract attention packed B{batch} T{seqLen} H{heads} d{headDim} {(blockSize > 0 ? $"window bs{blockSize}" : "dense")} lens[{string.Join(',', lengths)}]",
+            pairs.Length > 0 ? double.NaN : err, Bf16Tolerance, $" density {gr.Density:F3}{pairs}");
+    }
+}
