@@ -103,6 +103,7 @@ public sealed class ComposeFileTests
     /// <summary>The Compose v2 plugin when the Docker client has it, else the standalone docker-compose.</summary>
     private static ToolResult ComposeCommand(IReadOnlyList<string> arguments)
     {
+        Validators.EnsureInstalled();
         var withFile = arguments.Contains("--file") ? arguments : ["--file", ComposePath, .. arguments];
         var plugin = ExternalTool.Run("bash", ["-c", "docker compose version"]);
         return plugin.ExitCode == 0
