@@ -91,6 +91,14 @@ public sealed partial class DashboardTests
     }
 
     [Fact]
+    public void MetricNames_ExpressionWithFunctionsMatchersAndOperators_FindsOnlyTheMetrics()
+    {
+        var names = MetricNames("""(sum by (model) (rate(a_total{outcome!="x or y", le="1"}[5m])) or 0 * max without (pod) (b_bytes)) / on (model) histogram_quantile(0.9, c_bucket)""");
+
+        Assert.Equal(["a_total", "b_bytes", "c_bucket"], names.Order());
+    }
+
+    [Fact]
     public void Panels_EveryDashboard_UseTheProvisionedDatasourceAndUniqueIds()
     {
         var datasource = YamlDocuments.ParseSingle(File.ReadAllText(RepositoryLayout.PathOf("deploy", "grafana", "provisioning", "datasources", "prometheus.yml")));
@@ -119,8 +127,14 @@ public sealed partial class DashboardTests
         Assert.Contains($"./deploy/grafana/dashboards:{path}:ro", compose["services"]!["grafana"]!["volumes"]!.AsArray().Select(v => (string?)v));
     }
 
+    /// <summary>PromQL words that are not metrics (operators, modifiers, special numbers).</summary>
+    private static readonly HashSet<string> Keywords = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "and", "or", "unless", "bool", "on", "ignoring", "group_left", "group_right", "offset", "inf", "nan",
+    };
+
     /// <summary>Identifiers in metric position: not functions, keywords, label names or strings.</summary>
-    private static IEnumerable<string> MetricNames(string expression)
+    internal static IEnumerable<string> MetricNames(string expression)
     {
         var withoutStrings = QuotedString().Replace(expression, "\"\"");
         var withoutMatchers = LabelMatchers().Replace(withoutStrings, "{}");
@@ -128,7 +142,7 @@ public sealed partial class DashboardTests
         return Identifier().Matches(withoutGrouping)
             .Where(m => !IsFollowedByParenthesis(withoutGrouping, m))
             .Select(m => m.Value)
-            .Where(v => v is not ("le" or "inf" or "nan"));
+            .Where(v => !Keywords.Contains(v));
     }
 
     private static bool IsFollowedByParenthesis(string text, Match match)
@@ -143,7 +157,7 @@ public sealed partial class DashboardTests
     [GeneratedRegex(@"\{[^}]*\}")]
     private static partial Regex LabelMatchers();
 
-    [GeneratedRegex(@"\b(by|without)\s*\([^)]*\)")]
+    [GeneratedRegex(@"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")]
     private static partial Regex Grouping();
 
     [GeneratedRegex(@"(?<![\w.])[a-zA-Z_:][a-zA-Z0-9_:]*(?![\w.])")]
