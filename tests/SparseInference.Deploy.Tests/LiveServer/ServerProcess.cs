@@ -88,7 +88,8 @@ public sealed class ServerProcess : IDisposable
     /// <summary>Sends SIGTERM, as the kubelet does after the preStop hook.</summary>
     public void Terminate()
     {
-        var result = ExternalTool.Run("kill", ["-TERM", ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        // bash's builtin kill, so that no separate kill binary is needed.
+        var result = ExternalTool.Run("bash", ["-c", $"kill -TERM {ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)}"]);
         if (result.ExitCode != 0)
         {
             throw new InvalidOperationException($"kill -TERM {ProcessId}: {result.Describe()}");
