@@ -1,6 +1,7 @@
 using SparseInference.Models.Attention;
 using SparseInference.Models.Compute;
 using SparseInference.Models.Configuration;
+using SparseInference.Tensors;
 
 namespace SparseInference.Models;
 
@@ -8,37 +9,62 @@ namespace SparseInference.Models;
 /// A pre-LN transformer encoder loaded from a model directory (docs/model-format.md), running any attention
 /// pattern on the same weights. Weights are immutable and every forward owns its scratch, so concurrent
 /// <see cref="Forward"/> calls are safe.
+/// Without a backend the forward runs on the engine's fused CPU kernels; with one, every op goes through
+/// <see cref="IComputeBackend"/> (e.g. a GPU backend).
 /// </summary>
-public sealed unsafe class EncoderModel
+public sealed unsafe class EncoderModel : IDisposable
 {
     public const string ConfigFileName = "config.json";
     public const string WeightsFileName = "model.safetensors";
 
-    private readonly EncoderWeights _weights;
+    private readonly EncoderWeights? _weights;
+    private readonly BackendEncoder? _backendEncoder;
     private readonly LayoutCache _layouts = new();
 
-    private EncoderModel(string directory, ModelConfig config, EncoderWeights weights)
+    private EncoderModel(string directory, ModelConfig config, EncoderWeights? weights, BackendEncoder? backendEncoder, IComputeBackend? backend, long weightBytes)
     {
         Directory = directory;
         Config = config;
         _weights = weights;
+        _backendEncoder = backendEncoder;
+        Backend = backend;
+        WeightBytes = weightBytes;
     }
+
+    private EncoderWeights Fused => _weights ?? throw new InvalidOperationException("The fused CPU weights are not loaded: this model runs on a backend.");
+
+    /// <summary>The backend running the forward, or null for the fused CPU kernels.</summary>
+    public IComputeBackend? Backend { get; }
 
     public string Directory { get; }
 
     public ModelConfig Config { get; }
 
     /// <summary>Bytes of FP32 parameters held in memory.</summary>
-    public long WeightBytes => _weights.ParameterBytes;
+    public long WeightBytes { get; }
 
-    /// <summary>Loads <c>config.json</c> and <c>model.safetensors</c> from <paramref name="directory"/>.</summary>
-    public static EncoderModel Load(string directory)
+    /// <summary>
+    /// Loads <c>config.json</c> and <c>model.safetensors</c> from <paramref name="directory"/>; with a
+    /// <paramref name="backend"/>, the weights are placed on it and the forward runs through it.
+    /// </summary>
+    public static EncoderModel Load(string directory, IComputeBackend? backend = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         var config = ModelConfig.Load(Path.Combine(directory, ConfigFileName));
-        var weights = EncoderWeights.Load(Path.Combine(directory, WeightsFileName), config);
-        return new EncoderModel(directory, config, weights);
+        string weightsPath = Path.Combine(directory, WeightsFileName);
+        if (backend is null)
+        {
+            var weights = EncoderWeights.Load(weightsPath, config);
+            return new EncoderModel(directory, config, weights, null, null, weights.ParameterBytes);
+        }
+
+        var encoder = BackendEncoder.Load(weightsPath, config, backend);
+        long bytes = BackendEncoder.ExpectedTensors(config).Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b)) * sizeof(float);
+        return new EncoderModel(directory, config, null, encoder, backend, bytes);
     }
+
+    /// <summary>Frees backend-held weights (nothing to free for the fused CPU path).</summary>
+    public void Dispose() => _backendEncoder?.Dispose();
 
     /// <summary>Runs the encoder with the model's default attention spec.</summary>
     public ForwardResult Forward(ForwardInput input) => Forward(input, Config.Attention);
@@ -55,6 +81,11 @@ public sealed unsafe class EncoderModel
         }
 
         int[] lengths = ValidateInput(input);
+        if (_backendEncoder is not null)
+        {
+            return _backendEncoder.Forward(input, lengths, pattern, attention);
+        }
+
         int batch = input.Batch, time = input.Time, d = Config.DModel;
         var offsets = new int[batch + 1];
         for (int b = 0; b < batch; b++)
@@ -70,7 +101,7 @@ public sealed unsafe class EncoderModel
         long computed = 0;
         for (int layer = 0; layer < Config.NLayers; layer++)
         {
-            var weights = _weights.Layers[layer];
+            var weights = Fused.Layers[layer];
             fixed (float* g1 = weights.Ln1Weight, b1 = weights.Ln1Bias, g2 = weights.Ln2Weight, b2 = weights.Ln2Bias)
             {
                 RowOps.LayerNorm(x.Pointer, rows, d, g1, b1, (float)Config.LayerNormEps, h.Pointer);
@@ -89,7 +120,7 @@ public sealed unsafe class EncoderModel
             FeedForward(weights, h.Pointer, x.Pointer, rows);
         }
 
-        fixed (float* gf = _weights.FinalLnWeight, bf = _weights.FinalLnBias)
+        fixed (float* gf = Fused.FinalLnWeight, bf = Fused.FinalLnBias)
         {
             RowOps.LayerNorm(x.Pointer, rows, d, gf, bf, (float)Config.LayerNormEps, h.Pointer);
         }
@@ -186,13 +217,13 @@ public sealed unsafe class EncoderModel
             {
                 for (int b = 0; b < input.Batch; b++)
                 {
-                    _weights.InputProjection!.Apply(values + (long)b * time * c, c, lengths[b], x + (long)offsets[b] * d, d, GemmEpilogue.Store);
+                    Fused.InputProjection!.Apply(values + (long)b * time * c, c, lengths[b], x + (long)offsets[b] * d, d, GemmEpilogue.Store);
                 }
             }
         }
         else
         {
-            var table = _weights.Embedding!;
+            var table = Fused.Embedding!;
             for (int b = 0; b < input.Batch; b++)
             {
                 for (int t = 0; t < lengths[b]; t++)
@@ -203,7 +234,7 @@ public sealed unsafe class EncoderModel
             }
         }
 
-        fixed (float* positions = _weights.Positions)
+        fixed (float* positions = Fused.Positions)
         {
             for (int b = 0; b < input.Batch; b++)
             {
@@ -346,7 +377,7 @@ public sealed unsafe class EncoderModel
             var logits = new float[batch * outDim];
             fixed (float* o = logits)
             {
-                _weights.Head.Apply(pooled.Pointer, d, batch, o, outDim, GemmEpilogue.Store);
+                Fused.Head.Apply(pooled.Pointer, d, batch, o, outDim, GemmEpilogue.Store);
             }
 
             return (logits, [batch, outDim]);
@@ -357,7 +388,7 @@ public sealed unsafe class EncoderModel
         {
             for (int b = 0; b < batch; b++)
             {
-                _weights.Head.Apply(y + (long)offsets[b] * d, d, lengths[b], o + (long)b * time * outDim, outDim, GemmEpilogue.Store);
+                Fused.Head.Apply(y + (long)offsets[b] * d, d, lengths[b], o + (long)b * time * outDim, outDim, GemmEpilogue.Store);
             }
         }
 

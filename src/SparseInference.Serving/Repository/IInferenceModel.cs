@@ -14,5 +14,6 @@ public interface IInferenceModel
 /// <summary>Turns a version directory (<c>config.json</c> + <c>model.safetensors</c>) into a runnable model.</summary>
 public interface IInferenceModelLoader
 {
-    IInferenceModel Load(string versionDirectory, ModelConfiguration configuration);
+    /// <summary>Loads a version; throws <see cref="ModelFormatException"/> or <see cref="IOException"/> naming the file when it is not a valid model.</summary>
+    IInferenceModel Load(string versionDirectory);
 }

@@ -71,7 +71,7 @@ public sealed partial class ModelRepository : IDisposable
                 versions = LoadVersions(name, directory, manifest);
                 ValidateManifest(name, manifest, versions);
             }
-            catch (Exception ex) when (ex is InvalidDataException or IOException or InferenceException or ArgumentException or NotSupportedException)
+            catch (Exception ex) when (ex is InvalidDataException or IOException or InferenceException or ArgumentException or ModelFormatException or UnauthorizedAccessException)
             {
                 var reason = ex.Message;
                 Log.ModelLoadFailed(_logger, name, reason);
@@ -230,14 +230,12 @@ public sealed partial class ModelRepository : IDisposable
                 continue;
             }
 
-            var configPath = Path.Combine(versionDirectory, ConfigFileName);
-            var configuration = ModelConfiguration.Parse(File.ReadAllBytes(configPath), configPath);
             if (!File.Exists(Path.Combine(versionDirectory, WeightsFileName)))
             {
                 throw new InvalidDataException($"version '{version}' of model '{name}' has no {WeightsFileName} in '{versionDirectory}'.");
             }
 
-            var model = _loader.Load(versionDirectory, configuration);
+            var model = _loader.Load(versionDirectory);
             versions[version] = new ModelVersion(name, version, versionDirectory, model, manifest);
         }
 
@@ -272,6 +270,11 @@ public sealed partial class ModelRepository : IDisposable
             if (!(variant.Sparsity >= 0.0 && variant.Sparsity < 1.0))
             {
                 throw new InvalidDataException($"serving.json of '{name}': variant '{variant.Name}' has sparsity {variant.Sparsity.ToString(CultureInfo.InvariantCulture)}, expected a value in [0, 1).");
+            }
+
+            if (variant.Pattern == "gated" && versions.Values.Any(v => !v.Configuration.Gated))
+            {
+                throw new InvalidDataException($"serving.json of '{name}': variant '{variant.Name}' uses pattern 'gated', which needs a model with gated: true.");
             }
 
             if (variant.BlockSize is < 1)

@@ -1,0 +1,342 @@
+using SparseInference.Models.Attention;
+using SparseInference.Models.Configuration;
+using SparseInference.Models.Formats;
+using SparseInference.Tensors;
+
+namespace SparseInference.Models;
+
+/// <summary>
+/// The encoder forward expressed in <see cref="IComputeBackend"/> ops (matmul, layernorm, block-sparse and top-k
+/// attention, gather/scatter for the gated pattern), so any backend — CUDA included — runs the same model.
+/// Weights live on the backend; activations are allocated per forward (padded [B·T, …] rows, padding excluded by
+/// the attention kernels' valid lengths and zeroed in the output).
+/// </summary>
+internal sealed class BackendEncoder : IDisposable
+{
+    private readonly IComputeBackend _backend;
+    private readonly ModelConfig _config;
+    private readonly Dictionary<string, Tensor> _weights;
+    private readonly LayoutCache _layouts = new();
+
+    private BackendEncoder(IComputeBackend backend, ModelConfig config, Dictionary<string, Tensor> weights)
+    {
+        _backend = backend;
+        _config = config;
+        _weights = weights;
+    }
+
+    public static BackendEncoder Load(string path, ModelConfig config, IComputeBackend backend)
+    {
+        var weights = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        try
+        {
+            using var file = SafetensorsFile.Open(path);
+            foreach (var (name, shape) in ExpectedTensors(config))
+            {
+                weights[name] = backend.FromHost(file.ReadFloat32(name, shape), shape);
+            }
+
+            if (config.Positional == PositionalKind.Sinusoidal)
+            {
+                weights["pos_embedding.weight"] = backend.FromHost(EncoderWeights.SinusoidalTable(config.MaxSeqLen, config.DModel), config.MaxSeqLen, config.DModel);
+            }
+        }
+        catch
+        {
+            foreach (var t in weights.Values)
+            {
+                t.Dispose();
+            }
+
+            throw;
+        }
+
+        return new BackendEncoder(backend, config, weights);
+    }
+
+    /// <summary>The tensors a config calls for, with their shapes (docs/model-format.md, Weights).</summary>
+    public static IEnumerable<(string Name, int[] Shape)> ExpectedTensors(ModelConfig c)
+    {
+        int d = c.DModel;
+        if (c.InputKind == InputKind.Continuous)
+        {
+            yield return ("input_proj.weight", [d, c.InputChannels]);
+            yield return ("input_proj.bias", [d]);
+        }
+        else
+        {
+            yield return ("embedding.weight", [c.VocabSize, d]);
+        }
+
+        if (c.Positional == PositionalKind.Learned)
+        {
+            yield return ("pos_embedding.weight", [c.MaxSeqLen, d]);
+        }
+
+        for (int i = 0; i < c.NLayers; i++)
+        {
+            string p = $"layers.{i}";
+            yield return ($"{p}.ln1.weight", [d]);
+            yield return ($"{p}.ln1.bias", [d]);
+            yield return ($"{p}.attn.qkv.weight", [3 * d, d]);
+            yield return ($"{p}.attn.qkv.bias", [3 * d]);
+            yield return ($"{p}.attn.out.weight", [d, d]);
+            yield return ($"{p}.attn.out.bias", [d]);
+            yield return ($"{p}.ln2.weight", [d]);
+            yield return ($"{p}.ln2.bias", [d]);
+            yield return ($"{p}.ff1.weight", [c.DFf, d]);
+            yield return ($"{p}.ff1.bias", [c.DFf]);
+            yield return ($"{p}.ff2.weight", [d, c.DFf]);
+            yield return ($"{p}.ff2.bias", [d]);
+            if (c.Gated)
+            {
+                yield return ($"{p}.gate.weight", [1, d]);
+                yield return ($"{p}.gate.bias", [1]);
+            }
+        }
+
+        yield return ("final_ln.weight", [d]);
+        yield return ("final_ln.bias", [d]);
+        yield return ("head.weight", [c.OutputDim, d]);
+        yield return ("head.bias", [c.OutputDim]);
+    }
+
+    private Tensor W(string name) => _weights[name];
+
+    public ForwardResult Forward(ForwardInput input, int[] lengths, IAttentionPattern pattern, AttentionSpec spec)
+    {
+        var be = _backend;
+        int batch = input.Batch, time = input.Time, d = _config.DModel, rows = batch * time;
+        float eps = (float)_config.LayerNormEps;
+        using var x = be.Allocate(rows, d);
+        using var h = be.Allocate(rows, d);
+        if (_config.InputKind == InputKind.Continuous)
+        {
+            using var values = be.FromHost(input.Values!, rows, _config.InputChannels);
+            be.Linear(values, W("input_proj.weight"), W("input_proj.bias"), x);
+        }
+        else
+        {
+            // Padded positions may hold any id; they are never read back, so map them to 0.
+            var ids = (int[])input.TokenIds!.Clone();
+            for (int b = 0; b < batch; b++)
+            {
+                Array.Clear(ids, b * time + lengths[b], time - lengths[b]);
+            }
+
+            using var idTensor = be.FromHost(ids, rows);
+            be.Embedding(W("embedding.weight"), idTensor, x);
+        }
+
+        using (var positions = W("pos_embedding.weight").SliceRows(0, time))
+        {
+            for (int b = 0; b < batch; b++)
+            {
+                using var xb = x.SliceRows(b * time, time);
+                be.Add(xb, positions, xb);
+            }
+        }
+
+        long computed = 0;
+        using var qkv = be.Allocate(rows, 3 * d);
+        using var attended = be.Allocate(rows, d);
+        using var hidden = be.Allocate(rows, _config.DFf);
+        var accumulate = new MatMulOptions(TransposeB: true, Beta: 1f);
+        for (int layer = 0; layer < _config.NLayers; layer++)
+        {
+            string p = $"layers.{layer}";
+            be.LayerNorm(x, W($"{p}.ln1.weight"), W($"{p}.ln1.bias"), eps, h);
+            if (pattern.Kind == AttentionPatternKind.Gated)
+            {
+                computed += Gated(p, h, x, batch, time, lengths, spec);
+            }
+            else
+            {
+                be.Linear(h, W($"{p}.attn.qkv.weight"), W($"{p}.attn.qkv.bias"), qkv);
+                using var packed = qkv.Reshape(batch, time, 3 * d);
+                using var output = attended.Reshape(batch, time, d);
+                var inputs = AttentionInputs.Packed(packed, _config.NHeads);
+                AttentionResult result = pattern.Kind == AttentionPatternKind.TokenTopK
+                    ? be.TopKAttention(inputs, output, lengths, lengths.Select(l => PatternMath.Budget(spec.Sparsity, l)).ToArray())
+                    : be.Attention(inputs, output, lengths, Layout(pattern, spec, layer, lengths, time, qkv));
+                computed += result.ComputedPairs;
+                be.MatMul(attended, W($"{p}.attn.out.weight"), x, accumulate, W($"{p}.attn.out.bias"));
+            }
+
+            be.LayerNorm(x, W($"{p}.ln2.weight"), W($"{p}.ln2.bias"), eps, h);
+            be.Linear(h, W($"{p}.ff1.weight"), W($"{p}.ff1.bias"), hidden, Activation.Gelu);
+            be.MatMul(hidden, W($"{p}.ff2.weight"), x, accumulate, W($"{p}.ff2.bias"));
+        }
+
+        be.LayerNorm(x, W("final_ln.weight"), W("final_ln.bias"), eps, h);
+        long densePairs = lengths.Sum(l => (long)l * l) * _config.NLayers * _config.NHeads;
+        int outDim = _config.OutputDim;
+        if (_config.Head == HeadKind.Classification)
+        {
+            var y = h.ToArray<float>();
+            var pooled = new float[batch * d];
+            for (int b = 0; b < batch; b++)
+            {
+                for (int t = 0; t < lengths[b]; t++)
+                {
+                    for (int j = 0; j < d; j++)
+                    {
+                        pooled[b * d + j] += y[(b * time + t) * d + j];
+                    }
+                }
+
+                for (int j = 0; j < d; j++)
+                {
+                    pooled[b * d + j] /= lengths[b];
+                }
+            }
+
+            using var pooledTensor = be.FromHost(pooled, batch, d);
+            using var logits = be.Allocate(batch, outDim);
+            be.Linear(pooledTensor, W("head.weight"), W("head.bias"), logits);
+            return new ForwardResult { Output = logits.ToArray<float>(), Shape = [batch, outDim], ComputedPairs = computed, DensePairs = densePairs };
+        }
+
+        using var head = be.Allocate(rows, outDim);
+        be.Linear(h, W("head.weight"), W("head.bias"), head);
+        var result2 = head.ToArray<float>();
+        for (int b = 0; b < batch; b++)
+        {
+            Array.Clear(result2, (b * time + lengths[b]) * outDim, (time - lengths[b]) * outDim);
+        }
+
+        return new ForwardResult { Output = result2, Shape = [batch, time, outDim], ComputedPairs = computed, DensePairs = densePairs };
+    }
+
+    /// <summary>The block layout of a block pattern over the padded batch; null for dense.</summary>
+    private BlockLayout? Layout(IAttentionPattern pattern, AttentionSpec spec, int layer, int[] lengths, int time, Tensor qkv)
+    {
+        if (pattern.Kind == AttentionPatternKind.Dense)
+        {
+            return null;
+        }
+
+        int batch = lengths.Length, heads = _config.NHeads, blocks = BlockLayout.BlocksFor(time, spec.BlockSize);
+        if (pattern is IStaticBlockPattern staticPattern)
+        {
+            var builder = new BlockLayout.Builder(spec.BlockSize, batch, heads, blocks, sharedAcrossHeads: true);
+            foreach (int length in lengths)
+            {
+                AddRows(builder, _layouts.Get(staticPattern, spec, length, layer), blocks);
+            }
+
+            return builder.Build();
+        }
+
+        // Dynamic patterns pool q and k per block on the host (the selection is host logic either way).
+        var dynamicPattern = (IDynamicBlockPattern)pattern;
+        var host = qkv.ToArray<float>();
+        int d = _config.DModel, dh = _config.DHead;
+        var perHead = new BlockLayout.Builder(spec.BlockSize, batch, heads, blocks, sharedAcrossHeads: false);
+        for (int b = 0; b < batch; b++)
+        {
+            var geometry = new BlockGeometry(lengths[b], spec.BlockSize);
+            for (int head = 0; head < heads; head++)
+            {
+                var scores = PooledScores(host, b * time, geometry, d, head, dh);
+                AddRows(perHead, dynamicPattern.Select(geometry, spec, layer, head, scores), blocks);
+            }
+        }
+
+        return perHead.Build();
+    }
+
+    private static void AddRows(BlockLayout.Builder builder, KeyBlockSelection selection, int blocks)
+    {
+        for (int qb = 0; qb < blocks; qb++)
+        {
+            builder.AddRow(qb < selection.Geometry.Blocks ? selection.KeyBlocks(qb) : []);
+        }
+    }
+
+    private static float[] PooledScores(float[] qkv, int rowOffset, BlockGeometry geometry, int d, int head, int dh)
+    {
+        int n = geometry.Blocks;
+        var qMean = new float[n * dh];
+        var kMean = new float[n * dh];
+        float scale = 1f / MathF.Sqrt(dh);
+        for (int blk = 0; blk < n; blk++)
+        {
+            int start = geometry.Start(blk), size = geometry.Size(blk);
+            for (int j = 0; j < dh; j++)
+            {
+                float qs = 0f, ks = 0f;
+                for (int t = start; t < start + size; t++)
+                {
+                    int row = (rowOffset + t) * 3 * d + head * dh + j;
+                    qs += qkv[row] * scale;
+                    ks += qkv[row + d];
+                }
+
+                qMean[blk * dh + j] = qs / size;
+                kMean[blk * dh + j] = ks / size;
+            }
+        }
+
+        var scores = new float[n * n];
+        for (int qb = 0; qb < n; qb++)
+        {
+            for (int kb = 0; kb < n; kb++)
+            {
+                float s = 0f;
+                for (int j = 0; j < dh; j++)
+                {
+                    s += qMean[qb * dh + j] * kMean[kb * dh + j];
+                }
+
+                scores[qb * n + kb] = s;
+            }
+        }
+
+        return scores;
+    }
+
+    /// <summary>Gated sub-layer per sequence: gather active rows, dense attention among them, scaled scatter-add back.</summary>
+    private long Gated(string p, Tensor h, Tensor x, int batch, int time, int[] lengths, AttentionSpec spec)
+    {
+        var be = _backend;
+        int d = _config.DModel, heads = _config.NHeads;
+        using var gateLogits = be.Allocate(batch * time, 1);
+        be.Linear(h, W($"{p}.gate.weight"), W($"{p}.gate.bias"), gateLogits);
+        be.Sigmoid(gateLogits, gateLogits);
+        var gates = gateLogits.ToArray<float>();
+        long computed = 0;
+        for (int b = 0; b < batch; b++)
+        {
+            int length = lengths[b];
+            int m = PatternMath.Budget(spec.Sparsity, length);
+            var active = new int[m];
+            TopSelection.IndicesOfLargest(gates.AsSpan(b * time, length), m, new float[length], active);
+            var rowsOfActive = active.Select(t => b * time + t).ToArray();
+            var scales = active.Select(t => gates[b * time + t]).ToArray();
+            using var index = be.FromHost(rowsOfActive, m);
+            using var scale = be.FromHost(scales, m);
+            using var compact = be.Allocate(m, d);
+            using var qkv = be.Allocate(m, 3 * d);
+            using var attended = be.Allocate(m, d);
+            using var projected = be.Allocate(m, d);
+            be.Gather(h, index, compact);
+            be.Linear(compact, W($"{p}.attn.qkv.weight"), W($"{p}.attn.qkv.bias"), qkv);
+            using var packed = qkv.Reshape(1, m, 3 * d);
+            using var output = attended.Reshape(1, m, d);
+            computed += be.Attention(AttentionInputs.Packed(packed, heads), output, [m], null).ComputedPairs;
+            be.Linear(attended, W($"{p}.attn.out.weight"), W($"{p}.attn.out.bias"), projected);
+            be.ScatterAddRows(projected, index, x, scale);
+        }
+
+        return computed;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in _weights.Values)
+        {
+            t.Dispose();
+        }
+    }
+}

@@ -1,0 +1,88 @@
+namespace SparseInference.Tensors;
+
+/// <summary>
+/// A compute backend: owns tensor storage and runs the ops on it. Every op takes its output tensor
+/// (allocated by the caller on the same backend), so a forward pass can reuse buffers. Ops compute in F32;
+/// ids and indices are I32. Shapes are checked and a mismatch throws <see cref="ArgumentException"/> naming the
+/// argument, expected and actual value. Element-wise ops accept output == input (in place).
+/// Call <see cref="Supports"/> before an op a backend may lack; an unsupported call throws <see cref="NotSupportedException"/>.
+/// </summary>
+public interface IComputeBackend : IDisposable
+{
+    /// <summary>Short name for logs and metrics ("cpu", "cuda:0").</summary>
+    string Name { get; }
+
+    /// <summary>Where this backend's buffers live.</summary>
+    DeviceKind Device { get; }
+
+    /// <summary>Whether <paramref name="op"/> runs with operands of <paramref name="dtype"/> (the data dtype; indices are always I32).</summary>
+    bool Supports(TensorOp op, DType dtype);
+
+    /// <summary>Allocates a tensor on this backend, zero-filled when <paramref name="zeroed"/>.</summary>
+    Tensor Allocate(Shape shape, DType dtype, bool zeroed = true);
+
+    /// <summary>Copies host bytes (exactly destination.SizeInBytes) into <paramref name="destination"/>.</summary>
+    void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination);
+
+    /// <summary>Copies <paramref name="source"/>'s bytes (exactly source.SizeInBytes) to host memory.</summary>
+    void CopyToHost(Tensor source, Span<byte> destination);
+
+    /// <summary>Copies between two tensors of this backend with the same dtype and element count.</summary>
+    void Copy(Tensor source, Tensor destination);
+
+    /// <summary>Converts element types (F32/F16/BF16 ↔ F32) between equal-count tensors; optional.</summary>
+    void Convert(Tensor source, Tensor destination);
+
+    /// <summary>
+    /// C = act(alpha·op(A)·op(B) + beta·C + bias). A [..., M, K] (or [..., K, M] transposed), B [..., K, N]
+    /// (or [..., N, K] transposed), C [..., M, N], bias [N] or null. Leading (batch) dims of A and B are equal, or one
+    /// of them is rank 2 and broadcast; when B is rank 2 the leading dims of A fold into M.
+    /// </summary>
+    void MatMul(Tensor a, Tensor b, Tensor c, MatMulOptions options, Tensor? bias = null);
+
+    /// <summary>output = x + bias, bias [N] broadcast over the rows of x [..., N].</summary>
+    void BiasAdd(Tensor x, Tensor bias, Tensor output);
+
+    /// <summary>output = a + b, same shapes (the residual connection).</summary>
+    void Add(Tensor a, Tensor b, Tensor output);
+
+    /// <summary>output = alpha·x.</summary>
+    void Scale(Tensor x, float alpha, Tensor output);
+
+    /// <summary>LayerNorm over the last axis with biased variance: (x − mean)/√(var + eps)·gamma + beta, gamma/beta [N].</summary>
+    void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float epsilon, Tensor output);
+
+    /// <summary>Exact GELU, 0.5·z·(1 + erf(z/√2)).</summary>
+    void Gelu(Tensor x, Tensor output);
+
+    /// <summary>Logistic sigmoid 1/(1 + e^−z).</summary>
+    void Sigmoid(Tensor x, Tensor output);
+
+    /// <summary>Softmax over the last axis.</summary>
+    void Softmax(Tensor x, Tensor output);
+
+    /// <summary>output[..., :] = table[ids[...], :]; table [V, D], ids I32 of any shape, output [ids..., D]; ids checked &lt; V.</summary>
+    void Embedding(Tensor table, Tensor ids, Tensor output);
+
+    /// <summary>output[i] = source[indices[i]] along the first axis; source [N, ...], indices I32 [M], output [M, ...].</summary>
+    void Gather(Tensor source, Tensor indices, Tensor output);
+
+    /// <summary>destination[indices[i]] += scale[i]·source[i] along the first axis; scale [M] or null (1); indices distinct.</summary>
+    void ScatterAddRows(Tensor source, Tensor indices, Tensor destination, Tensor? rowScale = null);
+
+    /// <summary>Per row of x [..., N]: the k largest values (descending; ties → lower index first) and their indices (I32), both [..., k].</summary>
+    void TopK(Tensor x, int k, Tensor values, Tensor indices);
+
+    /// <summary>
+    /// Flash-style block-sparse attention, softmax(q·kᵀ/√d_head)·v over the key blocks <paramref name="layout"/> lists
+    /// per (sequence, head, query block); null layout = dense. Keys ≥ validLengths[b] are excluded, queries ≥ it give
+    /// zeros; empty <paramref name="validLengths"/> means every sequence is T long. Returns the pairs it computed.
+    /// </summary>
+    AttentionResult Attention(AttentionInputs inputs, Tensor output, ReadOnlySpan<int> validLengths, BlockLayout? layout);
+
+    /// <summary>
+    /// Token-level top-k attention: each valid query keeps the keysPerQuery[b] highest-scoring valid keys
+    /// (ties → lower key index) and softmaxes over those only. Returns Σ_b H·L_b·k_b computed pairs.
+    /// </summary>
+    AttentionResult TopKAttention(AttentionInputs inputs, Tensor output, ReadOnlySpan<int> validLengths, ReadOnlySpan<int> keysPerQuery);
+}

@@ -1,0 +1,139 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.Configuration;
+
+namespace SparseInference.Server.FunctionalTests.Infrastructure;
+
+/// <summary>
+/// The real server (Program, Kestrel, real sockets, the real engine) on four free ports, serving a temporary copy of
+/// the repository's <c>models/</c> (the default SKAB pump model) plus small models from the engine's golden files:
+/// a two-version model, a token classifier, and a broken model.
+/// </summary>
+public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
+{
+    /// <summary>The default model shipped in the repository's <c>models/</c>.</summary>
+    public const string ModelName = "skab-pump";
+    public const int Channels = 8;
+    public const int MaxSeqLen = 512;
+    public const string VersionedName = "sensor";
+    public const string ClassifierName = "classifier";
+    public const int MaxGrpcMessageBytes = 1 << 20;
+
+    public const string SensorServingJson = """
+        {
+          "default_version": "1",
+          "default_variant": "dense",
+          "variants": [
+            { "name": "dense", "pattern": "dense", "sparsity": 0.0 },
+            { "name": "window-0.75", "pattern": "window", "sparsity": 0.75 }
+          ],
+          "batching": { "max_batch_size": 8, "max_queue_delay_ms": 2 }
+        }
+        """;
+
+    public ServerFixture()
+    {
+        RepositoryRoot = Directory.CreateTempSubdirectory("si-repo-").FullName;
+        CopyDirectory(Path.Combine(RepositoryPaths.Root, "models"), RepositoryRoot);
+        AnomalyThreshold = JsonNode.Parse(File.ReadAllText(Path.Combine(RepositoryRoot, ModelName, "1", "config.json")))!["anomaly_threshold"]!.GetValue<double>();
+
+        var golden = Path.Combine(RepositoryPaths.Root, "tests", "fixtures", "golden", "models");
+        CopyModel(Path.Combine(golden, "tiny-continuous-sinusoidal"), Path.Combine(RepositoryRoot, VersionedName, "1"), 0.5);
+        CopyModel(Path.Combine(golden, "tiny-continuous-learned"), Path.Combine(RepositoryRoot, VersionedName, "2"), null);
+        File.WriteAllText(Path.Combine(RepositoryRoot, VersionedName, "serving.json"), SensorServingJson);
+        CopyModel(Path.Combine(golden, "tiny-tokens-classifier"), Path.Combine(RepositoryRoot, ClassifierName, "1"), null);
+        Directory.CreateDirectory(Path.Combine(RepositoryRoot, "broken", "1"));
+        File.WriteAllText(Path.Combine(RepositoryRoot, "broken", "1", "config.json"), "{ \"format\": \"sparseinference-encoder\" }");
+        File.WriteAllBytes(Path.Combine(RepositoryRoot, "broken", "1", "model.safetensors"), [1, 2, 3]);
+
+        var ports = FreePorts(4);
+        (RestPort, GrpcPort, MetricsPort, AdminPort) = (ports[0], ports[1], ports[2], ports[3]);
+        UseKestrel();
+    }
+
+    public string RepositoryRoot { get; }
+
+    /// <summary>The default model's <c>anomaly_threshold</c>, read from its config.json.</summary>
+    public double AnomalyThreshold { get; }
+    public int RestPort { get; }
+    public int GrpcPort { get; }
+    public int MetricsPort { get; }
+    public int AdminPort { get; }
+
+    public HttpClient Rest { get; private set; } = null!;
+    internal GrpcTestClient Grpc { get; private set; } = null!;
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["SparseInference:Ports:Rest"] = RestPort.ToString(),
+            ["SparseInference:Ports:Grpc"] = GrpcPort.ToString(),
+            ["SparseInference:Ports:Metrics"] = MetricsPort.ToString(),
+            ["SparseInference:Ports:Admin"] = AdminPort.ToString(),
+            ["SparseInference:ModelRepository"] = RepositoryRoot,
+            ["SparseInference:Shutdown:DrainDelaySeconds"] = "0",
+            ["SparseInference:Limits:MaxGrpcMessageBytes"] = MaxGrpcMessageBytes.ToString(),
+        }));
+    }
+
+    public Task InitializeAsync()
+    {
+        StartServer();
+        Rest = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{RestPort}"), Timeout = TimeSpan.FromSeconds(60) };
+        Grpc = new GrpcTestClient(GrpcPort);
+        return Task.CompletedTask;
+    }
+
+    async Task IAsyncLifetime.DisposeAsync()
+    {
+        Rest?.Dispose();
+        Grpc?.Dispose();
+        await DisposeAsync();
+        try
+        {
+            Directory.Delete(RepositoryRoot, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A temp directory left behind is harmless.
+        }
+    }
+
+    private static void CopyModel(string source, string destination, double? anomalyThreshold)
+    {
+        Directory.CreateDirectory(destination);
+        File.Copy(Path.Combine(source, "model.safetensors"), Path.Combine(destination, "model.safetensors"));
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(source, "config.json")))!.AsObject();
+        config["anomaly_threshold"] = anomalyThreshold;
+        File.WriteAllText(Path.Combine(destination, "config.json"), config.ToJsonString());
+    }
+
+    private static void CopyDirectory(string source, string destination)
+    {
+        foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(destination, Path.GetRelativePath(source, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+
+    private static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
+        listeners.ForEach(l => l.Start());
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        listeners.ForEach(l => l.Stop());
+        return ports;
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ServerCollection : ICollectionFixture<ServerFixture>
+{
+    public const string Name = "server";
+}
