@@ -9,9 +9,9 @@ namespace SparseInference.Deploy.Tests.LiveServer;
 
 /// <summary>
 /// The real server started with what the CPU overlay gives a pod: the ConfigMap's settings file and the
-/// container's environment (Secret values resolved). Two things differ from a pod, on purpose: the four
-/// ports are free ports of this machine (other processes may hold 8000-8003 here), and the model
-/// repository is an empty temporary directory standing in for the /models volume.
+/// container's environment (Secret values resolved), its model directory seeded the way the init container
+/// seeds the /models volume (a copy of the published models/). One thing differs from a pod, on purpose:
+/// the four ports are free ports of this machine (other processes may hold 8000-8003 here).
 /// </summary>
 public sealed class ManifestConfiguredServerTests : IDisposable
 {
@@ -29,6 +29,13 @@ public sealed class ManifestConfiguredServerTests : IDisposable
             await WaitForStatusAsync(server, rest, "/v2/health/ready", HttpStatusCode.OK, StartupBudget);
 
             Assert.Equal(HttpStatusCode.OK, await StatusAsync(rest, "/v2/health/live"));
+            // The default model travels in the published output, hence in the image and the seeded volume.
+            Assert.True(Directory.Exists(Path.Combine(_models, "skab-pump")), $"models/skab-pump missing from the published output of {ServerProcess.ServerAssembly}");
+            foreach (var model in Directory.EnumerateDirectories(_models).Select(Path.GetFileName))
+            {
+                Assert.Equal(HttpStatusCode.OK, await StatusAsync(rest, $"/v2/models/{model}/ready"));
+            }
+
             var check = ExternalTool.Run("bash", [RepositoryLayout.PathOf("deploy", "docker", "healthcheck.sh")],
                 environment: new Dictionary<string, string> { ["SparseInference__Ports__Rest"] = rest.ToString(CultureInfo.InvariantCulture) });
             Assert.True(check.ExitCode == 0, check.Describe());
@@ -80,9 +87,27 @@ public sealed class ManifestConfiguredServerTests : IDisposable
             portSection[name] = port;
         }
 
+        SeedModels(_models);
         var environment = ContainerEnvironment(rendered);
         environment["SparseInference__ModelRepository"] = _models;
         return (ServerProcess.Start(settings.ToJsonString(), environment), ports["Rest"]);
+    }
+
+    /// <summary>What the init container does: <c>cp -R /app/models/. /models/</c> from the published output.</summary>
+    private static void SeedModels(string target)
+    {
+        var published = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(ServerProcess.ServerAssembly))!, "models");
+        if (!Directory.Exists(published))
+        {
+            return;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(published, "*", SearchOption.AllDirectories))
+        {
+            var destination = Path.Combine(target, Path.GetRelativePath(published, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
+            File.Copy(file, destination);
+        }
     }
 
     /// <summary>The server container's env list with values and Secret references resolved.</summary>
