@@ -6,39 +6,6 @@ namespace SparseInference.Deploy.Tests.Monitoring;
 
 public sealed partial class DashboardTests
 {
-    /// <summary>
-    /// The metric names the dashboards may use: those the service exports (names agreed with the metrics
-    /// work) and the histogram/summary series Prometheus derives from them.
-    /// </summary>
-    private static readonly HashSet<string> KnownMetrics =
-    [
-        "sparseinference_requests_total",
-        "sparseinference_request_duration_seconds_bucket",
-        "sparseinference_queue_duration_seconds_bucket",
-        "sparseinference_compute_duration_seconds_bucket",
-        "sparseinference_batch_size_bucket",
-        "sparseinference_batch_size_sum",
-        "sparseinference_batch_size_count",
-        "sparseinference_queue_depth",
-        "sparseinference_rejections_total",
-        "sparseinference_attention_density_sum",
-        "sparseinference_attention_density_count",
-        "sparseinference_configured_sparsity",
-        "sparseinference_flops_total",
-        "sparseinference_flops_saved_total",
-        "sparseinference_model_weights_bytes",
-        "sparseinference_workspace_bytes",
-        "sparseinference_device_memory_used_bytes",
-        "sparseinference_device_memory_total_bytes",
-        "sparseinference_shadow_agreement_mae_sum",
-        "sparseinference_shadow_agreement_mae_count",
-        "sparseinference_shadow_dropped_total",
-        "sparseinference_variant_guardrail_trips_total",
-        "sparseinference_shadow_flag_agreement_ratio",
-        "process_working_set_bytes",
-        "dotnet_gc_heap_bytes",
-    ];
-
     [Fact]
     public void Extract_Dashboards_FindsTheThreeDashboardsQueries()
     {
@@ -83,7 +50,7 @@ public sealed partial class DashboardTests
     {
         var unknown = DashboardExpressions.All()
             .SelectMany(e => MetricNames(e.Expression).Select(m => (Metric: m, Where: e)))
-            .Where(x => !KnownMetrics.Contains(x.Metric))
+            .Where(x => !AssumedMetrics.SeriesNames.Contains(x.Metric))
             .Select(x => $"{x.Metric} in {x.Where}")
             .ToList();
 
