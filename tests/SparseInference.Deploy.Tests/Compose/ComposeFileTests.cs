@@ -92,9 +92,9 @@ public sealed class ComposeFileTests
         Assert.StartsWith("127.0.0.1:", admin, StringComparison.Ordinal);
         Assert.Equal(device, (string?)service["environment"]!["SparseInference__Device"]);
         Assert.True((bool)service["read_only"]!);
-        var models = service["volumes"]!.AsArray().Single()!;
-        Assert.True((bool)models["read_only"]!);
-        Assert.Equal((string?)models["target"], (string?)service["environment"]!["SparseInference__ModelRepository"]);
+        var models = ((string)service["volumes"]!.AsArray().Single()!).Split(':');
+        Assert.Equal("ro", models[^1]);
+        Assert.Equal(models[^2], (string?)service["environment"]!["SparseInference__ModelRepository"]);
         var grace = TimeSpan.FromSeconds(int.Parse(((string)service["stop_grace_period"]!).TrimEnd('s'), System.Globalization.CultureInfo.InvariantCulture));
         Assert.True(grace > TimeSpan.FromSeconds(defaults.DrainDelaySeconds + defaults.ShutdownTimeoutSeconds),
             $"stop_grace_period {grace} must exceed drain + shutdown timeout ({defaults.Source})");
@@ -103,6 +103,7 @@ public sealed class ComposeFileTests
     /// <summary>The Compose v2 plugin when the Docker client has it, else the standalone docker-compose.</summary>
     private static ToolResult ComposeCommand(IReadOnlyList<string> arguments)
     {
+        Validators.EnsureInstalled();
         var withFile = arguments.Contains("--file") ? arguments : ["--file", ComposePath, .. arguments];
         var plugin = ExternalTool.Run("bash", ["-c", "docker compose version"]);
         return plugin.ExitCode == 0

@@ -16,6 +16,9 @@ public static class Validators
 {
     private static readonly Lazy<string> Script = new(Install);
 
+    /// <summary>Runs the install script once per test run, so kubectl, promtool and Compose are there too.</summary>
+    public static void EnsureInstalled() => _ = Script.Value;
+
     public static IReadOnlyList<Finding> Kubernetes(string renderedYaml) => Validate(["k8s"], renderedYaml);
 
     public static IReadOnlyList<Finding> Compose(string path) => Validate(["compose", path], null);

@@ -47,6 +47,7 @@ public sealed class RenderedOverlay
 
     public static RenderedOverlay Render(string name)
     {
+        Validators.EnsureInstalled();
         var result = ExternalTool.Run("kubectl", ["kustomize", RepositoryLayout.PathOf("k8s", "overlays", name)]);
         if (result.ExitCode != 0)
         {

@@ -16,6 +16,7 @@ public static class Promtool
                  .Append("        expr: |-\n          ").Append(expressions[i].ReplaceLineEndings(" ")).Append('\n');
         }
 
+        Validators.EnsureInstalled();
         var file = Path.Combine(Path.GetTempPath(), $"dashboard-rules-{Guid.NewGuid():N}.yml");
         File.WriteAllText(file, rules.ToString());
         try
@@ -28,5 +29,9 @@ public static class Promtool
         }
     }
 
-    public static ToolResult CheckConfig(string path) => ExternalTool.Run("promtool", ["check", "config", "--syntax-only", path]);
+    public static ToolResult CheckConfig(string path)
+    {
+        Validators.EnsureInstalled();
+        return ExternalTool.Run("promtool", ["check", "config", "--syntax-only", path]);
+    }
 }
