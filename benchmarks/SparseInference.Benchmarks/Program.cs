@@ -1,14 +1,18 @@
+using BenchmarkDotNet.Running;
 using SparseInference.Benchmarks.Models;
+using SparseInference.Benchmarks.Tensors;
 
-// Mode switch: each suite is a class of its own, callable from here.
-return args.FirstOrDefault() switch
+// Peer comparisons run by name (`-- matmul`); anything else goes to BenchmarkDotNet (`-- --filter *`).
+var comparisons = new Dictionary<string, Func<string[], int>>(StringComparer.OrdinalIgnoreCase)
 {
-    "forward" => ForwardBenchmark.Run(args[1..]),
-    _ => Usage(),
+    ["matmul"] = MatMulComparison.Run,
+    ["attention"] = AttentionComparison.Run,
+    ["threading"] = ThreadingComparison.Run,
+    ["forward"] = ForwardBenchmark.Run,
 };
-
-static int Usage()
+if (args.Length > 0 && comparisons.TryGetValue(args[0], out var comparison))
 {
-    Console.WriteLine("usage: SparseInference.Benchmarks forward [--times 512,2048,8192] [--batches 1,8] [--patterns window,bigbird] [--sparsities 0.75,0.9] [--block-size 64] [--threads 2] [--no-pytorch]");
-    return 2;
+    return comparison(args[1..]);
 }
+BenchmarkSwitcher.FromAssembly(typeof(MatMulComparison).Assembly).Run(args);
+return 0;

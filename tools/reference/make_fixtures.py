@@ -59,10 +59,11 @@ def lengths_for(T: int):
     return {16: [16, 11, 3], 37: [37, 29, 8], 64: [64, 50, 17]}[T]
 
 
-def sparsities_for(pattern: str, T: int):
+def sparsities_for(pattern: str, T: int, model: str):
     if pattern == "dense":
         return [0.0]
-    return [0.5, 0.75, 0.9] if T == 64 else [0.5, 0.75]
+    extremes = [0.0, 0.99] if (model == "tiny-continuous-sinusoidal" and T == 37) else []  # K = n and K = 1
+    return extremes + ([0.5, 0.75, 0.9] if T == 64 else [0.5, 0.75])
 
 
 def spec_for(pattern: str, s: float, T: int) -> AttentionSpec:
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
         for T in Ts:
             lengths = lengths_for(T)
             for pattern in patterns:
-                for s in sparsities_for(pattern, T):
+                for s in sparsities_for(pattern, T, name):
                     spec = spec_for(pattern, s, T)
                     case_id = f"{name}.{pattern}.s{int(round(s * 100)):02d}.T{T}"
                     # fixed seed per case; redraw inputs while a selection hinges on a near tie

@@ -294,6 +294,25 @@ class SafetensorsTests(unittest.TestCase):
             tensors, meta = read_safetensors(path)
             np.testing.assert_array_equal(tensors["b"][0], np.arange(3, dtype=np.float32))
 
+    def test_exportCli_randomModel_loadsAndRuns(self):
+        import contextlib
+        import io
+        from export import main as export_main
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "m")
+            with contextlib.redirect_stdout(io.StringIO()):
+                export_main(["--random", "--out", out, "--d-model", "32", "--n-heads", "4", "--n-layers", "2",
+                             "--d-ff", "64", "--input-channels", "8", "--max-seq-len", "128", "--dtype", "BF16"])
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                export_main(["--check", out])
+            report = json.loads(buf.getvalue())
+            self.assertEqual(report["output_shape"], [2, 32, 8])
+            self.assertTrue(report["finite"])
+            with open(os.path.join(out, "config.json")) as f:
+                cfg = json.load(f)
+            self.assertEqual((cfg["d_model"], cfg["n_layers"], cfg["format"]), (32, 2, "sparseinference-encoder"))
+
     def test_bf16_conversion_roundsToNearestEven(self):
         from safetensors_io import bf16_bits_to_float32, float32_to_bf16_bits
         values = np.array([1.0, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8, -2.5, 3.0e38], dtype=np.float32)

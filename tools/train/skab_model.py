@@ -19,6 +19,7 @@ from skab_data import FEATURES, TRAIN_ROWS, Experiment, binary_scores, windows  
 
 
 DRIFTING = [FEATURES.index("Temperature"), FEATURES.index("Thermocouple")]
+STATIONARY = [i for i in range(len(FEATURES)) if i not in DRIFTING]
 
 
 @dataclass
@@ -29,11 +30,14 @@ class TrainSettings:
     n_layers: int = 2
     d_ff: int = 64
     block_size: int = 8
-    epochs: int = 12
+    epochs: int = 3
     batch: int = 64
     lr: float = 3e-3
-    noise: float = 0.5          # denoising: Gaussian noise on the standardized input
-    channel_drop: float = 0.25  # denoising: whole channels zeroed per window with this probability
+    noise: float = 0.3          # denoising: Gaussian noise on the standardized input
+    channel_drop: float = 0.1   # denoising: whole channels zeroed per window with this probability
+    level_noise: float = 2.0    # denoising: a random level offset, constant over the window, added to
+                                # the input (not the target) of the other channels: the model must
+                                # take their level from normal operation, not copy it
     drift: float = 10.0         # level shifts U(-drift, drift) added to input and target of the
                                 # slowly drifting thermal channels (Temperature, Thermocouple)
     seed: int = 0
@@ -69,6 +73,8 @@ def train_model(exps: List[Experiment], s: TrainSettings, spec: AttentionSpec, l
                 x = x.clone()
                 x[:, :, DRIFTING] += (2 * torch.rand(x.shape[0], 1, len(DRIFTING)) - 1) * s.drift
             noisy = x + s.noise * torch.randn_like(x)
+            if s.level_noise > 0:
+                noisy[:, :, STATIONARY] += s.level_noise * torch.randn(x.shape[0], 1, len(STATIONARY))
             keep = (torch.rand(x.shape[0], 1, x.shape[2]) >= s.channel_drop).to(x.dtype)
             noisy = noisy * keep
             out, _, _ = model(noisy, None, spec)

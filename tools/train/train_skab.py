@@ -56,6 +56,7 @@ HOT_SWAPS = [
 SPARSE_TRAINED = [
     ("skab-pump-window", "window", 0.75),
     ("skab-pump-bigbird", "bigbird", 0.75),
+    ("skab-pump-block-topk", "block-topk", 0.75),
 ]
 
 
@@ -83,9 +84,27 @@ def metadata(settings: TrainSettings, exps, ucl: float, variant_spec: AttentionS
         "trained_with": variant_spec.to_dict(),
         "training": {"epochs": settings.epochs, "batch": settings.batch, "lr": settings.lr,
                      "denoising_noise": settings.noise, "channel_drop": settings.channel_drop,
+                     "level_noise": settings.level_noise,
                      "thermal_level_shift": settings.drift, "seed": settings.seed,
                      "files": len(exps), "seconds": round(train_seconds, 1)},
     }
+
+
+# variants the service offers on the dense weights of models/skab-pump (serving.json); each carries the
+# UCL recalibrated for its pattern, since a pattern swap changes the residual scale
+SERVING_VARIANTS = ["dense", "window-0.75", "bigbird-0.75", "block-topk-0.75", "block-topk-0.9"]
+
+
+def write_serving(rows, path: str) -> None:
+    variants = []
+    for name in SERVING_VARIANTS:
+        r = next(r for r in rows if r["variant"] == name and r["weights"] == "dense" and r["threshold"] == "own")
+        pattern, _, s = name.rpartition("-") if name != "dense" else ("dense", "", "0.0")
+        variants.append({"name": name, "pattern": pattern, "sparsity": float(s),
+                         "anomaly_threshold": round(r["ucl"], 5)})
+    with open(path, "w") as f:
+        json.dump({"default_version": "1", "variants": variants, "default_variant": "dense"}, f, indent=2)
+        f.write("\n")
 
 
 def fmt_table(rows) -> str:
@@ -108,7 +127,13 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=os.path.join(REPO, "models"), help="output models folder")
     p.add_argument("--results", default=os.path.join(HERE, "results"), help="output folder for the tables")
     p.add_argument("--no-sparse-training", action="store_true", help="train the dense model only")
+    p.add_argument("--serving-only", action="store_true",
+                   help="only rewrite models/skab-pump/serving.json from the saved results")
     args = p.parse_args(argv)
+    if args.serving_only:
+        with open(os.path.join(args.results, "skab_results.json")) as f:
+            write_serving(json.load(f)["rows"], os.path.join(args.models, "skab-pump", "serving.json"))
+        return 0
     torch.set_num_threads(1)
 
     t_start = time.time()
@@ -157,15 +182,17 @@ def main(argv=None) -> int:
     summary = {"protocol": {"train_rows": TRAIN_ROWS, "window": settings.window, "ucl_quantile": UCL_QUANTILE,
                             "ucl_factor": UCL_FACTOR, "score_positions": SCORE_POSITIONS,
                             "groups": ["valve1", "valve2"], "torch": torch.__version__, "threads": 1},
-               "settings": settings.__dict__, "seconds": round(time.time() - t_start, 1), "rows": rows}
+               "settings": settings.__dict__, "seconds": round(time.time() - t_start, 1),
+               "cpu_seconds": round(time.process_time(), 1), "rows": rows}
     with open(os.path.join(args.results, "skab_results.json"), "w") as f:
         json.dump(summary, f, indent=1)
         f.write("\n")
+    write_serving(rows, os.path.join(args.models, "skab-pump", "serving.json"))
     table = fmt_table(rows)
     with open(os.path.join(args.results, "skab_results.md"), "w") as f:
         f.write(table + "\n")
     print(table)
-    print(f"total {time.time() - t_start:.0f}s")
+    print(f"total {time.time() - t_start:.0f}s wall, {time.process_time():.0f}s CPU")
     return 0
 
 

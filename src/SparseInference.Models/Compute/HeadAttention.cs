@@ -10,6 +10,8 @@ namespace SparseInference.Models.Compute;
 internal sealed unsafe class HeadAttention : IDisposable
 {
     private const int KeyChunk = 128;
+    private const float Log2E = 1.44269504088896341f;
+    private const float Ln2 = 0.693147180559945309f;
     private const int ScoreStride = KeyChunk + Gemm.NR;
     public const int DenseQueryTile = 48;
 
@@ -40,8 +42,9 @@ internal sealed unsafe class HeadAttention : IDisposable
         _rowMax = new NativeBuffer(maxTile);
         _rowSum = new NativeBuffer(maxTile);
 
-        // Queries carry the 1/√d_head scale so scores come straight out of the GEMM.
-        float scale = 1f / MathF.Sqrt(dHead);
+        // Queries carry log2(e)/√d_head: scores come out of the GEMM in the log2 domain and the softmax uses 2^x,
+        // cheaper than e^x (softmax(s) = 2^(s·log2 e) normalised).
+        float scale = Log2E / MathF.Sqrt(dHead);
         int stride = 3 * dModel;
         float* q = _q.Pointer, kt = _kt.Pointer, v = _v.Pointer;
         for (int t = 0; t < length; t++)
@@ -89,7 +92,7 @@ internal sealed unsafe class HeadAttention : IDisposable
             {
                 for (int kb = 0; kb < n; kb++)
                 {
-                    scores[qb * n + kb] = RowOps.Dot(qm + qb * dh, km + kb * dh, dh);
+                    scores[qb * n + kb] = RowOps.Dot(qm + qb * dh, km + kb * dh, dh) * Ln2;
                 }
             }
         }
@@ -160,8 +163,8 @@ internal sealed unsafe class HeadAttention : IDisposable
                     float* si = s + (long)i * ScoreStride;
                     float previous = rowMax[i];
                     float next = MathF.Max(previous, RowOps.Max(si, width));
-                    float rescale = MathF.Exp(previous - next);
-                    rowSum[i] = rowSum[i] * rescale + RowOps.ExpShiftSum(si, width, next);
+                    float rescale = float.Exp2(previous - next);
+                    rowSum[i] = rowSum[i] * rescale + RowOps.Exp2ShiftSum(si, width, next);
                     if (rescale != 1f)
                     {
                         RowOps.Scale(o + (long)i * dh, dh, rescale);
@@ -214,7 +217,7 @@ internal sealed unsafe class HeadAttention : IDisposable
                 float sum = 0f;
                 foreach (int j in indices)
                 {
-                    float p = MathF.Exp(row[j] - max);
+                    float p = float.Exp2(row[j] - max);
                     sum += p;
                     RowOps.AddScaled(dst, _v.Pointer + (long)j * dh, dh, p);
                 }

@@ -38,7 +38,7 @@ internal static unsafe class RowOps
         for (; i <= width - 8; i += 8)
         {
             var d = Vector256.Load(x + i) - vm;
-            acc = Vector256.FusedMultiplyAdd(d, d, acc);
+            acc = Simd.Fmadd(d, d, acc);
         }
 
         float variance = Vector256.Sum(acc);
@@ -55,7 +55,7 @@ internal static unsafe class RowOps
         for (; i <= width - 8; i += 8)
         {
             var v = (Vector256.Load(x + i) - vm) * vinv;
-            Vector256.FusedMultiplyAdd(v, Vector256.Load(gamma + i), Vector256.Load(beta + i)).Store(y + i);
+            Simd.Fmadd(v, Vector256.Load(gamma + i), Vector256.Load(beta + i)).Store(y + i);
         }
 
         for (; i < width; i++)
@@ -108,6 +108,30 @@ internal static unsafe class RowOps
         return m;
     }
 
+    /// <summary>x[i] = 2^(x[i] − shift) in place for x[i] ≤ shift; returns the sum.</summary>
+    public static float Exp2ShiftSum(float* x, int n, float shift)
+    {
+        var vs = Vector256.Create(shift);
+        var acc = Vector256<float>.Zero;
+        int i = 0;
+        for (; i <= n - 8; i += 8)
+        {
+            var e = VectorMath.Exp2NonPositive(Vector256.Load(x + i) - vs);
+            e.Store(x + i);
+            acc += e;
+        }
+
+        float s = Vector256.Sum(acc);
+        for (; i < n; i++)
+        {
+            float e = float.Exp2(x[i] - shift);
+            x[i] = e;
+            s += e;
+        }
+
+        return s;
+    }
+
     /// <summary>x[i] = exp(x[i] − shift) in place; returns the sum.</summary>
     public static float ExpShiftSum(float* x, int n, float shift)
     {
@@ -155,7 +179,7 @@ internal static unsafe class RowOps
         int i = 0;
         for (; i <= n - 8; i += 8)
         {
-            Vector256.FusedMultiplyAdd(Vector256.Load(x + i), va, Vector256.Load(y + i)).Store(y + i);
+            Simd.Fmadd(Vector256.Load(x + i), va, Vector256.Load(y + i)).Store(y + i);
         }
 
         for (; i < n; i++)
@@ -170,7 +194,7 @@ internal static unsafe class RowOps
         int i = 0;
         for (; i <= n - 8; i += 8)
         {
-            acc = Vector256.FusedMultiplyAdd(Vector256.Load(x + i), Vector256.Load(y + i), acc);
+            acc = Simd.Fmadd(Vector256.Load(x + i), Vector256.Load(y + i), acc);
         }
 
         float s = Vector256.Sum(acc);

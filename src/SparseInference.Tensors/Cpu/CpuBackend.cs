@@ -12,14 +12,24 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
 
     /// <summary>Creates a CPU backend using <paramref name="threads"/> threads (default: all processors).</summary>
     public CpuBackend(int? threads = null)
+        : this(threads, CpuThreading.ParallelFor)
+    {
+    }
+
+    /// <summary>Creates a CPU backend with a choice of how ops are spread over the threads.</summary>
+    public CpuBackend(int? threads, CpuThreading threading)
     {
         var n = threads ?? Environment.ProcessorCount;
         if (n <= 0) throw new ArgumentOutOfRangeException(nameof(threads), n, "threads: expected > 0.");
-        _parallel = new CpuParallel(n);
+        if (!Enum.IsDefined(threading)) throw new ArgumentOutOfRangeException(nameof(threading), threading, "threading: unknown value.");
+        _parallel = new CpuParallel(n, threading);
     }
 
     /// <summary>Threads the ops use.</summary>
     public int Threads => _parallel.Threads;
+
+    /// <summary>How ops are spread over the threads.</summary>
+    public CpuThreading Threading => _parallel.Threading;
 
     public string Name => "cpu";
 
@@ -76,10 +86,8 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         GC.KeepAlive(destination);
     }
 
-    public void Dispose()
-    {
-        // Nothing to release: buffers are owned by their tensors.
-    }
+    /// <summary>Stops the worker pool, if any; buffers are owned by their tensors and stay valid.</summary>
+    public void Dispose() => _parallel.Dispose();
 
     // ---- helpers shared by the op files -------------------------------------------------------
 

@@ -1,17 +1,33 @@
 namespace SparseInference.Tensors.Cpu;
 
+/// <summary>How the CPU backend spreads an op over its threads.</summary>
+public enum CpuThreading
+{
+    /// <summary>Parallel.For on the shared .NET thread pool.</summary>
+    ParallelFor,
+    /// <summary>A persistent pool of Threads − 1 workers owned by the backend (lower hand-off latency for small ops).</summary>
+    WorkerPool,
+}
+
 /// <summary>Splits a range of independent work items over the backend's threads.</summary>
-internal sealed class CpuParallel
+internal sealed class CpuParallel : IDisposable
 {
     private readonly ParallelOptions _options;
+    private readonly CpuWorkerPool? _pool;
 
-    public CpuParallel(int threads)
+    public CpuParallel(int threads, CpuThreading threading)
     {
         Threads = threads;
+        Threading = threading;
         _options = new ParallelOptions { MaxDegreeOfParallelism = threads };
+        if (threading == CpuThreading.WorkerPool && threads > 1) _pool = new CpuWorkerPool(threads);
     }
 
     public int Threads { get; }
+
+    public CpuThreading Threading { get; }
+
+    public void Dispose() => _pool?.Dispose();
 
     /// <summary>Runs body(i) for i in [0, count); serially when there is one thread or one item.</summary>
     public void For(int count, Action<int> body)
@@ -22,7 +38,8 @@ internal sealed class CpuParallel
             for (var i = 0; i < count; i++) body(i);
             return;
         }
-        Parallel.For(0, count, _options, body);
+        if (_pool is not null) _pool.Run(count, body);
+        else Parallel.For(0, count, _options, body);
     }
 
     /// <summary>
@@ -40,7 +57,7 @@ internal sealed class CpuParallel
             body(0, count);
             return;
         }
-        Parallel.For(0, chunks, _options, c =>
+        For(chunks, c =>
         {
             var start = count * c / chunks;
             var end = count * (c + 1) / chunks;

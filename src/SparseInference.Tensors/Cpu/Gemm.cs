@@ -1,17 +1,385 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace SparseInference.Tensors.Cpu;
 
-/// <summary>Single-precision GEMM on row-major operands.</summary>
+/// <summary>
+/// Single-precision GEMM on row-major operands, BLIS style: op(B) is packed per KC×NC block into NR-wide
+/// column panels, op(A) per MC×KC block into MR-tall row panels (both zero-padded, so the micro-kernel always
+/// computes a full MR×NR tile), and a register-blocked micro-kernel of MR×NR FMAs runs over them. Loop order:
+/// jc (NC) → pc (KC) → [pack B] → ic (MC, split over threads) → [pack A] → ir (MR) → jr (NR), so an A
+/// micro-panel stays in L1 while the packed B block streams from L2. alpha/beta are applied on the first KC
+/// chunk, the bias and the activation on the last, while the tile is still in registers.
+/// </summary>
 internal static unsafe class Gemm
 {
+    /// <summary>Micro-tile rows.</summary>
+    internal const int MR = 6;
+
+    /// <summary>Micro-tile columns: two vectors wide.</summary>
+    internal static readonly int NR = Vector512.IsHardwareAccelerated ? 32 : 16;
+
+    internal static int KC = 256;
+    internal static int MC = 96;
+    internal static int NC = 512;
+
     /// <summary>C[M×N] = act(alpha·op(A)·op(B) + beta·C + bias).</summary>
     public static void Run(
         CpuParallel parallel, bool transA, bool transB, int m, int n, int k, float alpha,
         float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, Activation activation)
     {
         if (m == 0 || n == 0) return;
-        // Reference path: op(B) as row-major K×N, then rows of C as sums of scaled rows of op(B).
+        if (k == 0 || !Vector256.IsHardwareAccelerated)
+        {
+            RunReference(parallel, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, activation);
+            return;
+        }
+        var nr = NR;
+        var kcMax = Math.Min(KC, k);
+        var ncMax = Math.Min(RoundUp(NC, nr), RoundUp(n, nr));
+        var packedB = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)((long)kcMax * ncMax * sizeof(float)), 64);
+        try
+        {
+            for (var jc = 0; jc < n; jc += NC)
+            {
+                var nc = Math.Min(NC, n - jc);
+                var bPanels = (nc + nr - 1) / nr;
+                for (var pc = 0; pc < k; pc += KC)
+                {
+                    var kc = Math.Min(KC, k - pc);
+                    var first = pc == 0;
+                    var last = pc + kc == k;
+                    var pb = packedB;
+                    parallel.ForRange(bPanels, (long)kc * nr, (s, e) =>
+                    {
+                        for (var jp = (int)s; jp < e; jp++)
+                        {
+                            PackB(transB, b, ldb, pc, kc, jc + jp * nr, Math.Min(nr, n - jc - jp * nr), pb + (long)jp * kc * nr, nr);
+                        }
+                    });
+
+                    // Work items: MC row blocks, each optionally split into column groups so both threads have work.
+                    var mBlocks = (m + MC - 1) / MC;
+                    var nGroups = mBlocks >= 2 * parallel.Threads ? 1 : Math.Min(bPanels, (2 * parallel.Threads + mBlocks - 1) / mBlocks);
+                    var step = new GemmStep(a, lda, transA, c, ldc, pc, kc, jc, nc, first, last, alpha, beta, bias, activation, pb, m);
+                    parallel.ForRange(mBlocks * nGroups, (long)MC * nc * kc * 2 / nGroups, (s, e) =>
+                    {
+                        var packedA = PackABuffer(MC, kc);
+                        for (var w = (int)s; w < e; w++)
+                        {
+                            var ib = w / nGroups;
+                            var g = w % nGroups;
+                            var p0 = bPanels * g / nGroups;
+                            var p1 = bPanels * (g + 1) / nGroups;
+                            Macro(step, ib * MC, Math.Min(MC, m - ib * MC), p0, p1, packedA);
+                        }
+                    });
+                }
+            }
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(packedB);
+        }
+    }
+
+    private readonly struct GemmStep(
+        float* a, int lda, bool transA, float* c, int ldc, int pc, int kc, int jc, int nc, bool first, bool last,
+        float alpha, float beta, float* bias, Activation activation, float* packedB, int m)
+    {
+        public readonly float* A = a;
+        public readonly int Lda = lda;
+        public readonly bool TransA = transA;
+        public readonly float* C = c;
+        public readonly int Ldc = ldc;
+        public readonly int Pc = pc;
+        public readonly int Kc = kc;
+        public readonly int Jc = jc;
+        public readonly int Nc = nc;
+        public readonly bool First = first;
+        public readonly bool Last = last;
+        public readonly float Alpha = alpha;
+        public readonly float Beta = beta;
+        public readonly float* Bias = bias;
+        public readonly Activation Activation = activation;
+        public readonly float* PackedB = packedB;
+        public readonly int M = m;
+    }
+
+    [ThreadStatic] private static float[]? t_packA;
+
+    private static float* PackABuffer(int mc, int kc)
+    {
+        var need = RoundUp(mc, MR) * kc + 16;
+        var buf = t_packA;
+        if (buf is null || buf.Length < need) t_packA = buf = GC.AllocateUninitializedArray<float>(need, pinned: true);
+        // Pinned-object-heap array: the address is stable; align to 64 bytes.
+        var p = (float*)Unsafe.AsPointer(ref buf[0]);
+        return (float*)(((nint)p + 63) & ~(nint)63);
+    }
+
+    private static void Macro(in GemmStep s, int ic, int mc, int panel0, int panel1, float* packedA)
+    {
+        int mr = MR, nr = NR, kc = s.Kc;
+        var aPanels = (mc + mr - 1) / mr;
+        for (var ip = 0; ip < aPanels; ip++)
+        {
+            PackA(s.TransA, s.A, s.Lda, ic + ip * mr, Math.Min(mr, mc - ip * mr), s.Pc, kc, packedA + (long)ip * kc * mr, mr);
+        }
+        // Scale for the accumulated product, and what to do with the existing C.
+        var betaMode = s.First ? s.Beta : 1f;
+        var tile = stackalloc float[MR * NR + 16];
+        tile = (float*)(((nint)tile + 63) & ~(nint)63);
+        for (var ip = 0; ip < aPanels; ip++)
+        {
+            var rows = Math.Min(mr, mc - ip * mr);
+            var pa = packedA + (long)ip * kc * mr;
+            for (var jp = panel0; jp < panel1; jp++)
+            {
+                var col = s.Jc + jp * nr;
+                var cols = Math.Min(nr, s.Jc + s.Nc - col);
+                var cTile = s.C + (long)(ic + ip * mr) * s.Ldc + col;
+                var bias = s.Last && s.Bias != null ? s.Bias + col : null;
+                var gelu = s.Last && s.Activation == Activation.Gelu;
+                // The kernel leaves the tile in L1 scratch; keeping the C update out of the FMA loop's method
+                // lets the JIT hold all accumulators in registers.
+                if (Vector512.IsHardwareAccelerated)
+                {
+                    Kernel6x32(kc, pa, s.PackedB + (long)jp * kc * nr, tile);
+                    if (rows == 6 && cols == 32) StoreFull6x32(tile, cTile, s.Ldc, s.Alpha, betaMode, bias, gelu);
+                    else StorePartial(tile, nr, cTile, s.Ldc, rows, cols, s.Alpha, betaMode, bias, gelu);
+                }
+                else
+                {
+                    Kernel6x16(kc, pa, s.PackedB + (long)jp * kc * nr, tile);
+                    StorePartial(tile, nr, cTile, s.Ldc, rows, cols, s.Alpha, betaMode, bias, gelu);
+                }
+            }
+        }
+    }
+
+    /// <summary>Packs op(A)[row0 .. row0+rows, p0 .. p0+kc] as dst[p·MR + i], zero rows past 'rows'.</summary>
+    private static void PackA(bool transA, float* a, int lda, int row0, int rows, int p0, int kc, float* dst, int mr)
+    {
+        if (!transA)
+        {
+            for (var i = 0; i < mr; i++)
+            {
+                if (i < rows)
+                {
+                    var src = a + (long)(row0 + i) * lda + p0;
+                    for (var p = 0; p < kc; p++) dst[p * mr + i] = src[p];
+                }
+                else
+                {
+                    for (var p = 0; p < kc; p++) dst[p * mr + i] = 0f;
+                }
+            }
+        }
+        else
+        {
+            for (var p = 0; p < kc; p++)
+            {
+                var src = a + (long)(p0 + p) * lda + row0;
+                var d = dst + p * mr;
+                var i = 0;
+                for (; i < rows; i++) d[i] = src[i];
+                for (; i < mr; i++) d[i] = 0f;
+            }
+        }
+    }
+
+    /// <summary>Packs op(B)[p0 .. p0+kc, col0 .. col0+cols] as dst[p·NR + j], zero columns past 'cols'.</summary>
+    private static void PackB(bool transB, float* b, int ldb, int p0, int kc, int col0, int cols, float* dst, int nr)
+    {
+        if (!transB)
+        {
+            for (var p = 0; p < kc; p++)
+            {
+                var src = b + (long)(p0 + p) * ldb + col0;
+                var d = dst + p * nr;
+                if (cols == nr)
+                {
+                    if (nr == 32)
+                    {
+                        Vector512.Store(Vector512.Load(src), d);
+                        Vector512.Store(Vector512.Load(src + 16), d + 16);
+                    }
+                    else
+                    {
+                        Vector256.Store(Vector256.Load(src), d);
+                        Vector256.Store(Vector256.Load(src + 8), d + 8);
+                    }
+                }
+                else
+                {
+                    var j = 0;
+                    for (; j < cols; j++) d[j] = src[j];
+                    for (; j < nr; j++) d[j] = 0f;
+                }
+            }
+        }
+        else
+        {
+            // op(B) = Bᵀ: column j of op(B) is row col0+j of B, contiguous over p.
+            for (var j = 0; j < nr; j++)
+            {
+                if (j < cols)
+                {
+                    var src = b + (long)(col0 + j) * ldb + p0;
+                    for (var p = 0; p < kc; p++) dst[p * nr + j] = src[p];
+                }
+                else
+                {
+                    for (var p = 0; p < kc; p++) dst[p * nr + j] = 0f;
+                }
+            }
+        }
+    }
+
+    /// <summary>6×32 tile: 12 Vector512 accumulators, one broadcast of A per row and two loads of B per k.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x32(int kc, float* a, float* b, float* tile)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (var p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var av = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a[1]);
+            c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a[2]);
+            c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a[3]);
+            c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a[4]);
+            c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a[5]);
+            c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            a += 6;
+            b += 32;
+        }
+        c00.Store(tile); c01.Store(tile + 16);
+        c10.Store(tile + 32); c11.Store(tile + 48);
+        c20.Store(tile + 64); c21.Store(tile + 80);
+        c30.Store(tile + 96); c31.Store(tile + 112);
+        c40.Store(tile + 128); c41.Store(tile + 144);
+        c50.Store(tile + 160); c51.Store(tile + 176);
+    }
+
+    /// <summary>6×16 tile for AVX2 machines: 12 Vector256 accumulators.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x16(int kc, float* a, float* b, float* tile)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (var p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var av = Vector256.Create(a[0]);
+            c00 = Vector256.FusedMultiplyAdd(av, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(av, b1, c01);
+            av = Vector256.Create(a[1]);
+            c10 = Vector256.FusedMultiplyAdd(av, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(av, b1, c11);
+            av = Vector256.Create(a[2]);
+            c20 = Vector256.FusedMultiplyAdd(av, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(av, b1, c21);
+            av = Vector256.Create(a[3]);
+            c30 = Vector256.FusedMultiplyAdd(av, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(av, b1, c31);
+            av = Vector256.Create(a[4]);
+            c40 = Vector256.FusedMultiplyAdd(av, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(av, b1, c41);
+            av = Vector256.Create(a[5]);
+            c50 = Vector256.FusedMultiplyAdd(av, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(av, b1, c51);
+            a += 6;
+            b += 16;
+        }
+        c00.Store(tile); c01.Store(tile + 8);
+        c10.Store(tile + 16); c11.Store(tile + 24);
+        c20.Store(tile + 32); c21.Store(tile + 40);
+        c30.Store(tile + 48); c31.Store(tile + 56);
+        c40.Store(tile + 64); c41.Store(tile + 72);
+        c50.Store(tile + 80); c51.Store(tile + 88);
+    }
+
+    private static void StoreFull6x32(float* tile, float* c, int ldc, float alpha, float beta, float* bias, bool gelu)
+    {
+        for (var i = 0; i < 6; i++) Store(c + (long)i * ldc, Vector512.Load(tile + i * 32), Vector512.Load(tile + i * 32 + 16), alpha, beta, bias, gelu);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* c, Vector512<float> acc0, Vector512<float> acc1, float alpha, float beta, float* bias, bool gelu)
+    {
+        var av = Vector512.Create(alpha);
+        Vector512<float> v0, v1;
+        if (beta == 0f)
+        {
+            v0 = acc0 * av;
+            v1 = acc1 * av;
+        }
+        else if (beta == 1f)
+        {
+            v0 = Vector512.FusedMultiplyAdd(acc0, av, Vector512.Load(c));
+            v1 = Vector512.FusedMultiplyAdd(acc1, av, Vector512.Load(c + 16));
+        }
+        else
+        {
+            var bv = Vector512.Create(beta);
+            v0 = Vector512.FusedMultiplyAdd(acc0, av, Vector512.Load(c) * bv);
+            v1 = Vector512.FusedMultiplyAdd(acc1, av, Vector512.Load(c + 16) * bv);
+        }
+        if (bias != null)
+        {
+            v0 += Vector512.Load(bias);
+            v1 += Vector512.Load(bias + 16);
+        }
+        if (gelu)
+        {
+            v0 = MathKernels.Gelu(v0);
+            v1 = MathKernels.Gelu(v1);
+        }
+        v0.Store(c);
+        v1.Store(c + 16);
+    }
+
+    private static void StorePartial(float* tile, int nr, float* c, int ldc, int rows, int cols, float alpha, float beta, float* bias, bool gelu)
+    {
+        for (var i = 0; i < rows; i++)
+        {
+            var crow = c + (long)i * ldc;
+            var t = tile + i * nr;
+            for (var j = 0; j < cols; j++)
+            {
+                var v = alpha * t[j];
+                if (beta != 0f) v += beta * crow[j];
+                if (bias != null) v += bias[j];
+                if (gelu) v = MathKernels.Gelu(v);
+                crow[j] = v;
+            }
+        }
+    }
+
+    private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
+
+    /// <summary>Straightforward row-times-panel product; used for K = 0 and on machines without 256-bit vectors.</summary>
+    internal static void RunReference(
+        CpuParallel parallel, bool transA, bool transB, int m, int n, int k, float alpha,
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, Activation activation)
+    {
         float[]? bt = null;
         if (transB)
         {
@@ -21,7 +389,7 @@ internal static unsafe class Gemm
                 for (var p = 0; p < k; p++) bt[(long)p * n + j] = b[(long)j * ldb + p];
             }
         }
-        parallel.ForRange(m, 2L * n * k, (s, e) =>
+        parallel.ForRange(m, 2L * n * Math.Max(k, 1), (s, e) =>
         {
             for (var i = (int)s; i < e; i++)
             {

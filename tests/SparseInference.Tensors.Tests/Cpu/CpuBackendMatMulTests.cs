@@ -38,11 +38,11 @@ public sealed class CpuBackendMatMulTests
     }
 
     [Theory]
-    [InlineData(false, false)]
-    [InlineData(true, true)]
-    public void MatMul_AlphaBetaBiasGelu_MatchesDoubleReference(bool transA, bool transB)
+    [InlineData(false, false, 37, 41, 19)]
+    [InlineData(true, true, 37, 41, 19)]
+    [InlineData(false, true, 100, 545, 600)] // several K chunks and N blocks: beta applies once, bias and GELU at the end
+    public void MatMul_AlphaBetaBiasGelu_MatchesDoubleReference(bool transA, bool transB, int m, int n, int k)
     {
-        const int m = 37, n = 41, k = 19;
         using var backend = new CpuBackend(2);
         var a = TestData.Uniform(3, m * k);
         var b = TestData.Uniform(4, k * n);
