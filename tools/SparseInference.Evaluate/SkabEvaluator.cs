@@ -23,6 +23,9 @@ public sealed class EvaluationSettings
     /// <summary>Requests in flight at once.</summary>
     public int Concurrency { get; set; } = 4;
 
+    /// <summary>Unmeasured requests per variant before the measured pass (connections, JIT tiers, first forwards).</summary>
+    public int WarmupRequests { get; set; } = 8;
+
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(120);
 }
 
@@ -122,8 +125,9 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
         IScoreClient client, string transport, VariantCalibration variant, List<Chunk> chunks, HttpClient rest, InferTarget target, CancellationToken cancellationToken)
     {
         var detector = calibration.Detector;
-        // One unmeasured request first: connections, JIT and the variant's first forward are not part of the throughput.
-        await CallAsync(client, variant.Name, chunks[0], "warmup", cancellationToken).ConfigureAwait(false);
+        // Unmeasured requests first, concurrently: connections, JIT and the variant's first forwards are not part of the throughput.
+        await Task.WhenAll(Enumerable.Range(0, Math.Max(1, settings.WarmupRequests)).Select(i =>
+            CallAsync(client, variant.Name, chunks[i % chunks.Count], $"warmup-{i}", cancellationToken))).ConfigureAwait(false);
 
         var points = experiments.Select(e => new float[detector.TestRows(e)]).ToArray();
         long computed = 0, dense = 0;
