@@ -1,0 +1,276 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using Google.Protobuf;
+using SparseInference.LoadGen;
+using SparseInference.Serving.Protocol.Grpc;
+
+namespace SparseInference.Evaluate;
+
+/// <summary>How requests reach the service.</summary>
+public enum Transport
+{
+    /// <summary>REST with tensor data as JSON numbers.</summary>
+    RestJson,
+
+    /// <summary>REST with Triton's binary tensor data extension, in and out.</summary>
+    RestBinary,
+
+    /// <summary>gRPC ModelInfer over cleartext HTTP/2, raw tensor contents.</summary>
+    Grpc,
+}
+
+/// <summary>What the service returned for one batch of windows.</summary>
+public sealed record ScoreBatch(float[] Scores, long ComputedPairs, long DensePairs, string Variant);
+
+/// <summary>The service answered with something other than a score tensor.</summary>
+public sealed class ServiceCallException(string message) : Exception(message);
+
+/// <summary>Sends a batch of windows [batch, time, channels] with a variant and returns the service's per-timestep <c>score</c> output.</summary>
+public interface IScoreClient
+{
+    Task<ScoreBatch> ScoreAsync(string requestId, string variant, float[] windows, int batch, CancellationToken cancellationToken);
+}
+
+public static class ScoreClients
+{
+    public const string ScoreOutput = "score";
+    public const string VariantParameter = "variant";
+
+    public static IScoreClient Create(Transport transport, HttpClient http, InferTarget target, int time) => transport switch
+    {
+        Transport.Grpc => new GrpcScoreClient(http, target, time),
+        _ => new RestScoreClient(http, target, time, transport == Transport.RestBinary),
+    };
+
+    public static string Name(Transport transport) => transport switch
+    {
+        Transport.RestJson => "rest-json",
+        Transport.RestBinary => "rest-binary",
+        _ => "grpc",
+    };
+
+    public static Transport Parse(string name) => name switch
+    {
+        "rest-json" or "rest" => Transport.RestJson,
+        "rest-binary" => Transport.RestBinary,
+        "grpc" => Transport.Grpc,
+        _ => throw new ArgumentException($"--protocol: expected rest-json, rest-binary or grpc, got '{name}'."),
+    };
+
+    internal static byte[] LittleEndianBytes(ReadOnlySpan<float> values)
+    {
+        var bytes = new byte[values.Length * sizeof(float)];
+        if (BitConverter.IsLittleEndian)
+        {
+            MemoryMarshal.AsBytes(values).CopyTo(bytes);
+        }
+        else
+        {
+            for (var i = 0; i < values.Length; i++)
+                BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), values[i]);
+        }
+        return bytes;
+    }
+
+    internal static float[] FloatsFromLittleEndian(ReadOnlySpan<byte> bytes)
+    {
+        var values = new float[bytes.Length / sizeof(float)];
+        for (var i = 0; i < values.Length; i++)
+            values[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes[(i * 4)..]);
+        return values;
+    }
+
+    internal static void CheckScoreShape(IReadOnlyList<long> shape, int batch, int time, int length)
+    {
+        if (shape.Count != 2 || shape[0] != batch || shape[1] != time || length != batch * time)
+            throw new ServiceCallException($"output '{ScoreOutput}': expected shape [{batch}, {time}] with {batch * time} values, got [{string.Join(", ", shape)}] with {length}.");
+    }
+}
+
+/// <summary>REST <c>POST /v2/models/{m}/infer</c> asking for the <c>score</c> output only.</summary>
+public sealed class RestScoreClient(HttpClient http, InferTarget target, int time, bool binary) : IScoreClient
+{
+    public async Task<ScoreBatch> ScoreAsync(string requestId, string variant, float[] windows, int batch, CancellationToken cancellationToken)
+    {
+        var json = RequestJson(requestId, variant, windows, batch);
+        HttpContent content;
+        if (binary)
+        {
+            var data = ScoreClients.LittleEndianBytes(windows);
+            var body = new byte[json.Length + data.Length];
+            json.CopyTo(body, 0);
+            data.CopyTo(body, json.Length);
+            content = new ByteArrayContent(body);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            content.Headers.TryAddWithoutValidation(RestInferClient.HeaderLengthHeader, json.Length.ToString(CultureInfo.InvariantCulture));
+        }
+        else
+        {
+            content = new ByteArrayContent(json);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        }
+
+        using (content)
+        using (var response = await http.PostAsync(target.ModelPath + "/infer", content, cancellationToken).ConfigureAwait(false))
+        {
+            var bytes = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            if (response.StatusCode != HttpStatusCode.OK)
+                throw new ServiceCallException($"REST infer (variant '{variant}', {batch} windows) returned HTTP {(int)response.StatusCode}: {Encoding.UTF8.GetString(bytes)}");
+            var headerLength = bytes.Length;
+            if (response.Headers.TryGetValues(RestInferClient.HeaderLengthHeader, out var values))
+                headerLength = int.Parse(values.First(), NumberStyles.None, CultureInfo.InvariantCulture);
+            return Parse(bytes, headerLength, variant, batch);
+        }
+    }
+
+    private ScoreBatch Parse(byte[] body, int headerLength, string variant, int batch)
+    {
+        using var document = JsonDocument.Parse(body.AsMemory(0, headerLength));
+        var root = document.RootElement;
+        var parameters = root.GetProperty("parameters");
+        var served = parameters.TryGetProperty(ScoreClients.VariantParameter, out var v) ? v.GetString() ?? "" : "";
+        var computed = parameters.TryGetProperty("computed_pairs", out var c) ? c.GetInt64() : 0;
+        var dense = parameters.TryGetProperty("dense_pairs", out var d) ? d.GetInt64() : 0;
+        var binaryOffset = headerLength;
+        foreach (var output in root.GetProperty("outputs").EnumerateArray())
+        {
+            var shape = output.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToList();
+            var isBinary = output.TryGetProperty("parameters", out var p) && p.TryGetProperty("binary_data_size", out var size);
+            var byteLength = isBinary ? p.GetProperty("binary_data_size").GetInt32() : 0;
+            if (output.GetProperty("name").GetString() != ScoreClients.ScoreOutput)
+            {
+                binaryOffset += byteLength;
+                continue;
+            }
+
+            float[] scores = isBinary
+                ? ScoreClients.FloatsFromLittleEndian(body.AsSpan(binaryOffset, byteLength))
+                : [.. output.GetProperty("data").EnumerateArray().Select(e => e.GetSingle())];
+            ScoreClients.CheckScoreShape(shape, batch, time, scores.Length);
+            return new ScoreBatch(scores, computed, dense, served);
+        }
+        throw new ServiceCallException($"REST infer (variant '{variant}'): the response has no '{ScoreClients.ScoreOutput}' output.");
+    }
+
+    private byte[] RequestJson(string requestId, string variant, float[] windows, int batch)
+    {
+        var buffer = new ArrayBufferWriter<byte>(binary ? 512 : 512 + (windows.Length * 12));
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("id", requestId);
+            writer.WriteStartObject("parameters");
+            writer.WriteString(ScoreClients.VariantParameter, variant);
+            foreach (var (key, value) in target.Parameters)
+                writer.WriteString(key, value);
+            writer.WriteEndObject();
+            writer.WriteStartArray("inputs");
+            writer.WriteStartObject();
+            writer.WriteString("name", target.InputName);
+            writer.WriteStartArray("shape");
+            writer.WriteNumberValue(batch);
+            writer.WriteNumberValue(time);
+            writer.WriteNumberValue(target.Channels);
+            writer.WriteEndArray();
+            writer.WriteString("datatype", "FP32");
+            if (binary)
+            {
+                writer.WriteStartObject("parameters");
+                writer.WriteNumber("binary_data_size", windows.Length * sizeof(float));
+                writer.WriteEndObject();
+            }
+            else
+            {
+                writer.WriteStartArray("data");
+                foreach (var value in windows)
+                    writer.WriteNumberValue(value);
+                writer.WriteEndArray();
+            }
+            writer.WriteEndObject();
+            writer.WriteEndArray();
+            writer.WriteStartArray("outputs");
+            writer.WriteStartObject();
+            writer.WriteString("name", ScoreClients.ScoreOutput);
+            writer.WriteStartObject("parameters");
+            writer.WriteBoolean("binary_data", binary);
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+}
+
+/// <summary>
+/// gRPC <c>ModelInfer</c> over HttpClient HTTP/2 with prior knowledge (h2c): one length-prefixed protobuf frame
+/// each way, the status from trailers or Trailers-Only headers, the score from <c>raw_output_contents</c>.
+/// </summary>
+public sealed class GrpcScoreClient(HttpClient http, InferTarget target, int time) : IScoreClient
+{
+    public async Task<ScoreBatch> ScoreAsync(string requestId, string variant, float[] windows, int batch, CancellationToken cancellationToken)
+    {
+        var message = new ModelInferRequest { ModelName = target.Model, ModelVersion = target.Version ?? string.Empty, Id = requestId };
+        message.Parameters[ScoreClients.VariantParameter] = new InferParameter { StringParam = variant };
+        foreach (var (key, value) in target.Parameters)
+            message.Parameters[key] = new InferParameter { StringParam = value };
+        var input = new ModelInferRequest.Types.InferInputTensor { Name = target.InputName, Datatype = "FP32" };
+        input.Shape.Add([batch, time, target.Channels]);
+        message.Inputs.Add(input);
+        message.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = ScoreClients.ScoreOutput });
+        message.RawInputContents.Add(UnsafeByteOperations.UnsafeWrap(ScoreClients.LittleEndianBytes(windows)));
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, GrpcInferClient.ModelInferPath)
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = new ByteArrayContent(Frame(message)),
+        };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/grpc");
+        request.Headers.TryAddWithoutValidation("te", "trailers");
+
+        using var response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+        if (response.StatusCode != HttpStatusCode.OK)
+            throw new ServiceCallException($"gRPC ModelInfer (variant '{variant}') returned HTTP {(int)response.StatusCode}.");
+        var status = Header(response.TrailingHeaders, "grpc-status") ?? Header(response.Headers, "grpc-status");
+        if (status != "0")
+        {
+            var detail = Header(response.TrailingHeaders, "grpc-message") ?? Header(response.Headers, "grpc-message") ?? "";
+            throw new ServiceCallException($"gRPC ModelInfer (variant '{variant}', {batch} windows) failed with status {status ?? "missing"}: {Uri.UnescapeDataString(detail)}");
+        }
+        if (body.Length < 5 || body[0] != 0)
+            throw new ServiceCallException($"gRPC ModelInfer (variant '{variant}'): expected one uncompressed response frame, got {body.Length} bytes.");
+        var length = (int)BinaryPrimitives.ReadUInt32BigEndian(body.AsSpan(1));
+        var reply = ModelInferResponse.Parser.ParseFrom(body, 5, length);
+
+        var index = reply.Outputs.ToList().FindIndex(o => o.Name == ScoreClients.ScoreOutput);
+        if (index < 0 || index >= reply.RawOutputContents.Count)
+            throw new ServiceCallException($"gRPC ModelInfer (variant '{variant}'): the response has no raw '{ScoreClients.ScoreOutput}' output.");
+        var scores = ScoreClients.FloatsFromLittleEndian(reply.RawOutputContents[index].Span);
+        ScoreClients.CheckScoreShape(reply.Outputs[index].Shape, batch, time, scores.Length);
+        return new ScoreBatch(
+            scores,
+            reply.Parameters.TryGetValue("computed_pairs", out var c) ? c.Int64Param : 0,
+            reply.Parameters.TryGetValue("dense_pairs", out var d) ? d.Int64Param : 0,
+            reply.Parameters.TryGetValue(ScoreClients.VariantParameter, out var v) ? v.StringParam : "");
+    }
+
+    private static byte[] Frame(IMessage message)
+    {
+        var size = message.CalculateSize();
+        var framed = new byte[5 + size];
+        BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)size);
+        message.WriteTo(framed.AsSpan(5));
+        return framed;
+    }
+
+    private static string? Header(HttpHeaders headers, string name) =>
+        headers.TryGetValues(name, out var values) ? values.FirstOrDefault() : null;
+}

@@ -1,0 +1,185 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using SparseInference.LoadGen;
+
+namespace SparseInference.Evaluate;
+
+/// <summary>Where the service is and how to drive it.</summary>
+public sealed class EvaluationSettings
+{
+    public string RestUrl { get; set; } = "http://localhost:8000";
+    public string GrpcUrl { get; set; } = "http://localhost:8001";
+    public string Model { get; set; } = "skab-pump";
+    public string? Version { get; set; }
+    public IReadOnlyList<Transport> Transports { get; set; } = [Transport.RestBinary];
+
+    /// <summary>Variant names to evaluate; empty means every variant of serving.json.</summary>
+    public IReadOnlyList<string> Variants { get; set; } = [];
+
+    /// <summary>Windows per request.</summary>
+    public int Batch { get; set; } = 64;
+
+    /// <summary>Requests in flight at once.</summary>
+    public int Concurrency { get; set; } = 4;
+
+    /// <summary>Unmeasured requests per variant before the measured pass (connections, JIT tiers, first forwards).</summary>
+    public int WarmupRequests { get; set; } = 8;
+
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(120);
+}
+
+/// <summary>One variant over one transport: detection figures from the service's scores, and the throughput of the run.</summary>
+public sealed record VariantResult(
+    string Transport,
+    VariantCalibration Variant,
+    double Density,
+    IReadOnlyDictionary<string, BinaryScores> Groups,
+    IReadOnlyList<float[]> PointScores,
+    long Windows,
+    long Requests,
+    double Seconds,
+    ServerCounters? Server)
+{
+    public double WindowsPerSecond => Windows / Seconds;
+    public double RequestsPerSecond => Requests / Seconds;
+}
+
+/// <summary>The whole run: what was evaluated, where, and a result per variant and transport.</summary>
+public sealed record EvaluationResult(
+    ServingCalibration Calibration,
+    IReadOnlyList<SkabExperiment> Experiments,
+    EvaluationSettings Settings,
+    DateTimeOffset Started,
+    IReadOnlyList<VariantResult> Results);
+
+/// <summary>
+/// Replays the SKAB test parts through the running service: every test row's window, <see cref="EvaluationSettings.Batch"/>
+/// windows per request, <see cref="EvaluationSettings.Concurrency"/> requests in flight, one variant at a time; the
+/// detector and metrics of <see cref="SkabDetector"/> applied to the <c>score</c> tensors the service returns.
+/// </summary>
+public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibration calibration, IReadOnlyList<SkabExperiment> experiments)
+{
+    private sealed record Chunk(int Experiment, int First, int Count, float[] Windows);
+
+    public async Task<EvaluationResult> RunAsync(TextWriter? progress, CancellationToken cancellationToken)
+    {
+        if (settings.Batch < 1)
+            throw new ArgumentException($"--batch must be at least 1, got {settings.Batch}.");
+        if (settings.Concurrency < 1)
+            throw new ArgumentException($"--concurrency must be at least 1, got {settings.Concurrency}.");
+        var started = DateTimeOffset.UtcNow;
+        var variants = calibration.Select(settings.Variants);
+        var detector = calibration.Detector;
+        var chunks = BuildChunks(detector);
+
+        using var handler = new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = Math.Max(settings.Concurrency, 2),
+            EnableMultipleHttp2Connections = true,
+            PooledConnectionLifetime = TimeSpan.FromMinutes(30),
+        };
+        using var rest = new HttpClient(handler, disposeHandler: false) { BaseAddress = new Uri(settings.RestUrl), Timeout = settings.RequestTimeout };
+        using var grpc = new HttpClient(handler, disposeHandler: false)
+        {
+            BaseAddress = new Uri(settings.GrpcUrl),
+            DefaultRequestVersion = HttpVersion.Version20,
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Timeout = settings.RequestTimeout,
+        };
+        var target = new InferTarget(settings.Model, settings.Version, "input", detector.Channels, new Dictionary<string, string>());
+
+        var results = new List<VariantResult>();
+        foreach (var transport in settings.Transports)
+        {
+            var client = ScoreClients.Create(transport, transport == Transport.Grpc ? grpc : rest, target, detector.Window);
+            foreach (var variant in variants)
+            {
+                var result = await RunVariantAsync(client, ScoreClients.Name(transport), variant, chunks, rest, target, cancellationToken).ConfigureAwait(false);
+                results.Add(result);
+                progress?.WriteLine(FormattableString.Invariant(
+                    $"{result.Transport} {variant.Name}: all F1 {result.Groups["all"].F1:F3}, {result.Windows} windows in {result.Seconds:F2} s ({result.WindowsPerSecond:F0} windows/s, {result.RequestsPerSecond:F1} requests/s)"));
+            }
+        }
+        return new EvaluationResult(calibration, experiments, settings, started, results);
+    }
+
+    private List<Chunk> BuildChunks(SkabDetector detector)
+    {
+        var chunks = new List<Chunk>();
+        for (var e = 0; e < experiments.Count; e++)
+        {
+            var rows = detector.TestRows(experiments[e]);
+            for (var first = 0; first < rows; first += settings.Batch)
+            {
+                var count = Math.Min(settings.Batch, rows - first);
+                chunks.Add(new Chunk(e, first, count, detector.TestWindows(experiments[e], first, count)));
+            }
+        }
+        if (chunks.Count == 0)
+            throw new InvalidDataException("the selected SKAB files have no test rows.");
+        return chunks;
+    }
+
+    private async Task<VariantResult> RunVariantAsync(
+        IScoreClient client, string transport, VariantCalibration variant, List<Chunk> chunks, HttpClient rest, InferTarget target, CancellationToken cancellationToken)
+    {
+        var detector = calibration.Detector;
+        // Unmeasured requests first, concurrently: connections, JIT and the variant's first forwards are not part of the throughput.
+        await Task.WhenAll(Enumerable.Range(0, Math.Max(1, settings.WarmupRequests)).Select(i =>
+            CallAsync(client, variant.Name, chunks[i % chunks.Count], $"warmup-{i}", cancellationToken))).ConfigureAwait(false);
+
+        var points = experiments.Select(e => new float[detector.TestRows(e)]).ToArray();
+        long computed = 0, dense = 0;
+        var before = await ReadServerAsync(rest, target, cancellationToken).ConfigureAwait(false);
+        var next = -1;
+        var clock = Stopwatch.StartNew();
+        var workers = Enumerable.Range(0, Math.Min(settings.Concurrency, chunks.Count)).Select(_ => Task.Run(async () =>
+        {
+            int index;
+            while ((index = Interlocked.Increment(ref next)) < chunks.Count)
+            {
+                var chunk = chunks[index];
+                var batch = await CallAsync(client, variant.Name, chunk, $"{variant.Name}-{index}", cancellationToken).ConfigureAwait(false);
+                detector.PointScores(batch.Scores, chunk.Count).CopyTo(points[chunk.Experiment], chunk.First);
+                Interlocked.Add(ref computed, batch.ComputedPairs);
+                Interlocked.Add(ref dense, batch.DensePairs);
+            }
+        }, cancellationToken)).ToList();
+        await Task.WhenAll(workers).ConfigureAwait(false);
+        var seconds = clock.Elapsed.TotalSeconds;
+        var after = await ReadServerAsync(rest, target, cancellationToken).ConfigureAwait(false);
+
+        return new VariantResult(
+            transport,
+            variant,
+            dense == 0 ? 1.0 : (double)computed / dense,
+            detector.Score(experiments, points, variant.Threshold),
+            points,
+            chunks.Sum(c => (long)c.Count),
+            chunks.Count,
+            seconds,
+            before is { } b && after is { } a ? a.Minus(b) : null);
+    }
+
+    private static async Task<ScoreBatch> CallAsync(IScoreClient client, string variant, Chunk chunk, string id, CancellationToken cancellationToken)
+    {
+        var batch = await client.ScoreAsync(id, variant, chunk.Windows, chunk.Count, cancellationToken).ConfigureAwait(false);
+        if (batch.Variant != variant)
+            throw new ServiceCallException($"asked for variant '{variant}', the service answered with variant '{batch.Variant}'.");
+        return batch;
+    }
+
+    private static async Task<ServerCounters?> ReadServerAsync(HttpClient rest, InferTarget target, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var response = await rest.GetAsync(target.ModelPath + "/stats", cancellationToken).ConfigureAwait(false);
+            return response.IsSuccessStatusCode ? ServerCounters.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)) : null;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or JsonException)
+        {
+            return null;
+        }
+    }
+}
