@@ -50,6 +50,7 @@ public static class SparseInferenceServiceCollectionExtensions
         services.TryAddSingleton<InferenceService>();
         services.TryAddSingleton<GrpcInferenceService>();
         services.AddHostedService<ServerLifecycle>();
+        services.AddInferenceApiKeys(configuration);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<MatcherPolicy, LocalPortMatcherPolicy>());
 
         services.AddOptions<HostOptions>().Configure<IOptions<SparseInferenceOptions>>((host, options) =>

@@ -72,7 +72,7 @@ public sealed partial class ModelRepository : IDisposable
         lock (_writeLock)
         {
             var started = DateTimeOffset.UtcNow;
-            Dictionary<string, ModelVersion> versions;
+            Dictionary<string, ModelVersion>? versions = null;
             ServingManifest manifest;
             try
             {
@@ -84,7 +84,17 @@ public sealed partial class ModelRepository : IDisposable
             {
                 var reason = ex.Message;
                 Log.ModelLoadFailed(_logger, name, reason);
-                Replace(name, ModelState.Unavailable(name, reason));
+                foreach (var rejected in versions?.Values ?? Enumerable.Empty<ModelVersion>())
+                {
+                    (rejected.Model as IDisposable)?.Dispose();
+                }
+
+                // A failed reload keeps the versions already serving; only a model with none is marked UNAVAILABLE.
+                if (!_models.TryGetValue(name, out var serving) || serving.Versions.Count == 0)
+                {
+                    Replace(name, ModelState.Unavailable(name, reason));
+                }
+
                 throw new InferenceException(InferenceErrorKind.InvalidArgument, $"failed to load model '{name}': {reason}", ex);
             }
 
@@ -258,8 +268,23 @@ public sealed partial class ModelRepository : IDisposable
                 throw new InvalidDataException($"version '{version}' of model '{name}' has no {WeightsFileName} in '{versionDirectory}'.");
             }
 
-            var model = _loader.Load(versionDirectory);
-            versions[version] = new ModelVersion(name, version, versionDirectory, model, manifest);
+            IInferenceModel? model = null;
+            try
+            {
+                model = _loader.Load(versionDirectory);
+                versions[version] = new ModelVersion(name, version, versionDirectory, model, manifest);
+            }
+            catch
+            {
+                // The versions loaded so far are not published; release them (and a half-built one) now.
+                (model as IDisposable)?.Dispose();
+                foreach (var loaded in versions.Values)
+                {
+                    (loaded.Model as IDisposable)?.Dispose();
+                }
+
+                throw;
+            }
         }
 
         if (versions.Count == 0)
