@@ -459,19 +459,25 @@ public sealed unsafe partial class CudaBackend : IDisposable
     /// operand). op(A) is [m,k] (A stored [k,m] when transposed); op(B) is [k,n] (B stored [n,k] when transposed).
     /// </summary>
     public void Gemm(CudaBuffer a, CudaBuffer b, CudaBuffer c, int m, int n, int k, bool transposeA, bool transposeB,
-        int batch, long strideA, long strideB, long strideC, float alpha, float beta, CudaElementType type = CudaElementType.Float32)
+        int batch, long strideA, long strideB, long strideC, float alpha, float beta, CudaElementType type = CudaElementType.Float32,
+        CudaElementType? outputType = null)
     {
         var size = type.Size();
+        var outType = outputType ?? type;
         CheckRange(a, 0, (((long)(batch - 1) * strideA) + ((long)m * k)) * size, nameof(a));
         CheckRange(b, 0, (((long)(batch - 1) * strideB) + ((long)k * n)) * size, nameof(b));
-        CheckRange(c, 0, (((long)(batch - 1) * strideC) + ((long)m * n)) * size, nameof(c));
+        CheckRange(c, 0, (((long)(batch - 1) * strideC) + ((long)m * n)) * outType.Size(), nameof(c));
         context.MakeCurrent();
-        var dataType = type switch
+        static int CublasType(CudaElementType t) => t switch
         {
             CudaElementType.Float32 => CuBlas.CUDA_R_32F,
             CudaElementType.BFloat16 => CuBlas.CUDA_R_16BF,
             _ => CuBlas.CUDA_R_16F,
         };
+
+        // cuBLAS runs 16-bit operands with an FP32 output and FP32 compute (BF16 tensor cores, FP32 accumulation).
+        var dataType = CublasType(type);
+        var outputDataType = CublasType(outType);
 
         // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands, keep the memory.
         CuBlas.Check(
@@ -481,7 +487,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
                 n, m, k,
                 &alpha, b.Pointer, dataType, transposeB ? k : n, strideB,
                 a.Pointer, dataType, transposeA ? m : k, strideA,
-                &beta, c.Pointer, dataType, n, strideC,
+                &beta, c.Pointer, outputDataType, n, strideC,
                 batch, CuBlas.CUBLAS_COMPUTE_32F, CuBlas.CUBLAS_GEMM_DEFAULT),
             nameof(CuBlas.cublasGemmStridedBatchedEx));
     }

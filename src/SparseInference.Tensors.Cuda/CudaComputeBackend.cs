@@ -36,6 +36,13 @@ public sealed class CudaComputeBackend : IComputeBackend
         return true;
     }
 
+    /// <summary>
+    /// How F32 <see cref="MatMul"/> computes: <see cref="CudaMatMulPrecision.Float32"/> (exact FP32 cuBLAS, the
+    /// default and the contract's reference precision) or <see cref="CudaMatMulPrecision.BFloat16Inputs"/>
+    /// (operands rounded to BF16, tensor cores, FP32 accumulation: the model-serving setting).
+    /// </summary>
+    public CudaMatMulPrecision MatMulPrecision { get; set; } = CudaMatMulPrecision.Float32;
+
     /// <summary>The device, its kernels and memory pool.</summary>
     public CudaBackend Device { get; }
 
@@ -140,6 +147,16 @@ public sealed class CudaComputeBackend : IComputeBackend
             {
                 Device.Scale(cv, options.Beta, cv, c.ElementCount);
             }
+            else if (MatMulPrecision == CudaMatMulPrecision.BFloat16Inputs)
+            {
+                // Operands rounded to BF16 on the device (a pass over each, memory-bound), product on the BF16
+                // tensor cores with FP32 accumulation into the FP32 output. The stream orders the conversion,
+                // the product and the buffers' reuse, so no synchronisation is needed.
+                using var a16 = Bf16Copy(a);
+                using var b16 = Bf16Copy(b);
+                Device.Gemm(a16, b16, cv, g.M, g.N, g.K, options.TransposeA, options.TransposeB,
+                    g.Batch, g.StrideA, g.StrideB, g.StrideC, options.Alpha, options.Beta, CudaElementType.BFloat16, CudaElementType.Float32);
+            }
             else
             {
                 Device.Gemm(View(a, nameof(a)), View(b, nameof(b)), cv, g.M, g.N, g.K, options.TransposeA, options.TransposeB,
@@ -162,6 +179,13 @@ public sealed class CudaComputeBackend : IComputeBackend
         {
             Device.BiasAdd(cv, biasView, cv, n, g.N);
         }
+    }
+
+    private CudaBuffer Bf16Copy(Tensor t)
+    {
+        var buffer = Device.Allocate(Math.Max(2, t.ElementCount * 2), MemoryCategory.Workspace);
+        Device.ConvertToBFloat16(View(t, nameof(t)), buffer, t.ElementCount);
+        return buffer;
     }
 
     public void BiasAdd(Tensor x, Tensor bias, Tensor output)

@@ -7,7 +7,7 @@ using SparseInference.Tensors.Cuda.Attention;
 using SparseInference.Tensors.Cuda.Memory;
 
 // Self-test and benchmark of the CUDA backend on a real GPU.
-//   SparseInference.CudaSelfTest [--out DIR] [--skip-bench] [--iters N]
+//   SparseInference.CudaSelfTest [--out DIR] [--skip-bench] [--iters N] [--model | --model-only]
 // 1. Every op runs on fresh random inputs, outputs poisoned with NaN first, and is compared with a
 //    double-precision CPU reference by ‖out − ref‖/‖ref‖; NaN never passes.
 // 2. Attention is timed with CUDA events after warm-up (median of --iters runs) and the results and
@@ -17,6 +17,8 @@ using SparseInference.Tensors.Cuda.Memory;
 var outDir = "selftest-out";
 var skipBench = false;
 var iterations = 50;
+var model = false;
+var modelOnly = false;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -24,8 +26,10 @@ for (var i = 0; i < args.Length; i++)
         case "--out": outDir = args[++i]; break;
         case "--skip-bench": skipBench = true; break;
         case "--iters": iterations = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+        case "--model": model = true; break;
+        case "--model-only": model = modelOnly = true; break;
         default:
-            Console.Error.WriteLine($"unknown argument '{args[i]}'; expected --out DIR, --skip-bench, --iters N");
+            Console.Error.WriteLine($"unknown argument '{args[i]}'; expected --out DIR, --skip-bench, --iters N, --model, --model-only");
             return 64;
     }
 }
@@ -40,6 +44,14 @@ if (!CudaBackend.TryCreate(out var backend, out var reason) || backend is null)
 using (backend)
 {
     Console.WriteLine($"device: {backend.Describe()}");
+    if (modelOnly)
+    {
+        var modelOnlyBench = new ModelBench(backend, outDir, iterations);
+        modelOnlyBench.Run(checkBatch: 2, checkTime: 512, batch: 8, time: 4096);
+        Console.WriteLine($"model checks: {modelOnlyBench.Passed} passed, {modelOnlyBench.Failed} failed");
+        return modelOnlyBench.Failed == 0 ? 0 : 1;
+    }
+
     var checks = new SelfChecks(backend, seed: Environment.TickCount);
     var sw = Stopwatch.StartNew();
     checks.RunAll();
@@ -59,7 +71,16 @@ using (backend)
         Console.WriteLine($"checks after benchmarks: {checks.Passed} passed, {checks.Failed} failed");
     }
 
-    return checks.Failed == 0 ? 0 : 1;
+    var modelFailed = 0;
+    if (model)
+    {
+        var modelBench = new ModelBench(backend, outDir, iterations);
+        modelBench.Run(checkBatch: 2, checkTime: 512, batch: 8, time: 4096);
+        Console.WriteLine($"model checks: {modelBench.Passed} passed, {modelBench.Failed} failed");
+        modelFailed = modelBench.Failed;
+    }
+
+    return checks.Failed == 0 && modelFailed == 0 ? 0 : 1;
 }
 
 namespace SparseInference.CudaSelfTest

@@ -1,18 +1,95 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using SparseInference.Models;
 using SparseInference.Models.Configuration;
+using SparseInference.Serving.Hosting;
+using SparseInference.Tensors;
 
 namespace SparseInference.Serving.Repository;
 
-/// <summary>Loads version directories with the SparseInference.Models CPU engine.</summary>
-internal sealed class EngineModelLoader : IInferenceModelLoader
+/// <summary>
+/// Loads version directories with the SparseInference.Models engine, onto the compute device that
+/// <c>SparseInference:Device</c> names (the backend is created once, on the first load; CPU when CUDA is unavailable).
+/// </summary>
+internal sealed partial class EngineModelLoader : IInferenceModelLoader, IDisposable
 {
-    public IInferenceModel Load(string versionDirectory) => new EngineModel(EncoderModel.Load(versionDirectory));
+    private readonly Lazy<IComputeBackend?> _backend;
+    private readonly ILogger _logger;
 
-    private sealed class EngineModel(EncoderModel model) : IInferenceModel
+    // One GPU stream and cuBLAS handle serve every model: forwards on the GPU run one at a time.
+    private readonly Lock _gpu = new();
+
+    public EngineModelLoader(IOptions<SparseInferenceOptions> options, ILogger<EngineModelLoader> logger)
     {
+        ArgumentNullException.ThrowIfNull(options);
+        _logger = logger ?? throw new ArgumentNullException(nameof(logger));
+        var device = options.Value.Device;
+        _backend = new Lazy<IComputeBackend?>(() => ComputeDeviceSelector.Create(device, _logger), LazyThreadSafetyMode.ExecutionAndPublication);
+    }
+
+    /// <summary>The backend models load onto; null for the fused CPU kernels.</summary>
+    public IComputeBackend? Backend => _backend.Value;
+
+    public IInferenceModel Load(string versionDirectory)
+    {
+        var backend = _backend.Value;
+        if (backend is null)
+        {
+            return new EngineModel(EncoderModel.Load(versionDirectory), null, null, _logger);
+        }
+
+        var model = EncoderModel.Load(versionDirectory, backend);
+        Log.LoadedOnDevice(_logger, versionDirectory, backend.Name);
+        return new EngineModel(model, _gpu, versionDirectory, _logger);
+    }
+
+    public void Dispose()
+    {
+        if (_backend.IsValueCreated)
+        {
+            _backend.Value?.Dispose();
+        }
+    }
+
+    /// <param name="gpu">The lock serialising GPU forwards, or null on the CPU.</param>
+    /// <param name="directory">For a GPU model, where to load the CPU twin for calls the GPU backend does not support.</param>
+    private sealed class EngineModel(EncoderModel model, Lock? gpu, string? directory, ILogger logger) : IInferenceModel
+    {
+        private EncoderModel? _cpuTwin;
+
         public ModelConfiguration Configuration { get; } = FromEngine(model.Config);
 
-        public ForwardResult Forward(ForwardInput input, AttentionSpec attention) => model.Forward(input, attention);
+        public ForwardResult Forward(ForwardInput input, AttentionSpec attention)
+        {
+            if (gpu is null)
+            {
+                return model.Forward(input, attention);
+            }
+
+            try
+            {
+                lock (gpu)
+                {
+                    return model.Forward(input, attention);
+                }
+            }
+            catch (NotSupportedException ex)
+            {
+                // An op or shape the GPU kernels lack (e.g. token top-k attention): same weights, CPU engine.
+                var twin = LazyInitializer.EnsureInitialized(ref _cpuTwin, () => EncoderModel.Load(directory!));
+                Log.CpuFallback(logger, directory!, attention.Pattern, ex.Message);
+                return twin.Forward(input, attention);
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "Loaded {Directory} onto {Backend}")]
+        public static partial void LoadedOnDevice(ILogger logger, string directory, string backend);
+
+        [LoggerMessage(EventId = 44, Level = LogLevel.Warning, Message = "{Directory}: pattern '{Pattern}' runs on the CPU: {Reason}")]
+        public static partial void CpuFallback(ILogger logger, string directory, string pattern, string reason);
     }
 
     internal static ModelConfiguration FromEngine(ModelConfig config) => new()

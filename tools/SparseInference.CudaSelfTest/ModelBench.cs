@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using SparseInference.Models;
+using SparseInference.Models.Formats;
+using SparseInference.Tensors.Cuda;
+
+namespace SparseInference.CudaSelfTest;
+
+/// <summary>
+/// The whole encoder forward through <see cref="CudaComputeBackend"/>: a random 4-layer d_model 512 model is written
+/// as safetensors, its GPU output checked against the fused CPU engine on the same input (smaller batch), then the
+/// forward is timed at the benchmark size for dense and block-sparse patterns. Results go to model_ours.json for
+/// benchmarks/peers/gpu/model_peer.py, which times PyTorch eager on the same weights and block masks.
+/// </summary>
+internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
+{
+    public const int Channels = 8, DModel = 512, Heads = 8, Layers = 4, DFf = 2048, BlockSize = 128;
+    private const double Tolerance = 1e-2;
+
+    public int Passed { get; private set; }
+
+    public int Failed { get; private set; }
+
+    public static readonly (string Name, AttentionSpec Spec)[] Cases =
+    [
+        ("dense", new AttentionSpec("dense", 0.0, BlockSize)),
+        ("window75", new AttentionSpec("window", 0.75, BlockSize)),
+        ("window90", new AttentionSpec("window", 0.90, BlockSize)),
+        ("bigbird90", new AttentionSpec("bigbird", 0.90, BlockSize, GlobalBlocks: 1, Seed: 0)),
+    ];
+
+    public void Run(int checkBatch, int checkTime, int batch, int time)
+    {
+        var modelDir = Path.Combine(outDir, "model");
+        RandomModelWriter.Write(modelDir, Channels, DModel, Heads, Layers, DFf, Math.Max(time, checkTime), Channels, seed: 1234);
+        Console.WriteLine($"model: {Layers} layers, d_model {DModel}, {Heads} heads, d_ff {DFf}, {Channels} channels, weights in {modelDir}");
+
+        using var cpu = EncoderModel.Load(modelDir);
+        using var backend = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs };
+        using var model = EncoderModel.Load(modelDir, backend);
+        using var backend32 = new CudaComputeBackend(gpu, ownsDevice: false);
+        using var model32 = EncoderModel.Load(modelDir, backend32);
+        var stats = gpu.Memory.Statistics;
+        Console.WriteLine($"weights on the GPU (two copies: BF16-input and FP32 products): in use {stats.InUseBytes >> 20} MiB");
+
+        // Correctness: fresh random input, GPU vs the fused CPU engine.
+        var rng = new Random(Environment.TickCount);
+        var check = Input(rng, checkBatch, checkTime, ragged: true);
+        foreach (var (name, spec) in Cases)
+        {
+            var want = cpu.Forward(check, spec);
+            foreach (var (label, m) in new[] { ("bf16 products", model), ("fp32 products", model32) })
+            {
+                var got = m.Forward(check, spec);
+                var err = Compare.RelativeError(got.Output, want.Output);
+                var ok = !double.IsNaN(err) && err <= Tolerance;
+                if (ok) { Passed++; } else { Failed++; }
+                Console.WriteLine(FormattableString.Invariant(
+                    $"model check {name,-10} {label} B{checkBatch} T{checkTime} (ragged): rel err {err:E2} (tol {Tolerance:E0}), pairs {got.ComputedPairs} vs cpu {want.ComputedPairs}: {(ok ? "PASS" : "FAIL")}"));
+            }
+        }
+
+        // Timing: synchronised wall time of the whole forward (input upload and output download included).
+        var results = new List<string>();
+        var input = Input(new Random(7), batch, time, ragged: false);
+        foreach (var (label, m, cases) in new[] { ("bf16", model, Cases), ("fp32", model32, Cases[..1]) })
+        {
+            foreach (var (name, spec) in cases)
+            {
+                var first = m.Forward(input, spec);
+                var finite = first.Output.All(float.IsFinite);
+                if (!finite) { Failed++; }
+                for (var i = 0; i < 3; i++)
+                {
+                    m.Forward(input, spec);
+                }
+
+                var times = new double[iterations];
+                for (var i = 0; i < iterations; i++)
+                {
+                    var sw = Stopwatch.StartNew();
+                    m.Forward(input, spec);
+                    times[i] = sw.Elapsed.TotalMilliseconds;
+                }
+
+                Array.Sort(times);
+                var median = times[iterations / 2];
+                Console.WriteLine(FormattableString.Invariant(
+                    $"model bench {label} {name,-10} B{batch} T{time}: density {first.Density:F3}  median {median:F3} ms  min {times[0]:F3} ms  {(finite ? "finite" : "NON-FINITE OUTPUT")}"));
+                results.Add(FormattableString.Invariant(
+                    $"  {{\"name\":\"{name}\",\"products\":\"{label}\",\"pattern\":\"{spec.Pattern}\",\"sparsity\":{spec.Sparsity},\"block_size\":{spec.BlockSize},\"global_blocks\":{spec.GlobalBlocks},\"seed\":{spec.Seed},\"density\":{first.Density:F5},\"batch\":{batch},\"seq_len\":{time},\"ms\":{median:F4},\"ms_min\":{times[0]:F4}}}"));
+            }
+        }
+
+        var json = new StringBuilder();
+        json.Append(CultureInfo.InvariantCulture, $"{{\"device\":\"{gpu.Describe().Replace("\"", "'", StringComparison.Ordinal)}\",\"model_dir\":\"model\",\"results\":[\n");
+        json.Append(string.Join(",\n", results)).Append("\n]}\n");
+        File.WriteAllText(Path.Combine(outDir, "model_ours.json"), json.ToString());
+    }
+
+    private static ForwardInput Input(Random rng, int batch, int time, bool ragged)
+    {
+        var values = new float[batch * time * Channels];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = (float)((rng.NextDouble() * 2) - 1);
+        }
+
+        // Ragged: the last sequence is shorter by a non-block-aligned amount, so padding and valid lengths are exercised.
+        var lengths = Enumerable.Repeat(time, batch).ToArray();
+        if (ragged && batch > 1)
+        {
+            lengths[^1] = time - (time / 4) - 17;
+        }
+
+        return new ForwardInput { Batch = batch, Time = time, Values = values, Lengths = lengths };
+    }
+}
