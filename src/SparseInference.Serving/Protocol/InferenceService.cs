@@ -67,6 +67,7 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
                 // Pairs are summed over layers and heads already; one pair costs a q·k and an a·v multiply-add per head dimension.
                 var flopsPerPair = 4L * model.Configuration.DModel / Math.Max(1, model.Configuration.NHeads);
                 metrics.RecordForward(labels, execution.Result.ComputedPairs, execution.Result.DensePairs, flopsPerPair);
+                metrics.RecordVariantForward(labels, attention.Sparsity, WorkingBufferEstimate.Bytes(forwardInput.Batch, forwardInput.Time, model.Configuration.DModel, model.Configuration.NLayers, execution.Result.ComputedPairs), ModelWeightBytes.Of(model));
             }
 
             return response;
@@ -75,7 +76,10 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
         {
             var elapsed = time.GetElapsedTime(started);
             model.Statistics.RecordFailure(Nanoseconds(elapsed));
-            metrics?.RecordRequest(labels, request.Protocol, Outcome(ex, cancellationToken), elapsed.TotalSeconds);
+            var outcome = Outcome(ex, cancellationToken);
+            metrics?.RecordRequest(labels, request.Protocol, outcome, elapsed.TotalSeconds);
+            if (outcome == RequestOutcomes.Invalid)
+                metrics?.RecordRejection(labels, RejectionReasons.Invalid);
             throw;
         }
     }
