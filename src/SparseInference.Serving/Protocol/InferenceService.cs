@@ -9,7 +9,7 @@ namespace SparseInference.Serving.Protocol;
 /// The protocol's inference logic, shared by REST and gRPC: resolves the model, checks every input against the
 /// model's tensor contract before it reaches the engine, picks the variant, runs the forward and shapes outputs.
 /// </summary>
-public sealed class InferenceService(ModelRepository repository, IInferenceExecutor executor, TimeProvider time, ServingMetrics? metrics = null)
+public sealed class InferenceService(ModelRepository repository, IInferenceExecutor executor, TimeProvider time, ServingMetrics? metrics = null, InferenceRequestLog? requestLog = null)
 {
     /// <summary>Largest element count of one input; keeps shape products far from overflowing an array index.</summary>
     public const int MaxElements = int.MaxValue / 8;
@@ -21,6 +21,7 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
         var model = repository.Resolve(request.ModelName, request.ModelVersion);
         var started = time.GetTimestamp();
         var labels = new VariantLabels(model.ModelName, model.Version, "");
+        using var receive = InferenceTracing.StartReceive(model.ModelName, request.Protocol);
         try
         {
             var contract = ModelTensorContract.For(model.Configuration);
@@ -30,8 +31,10 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
             var requested = SelectOutputs(request, contract);
             var inputDone = time.GetTimestamp();
 
+            var executeStarted = time.GetUtcNow();
             var execution = await executor.ExecuteAsync(model, forwardInput, attention, cancellationToken).ConfigureAwait(false);
             var outputStarted = time.GetTimestamp();
+            InferenceTracing.RecordExecution(receive, executeStarted, time.GetUtcNow(), execution.Queue, execution.Compute, labels, forwardInput.Batch);
 
             var outputs = BuildOutputs(model, forwardInput, values, execution.Result, requested);
             var parameters = new Dictionary<string, InferenceParameter>(StringComparer.Ordinal)
@@ -51,6 +54,9 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
             };
 
             var finished = time.GetTimestamp();
+            InferenceTracing.RecordRespond(receive, time.GetUtcNow() - time.GetElapsedTime(outputStarted, finished), time.GetUtcNow(), labels, forwardInput.Batch);
+            InferenceTracing.Complete(receive, RequestOutcomes.Success);
+            requestLog?.Completed(labels, request.Protocol, forwardInput.Batch, execution.Queue, execution.Compute, RequestOutcomes.Success);
             model.Statistics.RecordSuccess(
                 forwardInput.Batch,
                 Nanoseconds(time.GetElapsedTime(started, finished)),
@@ -80,6 +86,8 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
             metrics?.RecordRequest(labels, request.Protocol, outcome, elapsed.TotalSeconds);
             if (outcome == RequestOutcomes.Invalid)
                 metrics?.RecordRejection(labels, RejectionReasons.Invalid);
+            InferenceTracing.Complete(receive, outcome);
+            requestLog?.Completed(labels, request.Protocol, 0, TimeSpan.Zero, TimeSpan.Zero, outcome);
             throw;
         }
     }

@@ -1,5 +1,11 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Text;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using SparseInference.Serving.Hosting;
 using System.Text.Json.Nodes;
 using SparseInference.Models;
 using SparseInference.Server.FunctionalTests.Infrastructure;
@@ -23,7 +29,51 @@ public sealed class ObservabilityFixture : ServerFixture
     public static readonly IReadOnlyList<string> Variants = ["dense", "window-0.75", "block-topk-0.75"];
 
     private readonly SemaphoreSlim _trafficGate = new(1, 1);
+    private readonly StringWriter _jsonLog = new();
+    private readonly TextWriter _jsonLogWriter;
+    private readonly ActivityListener _listener;
     private TrafficRecord? _traffic;
+
+    public ObservabilityFixture()
+    {
+        _jsonLogWriter = TextWriter.Synchronized(_jsonLog);
+        // Spans of every in-process server land here; tests pick theirs by trace id.
+        _listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == Serving.Protocol.InferenceTracing.SourceName,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity => Spans.Enqueue(activity),
+        };
+        ActivitySource.AddActivityListener(_listener);
+    }
+
+    /// <summary>Every stopped span of the <c>SparseInference</c> source seen in this process.</summary>
+    public ConcurrentQueue<Activity> Spans { get; } = new();
+
+    /// <summary>The server's JSON log lines, written by the same Serilog setup the host uses for standard output.</summary>
+    public IReadOnlyList<string> JsonLogLines()
+    {
+        lock (_jsonLogWriter)
+        {
+            return _jsonLog.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        }
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        base.ConfigureWebHost(builder);
+        builder.ConfigureLogging((context, logging) => logging.AddSparseInferenceLogging(context.Configuration, _jsonLogWriter));
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _listener.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
 
     /// <summary>Drives the known traffic once; later callers get the same record.</summary>
     public async Task<TrafficRecord> EnsureTrafficAsync()
@@ -60,7 +110,16 @@ public sealed class ObservabilityFixture : ServerFixture
             for (var i = 0; i < RestOk; i++)
             {
                 var body = SensorWindows.InferBody(SensorWindows.Json(RestWindow(i)), 1, RestTime, Channels, extra: extra);
-                using var response = await Rest.PostAsync($"/v2/models/{ModelName}/infer", new StringContent(body, Encoding.UTF8, "application/json"));
+                using var message = new HttpRequestMessage(HttpMethod.Post, $"/v2/models/{ModelName}/infer") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+                if (i == 0)
+                {
+                    // The first request of each variant carries a W3C trace context; logs and spans must keep its trace id.
+                    var traceId = ActivityTraceId.CreateRandom().ToHexString();
+                    record.TraceIds[variant] = traceId;
+                    message.Headers.Add("traceparent", $"00-{traceId}-{ActivitySpanId.CreateRandom().ToHexString()}-01");
+                }
+
+                using var response = await Rest.SendAsync(message);
                 record.RestStatuses.Add(response.StatusCode);
                 var json = JsonNode.Parse(await response.Content.ReadAsStringAsync());
                 record.ReportedPairs.Add((variant, json?["parameters"]?["computed_pairs"]?.GetValue<long>() ?? -1, json?["parameters"]?["dense_pairs"]?.GetValue<long>() ?? -1));
@@ -102,6 +161,7 @@ public sealed class TrafficRecord
     public List<HttpStatusCode> InvalidStatuses { get; } = [];
     public List<Serving.Grpc.GrpcStatusCode> GrpcStatuses { get; } = [];
     public List<(string Variant, long Computed, long Dense)> ReportedPairs { get; } = [];
+    public Dictionary<string, string> TraceIds { get; } = [];
 }
 
 [CollectionDefinition(Name)]
