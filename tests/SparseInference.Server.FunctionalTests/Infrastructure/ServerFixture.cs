@@ -13,7 +13,7 @@ namespace SparseInference.Server.FunctionalTests.Infrastructure;
 /// the repository's <c>models/</c> (the default SKAB pump model) plus small models from the engine's golden files:
 /// a two-version model, a token classifier, and a broken model.
 /// </summary>
-public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
+public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
 {
     /// <summary>The default model shipped in the repository's <c>models/</c>.</summary>
     public const string ModelName = "skab-pump";
@@ -98,7 +98,7 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.ConfigureLogging(logging => logging.AddProvider(Logs).AddFilter<LogSink>("SparseInference", LogLevel.Debug));
-        builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var settings = new Dictionary<string, string?>
         {
             ["SparseInference:Ports:Rest"] = RestPort.ToString(),
             ["SparseInference:Ports:Grpc"] = GrpcPort.ToString(),
@@ -108,7 +108,14 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
             ["SparseInference:Shutdown:DrainDelaySeconds"] = "0",
             ["SparseInference:Limits:MaxGrpcMessageBytes"] = MaxGrpcMessageBytes.ToString(),
             ["SparseInference:Admin:Token"] = AdminToken,
-        }));
+        };
+        AddSettings(settings);
+        builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(settings));
+    }
+
+    /// <summary>Lets a derived fixture add or override configuration keys before the server starts.</summary>
+    protected virtual void AddSettings(IDictionary<string, string?> settings)
+    {
     }
 
     public Task InitializeAsync()
