@@ -21,6 +21,7 @@ public sealed class EvaluateCommand
           --files LIST              only these files, e.g. valve2/3 (default: all)
           --batch N                 windows per request (default 64)
           --concurrency N           requests in flight (default 4)
+          --rounds N                passes over all variants; throughput is the median pass (default 1)
           --warmup N                unmeasured requests per variant before the measured pass (default 8)
           --json FILE               also write the results as JSON
           -h, --help
@@ -74,6 +75,9 @@ public sealed class EvaluateCommand
                     break;
                 case "--concurrency":
                     command.Settings.Concurrency = Positive(name, Value());
+                    break;
+                case "--rounds":
+                    command.Settings.Rounds = Positive(name, Value());
                     break;
                 case "--warmup":
                     command.Settings.WarmupRequests = Positive(name, Value());

@@ -37,16 +37,19 @@ public static class EvaluationReport
     {
         var s = evaluation.Settings;
         var sb = new StringBuilder()
-            .AppendLine("| variant | protocol | windows | requests | seconds | windows/s | requests/s | server compute ms/request | server queue ms/request |")
-            .AppendLine("|---|---|---|---|---|---|---|---|---|");
+            .AppendLine("| variant | protocol | windows | requests | seconds (median pass) | windows/s | windows/s range | requests/s | server compute ms/request | server queue ms/request |")
+            .AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in evaluation.Results)
         {
             var compute = r.Server is { ComputeCount: > 0 } c ? (c.AverageComputeUs / 1000).ToString("F2", CultureInfo.InvariantCulture) : "–";
             var queue = r.Server is { QueueCount: > 0 } q ? (q.AverageQueueUs / 1000).ToString("F2", CultureInfo.InvariantCulture) : "–";
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.Variant.Name} | {r.Transport} | {r.Windows} | {r.Requests} | {r.Seconds:F2} | {r.WindowsPerSecond:F0} | {r.RequestsPerSecond:F1} | {compute} | {queue} |");
+                $"| {r.Variant.Name} | {r.Transport} | {r.Windows} | {r.Requests} | {r.Seconds:F2} | {r.WindowsPerSecond:F0} | {r.SlowestWindowsPerSecond:F0}–{r.FastestWindowsPerSecond:F0} | {r.RequestsPerSecond:F1} | {compute} | {queue} |");
         }
-        sb.AppendLine(CultureInfo.InvariantCulture, $"\n{s.Batch} windows per request (the last of each file shorter), {s.Concurrency} requests in flight.");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"\n{s.Batch} windows per request (the last of each file shorter), {s.Concurrency} requests in flight, median of {s.Rounds} pass(es).");
+        var changed = evaluation.Results.Where(r => !r.Repeatable).Select(r => $"{r.Variant.Name}/{r.Transport}").ToList();
+        if (s.Rounds > 1)
+            sb.AppendLine(changed.Count == 0 ? "Every pass returned bit-identical scores." : $"Scores differed between passes for: {string.Join(", ", changed)}.");
         return sb.ToString();
     }
 
@@ -91,6 +94,7 @@ public static class EvaluationReport
             w.WriteString("grpc_url", s.GrpcUrl);
             w.WriteNumber("batch", s.Batch);
             w.WriteNumber("concurrency", s.Concurrency);
+            w.WriteNumber("rounds", s.Rounds);
             w.WriteEndObject();
             w.WriteStartArray("results");
             foreach (var r in evaluation.Results)
@@ -121,6 +125,11 @@ public static class EvaluationReport
                 w.WriteNumber("windows", r.Windows);
                 w.WriteNumber("requests", r.Requests);
                 w.WriteNumber("seconds", r.Seconds);
+                w.WriteStartArray("pass_seconds");
+                foreach (var seconds in r.PassSeconds)
+                    w.WriteNumberValue(seconds);
+                w.WriteEndArray();
+                w.WriteBoolean("scores_identical_across_passes", r.Repeatable);
                 w.WriteNumber("windows_per_s", r.WindowsPerSecond);
                 w.WriteNumber("requests_per_s", r.RequestsPerSecond);
                 if (r.Server is { } server)

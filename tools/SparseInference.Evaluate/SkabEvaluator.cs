@@ -23,13 +23,22 @@ public sealed class EvaluationSettings
     /// <summary>Requests in flight at once.</summary>
     public int Concurrency { get; set; } = 4;
 
+    /// <summary>
+    /// Passes over every variant; throughput is the median pass, so one disturbed pass on a shared machine does not
+    /// decide it. Passes are interleaved (all variants, then all again) to spread load changes over the variants.
+    /// </summary>
+    public int Rounds { get; set; } = 1;
+
     /// <summary>Unmeasured requests per variant before the measured pass (connections, JIT tiers, first forwards).</summary>
     public int WarmupRequests { get; set; } = 8;
 
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(120);
 }
 
-/// <summary>One variant over one transport: detection figures from the service's scores, and the throughput of the run.</summary>
+/// <summary>
+/// One variant over one transport: detection figures from the service's scores (first pass), and the throughput of
+/// the median pass. <see cref="Repeatable"/> tells whether every pass returned bit-identical point scores.
+/// </summary>
 public sealed record VariantResult(
     string Transport,
     VariantCalibration Variant,
@@ -38,11 +47,24 @@ public sealed record VariantResult(
     IReadOnlyList<float[]> PointScores,
     long Windows,
     long Requests,
-    double Seconds,
+    IReadOnlyList<double> PassSeconds,
+    bool Repeatable,
     ServerCounters? Server)
 {
+    /// <summary>Median wall time of a pass.</summary>
+    public double Seconds
+    {
+        get
+        {
+            var sorted = PassSeconds.Order().ToList();
+            return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[(sorted.Count / 2) - 1] + sorted[sorted.Count / 2]) / 2;
+        }
+    }
+
     public double WindowsPerSecond => Windows / Seconds;
     public double RequestsPerSecond => Requests / Seconds;
+    public double SlowestWindowsPerSecond => Windows / PassSeconds.Max();
+    public double FastestWindowsPerSecond => Windows / PassSeconds.Min();
 }
 
 /// <summary>The whole run: what was evaluated, where, and a result per variant and transport.</summary>
@@ -66,6 +88,8 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
     {
         if (settings.Batch < 1)
             throw new ArgumentException($"--batch must be at least 1, got {settings.Batch}.");
+        if (settings.Rounds < 1)
+            throw new ArgumentException($"--rounds must be at least 1, got {settings.Rounds}.");
         if (settings.Concurrency < 1)
             throw new ArgumentException($"--concurrency must be at least 1, got {settings.Concurrency}.");
         var started = DateTimeOffset.UtcNow;
@@ -89,19 +113,32 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
         };
         var target = new InferTarget(settings.Model, settings.Version, "input", detector.Channels, new Dictionary<string, string>());
 
-        var results = new List<VariantResult>();
-        foreach (var transport in settings.Transports)
+        var passes = new List<VariantResult>[settings.Transports.Count * variants.Count];
+        for (var round = 1; round <= settings.Rounds; round++)
         {
-            var client = ScoreClients.Create(transport, transport == Transport.Grpc ? grpc : rest, target, detector.Window);
-            foreach (var variant in variants)
+            for (var t = 0; t < settings.Transports.Count; t++)
             {
-                var result = await RunVariantAsync(client, ScoreClients.Name(transport), variant, chunks, rest, target, cancellationToken).ConfigureAwait(false);
-                results.Add(result);
-                progress?.WriteLine(FormattableString.Invariant(
-                    $"{result.Transport} {variant.Name}: all F1 {result.Groups["all"].F1:F3}, {result.Windows} windows in {result.Seconds:F2} s ({result.WindowsPerSecond:F0} windows/s, {result.RequestsPerSecond:F1} requests/s)"));
+                var transport = settings.Transports[t];
+                var client = ScoreClients.Create(transport, transport == Transport.Grpc ? grpc : rest, target, detector.Window);
+                for (var v = 0; v < variants.Count; v++)
+                {
+                    var result = await RunVariantAsync(client, ScoreClients.Name(transport), variants[v], chunks, rest, target, cancellationToken).ConfigureAwait(false);
+                    (passes[(t * variants.Count) + v] ??= []).Add(result);
+                    progress?.WriteLine(FormattableString.Invariant(
+                        $"pass {round}/{settings.Rounds} {result.Transport} {variants[v].Name}: all F1 {result.Groups["all"].F1:F3}, {result.Windows} windows in {result.Seconds:F2} s ({result.WindowsPerSecond:F0} windows/s, {result.RequestsPerSecond:F1} requests/s)"));
+                }
             }
         }
-        return new EvaluationResult(calibration, experiments, settings, started, results);
+        return new EvaluationResult(calibration, experiments, settings, started, [.. passes.Select(Combine)]);
+    }
+
+    /// <summary>Figures of the first pass; the median pass's time; whether every pass gave the same point scores bit for bit.</summary>
+    private static VariantResult Combine(List<VariantResult> passes)
+    {
+        var first = passes[0];
+        var repeatable = passes.All(p => p.PointScores.Zip(first.PointScores).All(pair => pair.First.AsSpan().SequenceEqual(pair.Second)));
+        var median = passes.OrderBy(p => p.PassSeconds[0]).ElementAt(passes.Count / 2);
+        return first with { PassSeconds = [.. passes.Select(p => p.PassSeconds[0])], Repeatable = repeatable, Server = median.Server };
     }
 
     private List<Chunk> BuildChunks(SkabDetector detector)
@@ -158,7 +195,8 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
             points,
             chunks.Sum(c => (long)c.Count),
             chunks.Count,
-            seconds,
+            [seconds],
+            true,
             before is { } b && after is { } a ? a.Minus(b) : null);
     }
 

@@ -90,13 +90,27 @@ internal sealed class GrpcServerCall(GrpcCallContext context, int maxMessageByte
                 GrpcStatusCode.Internal, $"received a compressed message but the request names no supported {GrpcProtocol.EncodingHeader} (supported: {GrpcProtocol.SupportedEncodings}).");
         }
 
+        return ParseMessage(parser, compressed ? new ReadOnlySequence<byte>(Gunzip(frame)) : frame);
+    }
+
+    /// <summary>Parses one message; malformed bytes become INVALID_ARGUMENT.</summary>
+    internal static T ParseMessage<T>(MessageParser<T> parser, ReadOnlySequence<byte> payload)
+        where T : IMessage<T>
+    {
         try
         {
-            return compressed ? parser.ParseFrom(Gunzip(frame)) : parser.ParseFrom(frame);
+            return parser.ParseFrom(payload);
         }
         catch (InvalidProtocolBufferException ex)
         {
             throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"malformed protobuf message {typeof(T).Name}: {ex.Message}");
+        }
+        catch (OutOfMemoryException ex)
+        {
+            // Google.Protobuf pre-sizes packed repeated fields from the declared length; a length of int.MaxValue
+            // passes its bounds check by overflow and fails at once in the array size check, allocating nothing.
+            // The message is at most maxMessageBytes long, so this is a malformed length, not an exhausted heap.
+            throw new GrpcStatusException(GrpcStatusCode.InvalidArgument, $"malformed protobuf message {typeof(T).Name}: a packed field declares more elements than the message holds ({ex.Message})");
         }
     }
 

@@ -8,6 +8,9 @@ namespace SparseInference.Serving.Repository;
 /// <summary>The state of one model in the repository, as the repository extension reports it.</summary>
 public sealed record RepositoryEntry(string Name, string Version, string State, string Reason);
 
+/// <summary>A model's servable set changed: <see cref="DefaultVersion"/> is null when it was unloaded.</summary>
+public sealed record ModelChange(string Name, ModelVersion? DefaultVersion, IReadOnlyList<ModelVersion> Retired);
+
 /// <summary>
 /// The model repository: <c>&lt;root&gt;/&lt;name&gt;/&lt;version&gt;/{config.json, model.safetensors}</c> plus
 /// <c>&lt;root&gt;/&lt;name&gt;/serving.json</c>. Models load at start and can be loaded or unloaded at run time;
@@ -33,6 +36,12 @@ public sealed partial class ModelRepository : IDisposable
     }
 
     public string Root { get; }
+
+    /// <summary>
+    /// Called under the repository's write lock after a model's servable versions change (load, reload, unload), before
+    /// the replaced versions are disposed: the variant catalog and the batching queues follow the repository here.
+    /// </summary>
+    public event Action<ModelChange>? Changed;
 
     /// <summary>Loads every model directory found under the root; a model that fails is recorded UNAVAILABLE with the reason.</summary>
     public void LoadAll()
@@ -63,7 +72,7 @@ public sealed partial class ModelRepository : IDisposable
         lock (_writeLock)
         {
             var started = DateTimeOffset.UtcNow;
-            Dictionary<string, ModelVersion> versions;
+            Dictionary<string, ModelVersion>? versions = null;
             ServingManifest manifest;
             try
             {
@@ -75,7 +84,17 @@ public sealed partial class ModelRepository : IDisposable
             {
                 var reason = ex.Message;
                 Log.ModelLoadFailed(_logger, name, reason);
-                Replace(name, ModelState.Unavailable(name, reason));
+                foreach (var rejected in versions?.Values ?? Enumerable.Empty<ModelVersion>())
+                {
+                    (rejected.Model as IDisposable)?.Dispose();
+                }
+
+                // A failed reload keeps the versions already serving; only a model with none is marked UNAVAILABLE.
+                if (!_models.TryGetValue(name, out var serving) || serving.Versions.Count == 0)
+                {
+                    Replace(name, ModelState.Unavailable(name, reason));
+                }
+
                 throw new InferenceException(InferenceErrorKind.InvalidArgument, $"failed to load model '{name}': {reason}", ex);
             }
 
@@ -179,9 +198,23 @@ public sealed partial class ModelRepository : IDisposable
     {
         var previous = _models.GetValueOrDefault(name);
         _models = _models.SetItem(name, next);
-        if (previous is not null)
+        var retired = previous is null ? [] : previous.Versions.Values.ToArray();
+        foreach (var version in retired)
         {
-            DisposeVersions(previous);
+            version.Retire();
+        }
+
+        var current = next.DefaultVersion is null ? null : next.Versions[next.DefaultVersion];
+        try
+        {
+            Changed?.Invoke(new ModelChange(name, current, retired));
+        }
+        finally
+        {
+            if (previous is not null)
+            {
+                DisposeVersions(previous);
+            }
         }
     }
 
@@ -235,8 +268,23 @@ public sealed partial class ModelRepository : IDisposable
                 throw new InvalidDataException($"version '{version}' of model '{name}' has no {WeightsFileName} in '{versionDirectory}'.");
             }
 
-            var model = _loader.Load(versionDirectory);
-            versions[version] = new ModelVersion(name, version, versionDirectory, model, manifest);
+            IInferenceModel? model = null;
+            try
+            {
+                model = _loader.Load(versionDirectory);
+                versions[version] = new ModelVersion(name, version, versionDirectory, model, manifest);
+            }
+            catch
+            {
+                // The versions loaded so far are not published; release them (and a half-built one) now.
+                (model as IDisposable)?.Dispose();
+                foreach (var loaded in versions.Values)
+                {
+                    (loaded.Model as IDisposable)?.Dispose();
+                }
+
+                throw;
+            }
         }
 
         if (versions.Count == 0)
@@ -281,6 +329,15 @@ public sealed partial class ModelRepository : IDisposable
             {
                 throw new InvalidDataException($"serving.json of '{name}': variant '{variant.Name}' has block_size {variant.BlockSize}, expected at least 1.");
             }
+        }
+
+        try
+        {
+            Batching.BatchingInferenceExecutor.ReadOptions(manifest, name);
+        }
+        catch (Exception ex) when (ex is FormatException or Microsoft.Extensions.Options.OptionsValidationException)
+        {
+            throw new InvalidDataException(ex.Message, ex);
         }
 
         if (manifest.DefaultVariant is not null && !seen.Contains(manifest.DefaultVariant))

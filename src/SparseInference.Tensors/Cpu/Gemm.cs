@@ -207,7 +207,8 @@ internal static unsafe class Gemm
                 else
                 {
                     Kernel6x16(kc, pa, s.PackedB + (long)jp * kc * nr, tile);
-                    StorePartial(tile, nr, cTile, s.Ldc, rows, cols, s.Alpha, betaMode, bias, gelu);
+                    if (rows == 6 && cols == 16) StoreFull6x16(tile, cTile, s.Ldc, s.Alpha, betaMode, bias, gelu);
+                    else StorePartial(tile, nr, cTile, s.Ldc, rows, cols, s.Alpha, betaMode, bias, gelu);
                 }
             }
         }
@@ -447,6 +448,24 @@ internal static unsafe class Gemm
         }
         v0.Store(c);
         v1.Store(c + 16);
+    }
+
+    private static void StoreFull6x16(float* tile, float* c, int ldc, float alpha, float beta, float* bias, bool gelu)
+    {
+        var av = Vector256.Create(alpha);
+        for (var i = 0; i < 6; i++)
+        {
+            var crow = c + (long)i * ldc;
+            for (var j = 0; j < 16; j += 8)
+            {
+                var v = Vector256.Load(tile + i * 16 + j) * av;
+                if (beta == 1f) v += Vector256.Load(crow + j);
+                else if (beta != 0f) v = Vector256.FusedMultiplyAdd(Vector256.Load(crow + j), Vector256.Create(beta), v);
+                if (bias != null) v += Vector256.Load(bias + j);
+                if (gelu) v = MathKernels.Gelu(v);
+                v.Store(crow + j);
+            }
+        }
     }
 
     private static void StorePartial(float* tile, int nr, float* c, int ldc, int rows, int cols, float alpha, float beta, float* bias, bool gelu)

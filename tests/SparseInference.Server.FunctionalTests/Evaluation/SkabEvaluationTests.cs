@@ -27,12 +27,13 @@ public sealed class SkabEvaluationTests(ServerFixture server)
     public async Task RunAsync_OneSkabFileThroughServer_MetricsEqualEngineComputation(string protocol, string variant)
     {
         var skab = SkabDirectory();
-        var json = Path.Combine(server.RepositoryRoot, $"evaluation-{protocol}-{variant}.json");
+        var output = Directory.CreateTempSubdirectory("si-evaluation-");
+        var json = Path.Combine(output.FullName, "evaluation.json");
         var command = EvaluateCommand.Parse(
         [
             "--url", $"http://127.0.0.1:{server.RestPort}", "--grpc-url", $"http://127.0.0.1:{server.GrpcPort}",
             "--protocol", protocol, "--models-dir", server.RepositoryRoot, "--data-dir", skab, "--files", File,
-            "--variants", variant, "--batch", Batch.ToString(CultureInfo.InvariantCulture), "--concurrency", "3", "--json", json,
+            "--variants", variant, "--batch", Batch.ToString(CultureInfo.InvariantCulture), "--concurrency", "3", "--warmup", "1", "--json", json,
         ]);
         var printed = new StringWriter();
         var errors = new StringWriter();
@@ -44,6 +45,7 @@ public sealed class SkabEvaluationTests(ServerFixture server)
         Assert.True(expected.Tp > 0 && expected.Fp + expected.Tn > 0, $"{File} should hold both classes among its test rows; got {expected}.");
 
         var result = JsonNode.Parse(await System.IO.File.ReadAllTextAsync(json))!["results"]!.AsArray().Single()!;
+        output.Delete(recursive: true);
         Assert.Equal(variant, (string?)result["variant"]);
         Assert.Equal(protocol, (string?)result["protocol"]);
         Assert.Equal(threshold, (double)result["threshold"]!);

@@ -23,6 +23,26 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
     public const string ClassifierName = "classifier";
     public const int MaxGrpcMessageBytes = 1 << 20;
 
+    /// <summary>A small model whose queue waits long enough (100 ms) for concurrent requests to meet in one batch.</summary>
+    public const string BatchedName = "batched";
+    public const int BatchedChannels = 3;
+
+    /// <summary>A copy of the default model that tests reload with tiny queues through the load API's config override.</summary>
+    public const string ThrottledName = "throttled";
+
+    public const string AdminToken = "functional-admin-token-0123456789";
+
+    public const string BatchedServingJson = """
+        {
+          "default_variant": "dense",
+          "variants": [
+            { "name": "dense", "pattern": "dense", "sparsity": 0.0 },
+            { "name": "window-0.5", "pattern": "window", "sparsity": 0.5 }
+          ],
+          "batching": { "max_batch_size": 16, "max_queue_delay_ms": 100 }
+        }
+        """;
+
     public const string SensorServingJson = """
         {
           "default_version": "1",
@@ -46,6 +66,9 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
         CopyModel(Path.Combine(golden, "tiny-continuous-learned"), Path.Combine(RepositoryRoot, VersionedName, "2"), null);
         File.WriteAllText(Path.Combine(RepositoryRoot, VersionedName, "serving.json"), SensorServingJson);
         CopyModel(Path.Combine(golden, "tiny-tokens-classifier"), Path.Combine(RepositoryRoot, ClassifierName, "1"), null);
+        CopyModel(Path.Combine(golden, "tiny-continuous-sinusoidal"), Path.Combine(RepositoryRoot, BatchedName, "1"), null);
+        File.WriteAllText(Path.Combine(RepositoryRoot, BatchedName, "serving.json"), BatchedServingJson);
+        CopyDirectory(Path.Combine(RepositoryRoot, ModelName, "1"), Path.Combine(RepositoryRoot, ThrottledName, "1"));
         Directory.CreateDirectory(Path.Combine(RepositoryRoot, "broken", "1"));
         File.WriteAllText(Path.Combine(RepositoryRoot, "broken", "1", "config.json"), "{ \"format\": \"sparseinference-encoder\" }");
         File.WriteAllBytes(Path.Combine(RepositoryRoot, "broken", "1", "model.safetensors"), [1, 2, 3]);
@@ -67,6 +90,9 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
     public LogSink Logs { get; } = new();
 
     public HttpClient Rest { get; private set; } = null!;
+
+    /// <summary>The admin port, with the admin bearer token.</summary>
+    public HttpClient Admin { get; private set; } = null!;
     internal GrpcTestClient Grpc { get; private set; } = null!;
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
@@ -81,6 +107,7 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
             ["SparseInference:ModelRepository"] = RepositoryRoot,
             ["SparseInference:Shutdown:DrainDelaySeconds"] = "0",
             ["SparseInference:Limits:MaxGrpcMessageBytes"] = MaxGrpcMessageBytes.ToString(),
+            ["SparseInference:Admin:Token"] = AdminToken,
         }));
     }
 
@@ -88,6 +115,8 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
     {
         StartServer();
         Rest = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{RestPort}"), Timeout = TimeSpan.FromSeconds(60) };
+        Admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{AdminPort}"), Timeout = TimeSpan.FromSeconds(60) };
+        Admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminToken);
         Grpc = new GrpcTestClient(GrpcPort);
         return Task.CompletedTask;
     }
@@ -95,6 +124,7 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
     async Task IAsyncLifetime.DisposeAsync()
     {
         Rest?.Dispose();
+        Admin?.Dispose();
         Grpc?.Dispose();
         await DisposeAsync();
         try

@@ -31,6 +31,11 @@ internal static class RestInferenceRequestReader
         {
             throw InferenceException.Invalid($"malformed JSON request body: {ex.Message}");
         }
+        catch (InvalidOperationException ex)
+        {
+            // Utf8JsonReader.GetString on a string holding invalid UTF-8 or an escaped lone surrogate ("\ud800").
+            throw InferenceException.Invalid($"malformed JSON request body: {ex.Message}");
+        }
     }
 
     private static InferenceRequest ParseJson(ReadOnlyMemory<byte> json, ReadOnlyMemory<byte> binary, string modelName, string? modelVersion)

@@ -1,0 +1,101 @@
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using SparseInference.Serving.Grpc;
+using SparseInference.Serving.Hosting;
+using SparseInference.Serving.Protocol.Grpc;
+using SparseInference.Server.FunctionalTests.Infrastructure;
+
+namespace SparseInference.Server.FunctionalTests.Reliability;
+
+/// <summary>
+/// Every HTTP endpoint and every gRPC method the server maps has an access policy here. Adding an endpoint without
+/// adding it to these tables fails the build's tests, so exposure is always a reviewed decision.
+/// </summary>
+[Collection(ServerCollection.Name)]
+public sealed class EndpointPolicyTests(ServerFixture server)
+{
+    private enum Listener { Rest, Grpc, Metrics, Admin }
+
+    /// <summary>"METHODS pattern" → the only port it answers on. Inference API keys, when configured, cover Rest and Grpc except health.</summary>
+    private static readonly Dictionary<string, Listener> HttpPolicy = new(StringComparer.Ordinal)
+    {
+        ["GET /v2/health/live"] = Listener.Rest,
+        ["GET /v2/health/ready"] = Listener.Rest,
+        ["GET /v2"] = Listener.Rest,
+        ["GET /v2/models/stats"] = Listener.Rest,
+        ["GET /v2/models/{model}"] = Listener.Rest,
+        ["GET /v2/models/{model}/ready"] = Listener.Rest,
+        ["POST /v2/models/{model}/infer"] = Listener.Rest,
+        ["GET /v2/models/{model}/stats"] = Listener.Rest,
+        ["GET /v2/models/{model}/versions/{version}"] = Listener.Rest,
+        ["GET /v2/models/{model}/versions/{version}/ready"] = Listener.Rest,
+        ["POST /v2/models/{model}/versions/{version}/infer"] = Listener.Rest,
+        ["GET /v2/models/{model}/versions/{version}/stats"] = Listener.Rest,
+        // The OIP repository extension changes what is loaded; it is confined to the repository root (model names
+        // cannot leave it) and is covered by API keys when configured.
+        ["POST /v2/repository/index"] = Listener.Rest,
+        ["POST /v2/repository/models/{model}/load"] = Listener.Rest,
+        ["POST /v2/repository/models/{model}/unload"] = Listener.Rest,
+        ["* /{service}/{method}"] = Listener.Grpc,
+        ["GET /metrics"] = Listener.Metrics,
+    };
+
+    /// <summary>gRPC methods the registry serves; each is on the gRPC port only, behind API keys when configured (except the health pair).</summary>
+    private static readonly HashSet<string> GrpcAllowList = new(StringComparer.Ordinal)
+    {
+        "/inference.GRPCInferenceService/ServerLive",
+        "/inference.GRPCInferenceService/ServerReady",
+        "/inference.GRPCInferenceService/ModelReady",
+        "/inference.GRPCInferenceService/ServerMetadata",
+        "/inference.GRPCInferenceService/ModelMetadata",
+        "/inference.GRPCInferenceService/ModelInfer",
+        "/inference.GRPCInferenceService/ModelStreamInfer",
+        "/inference.GRPCInferenceService/RepositoryIndex",
+        "/inference.GRPCInferenceService/RepositoryModelLoad",
+        "/inference.GRPCInferenceService/RepositoryModelUnload",
+    };
+
+    [Fact]
+    public void HttpEndpoints_Every_HasAPolicyEntryAndItsPortRestriction()
+    {
+        var ports = new Dictionary<Listener, int>
+        {
+            [Listener.Rest] = server.RestPort, [Listener.Grpc] = server.GrpcPort, [Listener.Metrics] = server.MetricsPort, [Listener.Admin] = server.AdminPort,
+        };
+        var endpoints = server.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
+        Assert.NotEmpty(endpoints);
+
+        var seen = new List<string>();
+        foreach (var endpoint in endpoints)
+        {
+            var methods = endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods is { Count: > 0 } m ? string.Join(",", m.Order()) : "*";
+            var key = $"{methods} {endpoint.RoutePattern.RawText?.TrimEnd('/')}";
+            seen.Add(key);
+            Assert.True(HttpPolicy.TryGetValue(key, out var listener), $"endpoint '{key}' has no access policy entry; add it to {nameof(HttpPolicy)} with its port");
+            var restriction = endpoint.Metadata.GetMetadata<LocalPortMetadata>();
+            Assert.True(restriction is not null, $"endpoint '{key}' answers on every port; expected only {listener} ({ports[listener]})");
+            Assert.Equal(ports[listener], restriction.Port);
+        }
+
+        // Stale entries would hide a removed-then-readded endpoint's review.
+        Assert.Empty(HttpPolicy.Keys.Except(seen));
+    }
+
+    [Fact]
+    public void GrpcMethods_Every_IsOnTheAllowList()
+    {
+        var registry = server.Services.GetRequiredService<GrpcInferenceService>().Register(new GrpcMethodRegistry());
+        var unlisted = registry.Paths.Except(GrpcAllowList).ToList();
+        Assert.True(unlisted.Count == 0, $"gRPC methods without an access policy entry: {string.Join(", ", unlisted)}");
+        Assert.Empty(GrpcAllowList.Except(registry.Paths));
+    }
+
+    [Fact]
+    public async Task RestEndpoints_OnTheMetricsPort_AreNotServed()
+    {
+        using var metrics = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.MetricsPort}") };
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await metrics.GetAsync($"/v2/models/{ServerFixture.ModelName}")).StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await server.Rest.GetAsync("/metrics")).StatusCode);
+    }
+}

@@ -1,0 +1,140 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Text;
+using Google.Protobuf;
+using SparseInference.Serving.Grpc;
+using SparseInference.Serving.Protocol;
+using SparseInference.Serving.Protocol.Grpc;
+using SparseInference.Serving.Protocol.Rest;
+using SparseInference.Serving.Repository;
+using SparseInference.Serving.Tests.TestDoubles;
+
+namespace SparseInference.Serving.Tests.Reliability;
+
+/// <summary>
+/// Seeded fuzzing of the request readers without sockets: the REST body parser, the gRPC frame reader and the
+/// protobuf-to-request conversion, each followed by the inference service's validation on a real repository. The
+/// only failures allowed are the documented ones (<see cref="InferenceException"/>, <see cref="GrpcStatusException"/>,
+/// protobuf's parse error); anything else is a defect that would surface as a 500. Iteration <c>i</c> uses seed
+/// <c>(Seed * 1_000_003) + i</c>, so a failure is reproducible from its reported iteration.
+/// </summary>
+public sealed class RequestReaderFuzzTests : IDisposable
+{
+    private const int Seed = 424242;
+    private const int Iterations = 20_000;
+    private static readonly TimeSpan Budget = TimeSpan.FromSeconds(8);
+
+    private readonly TempRepository _temp = new();
+    private readonly ModelRepository _repository;
+    private readonly InferenceService _service;
+
+    public RequestReaderFuzzTests()
+    {
+        _temp.AddVersion("m", "1", channels: 2, maxSeqLen: 8, threshold: 0.1);
+        _repository = _temp.Open();
+        _repository.LoadAll();
+        _service = new InferenceService(_repository, new DirectInferenceExecutor(TimeProvider.System), TimeProvider.System);
+    }
+
+    public void Dispose()
+    {
+        _repository.Dispose();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public async Task RestReaderAndValidation_MutatedBodies_ThrowOnlyInferenceExceptions()
+    {
+        var json = Encoding.UTF8.GetBytes(
+            """{"id":"a","parameters":{"binary_data_output":false,"variant":"dense"},"inputs":[{"name":"input","shape":[1,2,2],"datatype":"FP32","data":[[[1,2],[3,4]]]}],"outputs":[{"name":"score","parameters":{"binary_data":false}}]}""");
+        var binaryHeader = Encoding.UTF8.GetBytes("""{"inputs":[{"name":"input","shape":[1,2,2],"datatype":"FP32","parameters":{"binary_data_size":16}}]}""");
+        byte[] binary = [.. binaryHeader, .. new byte[16]];
+
+        var (run, outcomes) = await FuzzAsync(async random =>
+        {
+            var useBinary = random.Next(2) == 0;
+            var body = FuzzMutator.Mutate(useBinary ? binary : json, random);
+            int? headerLength = useBinary ? random.Next(4) switch { 0 => random.Next(-4, body.Length + 8), _ => Math.Min(binaryHeader.Length, body.Length) } : null;
+            var request = RestInferenceRequestReader.Parse(body, headerLength, "m", null);
+            await _service.InferAsync(request, CancellationToken.None);
+        });
+
+        Assert.True(outcomes["invalid"] > run / 4 && outcomes["ok"] > 0, $"{run} iterations: {string.Join(", ", outcomes)}");
+    }
+
+    [Fact]
+    public async Task GrpcFrameAndRequestConversion_MutatedBytes_ThrowOnlyDocumentedErrors()
+    {
+        var valid = new ModelInferRequest
+        {
+            ModelName = "m",
+            Id = "g",
+            Inputs = { new ModelInferRequest.Types.InferInputTensor { Name = "input", Datatype = "FP32", Shape = { 1, 2, 2 } } },
+            RawInputContents = { ByteString.CopyFrom(new byte[16]) },
+        };
+        var typed = valid.Clone();
+        typed.RawInputContents.Clear();
+        typed.Inputs[0].Contents = new InferTensorContents { Fp32Contents = { 1, 2, 3, 4 } };
+        byte[][] seeds = [Framed(valid.ToByteArray()), Framed(typed.ToByteArray())];
+
+        var (run, outcomes) = await FuzzAsync(async random =>
+        {
+            var bytes = FuzzMutator.Mutate(seeds[random.Next(seeds.Length)], random);
+            var buffer = new ReadOnlySequence<byte>(bytes);
+            if (!GrpcProtocol.TryReadFrame(ref buffer, 1 << 16, out var frame, out _))
+            {
+                return;
+            }
+
+            var request = GrpcInferenceService.ToInferenceRequest(GrpcServerCall.ParseMessage(ModelInferRequest.Parser, frame));
+            await _service.InferAsync(request, CancellationToken.None);
+        });
+
+        Assert.True(outcomes["invalid"] > 0 && outcomes["ok"] > 0, $"{run} iterations: {string.Join(", ", outcomes)}");
+    }
+
+    [Fact]
+    public void GrpcParseMessage_PackedFieldDeclaringIntMaxValueElements_InvalidArgument()
+    {
+        // InferTensorContents.bool_contents (field 1, packed) with declared length 0x7FFFFFFF inside a small message:
+        // Google.Protobuf's bounds check overflows and its array pre-sizing throws OutOfMemoryException.
+        var bytes = Convert.FromHexString("0A016D1A01672A260A05696E7075741204465033321A030102022A120AFFFFFFFF0732100000803F000000400000404000008040");
+        var ex = Assert.Throws<GrpcStatusException>(() => GrpcServerCall.ParseMessage(ModelInferRequest.Parser, new ReadOnlySequence<byte>(bytes)));
+        Assert.Equal(GrpcStatusCode.InvalidArgument, ex.Status);
+        Assert.Contains("ModelInferRequest", ex.Message);
+    }
+
+    private static byte[] Framed(byte[] message)
+    {
+        var output = new byte[GrpcProtocol.FrameHeaderLength + message.Length];
+        GrpcProtocol.WriteFrameHeader(output, message.Length);
+        message.CopyTo(output, GrpcProtocol.FrameHeaderLength);
+        return output;
+    }
+
+    private static async Task<(int Run, Dictionary<string, int> Outcomes)> FuzzAsync(Func<Random, Task> iteration)
+    {
+        var outcomes = new Dictionary<string, int> { ["ok"] = 0, ["invalid"] = 0 };
+        var clock = Stopwatch.StartNew();
+        var run = 0;
+        for (; run < Iterations && clock.Elapsed < Budget; run++)
+        {
+            try
+            {
+                await iteration(new Random(unchecked((Seed * 1_000_003) + run)));
+                outcomes["ok"]++;
+            }
+            catch (Exception ex) when (ex is InferenceException or GrpcStatusException)
+            {
+                outcomes["invalid"]++;
+            }
+            catch (Exception ex)
+            {
+                Assert.Fail($"iteration {run}: undocumented {ex.GetType().Name}: {ex.Message}\n{ex.StackTrace}");
+            }
+        }
+
+        Assert.True(run >= 1000, $"only {run} iterations within {Budget.TotalSeconds} s");
+        return (run, outcomes);
+    }
+}
