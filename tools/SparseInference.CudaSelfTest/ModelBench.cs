@@ -52,7 +52,18 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
             var want = cpu.Forward(check, spec);
             foreach (var (label, m) in new[] { ("bf16 products", model), ("fp32 products", model32) })
             {
-                var got = m.Forward(check, spec);
+                ForwardResult got;
+                try
+                {
+                    got = m.Forward(check, spec);
+                }
+                catch (Exception ex) when (ex is NotSupportedException or ArgumentException or CudaException or InvalidOperationException)
+                {
+                    Failed++;
+                    Console.WriteLine($"model check {name,-10} {label}: FAIL, {ex.GetType().Name}: {ex.Message}");
+                    continue;
+                }
+
                 var err = Compare.RelativeError(got.Output, want.Output);
                 var ok = !double.IsNaN(err) && err <= Tolerance;
                 if (ok) { Passed++; } else { Failed++; }
@@ -68,7 +79,18 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
         {
             foreach (var (name, spec) in cases)
             {
-                var first = m.Forward(input, spec);
+                ForwardResult first;
+                try
+                {
+                    first = m.Forward(input, spec);
+                }
+                catch (Exception ex) when (ex is NotSupportedException or ArgumentException or CudaException or InvalidOperationException)
+                {
+                    Failed++;
+                    Console.WriteLine($"model bench {label} {name,-10}: FAIL, {ex.GetType().Name}: {ex.Message}");
+                    continue;
+                }
+
                 var finite = first.Output.All(float.IsFinite);
                 if (!finite) { Failed++; }
                 for (var i = 0; i < 3; i++)

@@ -39,13 +39,13 @@ internal static partial class ComputeDeviceSelector
         {
             if (!CudaComputeBackend.TryCreate(out backend, out reason, ordinal) || backend is null)
             {
-                Log.CudaUnavailable(logger, device!, reason ?? "unknown reason");
+                Log.CudaUnavailable(logger, device!, (reason ?? "unknown reason").TrimEnd('.'));
                 return null;
             }
         }
         catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException or CudaException)
         {
-            Log.CudaUnavailable(logger, device!, ex.Message);
+            Log.CudaUnavailable(logger, device!, ex.Message.TrimEnd('.'));
             return null;
         }
 

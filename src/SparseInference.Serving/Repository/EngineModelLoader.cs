@@ -55,6 +55,7 @@ internal sealed partial class EngineModelLoader : IInferenceModelLoader, IDispos
     /// <param name="directory">For a GPU model, where to load the CPU twin for calls the GPU backend does not support.</param>
     private sealed class EngineModel(EncoderModel model, Lock? gpu, string? directory, ILogger logger) : IInferenceModel
     {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _cpuPatterns = new(StringComparer.Ordinal);
         private EncoderModel? _cpuTwin;
 
         public ModelConfiguration Configuration { get; } = FromEngine(model.Config);
@@ -64,6 +65,11 @@ internal sealed partial class EngineModelLoader : IInferenceModelLoader, IDispos
             if (gpu is null)
             {
                 return model.Forward(input, attention);
+            }
+
+            if (_cpuPatterns.ContainsKey(attention.Pattern))
+            {
+                return _cpuTwin!.Forward(input, attention);
             }
 
             try
@@ -76,8 +82,13 @@ internal sealed partial class EngineModelLoader : IInferenceModelLoader, IDispos
             catch (NotSupportedException ex)
             {
                 // An op or shape the GPU kernels lack (e.g. token top-k attention): same weights, CPU engine.
+                // Decided once per pattern: the GPU model's head dim or op set does not change between calls.
                 var twin = LazyInitializer.EnsureInitialized(ref _cpuTwin, () => EncoderModel.Load(directory!));
-                Log.CpuFallback(logger, directory!, attention.Pattern, ex.Message);
+                if (_cpuPatterns.TryAdd(attention.Pattern, true))
+                {
+                    Log.CpuFallback(logger, directory!, attention.Pattern, ex.Message);
+                }
+
                 return twin.Forward(input, attention);
             }
         }
