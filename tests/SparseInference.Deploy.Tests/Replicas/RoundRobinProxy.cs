@@ -155,15 +155,12 @@ public sealed class RoundRobinProxy : IAsyncDisposable
     /// <summary>The next ready backend in round-robin order that accepts a connection; null when none does.</summary>
     private async Task<TcpClient?> ConnectAsync()
     {
+        // Round robin over the ready backends only, so a backend out of rotation does not double its neighbour's share.
+        var ready = Enumerable.Range(0, _backends.Count).Where(IsReady).ToList();
         var start = Interlocked.Increment(ref _next);
-        for (var attempt = 0; attempt < _backends.Count; attempt++)
+        for (var attempt = 0; attempt < ready.Count; attempt++)
         {
-            var index = (int)((start + attempt) % _backends.Count);
-            if (!IsReady(index))
-            {
-                continue;
-            }
-
+            var index = ready[(int)((start + attempt) % ready.Count)];
             var backend = new TcpClient { NoDelay = true };
             try
             {
