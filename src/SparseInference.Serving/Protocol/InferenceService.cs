@@ -1,16 +1,27 @@
 using System.Globalization;
 using SparseInference.Models;
+using SparseInference.Serving.Batching;
+using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Metrics;
 using SparseInference.Serving.Repository;
+using SparseInference.Serving.Variants;
+using SparseInference.Serving.Variants.Routing;
 
 namespace SparseInference.Serving.Protocol;
 
 /// <summary>
 /// The protocol's inference logic, shared by REST and gRPC: resolves the model, checks every input against the
-/// model's tensor contract before it reaches the engine, picks the variant, runs the forward and shapes outputs.
+/// model's tensor contract before it reaches the engine, routes it to a variant (<see cref="VariantRouter"/>: override,
+/// sticky, weighted, shadow), runs the forward through the executor (the batcher) and shapes outputs.
 /// </summary>
-public sealed class InferenceService(ModelRepository repository, IInferenceExecutor executor, TimeProvider time, ServingMetrics? metrics = null)
+public sealed class InferenceService(ModelRepository repository, IInferenceExecutor executor, VariantRouter router, TimeProvider time, ServingMetrics? metrics = null)
 {
+    /// <summary>Triton's per-request queue timeout in microseconds.</summary>
+    public const string TimeoutParameter = "timeout";
+
+    /// <summary>Triton's per-request priority level (1 is the highest; 0 the model's default).</summary>
+    public const string PriorityParameter = "priority";
+
     /// <summary>Largest element count of one input; keeps shape products far from overflowing an array index.</summary>
     public const int MaxElements = int.MaxValue / 8;
 
@@ -25,12 +36,29 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
         {
             var contract = ModelTensorContract.For(model.Configuration);
             var (forwardInput, values) = BuildForwardInput(request, model.Configuration, contract);
-            var (variant, attention) = SelectVariant(request, model);
+            var scheduling = Scheduling(request);
+            var decision = Route(request, model);
+            var variant = decision.VariantName;
             labels = labels with { Variant = variant };
             var requested = SelectOutputs(request, contract);
             var inputDone = time.GetTimestamp();
 
-            var execution = await executor.ExecuteAsync(model, forwardInput, attention, cancellationToken).ConfigureAwait(false);
+            var target = new ExecutionVariant(
+                variant,
+                decision.Primary.Generation,
+                decision.Primary.Spec,
+                decision.Primary.LoadedModel is VersionVariantModel ? null : decision.Primary.LoadedModel);
+            InferenceExecution execution;
+            try
+            {
+                execution = await executor.ExecuteAsync(model, target, forwardInput, scheduling, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException && ex is not InferenceException { Kind: InferenceErrorKind.InvalidArgument })
+            {
+                router.ReportFailed(decision, time.GetElapsedTime(inputDone));
+                throw;
+            }
+
             var outputStarted = time.GetTimestamp();
 
             var outputs = BuildOutputs(model, forwardInput, values, execution.Result, requested);
@@ -51,6 +79,8 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
             };
 
             var finished = time.GetTimestamp();
+            // The shadow (if any) gets its own copy: the forward input is the caller's and stays untouched.
+            router.ReportCompleted(decision, forwardInput, execution.Result, time.GetElapsedTime(inputDone, outputStarted));
             model.Statistics.RecordSuccess(
                 forwardInput.Batch,
                 Nanoseconds(time.GetElapsedTime(started, finished)),
@@ -62,8 +92,7 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
             if (metrics is not null)
             {
                 metrics.RecordRequest(labels, request.Protocol, RequestOutcomes.Success, time.GetElapsedTime(started, finished).TotalSeconds);
-                metrics.RecordQueueDuration(labels, execution.Queue.TotalSeconds);
-                metrics.RecordComputeDuration(labels, execution.Compute.TotalSeconds);
+                // Queue and compute durations are recorded by the batcher, once per request and per batch.
                 // Pairs are summed over layers and heads already; one pair costs a q·k and an a·v multiply-add per head dimension.
                 var flopsPerPair = 4L * model.Configuration.DModel / Math.Max(1, model.Configuration.NHeads);
                 metrics.RecordForward(labels, execution.Result.ComputedPairs, execution.Result.DensePairs, flopsPerPair);
@@ -190,25 +219,54 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
         return (new ForwardInput { Batch = batch, Time = steps, Values = values }, values);
     }
 
-    internal static (string Name, AttentionSpec Spec) SelectVariant(InferenceRequest request, ModelVersion model)
+    private RouteDecision Route(InferenceRequest request, ModelVersion model)
     {
-        if (!request.Parameters.TryGetValue(InferenceRequest.VariantParameter, out var parameter))
-        {
-            return (model.DefaultVariant, model.Variants[model.DefaultVariant]);
-        }
-
-        if (parameter.Value is not string name)
+        if (request.Parameters.TryGetValue(InferenceRequest.VariantParameter, out var parameter) && parameter.Value is not string)
         {
             throw InferenceException.Invalid($"parameter 'variant' must be a string, got {parameter.KindName} {parameter}.");
         }
 
-        if (!model.Variants.TryGetValue(name, out var spec))
+        try
         {
-            throw InferenceException.Invalid(
-                $"parameter 'variant': model '{model.ModelName}' version '{model.Version}' has no variant '{name}'; expected one of [{string.Join(", ", model.Variants.Keys)}].");
+            return router.Route(model.ModelName, router.ContextFor(request.Parameters, request.HeaderLookup));
+        }
+        catch (VariantRoutingException ex)
+        {
+            throw InferenceException.Invalid($"parameter 'variant' of model '{model.ModelName}': {ex.Message}");
+        }
+    }
+
+    /// <summary>Priority and queue timeout from the request's <c>priority</c> and <c>timeout</c> (µs) parameters and the transport deadline.</summary>
+    internal BatchRequestOptions Scheduling(InferenceRequest request)
+    {
+        var priority = 0L;
+        if (request.Parameters.TryGetValue(PriorityParameter, out var p))
+        {
+            priority = p.Value is long l && l >= 0 && l <= int.MaxValue
+                ? l
+                : throw InferenceException.Invalid($"parameter 'priority' must be a non-negative integer, got {p.KindName} {p}.");
         }
 
-        return (name, spec);
+        var timeout = 0L;
+        if (request.Parameters.TryGetValue(TimeoutParameter, out var t))
+        {
+            timeout = t.Value is long l && l >= 0
+                ? l
+                : throw InferenceException.Invalid($"parameter 'timeout' must be a non-negative integer of microseconds, got {t.KindName} {t}.");
+        }
+
+        if (request.Deadline is { } deadline)
+        {
+            var remaining = (long)Math.Floor((deadline - time.GetUtcNow()).TotalMicroseconds);
+            if (remaining <= 0)
+            {
+                throw new InferenceException(InferenceErrorKind.DeadlineExceeded, "the request's deadline passed before it was scheduled; it was not executed.");
+            }
+
+            timeout = timeout == 0 ? remaining : Math.Min(timeout, remaining);
+        }
+
+        return new BatchRequestOptions((int)priority, timeout);
     }
 
     internal static IReadOnlyList<RequestedOutput> SelectOutputs(InferenceRequest request, ModelTensorContract contract)
