@@ -1,4 +1,4 @@
-"""Builds a model repository of two models on one model's weights: batching on and off (max_batch_size 1)."""
+"""Builds a model repository of three models on one model's weights: batching on (32 or 8 per forward) and off (max_batch_size 1)."""
 import json
 import os
 import sys
@@ -10,6 +10,8 @@ with open(os.path.join(source, "serving.json"), encoding="utf-8") as f:
 configs = {
     # Batching on: up to 32 windows per forward, at most 500 us of waiting for a batch to fill.
     "skab-pump": {"max_batch_size": 32, "max_queue_delay_microseconds": 500},
+    # Batching on with the scheduler's default batch size (8) and the same delay.
+    "skab-pump-batch8": {"max_batch_size": 8, "max_queue_delay_microseconds": 500},
     # Batching off: every request is its own forward (same queue and worker, no grouping).
     "skab-pump-unbatched": {"max_batch_size": 1, "max_queue_delay_microseconds": 0},
 }

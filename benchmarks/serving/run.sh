@@ -17,6 +17,8 @@ DURATION="${DURATION:-8}"
 WARMUP="${WARMUP:-2}"
 SWAP_SECONDS="${SWAP_SECONDS:-30}"
 SKAB_DIR="${SKAB_DIR:-$ROOT/../shared/data/skab}"
+# A worktree sits one level deeper than the main checkout.
+[[ -d "$SKAB_DIR" ]] || [[ ! -d "$ROOT/../../shared/data/skab" ]] || SKAB_DIR="$(cd "$ROOT/../../shared/data/skab" && pwd)"
 TOKEN="serving-benchmark-token"
 mkdir -p "$RESULTS" "$(dirname "$PLOT")"
 
@@ -30,7 +32,7 @@ LOADGEN_DLL="$ROOT/tools/SparseInference.LoadGen/bin/Release/net10.0/SparseInfer
 CSV_ARGS=()
 if [[ -d "$SKAB_DIR" ]]; then CSV_ARGS=(--csv-dir "$SKAB_DIR"); else echo "SKAB not found at $SKAB_DIR: synthetic windows" >&2; fi
 
-# A model repository of two models on the same weights: batching on and batching off (max_batch_size 1).
+# A model repository of three models on the same weights: batching on (max_batch_size 32 and 8) and off (1).
 REPO="$(mktemp -d)"
 WORK="$(mktemp -d)"
 "$PY" "$HERE/make_repository.py" "$ROOT/models/skab-pump" "$REPO"
@@ -81,7 +83,7 @@ load_sample() { echo "$1 $(date -u +%H:%M:%S) $(uptime | sed 's/.*load average: 
 
 # Unmeasured warm-up of both models and all three protocol paths (JIT, connection pools, first batchers).
 load_sample warmup
-for model in skab-pump skab-pump-unbatched; do
+for model in skab-pump skab-pump-batch8 skab-pump-unbatched; do
   loadgen -m "$model" --encoding binary --concurrency 8 --duration 4 --warmup 0 >/dev/null
   loadgen -m "$model" --encoding json --concurrency 1 --duration 1 --warmup 0 >/dev/null
   loadgen -m "$model" --protocol grpc --concurrency 1 --duration 1 --warmup 0 >/dev/null
@@ -89,8 +91,8 @@ done
 
 # 1. Batching on vs off, interleaved per concurrency level so machine-load drift hits both alike.
 for c in 1 8 32 128; do
-  for mode in off on; do
-    model=skab-pump; [[ $mode == off ]] && model=skab-pump-unbatched
+  for mode in off on on8; do
+    case $mode in off) model=skab-pump-unbatched ;; on) model=skab-pump ;; on8) model=skab-pump-batch8 ;; esac
     echo "batching $mode, concurrency $c" >&2
     load_sample "batching-$mode-c$c"
     loadgen -m "$model" --encoding binary --concurrency "$c" --duration "$DURATION" --warmup "$WARMUP" \
@@ -101,6 +103,7 @@ done
 # Per-batch-size compute of the engine over the whole sweep (the stats endpoint's batch_stats).
 stats skab-pump >"$RESULTS/batching-on.stats.json"
 stats skab-pump-unbatched >"$RESULTS/batching-off.stats.json"
+stats skab-pump-batch8 >"$RESULTS/batching-on8.stats.json"
 
 # 2. Overhead at concurrency 1: server stats (total, queue, compute) around each run.
 for proto in rest-binary rest-json grpc; do
