@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Serving benchmarks against a real Release server process on loopback:
+#   1. dynamic batching on vs off (skab-pump, one 64x8 window per request, concurrency sweep)
+#   2. server overhead at concurrency 1 (REST binary, REST JSON, gRPC)
+#   3. variant swap under load (8 clients; the serving variant's sparsity changed through the admin API)
+# Writes benchmarks/serving/results/*.json and docs/plots/batching-latency-throughput.png.
+# Environment: DURATION (s per level, default 8), WARMUP (s, default 2), SWAP_SECONDS (default 30),
+# SKIP_BUILD=1 to use existing Release builds, SKAB_DIR (default ../shared/data/skab) for replayed windows.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$ROOT/benchmarks/serving"
+RESULTS="${RESULTS:-$HERE/results}"
+PLOT="${PLOT:-$ROOT/docs/plots/batching-latency-throughput.png}"
+PY=/usr/bin/python3
+DURATION="${DURATION:-8}"
+WARMUP="${WARMUP:-2}"
+SWAP_SECONDS="${SWAP_SECONDS:-30}"
+SKAB_DIR="${SKAB_DIR:-$ROOT/../shared/data/skab}"
+# A worktree sits one level deeper than the main checkout.
+[[ -d "$SKAB_DIR" ]] || [[ ! -d "$ROOT/../../shared/data/skab" ]] || SKAB_DIR="$(cd "$ROOT/../../shared/data/skab" && pwd)"
+TOKEN="serving-benchmark-token"
+mkdir -p "$RESULTS" "$(dirname "$PLOT")"
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+  dotnet build -c Release "$ROOT/src/SparseInference.Server/SparseInference.Server.csproj" -v q -nologo
+  dotnet build -c Release "$ROOT/tools/SparseInference.LoadGen/SparseInference.LoadGen.csproj" -v q -nologo
+fi
+SERVER_DLL="$ROOT/src/SparseInference.Server/bin/Release/net10.0/SparseInference.Server.dll"
+LOADGEN_DLL="$ROOT/tools/SparseInference.LoadGen/bin/Release/net10.0/SparseInference.LoadGen.dll"
+
+CSV_ARGS=()
+if [[ -d "$SKAB_DIR" ]]; then CSV_ARGS=(--csv-dir "$SKAB_DIR"); else echo "SKAB not found at $SKAB_DIR: synthetic windows" >&2; fi
+
+# A model repository of three models on the same weights: batching on (max_batch_size 32 and 8) and off (1).
+REPO="$(mktemp -d)"
+WORK="$(mktemp -d)"
+"$PY" "$HERE/make_repository.py" "$ROOT/models/skab-pump" "$REPO"
+
+read -r REST GRPC METRICS ADMIN < <("$PY" -c '
+import socket
+socks=[socket.socket() for _ in range(4)]
+for s in socks: s.bind(("127.0.0.1",0))
+print(*[s.getsockname()[1] for s in socks])
+for s in socks: s.close()')
+
+SparseInference__Ports__Rest=$REST SparseInference__Ports__Grpc=$GRPC \
+SparseInference__Ports__Metrics=$METRICS SparseInference__Ports__Admin=$ADMIN \
+SparseInference__ModelRepository="$REPO" SparseInference__Admin__Token="$TOKEN" \
+SparseInference__Shutdown__DrainDelaySeconds=0 \
+Logging__LogLevel__Default=Warning \
+  dotnet "$SERVER_DLL" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+cleanup() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  rm -rf "$REPO" "$WORK"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 120); do
+  if curl -fs "http://127.0.0.1:$REST/v2/health/ready" >/dev/null; then break; fi
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then cat "$WORK/server.log" >&2; exit 1; fi
+  sleep 0.5
+done
+curl -fs "http://127.0.0.1:$REST/v2/health/ready" >/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
+
+REST_URL="http://127.0.0.1:$REST"
+GRPC_URL="http://127.0.0.1:$GRPC"
+ADMIN_URL="http://127.0.0.1:$ADMIN"
+loadgen() { dotnet "$LOADGEN_DLL" --url "$REST_URL" --grpc-url "$GRPC_URL" "${CSV_ARGS[@]}" --json "$@"; }
+stats() { curl -fs "$REST_URL/v2/models/$1/stats"; }
+
+{
+  echo "{\"started_utc\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+  echo " \"cpu\": \"$(lscpu | sed -n 's/^Model name: *//p' | head -1)\", \"cores\": $(nproc),"
+  echo " \"uptime_start\": \"$(uptime)\","
+  echo " \"duration_s\": $DURATION, \"warmup_s\": $WARMUP, \"swap_seconds\": $SWAP_SECONDS}"
+} >"$RESULTS/machine.json"
+
+: >"$RESULTS/load.txt"
+load_sample() { echo "$1 $(date -u +%H:%M:%S) $(uptime | sed 's/.*load average: //')" >>"$RESULTS/load.txt"; }
+
+# Unmeasured warm-up of both models and all three protocol paths (JIT, connection pools, first batchers).
+load_sample warmup
+for model in skab-pump skab-pump-batch8 skab-pump-unbatched; do
+  loadgen -m "$model" --encoding binary --concurrency 8 --duration 4 --warmup 0 >/dev/null
+  loadgen -m "$model" --encoding json --concurrency 1 --duration 1 --warmup 0 >/dev/null
+  loadgen -m "$model" --protocol grpc --concurrency 1 --duration 1 --warmup 0 >/dev/null
+done
+
+# 1. Batching on vs off, interleaved per concurrency level so machine-load drift hits both alike.
+for c in 1 8 32 128; do
+  for mode in off on on8; do
+    case $mode in off) model=skab-pump-unbatched ;; on) model=skab-pump ;; on8) model=skab-pump-batch8 ;; esac
+    echo "batching $mode, concurrency $c" >&2
+    load_sample "batching-$mode-c$c"
+    loadgen -m "$model" --encoding binary --concurrency "$c" --duration "$DURATION" --warmup "$WARMUP" \
+      >"$RESULTS/batching-$mode-c$c.json"
+  done
+done
+
+# Per-batch-size compute of the engine over the whole sweep (the stats endpoint's batch_stats).
+stats skab-pump >"$RESULTS/batching-on.stats.json"
+stats skab-pump-unbatched >"$RESULTS/batching-off.stats.json"
+stats skab-pump-batch8 >"$RESULTS/batching-on8.stats.json"
+
+# 2. Overhead at concurrency 1: server stats (total, queue, compute) around each run.
+for proto in rest-binary rest-json grpc; do
+  case $proto in
+    rest-binary) args=(--protocol rest --encoding binary) ;;
+    rest-json) args=(--protocol rest --encoding json) ;;
+    grpc) args=(--protocol grpc) ;;
+  esac
+  for model in skab-pump skab-pump-unbatched; do
+    echo "overhead $proto $model" >&2
+    load_sample "overhead-$proto-$model"
+    stats "$model" >"$WORK/before.json"
+    loadgen -m "$model" "${args[@]}" --concurrency 1 --duration "$DURATION" --warmup "$WARMUP" >"$RESULTS/overhead-$proto-$model.json"
+    stats "$model" >"$WORK/after.json"
+    "$PY" "$HERE/stats_delta.py" "$WORK/before.json" "$WORK/after.json" >"$RESULTS/overhead-$proto-$model.server.json"
+  done
+done
+
+# 3. Swap under load: a variant 'swap' serves 100%; its sparsity flips through the admin API during the middle phase.
+AUTH="Authorization: Bearer $TOKEN"
+curl -fs -X PUT -H "$AUTH" -H 'Content-Type: application/json' \
+  "$ADMIN_URL/admin/models/skab-pump/variants/swap" -d '{"pattern":"block-topk","sparsity":0.75}' >/dev/null
+curl -fs -X POST -H "$AUTH" "$ADMIN_URL/admin/models/skab-pump/promote/swap" >/dev/null
+PHASE=$(( SWAP_SECONDS / 2 ))
+echo "swap: before" >&2
+load_sample swap-before
+loadgen -m skab-pump --encoding binary --concurrency 8 --duration "$PHASE" --warmup 1 >"$RESULTS/swap-before.json"
+echo "swap: during" >&2
+load_sample swap-during
+"$PY" "$HERE/swapper.py" "$ADMIN_URL" "$TOKEN" skab-pump swap "$SWAP_SECONDS" 0.1 >"$RESULTS/swap-changes.json" &
+SWAPPER=$!
+loadgen -m skab-pump --encoding binary --concurrency 8 --duration "$SWAP_SECONDS" --warmup 0 >"$RESULTS/swap-during.json"
+wait "$SWAPPER"
+echo "swap: after" >&2
+load_sample swap-after
+loadgen -m skab-pump --encoding binary --concurrency 8 --duration "$PHASE" --warmup 1 >"$RESULTS/swap-after.json"
+curl -fs -H "$AUTH" "$ADMIN_URL/admin/models/skab-pump/variants" >"$RESULTS/swap-final-table.json" || true
+
+load_sample end
+echo "{\"finished_utc\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\", \"uptime_end\": \"$(uptime)\"}" >"$RESULTS/machine-end.json"
+"$PY" "$HERE/summarize.py" "$RESULTS" "$PLOT"
