@@ -39,7 +39,8 @@ public sealed class ManifestConfiguredServerTests : IDisposable
             var check = ExternalTool.Run("bash", [RepositoryLayout.PathOf("deploy", "docker", "healthcheck.sh")],
                 environment: new Dictionary<string, string> { ["SparseInference__Ports__Rest"] = rest.ToString(CultureInfo.InvariantCulture) });
             Assert.True(check.ExitCode == 0, check.Describe());
-            Assert.Contains("Hosting environment: Production", server.Log, StringComparison.Ordinal);
+            // The log is JSON lines: the rendered message quotes string values (escaped inside the JSON string).
+            Assert.Matches(@"Hosting environment: (\\"")?Production", server.Log);
         }
     }
 
