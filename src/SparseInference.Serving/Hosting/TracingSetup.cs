@@ -27,8 +27,8 @@ public static class TracingSetup
         if (string.IsNullOrWhiteSpace(endpoint))
             return services;
 
-        if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri))
-            throw new InvalidOperationException($"{EndpointKey}: expected an absolute URI such as http://collector:4317, actual '{endpoint}'");
+        if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            throw new InvalidOperationException($"{EndpointKey}: expected an absolute http(s) URI such as http://collector:4317, actual '{endpoint}'");
 
         services.AddSingleton(_ => Sdk.CreateTracerProviderBuilder()
             .SetResourceBuilder(ResourceBuilder.CreateDefault().AddService(ServiceName))
