@@ -13,12 +13,19 @@ public enum InferenceErrorKind
     ResourceExhausted,
     /// <summary>The server failed (REST 500, gRPC INTERNAL).</summary>
     Internal,
+    /// <summary>The variant's request queue is full (REST 429 with Retry-After, gRPC RESOURCE_EXHAUSTED).</summary>
+    Overloaded,
+    /// <summary>The request's deadline passed before it was scheduled (REST 504, gRPC DEADLINE_EXCEEDED).</summary>
+    DeadlineExceeded,
 }
 
 /// <summary>A request failure whose message is meant for the caller: it names the field, expected and actual value.</summary>
 public sealed class InferenceException(InferenceErrorKind kind, string message, Exception? inner = null) : Exception(message, inner)
 {
     public InferenceErrorKind Kind { get; } = kind;
+
+    /// <summary>For <see cref="InferenceErrorKind.Overloaded"/>: whole seconds the caller should wait before retrying.</summary>
+    public int? RetryAfterSeconds { get; init; }
 
     public static InferenceException Invalid(string message) => new(InferenceErrorKind.InvalidArgument, message);
 }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using SparseInference.Serving.Protocol;
 using SparseInference.Serving.Repository;
 
 namespace SparseInference.Serving.Hosting;
@@ -10,7 +11,12 @@ namespace SparseInference.Serving.Hosting;
 /// the listeners close, so a load balancer stops routing here while in-flight requests finish.
 /// </summary>
 internal sealed partial class ServerLifecycle(
-    ModelRepository repository, ServerState state, IOptions<SparseInferenceOptions> options, TimeProvider time, ILogger<ServerLifecycle> logger)
+    ModelRepository repository,
+    IInferenceExecutor executor,
+    ServerState state,
+    IOptions<SparseInferenceOptions> options,
+    TimeProvider time,
+    ILogger<ServerLifecycle> logger)
     : IHostedLifecycleService
 {
     public Task StartingAsync(CancellationToken cancellationToken)
@@ -50,10 +56,15 @@ internal sealed partial class ServerLifecycle(
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StoppedAsync(CancellationToken cancellationToken)
+    public async Task StoppedAsync(CancellationToken cancellationToken)
     {
+        // Queued requests run before the weights under them are released.
+        if (executor is IAsyncDisposable batching)
+        {
+            await batching.DisposeAsync().ConfigureAwait(false);
+        }
+
         repository.Dispose();
-        return Task.CompletedTask;
     }
 
     private static partial class Log

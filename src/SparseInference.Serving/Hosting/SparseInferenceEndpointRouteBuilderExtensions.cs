@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using SparseInference.Serving.Admin;
 using SparseInference.Serving.Grpc;
 using SparseInference.Serving.Metrics;
 using SparseInference.Serving.Protocol.Grpc;
@@ -13,7 +14,7 @@ public static class SparseInferenceEndpointRouteBuilderExtensions
 {
     /// <summary>
     /// Maps the Open Inference Protocol (REST on the REST port only, gRPC on the gRPC port only) and the Prometheus
-    /// exporter on the metrics port only.
+    /// exporter on the metrics port only, and the variants admin API on the admin port only.
     /// </summary>
     public static IEndpointRouteBuilder MapSparseInference(this IEndpointRouteBuilder endpoints)
     {
@@ -23,6 +24,7 @@ public static class SparseInferenceEndpointRouteBuilderExtensions
         var registry = endpoints.ServiceProvider.GetRequiredService<GrpcInferenceService>().Register(new GrpcMethodRegistry());
         endpoints.MapGrpcMethods(registry, options.Limits.MaxGrpcMessageBytes).RequireLocalPort(options.Ports.Grpc);
         endpoints.MapPrometheusMetrics().RequireLocalPort(options.Ports.Metrics);
+        endpoints.MapSparseInferenceAdmin().RequireLocalPort(options.Ports.Admin);
         return endpoints;
     }
 }

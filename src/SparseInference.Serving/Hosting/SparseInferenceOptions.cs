@@ -15,8 +15,6 @@ public sealed class SparseInferenceOptions
 
     public ShutdownOptions Shutdown { get; set; } = new();
 
-    public AdminOptions Admin { get; set; } = new();
-
     public LimitOptions Limits { get; set; } = new();
 }
 
@@ -35,12 +33,6 @@ public sealed class ShutdownOptions
 
     /// <summary>Seconds the host waits for in-flight requests before stopping hard.</summary>
     public int TimeoutSeconds { get; set; } = 30;
-}
-
-public sealed class AdminOptions
-{
-    /// <summary>Bearer token for the admin port; empty disables token checks (the admin listener should then stay private).</summary>
-    public string Token { get; set; } = "";
 }
 
 public sealed class LimitOptions

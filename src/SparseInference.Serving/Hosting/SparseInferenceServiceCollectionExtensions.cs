@@ -11,6 +11,8 @@ using SparseInference.Serving.Metrics;
 using SparseInference.Serving.Protocol;
 using SparseInference.Serving.Protocol.Grpc;
 using SparseInference.Serving.Repository;
+using SparseInference.Serving.Batching;
+using SparseInference.Serving.Variants;
 
 namespace SparseInference.Serving.Hosting;
 
@@ -18,7 +20,7 @@ public static class SparseInferenceServiceCollectionExtensions
 {
     /// <summary>
     /// Registers the serving stack from the <c>SparseInference</c> configuration section: options (validated at start),
-    /// the model repository, inference, the gRPC transport and Kestrel's four listeners. Every piece is added with
+    /// the model repository, inference behind the dynamic batcher, variants with their admin API, the gRPC transport and Kestrel's four listeners. Every piece is added with
     /// <c>TryAdd</c>, so a host or a test can replace it.
     /// </summary>
     public static IServiceCollection AddSparseInference(this IServiceCollection services, IConfiguration configuration)
@@ -36,9 +38,15 @@ public static class SparseInferenceServiceCollectionExtensions
         {
             var options = sp.GetRequiredService<IOptions<SparseInferenceOptions>>().Value;
             var root = SparseInferenceOptionsValidator.ResolveRepositoryPath(sp.GetRequiredService<IHostEnvironment>(), options.ModelRepository);
-            return new ModelRepository(root, sp.GetRequiredService<IInferenceModelLoader>(), sp.GetRequiredService<ILogger<ModelRepository>>());
+            var repository = new ModelRepository(root, sp.GetRequiredService<IInferenceModelLoader>(), sp.GetRequiredService<ILogger<ModelRepository>>());
+            // Before anything loads: the variant catalog and batching queues follow every load and unload.
+            sp.GetRequiredService<RepositoryVariantBinding>().Attach(repository);
+            return repository;
         });
-        services.TryAddSingleton<IInferenceExecutor, DirectInferenceExecutor>();
+        services.TryAddSingleton<IInferenceExecutor, BatchingInferenceExecutor>();
+        services.TryAddSingleton<IVariantModelSource, RepositoryVariantModelSource>();
+        services.TryAddSingleton<RepositoryVariantBinding>();
+        services.AddSparseInferenceVariants();
         services.TryAddSingleton<InferenceService>();
         services.TryAddSingleton<GrpcInferenceService>();
         services.AddHostedService<ServerLifecycle>();

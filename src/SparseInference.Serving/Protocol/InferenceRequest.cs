@@ -21,6 +21,27 @@ public sealed class InferenceRequest
 
     /// <summary>REST <c>binary_data_output</c>: outputs not asking otherwise use the binary tensor data extension.</summary>
     public bool BinaryOutputByDefault { get; init; }
+
+    /// <summary>Reads a request header (REST) or metadata entry (gRPC), e.g. the routing key; null when the transport has none.</summary>
+    public Func<string, string?>? HeaderLookup { get; init; }
+
+    /// <summary>The transport's deadline (gRPC <c>grpc-timeout</c>); the request is not executed once it has passed.</summary>
+    public DateTimeOffset? Deadline { get; init; }
+
+    /// <summary>This request with the transport's header lookup and deadline.</summary>
+    public InferenceRequest WithHeaders(Func<string, string?>? headerLookup, DateTimeOffset? deadline) => new()
+    {
+        Protocol = Protocol,
+        ModelName = ModelName,
+        ModelVersion = ModelVersion,
+        Id = Id,
+        Parameters = Parameters,
+        Inputs = Inputs,
+        Outputs = Outputs,
+        BinaryOutputByDefault = BinaryOutputByDefault,
+        HeaderLookup = headerLookup,
+        Deadline = deadline,
+    };
 }
 
 public sealed class InferenceInput

@@ -1,16 +1,33 @@
 using System.Globalization;
 using SparseInference.Models;
+using SparseInference.Serving.Batching;
+using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Metrics;
 using SparseInference.Serving.Repository;
+using SparseInference.Serving.Variants;
+using SparseInference.Serving.Variants.Routing;
 
 namespace SparseInference.Serving.Protocol;
 
 /// <summary>
 /// The protocol's inference logic, shared by REST and gRPC: resolves the model, checks every input against the
-/// model's tensor contract before it reaches the engine, picks the variant, runs the forward and shapes outputs.
+/// model's tensor contract before it reaches the engine, routes it to a variant (<see cref="VariantRouter"/>: override,
+/// sticky, weighted, shadow), runs the forward through the executor (the batcher) and shapes outputs.
 /// </summary>
-public sealed class InferenceService(ModelRepository repository, IInferenceExecutor executor, TimeProvider time, ServingMetrics? metrics = null)
+public sealed class InferenceService(
+    ModelRepository repository,
+    IInferenceExecutor executor,
+    VariantRouter router,
+    TimeProvider time,
+    ServingMetrics? metrics = null,
+    InferenceRequestLog? requestLog = null)
 {
+    /// <summary>Triton's per-request queue timeout in microseconds.</summary>
+    public const string TimeoutParameter = "timeout";
+
+    /// <summary>Triton's per-request priority level (1 is the highest; 0 the model's default).</summary>
+    public const string PriorityParameter = "priority";
+
     /// <summary>Largest element count of one input; keeps shape products far from overflowing an array index.</summary>
     public const int MaxElements = int.MaxValue / 8;
 
@@ -21,17 +38,37 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
         var model = repository.Resolve(request.ModelName, request.ModelVersion);
         var started = time.GetTimestamp();
         var labels = new VariantLabels(model.ModelName, model.Version, "");
+        using var receive = InferenceTracing.StartReceive(model.ModelName, request.Protocol);
         try
         {
             var contract = ModelTensorContract.For(model.Configuration);
             var (forwardInput, values) = BuildForwardInput(request, model.Configuration, contract);
-            var (variant, attention) = SelectVariant(request, model);
+            var scheduling = Scheduling(request);
+            var decision = Route(request, model);
+            var variant = decision.VariantName;
             labels = labels with { Variant = variant };
             var requested = SelectOutputs(request, contract);
             var inputDone = time.GetTimestamp();
 
-            var execution = await executor.ExecuteAsync(model, forwardInput, attention, cancellationToken).ConfigureAwait(false);
+            var executeStarted = time.GetUtcNow();
+            var target = new ExecutionVariant(
+                variant,
+                decision.Primary.Generation,
+                decision.Primary.Spec,
+                decision.Primary.LoadedModel is VersionVariantModel ? null : decision.Primary.LoadedModel);
+            InferenceExecution execution;
+            try
+            {
+                execution = await executor.ExecuteAsync(model, target, forwardInput, scheduling, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException && ex is not InferenceException { Kind: InferenceErrorKind.InvalidArgument })
+            {
+                router.ReportFailed(decision, time.GetElapsedTime(inputDone));
+                throw;
+            }
+
             var outputStarted = time.GetTimestamp();
+            InferenceTracing.RecordExecution(receive, executeStarted, time.GetUtcNow(), execution.Queue, execution.Compute, labels, forwardInput.Batch);
 
             var outputs = BuildOutputs(model, forwardInput, values, execution.Result, requested);
             var parameters = new Dictionary<string, InferenceParameter>(StringComparer.Ordinal)
@@ -51,6 +88,11 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
             };
 
             var finished = time.GetTimestamp();
+            // The shadow (if any) gets its own copy: the forward input is the caller's and stays untouched.
+            router.ReportCompleted(decision, forwardInput, execution.Result, time.GetElapsedTime(inputDone, outputStarted));
+            InferenceTracing.RecordRespond(receive, time.GetUtcNow() - time.GetElapsedTime(outputStarted, finished), time.GetUtcNow(), labels, forwardInput.Batch);
+            InferenceTracing.Complete(receive, RequestOutcomes.Success);
+            requestLog?.Completed(labels, request.Protocol, forwardInput.Batch, execution.Queue, execution.Compute, RequestOutcomes.Success);
             model.Statistics.RecordSuccess(
                 forwardInput.Batch,
                 Nanoseconds(time.GetElapsedTime(started, finished)),
@@ -62,11 +104,11 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
             if (metrics is not null)
             {
                 metrics.RecordRequest(labels, request.Protocol, RequestOutcomes.Success, time.GetElapsedTime(started, finished).TotalSeconds);
-                metrics.RecordQueueDuration(labels, execution.Queue.TotalSeconds);
-                metrics.RecordComputeDuration(labels, execution.Compute.TotalSeconds);
+                // Queue and compute durations are recorded by the batcher, once per request and per batch.
                 // Pairs are summed over layers and heads already; one pair costs a q·k and an a·v multiply-add per head dimension.
                 var flopsPerPair = 4L * model.Configuration.DModel / Math.Max(1, model.Configuration.NHeads);
                 metrics.RecordForward(labels, execution.Result.ComputedPairs, execution.Result.DensePairs, flopsPerPair);
+                metrics.RecordVariantForward(labels, decision.Primary.Spec.Sparsity, WorkingBufferEstimate.Bytes(forwardInput.Batch, forwardInput.Time, model.Configuration.DModel, model.Configuration.NLayers, execution.Result.ComputedPairs), ModelWeightBytes.Of(model));
             }
 
             return response;
@@ -75,7 +117,12 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
         {
             var elapsed = time.GetElapsedTime(started);
             model.Statistics.RecordFailure(Nanoseconds(elapsed));
-            metrics?.RecordRequest(labels, request.Protocol, Outcome(ex, cancellationToken), elapsed.TotalSeconds);
+            var outcome = Outcome(ex, cancellationToken);
+            metrics?.RecordRequest(labels, request.Protocol, outcome, elapsed.TotalSeconds);
+            if (outcome == RequestOutcomes.Invalid)
+                metrics?.RecordRejection(labels, RejectionReasons.Invalid);
+            InferenceTracing.Complete(receive, outcome);
+            requestLog?.Completed(labels, request.Protocol, 0, TimeSpan.Zero, TimeSpan.Zero, outcome);
             throw;
         }
     }
@@ -83,7 +130,7 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
     private static string Outcome(Exception ex, CancellationToken cancellationToken) => ex switch
     {
         InferenceException { Kind: InferenceErrorKind.InvalidArgument } => RequestOutcomes.Invalid,
-        InferenceException { Kind: InferenceErrorKind.Unavailable or InferenceErrorKind.ResourceExhausted } => RequestOutcomes.Rejected,
+        InferenceException { Kind: InferenceErrorKind.Unavailable or InferenceErrorKind.ResourceExhausted or InferenceErrorKind.Overloaded or InferenceErrorKind.DeadlineExceeded } => RequestOutcomes.Rejected,
         OperationCanceledException when cancellationToken.IsCancellationRequested => RequestOutcomes.Cancelled,
         _ => RequestOutcomes.Error,
     };
@@ -190,25 +237,54 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
         return (new ForwardInput { Batch = batch, Time = steps, Values = values }, values);
     }
 
-    internal static (string Name, AttentionSpec Spec) SelectVariant(InferenceRequest request, ModelVersion model)
+    private RouteDecision Route(InferenceRequest request, ModelVersion model)
     {
-        if (!request.Parameters.TryGetValue(InferenceRequest.VariantParameter, out var parameter))
-        {
-            return (model.DefaultVariant, model.Variants[model.DefaultVariant]);
-        }
-
-        if (parameter.Value is not string name)
+        if (request.Parameters.TryGetValue(InferenceRequest.VariantParameter, out var parameter) && parameter.Value is not string)
         {
             throw InferenceException.Invalid($"parameter 'variant' must be a string, got {parameter.KindName} {parameter}.");
         }
 
-        if (!model.Variants.TryGetValue(name, out var spec))
+        try
         {
-            throw InferenceException.Invalid(
-                $"parameter 'variant': model '{model.ModelName}' version '{model.Version}' has no variant '{name}'; expected one of [{string.Join(", ", model.Variants.Keys)}].");
+            return router.Route(model.ModelName, router.ContextFor(request.Parameters, request.HeaderLookup));
+        }
+        catch (VariantRoutingException ex)
+        {
+            throw InferenceException.Invalid($"parameter 'variant' of model '{model.ModelName}': {ex.Message}");
+        }
+    }
+
+    /// <summary>Priority and queue timeout from the request's <c>priority</c> and <c>timeout</c> (µs) parameters and the transport deadline.</summary>
+    internal BatchRequestOptions Scheduling(InferenceRequest request)
+    {
+        var priority = 0L;
+        if (request.Parameters.TryGetValue(PriorityParameter, out var p))
+        {
+            priority = p.Value is long l && l >= 0 && l <= int.MaxValue
+                ? l
+                : throw InferenceException.Invalid($"parameter 'priority' must be a non-negative integer, got {p.KindName} {p}.");
         }
 
-        return (name, spec);
+        var timeout = 0L;
+        if (request.Parameters.TryGetValue(TimeoutParameter, out var t))
+        {
+            timeout = t.Value is long l && l >= 0
+                ? l
+                : throw InferenceException.Invalid($"parameter 'timeout' must be a non-negative integer of microseconds, got {t.KindName} {t}.");
+        }
+
+        if (request.Deadline is { } deadline)
+        {
+            var remaining = (long)Math.Floor((deadline - time.GetUtcNow()).TotalMicroseconds);
+            if (remaining <= 0)
+            {
+                throw new InferenceException(InferenceErrorKind.DeadlineExceeded, "the request's deadline passed before it was scheduled; it was not executed.");
+            }
+
+            timeout = timeout == 0 ? remaining : Math.Min(timeout, remaining);
+        }
+
+        return new BatchRequestOptions((int)priority, timeout);
     }
 
     internal static IReadOnlyList<RequestedOutput> SelectOutputs(InferenceRequest request, ModelTensorContract contract)

@@ -8,6 +8,9 @@ namespace SparseInference.Serving.Repository;
 /// <summary>The state of one model in the repository, as the repository extension reports it.</summary>
 public sealed record RepositoryEntry(string Name, string Version, string State, string Reason);
 
+/// <summary>A model's servable set changed: <see cref="DefaultVersion"/> is null when it was unloaded.</summary>
+public sealed record ModelChange(string Name, ModelVersion? DefaultVersion, IReadOnlyList<ModelVersion> Retired);
+
 /// <summary>
 /// The model repository: <c>&lt;root&gt;/&lt;name&gt;/&lt;version&gt;/{config.json, model.safetensors}</c> plus
 /// <c>&lt;root&gt;/&lt;name&gt;/serving.json</c>. Models load at start and can be loaded or unloaded at run time;
@@ -33,6 +36,12 @@ public sealed partial class ModelRepository : IDisposable
     }
 
     public string Root { get; }
+
+    /// <summary>
+    /// Called under the repository's write lock after a model's servable versions change (load, reload, unload), before
+    /// the replaced versions are disposed: the variant catalog and the batching queues follow the repository here.
+    /// </summary>
+    public event Action<ModelChange>? Changed;
 
     /// <summary>Loads every model directory found under the root; a model that fails is recorded UNAVAILABLE with the reason.</summary>
     public void LoadAll()
@@ -189,9 +198,23 @@ public sealed partial class ModelRepository : IDisposable
     {
         var previous = _models.GetValueOrDefault(name);
         _models = _models.SetItem(name, next);
-        if (previous is not null)
+        var retired = previous is null ? [] : previous.Versions.Values.ToArray();
+        foreach (var version in retired)
         {
-            DisposeVersions(previous);
+            version.Retire();
+        }
+
+        var current = next.DefaultVersion is null ? null : next.Versions[next.DefaultVersion];
+        try
+        {
+            Changed?.Invoke(new ModelChange(name, current, retired));
+        }
+        finally
+        {
+            if (previous is not null)
+            {
+                DisposeVersions(previous);
+            }
         }
     }
 
@@ -306,6 +329,15 @@ public sealed partial class ModelRepository : IDisposable
             {
                 throw new InvalidDataException($"serving.json of '{name}': variant '{variant.Name}' has block_size {variant.BlockSize}, expected at least 1.");
             }
+        }
+
+        try
+        {
+            Batching.BatchingInferenceExecutor.ReadOptions(manifest, name);
+        }
+        catch (Exception ex) when (ex is FormatException or Microsoft.Extensions.Options.OptionsValidationException)
+        {
+            throw new InvalidDataException(ex.Message, ex);
         }
 
         if (manifest.DefaultVariant is not null && !seen.Contains(manifest.DefaultVariant))

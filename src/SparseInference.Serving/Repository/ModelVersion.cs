@@ -45,4 +45,11 @@ public sealed class ModelVersion
     public IReadOnlyDictionary<string, AttentionSpec> Variants { get; }
     public string DefaultVariant { get; }
     public ModelVersionStatistics Statistics { get; } = new();
+
+    /// <summary>Set once an unload or reload has replaced this version; its queues are drained and new work runs unbatched.</summary>
+    public bool IsRetired => Volatile.Read(ref _retired);
+
+    private bool _retired;
+
+    internal void Retire() => Volatile.Write(ref _retired, true);
 }

@@ -38,16 +38,25 @@ public sealed class ModelVersionStatistics
     public IReadOnlyList<BatchStatistic> Batches =>
         [.. _batches.OrderBy(b => b.Key).Select(b => new BatchStatistic(b.Key, b.Value.Input.Read(), b.Value.Infer.Read(), b.Value.Output.Read()))];
 
-    public void RecordSuccess(int batchSize, long totalNs, long queueNs, long inputNs, long inferNs, long outputNs, DateTimeOffset finishedAt)
+    /// <summary>One request answered: <paramref name="sequences"/> is its batch dimension; times are this request's own.</summary>
+    public void RecordSuccess(int sequences, long totalNs, long queueNs, long inputNs, long inferNs, long outputNs, DateTimeOffset finishedAt)
     {
         _success.Add(totalNs);
         _queue.Add(queueNs);
         _computeInput.Add(inputNs);
         _computeInfer.Add(inferNs);
         _computeOutput.Add(outputNs);
-        Interlocked.Add(ref _inferenceCount, batchSize);
-        Interlocked.Increment(ref _executionCount);
+        Interlocked.Add(ref _inferenceCount, sequences);
         Interlocked.Exchange(ref _lastInferenceUnixMs, finishedAt.ToUnixTimeMilliseconds());
+    }
+
+    /// <summary>
+    /// One forward pass run, whatever number of requests it served: <paramref name="batchSize"/> is the real number
+    /// of sequences in it (Triton's batch_stats and execution_count count executions, not requests).
+    /// </summary>
+    public void RecordExecution(int batchSize, long inputNs, long inferNs, long outputNs)
+    {
+        Interlocked.Increment(ref _executionCount);
         var batch = _batches.GetOrAdd(batchSize, static _ => new BatchCounters());
         batch.Input.Add(inputNs);
         batch.Infer.Add(inferNs);

@@ -45,4 +45,7 @@ public sealed class VariantManifest
     public int? BlockSize { get; set; }
     public int? GlobalBlocks { get; set; }
     public ulong? Seed { get; set; }
+
+    /// <summary>A directory of weights of this variant's own (relative to the model directory); null runs on the version's weights.</summary>
+    public string? Weights { get; set; }
 }

@@ -1,5 +1,9 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Protocol;
 using SparseInference.Serving.Repository;
+using SparseInference.Serving.Variants;
 using SparseInference.Serving.Tests.TestDoubles;
 
 namespace SparseInference.Serving.Tests.Protocol;
@@ -8,6 +12,7 @@ public sealed class InferenceServiceTests : IDisposable
 {
     private readonly TempRepository _temp = new();
     private readonly ModelRepository _repository;
+    private readonly ServiceProvider _services;
     private readonly InferenceService _service;
 
     public InferenceServiceTests()
@@ -15,14 +20,32 @@ public sealed class InferenceServiceTests : IDisposable
         _temp.AddVersion("m", "1", channels: 2, maxSeqLen: 8, threshold: 0.1)
             .WithServing("m", """{"default_variant":"dense","variants":[{"name":"dense","pattern":"dense"},{"name":"w","pattern":"window","sparsity":0.5}]}""");
         _repository = _temp.Open();
+        (_services, _service) = Build(_repository, new DirectInferenceExecutor(TimeProvider.System));
         _repository.LoadAll();
-        _service = new InferenceService(_repository, new DirectInferenceExecutor(TimeProvider.System), TimeProvider.System);
     }
 
     public void Dispose()
     {
         _repository.Dispose();
+        _services.Dispose();
         _temp.Dispose();
+    }
+
+    /// <summary>The inference service over <paramref name="repository"/> with the real variant router, bound to the repository's loads.</summary>
+    internal static (ServiceProvider Services, InferenceService Service) Build(ModelRepository repository, IInferenceExecutor executor)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
+        services.AddSingleton(repository);
+        services.AddSingleton(executor);
+        services.AddSingleton<IVariantModelSource>(sp => new RepositoryVariantModelSource(sp, new ScaledEchoLoader()));
+        services.AddSingleton<RepositoryVariantBinding>();
+        services.AddSparseInferenceVariants();
+        var provider = services.BuildServiceProvider();
+        provider.GetRequiredService<RepositoryVariantBinding>().Attach(repository);
+        var service = new InferenceService(repository, executor, provider.GetRequiredService<VariantRouter>(), TimeProvider.System);
+        return (provider, service);
     }
 
     private static InferenceRequest Request(float[] data, long[] shape, string name = "input", string datatype = "FP32",

@@ -73,7 +73,7 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
     {
         try
         {
-            var response = await inference.InferAsync(ToInferenceRequest(request), context.CancellationToken).ConfigureAwait(false);
+            var response = await inference.InferAsync(WithCallContext(ToInferenceRequest(request), context), context.CancellationToken).ConfigureAwait(false);
             return ToProto(response);
         }
         catch (InferenceException ex)
@@ -91,7 +91,7 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
             ModelStreamInferResponse message;
             try
             {
-                var response = await inference.InferAsync(ToInferenceRequest(request), context.CancellationToken).ConfigureAwait(false);
+                var response = await inference.InferAsync(WithCallContext(ToInferenceRequest(request), context), context.CancellationToken).ConfigureAwait(false);
                 message = new ModelStreamInferResponse { InferResponse = ToProto(response) };
             }
             catch (InferenceException ex)
@@ -105,6 +105,13 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
 
             await writer.WriteAsync(message, context.CancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Routing keys may come from request metadata; the call's deadline bounds the time queued.</summary>
+    private static InferenceRequest WithCallContext(InferenceRequest request, GrpcCallContext context)
+    {
+        var headers = context.HttpContext.Request.Headers;
+        return request.WithHeaders(name => headers.TryGetValue(name.ToLowerInvariant(), out var value) ? value.ToString() : null, context.Deadline);
     }
 
     internal static InferenceRequest ToInferenceRequest(ModelInferRequest request)
@@ -254,7 +261,8 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
             InferenceErrorKind.InvalidArgument => GrpcStatusCode.InvalidArgument,
             InferenceErrorKind.NotFound => GrpcStatusCode.NotFound,
             InferenceErrorKind.Unavailable => GrpcStatusCode.Unavailable,
-            InferenceErrorKind.ResourceExhausted => GrpcStatusCode.ResourceExhausted,
+            InferenceErrorKind.ResourceExhausted or InferenceErrorKind.Overloaded => GrpcStatusCode.ResourceExhausted,
+            InferenceErrorKind.DeadlineExceeded => GrpcStatusCode.DeadlineExceeded,
             _ => GrpcStatusCode.Internal,
         },
         ex.Message);

@@ -80,7 +80,9 @@ internal static class RestEndpoints
         }
 
         var body = await ReadBodyAsync(context).ConfigureAwait(false);
-        var request = RestInferenceRequestReader.Parse(body, headerLength, RouteModel(context), RouteVersion(context));
+        var read = RestInferenceRequestReader.Parse(body, headerLength, RouteModel(context), RouteVersion(context));
+        var headers = context.Request.Headers;
+        var request = read.WithHeaders(name => headers.TryGetValue(name, out var value) ? value.ToString() : null, null);
         var service = context.RequestServices.GetRequiredService<InferenceService>();
         var response = await service.InferAsync(request, context.RequestAborted).ConfigureAwait(false);
         await RestInferenceResponseWriter.WriteAsync(context, response).ConfigureAwait(false);
@@ -246,7 +248,7 @@ internal static class RestEndpoints
         }
         catch (InferenceException ex) when (!context.Response.HasStarted)
         {
-            await WriteError(context, ex.Kind, ex.Message).ConfigureAwait(false);
+            await WriteError(context, ex.Kind, ex.Message, ex.RetryAfterSeconds).ConfigureAwait(false);
         }
         catch (Exception) when (context.RequestAborted.IsCancellationRequested)
         {
@@ -260,9 +262,14 @@ internal static class RestEndpoints
         }
     }
 
-    internal static Task WriteError(HttpContext context, InferenceErrorKind kind, string message)
+    internal static Task WriteError(HttpContext context, InferenceErrorKind kind, string message, int? retryAfterSeconds = null)
     {
         context.Response.Clear();
+        if (retryAfterSeconds is int retryAfter)
+        {
+            context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
+        }
+
         return WriteJson(context, StatusFor(kind), new ErrorBody(message), RestJsonContext.Default.ErrorBody);
     }
 
@@ -272,6 +279,8 @@ internal static class RestEndpoints
         InferenceErrorKind.NotFound => StatusCodes.Status404NotFound,
         InferenceErrorKind.Unavailable => StatusCodes.Status503ServiceUnavailable,
         InferenceErrorKind.ResourceExhausted => StatusCodes.Status413PayloadTooLarge,
+        InferenceErrorKind.Overloaded => StatusCodes.Status429TooManyRequests,
+        InferenceErrorKind.DeadlineExceeded => StatusCodes.Status504GatewayTimeout,
         _ => StatusCodes.Status500InternalServerError,
     };
 

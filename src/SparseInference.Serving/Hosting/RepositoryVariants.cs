@@ -1,0 +1,143 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using SparseInference.Models;
+using SparseInference.Serving.Batching;
+using SparseInference.Serving.Protocol;
+using SparseInference.Serving.Repository;
+using SparseInference.Serving.Variants;
+
+namespace SparseInference.Serving.Hosting;
+
+/// <summary>A model's default version as the variants see it: variants on the default weights share this one instance.</summary>
+public sealed class VersionVariantModel(ModelVersion version) : IVariantModel
+{
+    public ModelVersion Version { get; } = version;
+
+    public ForwardResult Forward(ForwardInput input, AttentionSpec spec) => Version.Model.Forward(input, spec);
+}
+
+/// <summary>A variant's own weights, loaded through the repository's loader.</summary>
+public sealed class LoadedVariantModel(IInferenceModel model, string directory) : IVariantModel, IDisposable
+{
+    public IInferenceModel Model { get; } = model;
+
+    public string Directory { get; } = directory;
+
+    public ForwardResult Forward(ForwardInput input, AttentionSpec spec) => Model.Forward(input, spec);
+
+    public void Dispose() => (Model as IDisposable)?.Dispose();
+}
+
+/// <summary>
+/// Loads variant weights with the repository's model loader: a relative directory is taken inside the model's
+/// directory (and may not leave it); an absolute one as given. Warm-up inputs follow the model's configuration.
+/// </summary>
+public sealed class RepositoryVariantModelSource(IServiceProvider services, IInferenceModelLoader loader) : IVariantModelSource
+{
+    public Task<IVariantModel> LoadAsync(string model, string weightsDirectory, CancellationToken cancellationToken)
+    {
+        var repository = services.GetRequiredService<ModelRepository>();
+        var modelDirectory = ModelNames.CombineConfined(repository.Root, model);
+        var directory = Path.IsPathRooted(weightsDirectory) ? Path.GetFullPath(weightsDirectory) : Path.GetFullPath(Path.Combine(modelDirectory, weightsDirectory));
+        if (!Path.IsPathRooted(weightsDirectory) && !directory.StartsWith(modelDirectory + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"weights: expected a directory inside '{modelDirectory}', actual '{weightsDirectory}'");
+        }
+
+        if (!File.Exists(Path.Combine(directory, ModelRepository.ConfigFileName)) || !File.Exists(Path.Combine(directory, ModelRepository.WeightsFileName)))
+        {
+            throw new FileNotFoundException(
+                $"weights: expected a directory holding {ModelRepository.ConfigFileName} and {ModelRepository.WeightsFileName}, actual '{directory}' lacks them");
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult<IVariantModel>(new LoadedVariantModel(loader.Load(directory), directory));
+    }
+
+    public ForwardInput CreateWarmupInput(string model)
+    {
+        var configuration = services.GetRequiredService<ModelRepository>().Resolve(model, null).Configuration;
+        var time = Math.Min(16, configuration.MaxSeqLen);
+        if (configuration.InputKind == ModelConfiguration.TokenInput)
+        {
+            return new ForwardInput { Batch = 1, Time = time, TokenIds = [.. Enumerable.Range(0, time).Select(i => i % configuration.VocabSize)] };
+        }
+
+        var values = new float[time * configuration.InputChannels];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = MathF.Sin(0.3f * i);
+        }
+
+        return new ForwardInput { Batch = 1, Time = time, Values = values };
+    }
+}
+
+/// <summary>
+/// Keeps the variant catalog and the batching queues in step with the repository: a loaded model gets its
+/// manifest's variants (default at 100%, the others at 0%, on the loaded default weights; variants naming
+/// <c>weights</c> load them through the repository loader); an unloaded or reloaded one has its queues drained
+/// and, when unloaded, its variants removed.
+/// </summary>
+public sealed partial class RepositoryVariantBinding(VariantCatalog catalog, IInferenceExecutor executor, ILogger<RepositoryVariantBinding> logger)
+{
+    public void Attach(ModelRepository repository) => repository.Changed += OnChanged;
+
+    private void OnChanged(ModelChange change)
+    {
+        if (change.Retired.Count > 0 && executor is BatchingInferenceExecutor batching)
+        {
+            // Requests already queued on the old versions finish on them before their weights are released.
+            batching.DrainAsync(change.Retired).GetAwaiter().GetResult();
+        }
+
+        catalog.Remove(change.Name);
+        if (change.DefaultVersion is not { } version)
+        {
+            return;
+        }
+
+        var definitions = Definitions(version);
+        var initial = definitions.Single(d => d.Name == version.DefaultVariant);
+        var shared = definitions.Where(d => d.Name != initial.Name && d.WeightsDirectory is null);
+        var registry = catalog.AddModel(change.Name, new VersionVariantModel(version), initial, shared);
+        foreach (var own in definitions.Where(d => d.WeightsDirectory is not null))
+        {
+            var result = registry.UpsertVariantAsync(own).GetAwaiter().GetResult();
+            if (!result.Succeeded)
+            {
+                // The model serves its other variants; the operator sees why this one is missing.
+                Log.VariantBuildFailed(logger, change.Name, own.Name, own.WeightsDirectory!, result.Error ?? result.Status.ToString());
+            }
+        }
+
+        Log.VariantsRegistered(logger, change.Name, version.Version, string.Join(",", definitions.Select(d => d.Name)), initial.Name);
+    }
+
+    private static List<VariantDefinition> Definitions(ModelVersion version)
+    {
+        var weights = version.Manifest.Variants.ToDictionary(v => v.Name, v => v.Weights, StringComparer.Ordinal);
+        var definitions = new List<VariantDefinition>();
+        foreach (var (name, spec) in version.Variants)
+        {
+            var definition = new VariantDefinition(name, spec.Pattern, spec.Sparsity, spec.BlockSize, spec.GlobalBlocks, spec.Seed, weights.GetValueOrDefault(name));
+            if (definition.Validate() is { Count: > 0 } errors)
+            {
+                throw new InvalidDataException($"serving.json of '{version.ModelName}': variant '{name}': {string.Join("; ", errors)}");
+            }
+
+            definitions.Add(definition);
+        }
+
+        return definitions;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 430, Level = LogLevel.Information, Message = "Variants of {Model} (version {Version}): {Variants}; {Default} serves 100%")]
+        public static partial void VariantsRegistered(ILogger logger, string model, string version, string variants, string @default);
+
+        [LoggerMessage(EventId = 431, Level = LogLevel.Warning, Message = "Variant {Variant} of {Model} on weights {Weights} was not added: {Error}")]
+        public static partial void VariantBuildFailed(ILogger logger, string model, string variant, string weights, string error);
+    }
+}
