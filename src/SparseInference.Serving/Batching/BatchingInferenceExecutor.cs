@@ -18,6 +18,7 @@ public sealed partial class BatchingInferenceExecutor(TimeProvider time, ILogger
     : IInferenceExecutor, IAsyncDisposable
 {
     private readonly ConcurrentDictionary<(ModelVersion Model, string Variant), DynamicBatcher<BatchItem, ForwardResult>> _batchers = new();
+    private readonly ConcurrentDictionary<ModelVersion, int> _maxBatchSizes = new();
     private int _disposed;
 
     /// <summary>Batchers alive now (one per model version and variant that has served a request).</summary>
@@ -29,6 +30,12 @@ public sealed partial class BatchingInferenceExecutor(TimeProvider time, ILogger
         if (model.IsRetired || Volatile.Read(ref _disposed) != 0)
         {
             // Resolved just before an unload or shutdown drained its batchers: run it alone rather than revive a queue.
+            return await new DirectInferenceExecutor(time).ExecuteAsync(model, variant, input, scheduling, cancellationToken).ConfigureAwait(false);
+        }
+
+        // A request carrying more sequences than a batch may hold is a batch of its own: it runs alone, unqueued.
+        if (input.Batch > _maxBatchSizes.GetOrAdd(model, static m => ReadOptions(m.Manifest, m.ModelName).MaxBatchSize))
+        {
             return await new DirectInferenceExecutor(time).ExecuteAsync(model, variant, input, scheduling, cancellationToken).ConfigureAwait(false);
         }
 
@@ -51,7 +58,7 @@ public sealed partial class BatchingInferenceExecutor(TimeProvider time, ILogger
                 RetryAfterSeconds = Math.Max(1, ex.RetryAfterSeconds),
             };
         }
-        catch (ArgumentOutOfRangeException ex) when (ex.ParamName is not null)
+        catch (ArgumentOutOfRangeException ex) when (ex.ParamName == "options")
         {
             throw InferenceException.Invalid($"parameter 'priority' or 'timeout' of model '{model.ModelName}': {ex.Message}");
         }
@@ -77,6 +84,11 @@ public sealed partial class BatchingInferenceExecutor(TimeProvider time, ILogger
     public async Task DrainAsync(IEnumerable<ModelVersion> retired)
     {
         var set = retired.ToHashSet();
+        foreach (var version in set)
+        {
+            _maxBatchSizes.TryRemove(version, out _);
+        }
+
         var draining = new List<Task>();
         foreach (var entry in _batchers)
         {

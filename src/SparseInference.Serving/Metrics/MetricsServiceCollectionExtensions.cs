@@ -18,7 +18,9 @@ public static class MetricsServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         services.AddMetrics();
-        services.TryAddSingleton(sp => new ServingMetrics(sp.GetRequiredService<IMeterFactory>()));
+        services.TryAddSingleton<Protocol.InferenceRequestLog>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IDeviceMemoryProbe, ProcessMemoryProbe>());
+        services.TryAddSingleton(sp => new ServingMetrics(sp.GetRequiredService<IMeterFactory>(), sp.GetServices<IDeviceMemoryProbe>()));
         services.TryAddSingleton(sp =>
         {
             var factory = sp.GetRequiredService<IMeterFactory>();

@@ -37,10 +37,15 @@ public sealed class ServingMetrics : IDisposable
     private readonly Counter<long> _flopsSaved;
     private readonly Gauge<long> _weightsBytes;
     private readonly ConcurrentDictionary<VariantLabels, long> _workingBuffers = new();
+    private readonly ConcurrentDictionary<VariantLabels, long> _peakWorkingBuffers = new();
+    private readonly IReadOnlyList<IDeviceMemoryProbe> _deviceProbes;
 
     /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/>, or on an own meter when null.</summary>
-    public ServingMetrics(IMeterFactory? meterFactory = null)
+    /// <param name="deviceProbes">Devices whose memory is reported; null or empty means the process view (<c>cpu</c>) alone.</param>
+    public ServingMetrics(IMeterFactory? meterFactory = null, IEnumerable<IDeviceMemoryProbe>? deviceProbes = null)
     {
+        var probes = deviceProbes?.ToList() ?? [];
+        _deviceProbes = probes.Count > 0 ? probes : [new ProcessMemoryProbe()];
         if (meterFactory is null)
         {
             _meter = new Meter(MeterName);
@@ -81,7 +86,13 @@ public sealed class ServingMetrics : IDisposable
         _weightsBytes = _meter.CreateGauge<long>("sparseinference.model.weights", "By",
             "Bytes of weights held per loaded model version.");
         _meter.CreateObservableGauge("sparseinference.buffers.working", ObserveWorkingBuffers, "By",
-            "Bytes of working buffers held per variant.");
+            "Bytes of working buffers of the last forward per variant.");
+        _meter.CreateObservableGauge("sparseinference.buffers.peak_working", ObservePeakWorkingBuffers, "By",
+            "Largest working-buffer bytes of one forward per variant since start.");
+        _meter.CreateObservableGauge("sparseinference.device.memory.used", () => ObserveDeviceMemory(total: false), "By",
+            "Memory in use on each compute device (cpu: the process working set).");
+        _meter.CreateObservableGauge("sparseinference.device.memory.total", () => ObserveDeviceMemory(total: true), "By",
+            "Memory of each compute device (cpu: memory available to the process).");
         _meter.CreateObservableGauge("sparseinference.process.working_set", static () => Environment.WorkingSet, "By",
             "Working set of the server process.");
         _meter.CreateObservableGauge("sparseinference.gc.heap", static () => GC.GetTotalMemory(forceFullCollection: false), "By",
@@ -142,9 +153,29 @@ public sealed class ServingMetrics : IDisposable
     public void SetWeightsBytes(string model, string version, long bytes) =>
         _weightsBytes.Record(bytes, new TagList { { VariantLabels.ModelKey, model }, { VariantLabels.VersionKey, version } });
 
-    public void SetWorkingBufferBytes(VariantLabels labels, long bytes) => _workingBuffers[labels] = bytes;
+    public void SetWorkingBufferBytes(VariantLabels labels, long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(bytes);
+        _workingBuffers[labels] = bytes;
+        _peakWorkingBuffers.AddOrUpdate(labels, bytes, (_, peak) => Math.Max(peak, bytes));
+    }
 
-    public void RemoveWorkingBuffers(VariantLabels labels) => _workingBuffers.TryRemove(labels, out _);
+    public void RemoveWorkingBuffers(VariantLabels labels)
+    {
+        _workingBuffers.TryRemove(labels, out _);
+        _peakWorkingBuffers.TryRemove(labels, out _);
+    }
+
+    /// <summary>
+    /// Records the per-variant state one served forward shows: the version's weight bytes, the variant's configured sparsity and the
+    /// working buffers (<see cref="WorkingBufferEstimate"/>) of the forward.
+    /// </summary>
+    public void RecordVariantForward(VariantLabels labels, double configuredSparsity, long workingBufferBytes, long weightBytes)
+    {
+        SetWeightsBytes(labels.Model, labels.Version, weightBytes);
+        SetConfiguredSparsity(labels, configuredSparsity);
+        SetWorkingBufferBytes(labels, workingBufferBytes);
+    }
 
     public void Dispose()
     {
@@ -162,4 +193,21 @@ public sealed class ServingMetrics : IDisposable
         foreach (var (labels, bytes) in _workingBuffers)
             yield return new Measurement<long>(bytes, labels.ToTags());
     }
+
+    private IEnumerable<Measurement<long>> ObservePeakWorkingBuffers()
+    {
+        foreach (var (labels, bytes) in _peakWorkingBuffers)
+            yield return new Measurement<long>(bytes, labels.ToTags());
+    }
+
+    private IEnumerable<Measurement<long>> ObserveDeviceMemory(bool total)
+    {
+        foreach (var probe in _deviceProbes)
+        {
+            if (probe.Read() is { } reading)
+                yield return new Measurement<long>(total ? reading.TotalBytes : reading.UsedBytes, new KeyValuePair<string, object?>(DeviceKey, probe.Device));
+        }
+    }
+
+    public const string DeviceKey = "device";
 }

@@ -14,7 +14,13 @@ namespace SparseInference.Serving.Protocol;
 /// model's tensor contract before it reaches the engine, routes it to a variant (<see cref="VariantRouter"/>: override,
 /// sticky, weighted, shadow), runs the forward through the executor (the batcher) and shapes outputs.
 /// </summary>
-public sealed class InferenceService(ModelRepository repository, IInferenceExecutor executor, VariantRouter router, TimeProvider time, ServingMetrics? metrics = null)
+public sealed class InferenceService(
+    ModelRepository repository,
+    IInferenceExecutor executor,
+    VariantRouter router,
+    TimeProvider time,
+    ServingMetrics? metrics = null,
+    InferenceRequestLog? requestLog = null)
 {
     /// <summary>Triton's per-request queue timeout in microseconds.</summary>
     public const string TimeoutParameter = "timeout";
@@ -32,6 +38,7 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
         var model = repository.Resolve(request.ModelName, request.ModelVersion);
         var started = time.GetTimestamp();
         var labels = new VariantLabels(model.ModelName, model.Version, "");
+        using var receive = InferenceTracing.StartReceive(model.ModelName, request.Protocol);
         try
         {
             var contract = ModelTensorContract.For(model.Configuration);
@@ -43,6 +50,7 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
             var requested = SelectOutputs(request, contract);
             var inputDone = time.GetTimestamp();
 
+            var executeStarted = time.GetUtcNow();
             var target = new ExecutionVariant(
                 variant,
                 decision.Primary.Generation,
@@ -60,6 +68,7 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
             }
 
             var outputStarted = time.GetTimestamp();
+            InferenceTracing.RecordExecution(receive, executeStarted, time.GetUtcNow(), execution.Queue, execution.Compute, labels, forwardInput.Batch);
 
             var outputs = BuildOutputs(model, forwardInput, values, execution.Result, requested);
             var parameters = new Dictionary<string, InferenceParameter>(StringComparer.Ordinal)
@@ -81,6 +90,9 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
             var finished = time.GetTimestamp();
             // The shadow (if any) gets its own copy: the forward input is the caller's and stays untouched.
             router.ReportCompleted(decision, forwardInput, execution.Result, time.GetElapsedTime(inputDone, outputStarted));
+            InferenceTracing.RecordRespond(receive, time.GetUtcNow() - time.GetElapsedTime(outputStarted, finished), time.GetUtcNow(), labels, forwardInput.Batch);
+            InferenceTracing.Complete(receive, RequestOutcomes.Success);
+            requestLog?.Completed(labels, request.Protocol, forwardInput.Batch, execution.Queue, execution.Compute, RequestOutcomes.Success);
             model.Statistics.RecordSuccess(
                 forwardInput.Batch,
                 Nanoseconds(time.GetElapsedTime(started, finished)),
@@ -96,6 +108,7 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
                 // Pairs are summed over layers and heads already; one pair costs a q·k and an a·v multiply-add per head dimension.
                 var flopsPerPair = 4L * model.Configuration.DModel / Math.Max(1, model.Configuration.NHeads);
                 metrics.RecordForward(labels, execution.Result.ComputedPairs, execution.Result.DensePairs, flopsPerPair);
+                metrics.RecordVariantForward(labels, decision.Primary.Spec.Sparsity, WorkingBufferEstimate.Bytes(forwardInput.Batch, forwardInput.Time, model.Configuration.DModel, model.Configuration.NLayers, execution.Result.ComputedPairs), ModelWeightBytes.Of(model));
             }
 
             return response;
@@ -104,7 +117,12 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
         {
             var elapsed = time.GetElapsedTime(started);
             model.Statistics.RecordFailure(Nanoseconds(elapsed));
-            metrics?.RecordRequest(labels, request.Protocol, Outcome(ex, cancellationToken), elapsed.TotalSeconds);
+            var outcome = Outcome(ex, cancellationToken);
+            metrics?.RecordRequest(labels, request.Protocol, outcome, elapsed.TotalSeconds);
+            if (outcome == RequestOutcomes.Invalid)
+                metrics?.RecordRejection(labels, RejectionReasons.Invalid);
+            InferenceTracing.Complete(receive, outcome);
+            requestLog?.Completed(labels, request.Protocol, 0, TimeSpan.Zero, TimeSpan.Zero, outcome);
             throw;
         }
     }
@@ -112,7 +130,7 @@ public sealed class InferenceService(ModelRepository repository, IInferenceExecu
     private static string Outcome(Exception ex, CancellationToken cancellationToken) => ex switch
     {
         InferenceException { Kind: InferenceErrorKind.InvalidArgument } => RequestOutcomes.Invalid,
-        InferenceException { Kind: InferenceErrorKind.Unavailable or InferenceErrorKind.ResourceExhausted } => RequestOutcomes.Rejected,
+        InferenceException { Kind: InferenceErrorKind.Unavailable or InferenceErrorKind.ResourceExhausted or InferenceErrorKind.Overloaded or InferenceErrorKind.DeadlineExceeded } => RequestOutcomes.Rejected,
         OperationCanceledException when cancellationToken.IsCancellationRequested => RequestOutcomes.Cancelled,
         _ => RequestOutcomes.Error,
     };

@@ -20,8 +20,8 @@ public sealed record AssumedMetric(string Name, MetricKind Kind, params string[]
 }
 
 /// <summary>
-/// The metric names and labels the dashboards are written against: the service's metric contract as
-/// agreed for the dashboards. A dashboard query may use no other series (DashboardTests), and every query
+/// The metric names and labels the dashboards are written against: the names the service's exporter emits
+/// (ServingMetrics and VariantMetrics through the Prometheus collector; docs/metrics.md lists them). A dashboard query may use no other series (DashboardTests), and every query
 /// must return data from an exporter serving exactly these (DashboardEvaluationTests).
 /// </summary>
 public static class AssumedMetrics
@@ -29,22 +29,22 @@ public static class AssumedMetrics
     public static readonly IReadOnlyList<AssumedMetric> All =
     [
         new("sparseinference_requests_total", MetricKind.Counter, "model", "version", "variant", "protocol", "outcome"),
-        new("sparseinference_request_duration_seconds", MetricKind.Histogram, "model", "version", "variant"),
-        new("sparseinference_queue_duration_seconds", MetricKind.Histogram, "model", "variant"),
-        new("sparseinference_compute_duration_seconds", MetricKind.Histogram, "model", "variant"),
-        new("sparseinference_batch_size", MetricKind.Histogram, "model", "variant"),
-        new("sparseinference_queue_depth", MetricKind.Gauge, "model", "variant"),
-        new("sparseinference_rejections_total", MetricKind.Counter, "model", "variant", "reason"),
-        new("sparseinference_attention_density", MetricKind.Histogram, "model", "variant"),
-        new("sparseinference_configured_sparsity", MetricKind.Gauge, "model", "variant"),
-        new("sparseinference_flops_total", MetricKind.Counter, "model", "variant"),
-        new("sparseinference_flops_saved_total", MetricKind.Counter, "model", "variant"),
+        new("sparseinference_request_duration_seconds", MetricKind.Histogram, "model", "version", "variant", "protocol"),
+        new("sparseinference_queue_duration_seconds", MetricKind.Histogram, "model", "version", "variant"),
+        new("sparseinference_compute_duration_seconds", MetricKind.Histogram, "model", "version", "variant"),
+        new("sparseinference_batch_size", MetricKind.Histogram, "model", "version", "variant"),
+        new("sparseinference_queue_depth", MetricKind.Gauge, "model", "version", "variant"),
+        new("sparseinference_rejections_total", MetricKind.Counter, "model", "version", "variant", "reason"),
+        new("sparseinference_attention_density", MetricKind.Histogram, "model", "version", "variant"),
+        new("sparseinference_attention_configured_sparsity_ratio", MetricKind.Gauge, "model", "version", "variant"),
+        new("sparseinference_attention_flops_computed_total", MetricKind.Counter, "model", "version", "variant"),
+        new("sparseinference_attention_flops_saved_total", MetricKind.Counter, "model", "version", "variant"),
         new("sparseinference_model_weights_bytes", MetricKind.Gauge, "model", "version"),
-        new("sparseinference_workspace_bytes", MetricKind.Gauge, "model"),
-        new("sparseinference_device_memory_used_bytes", MetricKind.Gauge),
-        new("sparseinference_device_memory_total_bytes", MetricKind.Gauge),
-        new("process_working_set_bytes", MetricKind.Gauge),
-        new("dotnet_gc_heap_bytes", MetricKind.Gauge),
+        new("sparseinference_buffers_peak_working_bytes", MetricKind.Gauge, "model", "version", "variant"),
+        new("sparseinference_device_memory_used_bytes", MetricKind.Gauge, "device"),
+        new("sparseinference_device_memory_total_bytes", MetricKind.Gauge, "device"),
+        new("sparseinference_process_working_set_bytes", MetricKind.Gauge),
+        new("sparseinference_gc_heap_bytes", MetricKind.Gauge),
         new("sparseinference_shadow_agreement_mae", MetricKind.Histogram, "model", "primary", "candidate"),
         new("sparseinference_shadow_flag_agreement_ratio", MetricKind.Gauge, "model", "primary", "candidate"),
         new("sparseinference_shadow_dropped_total", MetricKind.Counter, "model", "primary", "candidate"),
@@ -65,6 +65,7 @@ public static class AssumedMetrics
         ["primary"] = ["dense"],
         ["candidate"] = ["window-0.75"],
         ["bound"] = ["p99_latency"],
+        ["device"] = ["cpu"],
     };
 
     private static readonly double[] Buckets = [0.001, 0.01, 0.1, 1];

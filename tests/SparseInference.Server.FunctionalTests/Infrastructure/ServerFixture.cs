@@ -13,7 +13,7 @@ namespace SparseInference.Server.FunctionalTests.Infrastructure;
 /// the repository's <c>models/</c> (the default SKAB pump model) plus small models from the engine's golden files:
 /// a two-version model, a token classifier, and a broken model.
 /// </summary>
-public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
+public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
 {
     /// <summary>The default model shipped in the repository's <c>models/</c>.</summary>
     public const string ModelName = "skab-pump";
@@ -22,6 +22,26 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
     public const string VersionedName = "sensor";
     public const string ClassifierName = "classifier";
     public const int MaxGrpcMessageBytes = 1 << 20;
+
+    /// <summary>A small model whose queue waits long enough (100 ms) for concurrent requests to meet in one batch.</summary>
+    public const string BatchedName = "batched";
+    public const int BatchedChannels = 3;
+
+    /// <summary>A copy of the default model that tests reload with tiny queues through the load API's config override.</summary>
+    public const string ThrottledName = "throttled";
+
+    public const string AdminToken = "functional-admin-token-0123456789";
+
+    public const string BatchedServingJson = """
+        {
+          "default_variant": "dense",
+          "variants": [
+            { "name": "dense", "pattern": "dense", "sparsity": 0.0 },
+            { "name": "window-0.5", "pattern": "window", "sparsity": 0.5 }
+          ],
+          "batching": { "max_batch_size": 16, "max_queue_delay_ms": 100 }
+        }
+        """;
 
     public const string SensorServingJson = """
         {
@@ -46,6 +66,9 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
         CopyModel(Path.Combine(golden, "tiny-continuous-learned"), Path.Combine(RepositoryRoot, VersionedName, "2"), null);
         File.WriteAllText(Path.Combine(RepositoryRoot, VersionedName, "serving.json"), SensorServingJson);
         CopyModel(Path.Combine(golden, "tiny-tokens-classifier"), Path.Combine(RepositoryRoot, ClassifierName, "1"), null);
+        CopyModel(Path.Combine(golden, "tiny-continuous-sinusoidal"), Path.Combine(RepositoryRoot, BatchedName, "1"), null);
+        File.WriteAllText(Path.Combine(RepositoryRoot, BatchedName, "serving.json"), BatchedServingJson);
+        CopyDirectory(Path.Combine(RepositoryRoot, ModelName, "1"), Path.Combine(RepositoryRoot, ThrottledName, "1"));
         Directory.CreateDirectory(Path.Combine(RepositoryRoot, "broken", "1"));
         File.WriteAllText(Path.Combine(RepositoryRoot, "broken", "1", "config.json"), "{ \"format\": \"sparseinference-encoder\" }");
         File.WriteAllBytes(Path.Combine(RepositoryRoot, "broken", "1", "model.safetensors"), [1, 2, 3]);
@@ -67,12 +90,15 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
     public LogSink Logs { get; } = new();
 
     public HttpClient Rest { get; private set; } = null!;
+
+    /// <summary>The admin port, with the admin bearer token.</summary>
+    public HttpClient Admin { get; private set; } = null!;
     internal GrpcTestClient Grpc { get; private set; } = null!;
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.ConfigureLogging(logging => logging.AddProvider(Logs).AddFilter<LogSink>("SparseInference", LogLevel.Debug));
-        builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var settings = new Dictionary<string, string?>
         {
             ["SparseInference:Ports:Rest"] = RestPort.ToString(),
             ["SparseInference:Ports:Grpc"] = GrpcPort.ToString(),
@@ -81,13 +107,23 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
             ["SparseInference:ModelRepository"] = RepositoryRoot,
             ["SparseInference:Shutdown:DrainDelaySeconds"] = "0",
             ["SparseInference:Limits:MaxGrpcMessageBytes"] = MaxGrpcMessageBytes.ToString(),
-        }));
+            ["SparseInference:Admin:Token"] = AdminToken,
+        };
+        AddSettings(settings);
+        builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(settings));
+    }
+
+    /// <summary>Lets a derived fixture add or override configuration keys before the server starts.</summary>
+    protected virtual void AddSettings(IDictionary<string, string?> settings)
+    {
     }
 
     public Task InitializeAsync()
     {
         StartServer();
         Rest = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{RestPort}"), Timeout = TimeSpan.FromSeconds(60) };
+        Admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{AdminPort}"), Timeout = TimeSpan.FromSeconds(60) };
+        Admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminToken);
         Grpc = new GrpcTestClient(GrpcPort);
         return Task.CompletedTask;
     }
@@ -95,6 +131,7 @@ public sealed class ServerFixture : WebApplicationFactory<Program>, IAsyncLifeti
     async Task IAsyncLifetime.DisposeAsync()
     {
         Rest?.Dispose();
+        Admin?.Dispose();
         Grpc?.Dispose();
         await DisposeAsync();
         try

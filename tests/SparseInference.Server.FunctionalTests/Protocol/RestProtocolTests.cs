@@ -54,7 +54,7 @@ public sealed class RestProtocolTests(ServerFixture server)
         Assert.Equal([-1L, -1L, C], input["shape"]!.AsArray().Select(d => d!.GetValue<long>()));
         Assert.Equal(["output", "score", "anomaly"], body["outputs"]!.AsArray().Select(o => o!["name"]!.GetValue<string>()));
         Assert.Equal("BOOL", body["outputs"]![2]!["datatype"]!.GetValue<string>());
-        Assert.Equal(["dense", "window-0.75", "bigbird-0.75", "block-topk-0.9"], body["variants"]!.AsArray().Select(v => v!.GetValue<string>()));
+        Assert.Equal(["dense", "window-0.75", "bigbird-0.75", "block-topk-0.75", "block-topk-0.9"], body["variants"]!.AsArray().Select(v => v!.GetValue<string>()));
         Assert.Equal("dense", body["default_variant"]!.GetValue<string>());
     }
 
