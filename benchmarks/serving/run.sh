@@ -84,9 +84,10 @@ load_sample() { echo "$1 $(date -u +%H:%M:%S) $(uptime | sed 's/.*load average: 
 # Unmeasured warm-up of both models and all three protocol paths (JIT, connection pools, first batchers).
 load_sample warmup
 for model in skab-pump skab-pump-batch8 skab-pump-unbatched; do
-  loadgen -m "$model" --encoding binary --concurrency 8 --duration 4 --warmup 0 >/dev/null
-  loadgen -m "$model" --encoding json --concurrency 1 --duration 1 --warmup 0 >/dev/null
-  loadgen -m "$model" --protocol grpc --concurrency 1 --duration 1 --warmup 0 >/dev/null
+  # Exit status ignored: on a busy machine the first call of a path can outlast a short warm-up window.
+  loadgen -m "$model" --encoding binary --concurrency 8 --duration 4 --warmup 0 >/dev/null || true
+  loadgen -m "$model" --encoding json --concurrency 1 --duration 2 --warmup 0 >/dev/null || true
+  loadgen -m "$model" --protocol grpc --concurrency 1 --duration 2 --warmup 0 >/dev/null || true
 done
 
 # 1. Batching on vs off, interleaved per concurrency level so machine-load drift hits both alike.
