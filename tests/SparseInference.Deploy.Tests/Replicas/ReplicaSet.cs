@@ -22,6 +22,9 @@ public sealed class ReplicaSet : IDisposable
     private const string AdminToken = "replica-set-admin-token-0123456789";
 
     private readonly List<Replica> _replicas = [];
+
+    // Every process started, ready or not, so that Dispose kills those of a failed start too.
+    private readonly List<ServerProcess> _starting = [];
     private readonly string _models = Directory.CreateTempSubdirectory("sparseinference-replica-models-").FullName;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
 
@@ -38,21 +41,42 @@ public sealed class ReplicaSet : IDisposable
         try
         {
             SeedModels(set._models);
-            for (var i = 0; i < count; i++)
-            {
-                var ports = new[] { "Rest", "Grpc", "Metrics", "Admin" }.ToDictionary(p => p, _ => ServerProcess.FreePort());
-                var environment = new Dictionary<string, string> { ["SparseInference__ModelRepository"] = set._models };
-                var process = ServerProcess.Start(SharedSettings(ports), environment);
-                set._replicas.Add(new Replica(i, process, ports["Rest"], ports["Admin"]));
-            }
-
-            await Task.WhenAll(set._replicas.Select(r => set.WaitForReadyAsync(r, startupBudget)));
+            var replicas = await Task.WhenAll(Enumerable.Range(0, count).Select(i => set.StartReplicaAsync(i, startupBudget)));
+            set._replicas.AddRange(replicas.OrderBy(r => r.Index));
             return set;
         }
         catch
         {
             set.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Starts one replica on free ports and waits until its model is ready. A free port can be taken by another
+    /// process between the probe and the server's bind; that start is repeated on other ports.
+    /// </summary>
+    private async Task<Replica> StartReplicaAsync(int index, TimeSpan budget)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var ports = new[] { "Rest", "Grpc", "Metrics", "Admin" }.ToDictionary(p => p, _ => ServerProcess.FreePort());
+            var environment = new Dictionary<string, string> { ["SparseInference__ModelRepository"] = _models };
+            var replica = new Replica(index, ServerProcess.Start(SharedSettings(ports), environment), ports["Rest"], ports["Admin"]);
+            lock (_starting)
+            {
+                _starting.Add(replica.Process);
+            }
+
+            if (await WaitForReadyAsync(replica, budget))
+            {
+                return replica;
+            }
+
+            if (attempt == 3 || !replica.Process.Log.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new Xunit.Sdk.XunitException($"replica {index} exited with {replica.Process.ExitCode} before it was ready:\n{replica.Process.Log}");
+            }
         }
     }
 
@@ -98,10 +122,13 @@ public sealed class ReplicaSet : IDisposable
 
     public void Dispose()
     {
-        foreach (var replica in _replicas)
+        lock (_starting)
         {
-            // ServerProcess.Dispose kills the process tree when it still runs.
-            replica.Process.Dispose();
+            foreach (var process in _starting)
+            {
+                // ServerProcess.Dispose kills the process tree when it still runs.
+                process.Dispose();
+            }
         }
 
         _http.Dispose();
@@ -163,14 +190,15 @@ public sealed class ReplicaSet : IDisposable
         return request;
     }
 
-    private async Task WaitForReadyAsync(Replica replica, TimeSpan budget)
+    /// <summary>True once the model is ready; false when the process exited first.</summary>
+    private async Task<bool> WaitForReadyAsync(Replica replica, TimeSpan budget)
     {
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < budget)
         {
             if (replica.Process.HasExited)
             {
-                throw new Xunit.Sdk.XunitException($"replica {replica.Index} exited with {replica.Process.ExitCode} before it was ready:\n{replica.Process.Log}");
+                return false;
             }
 
             try
@@ -178,7 +206,7 @@ public sealed class ReplicaSet : IDisposable
                 using var response = await _http.GetAsync(new Uri($"http://127.0.0.1:{replica.RestPort}/v2/models/{Model}/ready"));
                 if (response.StatusCode == HttpStatusCode.OK)
                 {
-                    return;
+                    return true;
                 }
             }
             catch (HttpRequestException)

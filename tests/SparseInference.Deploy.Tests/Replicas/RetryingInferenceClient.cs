@@ -8,7 +8,8 @@ namespace SparseInference.Deploy.Tests.Replicas;
 /// A REST client that follows the client retry policy of docs/deploy.md: inference is idempotent, so an
 /// attempt that fails on the connection (refused, reset, closed before the answer), with 502/503/504, or runs
 /// past its own timeout is retried on a new connection, at most <see cref="MaxAttempts"/> attempts in all,
-/// with exponential backoff and full jitter (100 ms doubling, capped at 2 s). Other statuses are final.
+/// with exponential backoff and full jitter (100 ms doubling, capped at 2 s); 429 (queue full) is retried
+/// after at least its <c>Retry-After</c>. Other statuses are final.
 /// </summary>
 public sealed class RetryingInferenceClient : IDisposable
 {
@@ -36,6 +37,7 @@ public sealed class RetryingInferenceClient : IDisposable
         for (var attempt = 1; ; attempt++)
         {
             string failure;
+            var wait = Backoff(attempt);
             try
             {
                 using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_baseAddress, $"/v2/models/{ReplicaSet.Model}/infer"))
@@ -53,6 +55,11 @@ public sealed class RetryingInferenceClient : IDisposable
                 }
 
                 failure = $"HTTP {(int)response.StatusCode}: {text}";
+                if (response.StatusCode == HttpStatusCode.TooManyRequests && response.Headers.RetryAfter?.Delta is { } retryAfter && retryAfter > wait)
+                {
+                    wait = retryAfter;
+                }
+
                 if (!IsRetryable(response.StatusCode))
                 {
                     failures.Add(failure);
@@ -75,14 +82,14 @@ public sealed class RetryingInferenceClient : IDisposable
                 return new InferenceOutcome(false, attempt, null, null, failures);
             }
 
-            await Task.Delay(Backoff(attempt), cancellationToken);
+            await Task.Delay(wait, cancellationToken);
         }
     }
 
     public void Dispose() => _http.Dispose();
 
     public static bool IsRetryable(HttpStatusCode status) =>
-        status is HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout;
+        status is HttpStatusCode.TooManyRequests or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout;
 
     /// <summary>Full jitter: a uniform draw in [0, min(cap, initial · 2^(attempt-1))].</summary>
     public static TimeSpan Backoff(int attempt)
