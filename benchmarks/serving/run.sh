@@ -5,7 +5,8 @@
 #   3. variant swap under load (8 clients; the serving variant's sparsity changed through the admin API)
 # Writes benchmarks/serving/results/*.json and docs/plots/batching-latency-throughput.png.
 # Environment: DURATION (s per level, default 8), WARMUP (s, default 2), SWAP_SECONDS (default 30),
-# SKIP_BUILD=1 to use existing Release builds, SKAB_DIR (default ../shared/data/skab) for replayed windows.
+# SKIP_BUILD=1 to use existing Release builds, SERVER_LOG_LEVEL (default: the shipped appsettings, per-request
+# logs at Information included), SKAB_DIR (default ../shared/data/skab) for replayed windows.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -48,8 +49,7 @@ SparseInference__Ports__Rest=$REST SparseInference__Ports__Grpc=$GRPC \
 SparseInference__Ports__Metrics=$METRICS SparseInference__Ports__Admin=$ADMIN \
 SparseInference__ModelRepository="$REPO" SparseInference__Admin__Token="$TOKEN" \
 SparseInference__Shutdown__DrainDelaySeconds=0 \
-Logging__LogLevel__Default=Warning \
-  dotnet "$SERVER_DLL" >"$WORK/server.log" 2>&1 &
+  env ${SERVER_LOG_LEVEL:+"Logging__LogLevel__Default=$SERVER_LOG_LEVEL"} dotnet "$SERVER_DLL" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 cleanup() {
   kill "$SERVER_PID" 2>/dev/null || true
