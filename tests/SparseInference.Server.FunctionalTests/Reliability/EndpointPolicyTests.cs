@@ -39,6 +39,15 @@ public sealed class EndpointPolicyTests(ServerFixture server)
         ["POST /v2/repository/models/{model}/unload"] = Listener.Rest,
         ["* /{service}/{method}"] = Listener.Grpc,
         ["GET /metrics"] = Listener.Metrics,
+        // The variants admin API: admin port only, and the admin bearer token (SparseInference:Admin:Token) when set.
+        ["GET /admin/models"] = Listener.Admin,
+        ["GET /admin/models/{model}/variants"] = Listener.Admin,
+        ["PUT /admin/models/{model}/variants/{variant}"] = Listener.Admin,
+        ["DELETE /admin/models/{model}/variants/{variant}"] = Listener.Admin,
+        ["PUT /admin/models/{model}/split"] = Listener.Admin,
+        ["POST /admin/models/{model}/promote/{variant}"] = Listener.Admin,
+        ["POST /admin/models/{model}/rollback"] = Listener.Admin,
+        ["GET /admin/models/{model}/comparison"] = Listener.Admin,
     };
 
     /// <summary>gRPC methods the registry serves; each is on the gRPC port only, behind API keys when configured (except the health pair).</summary>

@@ -52,7 +52,12 @@ public sealed class GracefulShutdownTests
             }
         })).ToArray();
 
-        await Task.Delay(1500);
+        // Signal once requests are flowing (a loaded machine may take a while for the first ones).
+        for (var wait = Stopwatch.StartNew(); outcomes.Count(o => o.Status == HttpStatusCode.OK) < 4 && wait.Elapsed < TimeSpan.FromSeconds(60);)
+        {
+            await Task.Delay(100);
+        }
+
         Assert.Contains(outcomes, o => o.Status == HttpStatusCode.OK);
         var signalled = clock.Elapsed;
         server.Terminate();

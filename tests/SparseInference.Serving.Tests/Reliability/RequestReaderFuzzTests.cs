@@ -26,18 +26,20 @@ public sealed class RequestReaderFuzzTests : IDisposable
 
     private readonly TempRepository _temp = new();
     private readonly ModelRepository _repository;
+    private readonly Microsoft.Extensions.DependencyInjection.ServiceProvider _services;
     private readonly InferenceService _service;
 
     public RequestReaderFuzzTests()
     {
         _temp.AddVersion("m", "1", channels: 2, maxSeqLen: 8, threshold: 0.1);
         _repository = _temp.Open();
-        _repository.LoadAll();
-        _service = new InferenceService(_repository, new DirectInferenceExecutor(TimeProvider.System), TimeProvider.System);
+        (_services, _service) = Tests.Protocol.InferenceServiceTests.Build(_repository, new DirectInferenceExecutor(TimeProvider.System));
+        _repository.Load("m"); // again, now that the variant router is bound to the repository's loads
     }
 
     public void Dispose()
     {
+        _services.Dispose();
         _repository.Dispose();
         _temp.Dispose();
     }
@@ -46,9 +48,13 @@ public sealed class RequestReaderFuzzTests : IDisposable
     public async Task RestReaderAndValidation_MutatedBodies_ThrowOnlyInferenceExceptions()
     {
         var json = Encoding.UTF8.GetBytes(
-            """{"id":"a","parameters":{"binary_data_output":false,"variant":"dense"},"inputs":[{"name":"input","shape":[1,2,2],"datatype":"FP32","data":[[[1,2],[3,4]]]}],"outputs":[{"name":"score","parameters":{"binary_data":false}}]}""");
+            """{"id":"a","parameters":{"binary_data_output":false},"inputs":[{"name":"input","shape":[1,2,2],"datatype":"FP32","data":[[[1,2],[3,4]]]}],"outputs":[{"name":"score","parameters":{"binary_data":false}}]}""");
         var binaryHeader = Encoding.UTF8.GetBytes("""{"inputs":[{"name":"input","shape":[1,2,2],"datatype":"FP32","parameters":{"binary_data_size":16}}]}""");
         byte[] binary = [.. binaryHeader, .. new byte[16]];
+
+        // The unmutated seeds are valid requests, so mutations start from inputs that reach the model.
+        await _service.InferAsync(RestInferenceRequestReader.Parse(json, null, "m", null), CancellationToken.None);
+        await _service.InferAsync(RestInferenceRequestReader.Parse(binary, binaryHeader.Length, "m", null), CancellationToken.None);
 
         var (run, outcomes) = await FuzzAsync(async random =>
         {
