@@ -1,5 +1,6 @@
 using System.Net;
 using SparseInference.Deploy.Tests.LiveServer;
+using SparseInference.Server.FunctionalTests.Observability;
 
 namespace SparseInference.Deploy.Tests.Monitoring;
 
@@ -15,9 +16,10 @@ public sealed class DashboardEvaluationTests
     [Fact]
     public async Task Query_EveryDashboardExpression_ReturnsSeriesFromTheAssumedMetrics()
     {
+        var started = DateTimeOffset.UtcNow;
         using var exporter = SyntheticExporter.Start();
-        using var prometheus = await PrometheusServer.StartAsync(Job, exporter.Target, TimeSpan.FromMilliseconds(500));
-        await prometheus.WaitForScrapesAsync(Job, scrapes: 4, TimeSpan.FromSeconds(60));
+        using var prometheus = await PrometheusProcess.StartAsync(Job, exporter.Target, TimeSpan.FromMilliseconds(500));
+        await prometheus.WaitForScrapesAsync(Job, scrapes: 4, started, TimeSpan.FromSeconds(60));
 
         var failures = new List<string>();
         foreach (var expression in DashboardExpressions.All())
@@ -35,9 +37,10 @@ public sealed class DashboardEvaluationTests
     [Fact]
     public async Task Query_MisspelledMetric_ReturnsNoSeries()
     {
+        var started = DateTimeOffset.UtcNow;
         using var exporter = SyntheticExporter.Start();
-        using var prometheus = await PrometheusServer.StartAsync(Job, exporter.Target, TimeSpan.FromMilliseconds(500));
-        await prometheus.WaitForScrapesAsync(Job, scrapes: 2, TimeSpan.FromSeconds(60));
+        using var prometheus = await PrometheusProcess.StartAsync(Job, exporter.Target, TimeSpan.FromMilliseconds(500));
+        await prometheus.WaitForScrapesAsync(Job, scrapes: 2, started, TimeSpan.FromSeconds(60));
 
         var present = await prometheus.QueryAsync("sum(rate(sparseinference_requests_total[5m]))");
         var misspelled = await prometheus.QueryAsync("sum(rate(sparseinference_request_total[5m]))");
