@@ -114,7 +114,7 @@ public sealed class VariantServingTests(ServerFixture server)
             // The levels must be told apart, else the check below could not fail.
             Assert.Equal(levels.Length, reference.Select(r => r.Pairs).Distinct().Count());
 
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(12));
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
             var failures = new ConcurrentQueue<string>();
             var served = new ConcurrentDictionary<double, int>();
             var clients = Enumerable.Range(0, 8).Select(client => Task.Run(async () =>
