@@ -132,30 +132,6 @@ internal static unsafe class RowOps
         return s;
     }
 
-    /// <summary>x[i] = exp(x[i] − shift) in place; returns the sum.</summary>
-    public static float ExpShiftSum(float* x, int n, float shift)
-    {
-        var vs = Vector256.Create(shift);
-        var acc = Vector256<float>.Zero;
-        int i = 0;
-        for (; i <= n - 8; i += 8)
-        {
-            var e = VectorMath.Exp(Vector256.Load(x + i) - vs);
-            e.Store(x + i);
-            acc += e;
-        }
-
-        float s = Vector256.Sum(acc);
-        for (; i < n; i++)
-        {
-            float e = MathF.Exp(x[i] - shift);
-            x[i] = e;
-            s += e;
-        }
-
-        return s;
-    }
-
     /// <summary>y[i] = a · y[i].</summary>
     public static void Scale(float* y, int n, float a)
     {

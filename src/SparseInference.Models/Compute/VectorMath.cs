@@ -76,9 +76,6 @@ internal static unsafe class VectorMath
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Exp(float x) => MathF.Exp(x);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Erf(Vector256<float> x)
     {
         var ax = Vector256.Abs(x);
@@ -95,36 +92,9 @@ internal static unsafe class VectorMath
         return (y.AsUInt32() | sign).AsSingle();
     }
 
-    public static float Erf(float x)
-    {
-        double ax = Math.Abs(x);
-        double t = 1.0 / (1.0 + 0.3275911 * ax);
-        double p = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
-        double y = 1.0 - p * Math.Exp(-ax * ax);
-        return (float)(x < 0 ? -y : y);
-    }
-
     private const float InvSqrt2 = 0.70710678118654752f;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Gelu(Vector256<float> z)
         => Vector256.Create(0.5f) * z * (Vector256<float>.One + Erf(z * Vector256.Create(InvSqrt2)));
-
-    public static float Gelu(float z) => 0.5f * z * (1f + Erf(z * InvSqrt2));
-
-    /// <summary>Applies exact GELU in place.</summary>
-    public static void GeluInPlace(Span<float> values)
-    {
-        int i = 0;
-        ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values);
-        for (; i <= values.Length - 8; i += 8)
-        {
-            var v = Vector256.LoadUnsafe(ref r, (nuint)i);
-            Gelu(v).StoreUnsafe(ref r, (nuint)i);
-        }
-        for (; i < values.Length; i++)
-        {
-            values[i] = Gelu(values[i]);
-        }
-    }
 }
