@@ -279,19 +279,51 @@ public sealed unsafe partial class CudaBackend : IDisposable
 
     // ---- Element-wise and row-wise ops (FP32) ---------------------------------------------
 
-    /// <summary>y = LayerNorm(x)·γ + β over rows of <paramref name="cols"/> values, biased variance.</summary>
-    public void LayerNorm(CudaBuffer x, CudaBuffer gamma, CudaBuffer beta, CudaBuffer y, int rows, int cols, float eps)
+    /// <summary>
+    /// y = LayerNorm(x)·γ + β over rows of <paramref name="cols"/> values, biased variance; <paramref name="y16"/>
+    /// (optional) receives the same values rounded to BF16.
+    /// </summary>
+    public void LayerNorm(CudaBuffer x, CudaBuffer gamma, CudaBuffer beta, CudaBuffer y, int rows, int cols, float eps, CudaBuffer? y16 = null)
     {
         CheckRange(x, 0, (long)rows * cols * 4, nameof(x));
         CheckRange(y, 0, (long)rows * cols * 4, nameof(y));
         CheckRange(gamma, 0, (long)cols * 4, nameof(gamma));
         CheckRange(beta, 0, (long)cols * 4, nameof(beta));
+        if (y16 is not null)
+        {
+            CheckRange(y16, 0, (long)rows * cols * 2, nameof(y16));
+        }
+
         context.MakeCurrent();
         var f = Function("elementwise.cu", "layer_norm_f32");
-        ulong px = x.Pointer, pg = gamma.Pointer, pb = beta.Pointer, py = y.Pointer;
-        void** args = stackalloc void*[] { &px, &pg, &pb, &py, &rows, &cols, &eps };
+        ulong px = x.Pointer, pg = gamma.Pointer, pb = beta.Pointer, py = y.Pointer, py16 = y16?.Pointer ?? 0;
+        void** args = stackalloc void*[] { &px, &pg, &pb, &py, &py16, &rows, &cols, &eps };
         const int warps = 8;
         Launch(f, (uint)((rows + warps - 1) / warps), 1, 1, warps * 32, 0, args, "layer_norm_f32");
+    }
+
+    /// <summary>
+    /// y = GELU(x) (exact erf form, y may be x) and y16 = y rounded to BF16, in one pass. Falls back to two
+    /// passes when n or the addresses do not allow 16-byte accesses.
+    /// </summary>
+    public void GeluWithBFloat16(CudaBuffer x, CudaBuffer y, CudaBuffer y16, long n, int cols)
+    {
+        CheckRange(x, 0, n * 4, nameof(x));
+        CheckRange(y, 0, n * 4, nameof(y));
+        CheckRange(y16, 0, n * 2, nameof(y16));
+        if (n % 4 != 0 || x.Pointer % 16 != 0 || y.Pointer % 16 != 0 || y16.Pointer % 8 != 0)
+        {
+            BiasGelu(x, null, y, n, cols);
+            ConvertToBFloat16(y, y16, n);
+            return;
+        }
+
+        context.MakeCurrent();
+        var f = Function("elementwise.cu", "gelu_f32_bf16x4");
+        ulong px = x.Pointer, py = y.Pointer, py16 = y16.Pointer;
+        var n4 = n / 4;
+        void** args = stackalloc void*[] { &px, &py, &py16, &n4 };
+        Launch(f, GridFor(n4, 256), 1, 1, 256, 0, args, "gelu_f32_bf16x4");
     }
 
     /// <summary>y = GELU(x + bias), exact erf form; bias broadcast over rows of <paramref name="cols"/>; bias may be null.</summary>
@@ -421,8 +453,16 @@ public sealed unsafe partial class CudaBackend : IDisposable
         CheckRange(x, 0, n * 4, nameof(x));
         CheckRange(y, 0, n * 2, nameof(y));
         context.MakeCurrent();
-        var f = Function("elementwise.cu", "f32_to_bf16_kernel");
         ulong px = x.Pointer, py = y.Pointer;
+        if (n % 4 == 0 && px % 16 == 0 && py % 8 == 0)
+        {
+            var n4 = n / 4;
+            void** args4 = stackalloc void*[] { &px, &py, &n4 };
+            Launch(Function("elementwise.cu", "f32_to_bf16_x4"), GridFor(n4, 256), 1, 1, 256, 0, args4, "f32_to_bf16_x4");
+            return;
+        }
+
+        var f = Function("elementwise.cu", "f32_to_bf16_kernel");
         void** args = stackalloc void*[] { &px, &py, &n };
         Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "f32_to_bf16_kernel");
     }
@@ -433,8 +473,16 @@ public sealed unsafe partial class CudaBackend : IDisposable
         CheckRange(x, 0, n * 2, nameof(x));
         CheckRange(y, 0, n * 4, nameof(y));
         context.MakeCurrent();
-        var f = Function("elementwise.cu", "bf16_to_f32_kernel");
         ulong px = x.Pointer, py = y.Pointer;
+        if (n % 4 == 0 && px % 8 == 0 && py % 16 == 0)
+        {
+            var n4 = n / 4;
+            void** args4 = stackalloc void*[] { &px, &py, &n4 };
+            Launch(Function("elementwise.cu", "bf16_to_f32_x4"), GridFor(n4, 256), 1, 1, 256, 0, args4, "bf16_to_f32_x4");
+            return;
+        }
+
+        var f = Function("elementwise.cu", "bf16_to_f32_kernel");
         void** args = stackalloc void*[] { &px, &py, &n };
         Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "bf16_to_f32_kernel");
     }
@@ -490,6 +538,147 @@ public sealed unsafe partial class CudaBackend : IDisposable
                 &beta, c.Pointer, outputDataType, n, strideC,
                 batch, CuBlas.CUBLAS_COMPUTE_32F, CuBlas.CUBLAS_GEMM_DEFAULT),
             nameof(CuBlas.cublasGemmStridedBatchedEx));
+    }
+
+    /// <summary>
+    /// Row-major C = alpha·op(A)·op(B) + beta·C (+ bias[N] broadcast over rows) through cuBLASLt: A and B BF16,
+    /// C FP32, FP32 accumulation, the bias added in the product's epilogue (no separate pass over C). One
+    /// matrix (no batch). Plans (descriptors and the heuristic's algorithm) are cached per shape. Returns false,
+    /// having queued nothing, where cuBLASLt offers no algorithm for the shape (the caller then uses <see cref="Gemm"/>).
+    /// </summary>
+    public bool GemmBFloat16(CudaBuffer a, CudaBuffer b, CudaBuffer c, int m, int n, int k, bool transposeA, bool transposeB,
+        float alpha, float beta, CudaBuffer? bias)
+    {
+        CheckRange(a, 0, (long)m * k * 2, nameof(a));
+        CheckRange(b, 0, (long)k * n * 2, nameof(b));
+        CheckRange(c, 0, (long)m * n * 4, nameof(c));
+        if (bias is not null)
+        {
+            CheckRange(bias, 0, (long)n * 4, nameof(bias));
+        }
+
+        context.MakeCurrent();
+        var plan = LtPlanFor(m, n, k, transposeA, transposeB, bias is not null);
+        if (plan is null)
+        {
+            return false;
+        }
+
+        var lt = LtHandle();
+        if (bias is not null)
+        {
+            var pointer = bias.Pointer;
+            CuBlas.Check(CuBlasLt.cublasLtMatmulDescSetAttribute(plan.Desc, CuBlasLt.CUBLASLT_MATMUL_DESC_BIAS_POINTER, &pointer, (nuint)sizeof(ulong)),
+                nameof(CuBlasLt.cublasLtMatmulDescSetAttribute));
+        }
+
+        var algo = plan.Algo;
+        // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: B's memory is cuBLAS's first operand.
+        CuBlas.Check(
+            CuBlasLt.cublasLtMatmul(lt, plan.Desc, &alpha, b.Pointer, plan.ALayout, a.Pointer, plan.BLayout,
+                &beta, c.Pointer, plan.CLayout, c.Pointer, plan.CLayout, algo.Algo, ltWorkspace!.Pointer, (nuint)ltWorkspace.Bytes, Stream),
+            nameof(CuBlasLt.cublasLtMatmul));
+        return true;
+    }
+
+    private const long LtWorkspaceBytes = 32L << 20;
+    private CublasLtHandle? ltHandle;
+    private CudaBuffer? ltWorkspace;
+    private readonly Dictionary<(int M, int N, int K, bool TA, bool TB, bool Bias), LtPlan?> ltPlans = [];
+
+    private nint LtHandle()
+    {
+        if (ltHandle is null)
+        {
+            CuBlas.Check(CuBlasLt.cublasLtCreate(out var h), nameof(CuBlasLt.cublasLtCreate));
+            ltHandle = new CublasLtHandle(h);
+            ltWorkspace = Allocate(LtWorkspaceBytes, MemoryCategory.Workspace);
+        }
+
+        return ltHandle.DangerousGetHandle();
+    }
+
+    private LtPlan? LtPlanFor(int m, int n, int k, bool transposeA, bool transposeB, bool bias)
+    {
+        var key = (m, n, k, transposeA, transposeB, bias);
+        if (ltPlans.TryGetValue(key, out var cached))
+        {
+            return cached;
+        }
+
+        var lt = LtHandle();
+        var plan = new LtPlan();
+        try
+        {
+            CuBlas.Check(CuBlasLt.cublasLtMatmulDescCreate(out plan.Desc, CuBlas.CUBLAS_COMPUTE_32F, CuBlas.CUDA_R_32F), nameof(CuBlasLt.cublasLtMatmulDescCreate));
+            int opA = transposeB ? CuBlas.CUBLAS_OP_T : CuBlas.CUBLAS_OP_N, opB = transposeA ? CuBlas.CUBLAS_OP_T : CuBlas.CUBLAS_OP_N;
+            int epilogue = bias ? CuBlasLt.CUBLASLT_EPILOGUE_BIAS : CuBlasLt.CUBLASLT_EPILOGUE_DEFAULT;
+            SetDesc(plan.Desc, CuBlasLt.CUBLASLT_MATMUL_DESC_TRANSA, opA);
+            SetDesc(plan.Desc, CuBlasLt.CUBLASLT_MATMUL_DESC_TRANSB, opB);
+            SetDesc(plan.Desc, CuBlasLt.CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
+
+            // Column-major view: first operand = B's memory ([k,n] row-major = n×k column-major, or [n,k] = k×n when
+            // transposed), second = A's memory, output = n×m column-major with leading dimension n.
+            CuBlas.Check(CuBlasLt.cublasLtMatrixLayoutCreate(out plan.ALayout, CuBlas.CUDA_R_16BF, (ulong)(transposeB ? k : n), (ulong)(transposeB ? n : k), transposeB ? k : n),
+                nameof(CuBlasLt.cublasLtMatrixLayoutCreate));
+            CuBlas.Check(CuBlasLt.cublasLtMatrixLayoutCreate(out plan.BLayout, CuBlas.CUDA_R_16BF, (ulong)(transposeA ? m : k), (ulong)(transposeA ? k : m), transposeA ? m : k),
+                nameof(CuBlasLt.cublasLtMatrixLayoutCreate));
+            CuBlas.Check(CuBlasLt.cublasLtMatrixLayoutCreate(out plan.CLayout, CuBlas.CUDA_R_32F, (ulong)n, (ulong)m, n),
+                nameof(CuBlasLt.cublasLtMatrixLayoutCreate));
+
+            CuBlas.Check(CuBlasLt.cublasLtMatmulPreferenceCreate(out var preference), nameof(CuBlasLt.cublasLtMatmulPreferenceCreate));
+            try
+            {
+                var workspace = (ulong)LtWorkspaceBytes;
+                CuBlas.Check(CuBlasLt.cublasLtMatmulPreferenceSetAttribute(preference, CuBlasLt.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof(ulong)),
+                    nameof(CuBlasLt.cublasLtMatmulPreferenceSetAttribute));
+                CuBlasLt.HeuristicResult result;
+                CuBlas.Check(CuBlasLt.cublasLtMatmulAlgoGetHeuristic(lt, plan.Desc, plan.ALayout, plan.BLayout, plan.CLayout, plan.CLayout, preference, 1, &result, out var found),
+                    nameof(CuBlasLt.cublasLtMatmulAlgoGetHeuristic));
+                if (found < 1)
+                {
+                    plan.Dispose();
+                    ltPlans[key] = null;
+                    return null;
+                }
+
+                plan.Algo = result;
+            }
+            finally
+            {
+                CuBlasLt.cublasLtMatmulPreferenceDestroy(preference);
+            }
+        }
+        catch
+        {
+            plan.Dispose();
+            throw;
+        }
+
+        ltPlans[key] = plan;
+        return plan;
+    }
+
+    private static void SetDesc(nint desc, int attribute, int value) =>
+        CuBlas.Check(CuBlasLt.cublasLtMatmulDescSetAttribute(desc, attribute, &value, sizeof(int)), nameof(CuBlasLt.cublasLtMatmulDescSetAttribute));
+
+    /// <summary>The descriptors and algorithm of one cuBLASLt product shape.</summary>
+    private sealed class LtPlan : IDisposable
+    {
+        public nint Desc;
+        public nint ALayout;
+        public nint BLayout;
+        public nint CLayout;
+        public CuBlasLt.HeuristicResult Algo;
+
+        public void Dispose()
+        {
+            if (Desc != 0) { CuBlasLt.cublasLtMatmulDescDestroy(Desc); }
+            if (ALayout != 0) { CuBlasLt.cublasLtMatrixLayoutDestroy(ALayout); }
+            if (BLayout != 0) { CuBlasLt.cublasLtMatrixLayoutDestroy(BLayout); }
+            if (CLayout != 0) { CuBlasLt.cublasLtMatrixLayoutDestroy(CLayout); }
+            Desc = ALayout = BLayout = CLayout = 0;
+        }
     }
 
     // ---- Attention -------------------------------------------------------------------------
@@ -879,6 +1068,14 @@ public sealed unsafe partial class CudaBackend : IDisposable
         {
             context.MakeCurrent();
             CudaDriver.cuStreamSynchronize(Stream);
+            foreach (var plan in ltPlans.Values)
+            {
+                plan?.Dispose();
+            }
+
+            ltPlans.Clear();
+            ltWorkspace?.Dispose();
+            ltHandle?.Dispose();
             Memory.Dispose();
             foreach (var m in modules.Values)
             {

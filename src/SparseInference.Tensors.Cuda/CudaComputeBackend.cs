@@ -8,6 +8,13 @@ namespace SparseInference.Tensors.Cuda;
 /// FP32 ops run as NVRTC kernels, matrix products through cuBLAS (FP32 compute), attention through the
 /// flash-style BF16 kernel (FP32 operands are converted on the device, accumulation is FP32).
 /// Ops it lacks report <see cref="Supports"/> false so that callers fall back to the CPU backend.
+/// <para>
+/// BF16 copies: a tensor read as a BF16 operand (attention inputs, and matrix-product operands with
+/// <see cref="CudaMatMulPrecision.BFloat16Inputs"/>) keeps its rounded copy until the tensor is next written, so a
+/// weight is converted once, not per product; ops whose output feeds such a read (LayerNorm, bias+GELU of a product,
+/// attention) write the copy in the same pass. Every op marks its output written, which drops the copy. One backend
+/// serves one caller at a time (one stream).
+/// </para>
 /// </summary>
 public sealed class CudaComputeBackend : IComputeBackend
 {
@@ -81,7 +88,7 @@ public sealed class CudaComputeBackend : IComputeBackend
 
     public void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination)
     {
-        var view = View(destination, nameof(destination));
+        var view = Output(destination, nameof(destination));
         if (source.Length != destination.SizeInBytes)
         {
             throw new ArgumentException($"source: expected {destination.SizeInBytes} bytes for {destination.Shape} {destination.DType}, got {source.Length}.", nameof(source));
@@ -109,14 +116,15 @@ public sealed class CudaComputeBackend : IComputeBackend
             throw new ArgumentException($"destination: expected {source.DType}, got {destination.DType}.", nameof(destination));
         }
 
-        Device.Copy(View(source, nameof(source)), View(destination, nameof(destination)), source.SizeInBytes);
+        var from = View(source, nameof(source));
+        Device.Copy(from, Output(destination, nameof(destination)), source.SizeInBytes);
     }
 
     public void Convert(Tensor source, Tensor destination)
     {
         SameCount(source, destination, nameof(destination));
         var s = View(source, nameof(source));
-        var d = View(destination, nameof(destination));
+        var d = Output(destination, nameof(destination));
         switch (source.DType, destination.DType)
         {
             case (DType.F32, DType.BF16):
@@ -140,52 +148,78 @@ public sealed class CudaComputeBackend : IComputeBackend
         RequireF32(b, nameof(b));
         RequireF32(c, nameof(c));
         var g = MatMulGeometry.Resolve(a, b, c, options, bias);
-        var cv = View(c, nameof(c));
+        if (bias is not null)
+        {
+            RequireF32(bias, nameof(bias));
+        }
+
+        var biasView = bias is null ? null : View(bias, nameof(bias));
+        var n = c.ElementCount;
+        if (MatMulPrecision == CudaMatMulPrecision.BFloat16Inputs && g.M > 0 && g.N > 0 && g.K > 0)
+        {
+            // BF16 copies of the operands (kept: a weight is converted once), product on the BF16 tensor cores with
+            // FP32 accumulation into the FP32 output. The stream orders conversions, product and buffer reuse.
+            var a16 = Bf16Of(a, nameof(a));
+            var b16 = Bf16Of(b, nameof(b));
+            var out32 = Output(c, nameof(c));
+            if (g.Batch == 1)
+            {
+                // cuBLASLt adds the bias in the product's epilogue; GELU and the output's BF16 copy follow in one pass.
+                if (!Device.GemmBFloat16(a16, b16, out32, g.M, g.N, g.K, options.TransposeA, options.TransposeB, options.Alpha, options.Beta, biasView))
+                {
+                    Device.Gemm(a16, b16, out32, g.M, g.N, g.K, options.TransposeA, options.TransposeB,
+                        1, 0, 0, 0, options.Alpha, options.Beta, CudaElementType.BFloat16, CudaElementType.Float32);
+                    if (biasView is not null)
+                    {
+                        Device.BiasAdd(out32, biasView, out32, n, g.N);
+                    }
+                }
+
+                if (options.Activation == Activation.Gelu)
+                {
+                    var out16 = Device.Allocate(Math.Max(2, n * 2), MemoryCategory.Workspace);
+                    Device.GeluWithBFloat16(out32, out32, out16, n, g.N);
+                    SetBf16Copy(c, out16);
+                }
+
+                return;
+            }
+
+            Device.Gemm(a16, b16, out32, g.M, g.N, g.K, options.TransposeA, options.TransposeB,
+                g.Batch, g.StrideA, g.StrideB, g.StrideC, options.Alpha, options.Beta, CudaElementType.BFloat16, CudaElementType.Float32);
+            Epilogue(out32, biasView, options.Activation, n, g.N);
+            return;
+        }
+
+        var av = View(a, nameof(a));
+        var bv = View(b, nameof(b));
+        var cv = Output(c, nameof(c));
         if (g.M > 0 && g.N > 0)
         {
             if (g.K == 0)
             {
                 Device.Scale(cv, options.Beta, cv, c.ElementCount);
             }
-            else if (MatMulPrecision == CudaMatMulPrecision.BFloat16Inputs)
-            {
-                // Operands rounded to BF16 on the device (a pass over each, memory-bound), product on the BF16
-                // tensor cores with FP32 accumulation into the FP32 output. The stream orders the conversion,
-                // the product and the buffers' reuse, so no synchronisation is needed.
-                using var a16 = Bf16Copy(a);
-                using var b16 = Bf16Copy(b);
-                Device.Gemm(a16, b16, cv, g.M, g.N, g.K, options.TransposeA, options.TransposeB,
-                    g.Batch, g.StrideA, g.StrideB, g.StrideC, options.Alpha, options.Beta, CudaElementType.BFloat16, CudaElementType.Float32);
-            }
             else
             {
-                Device.Gemm(View(a, nameof(a)), View(b, nameof(b)), cv, g.M, g.N, g.K, options.TransposeA, options.TransposeB,
+                Device.Gemm(av, bv, cv, g.M, g.N, g.K, options.TransposeA, options.TransposeB,
                     g.Batch, g.StrideA, g.StrideB, g.StrideC, options.Alpha, options.Beta);
             }
         }
 
-        var n = c.ElementCount;
-        var biasView = bias is null ? null : View(bias, nameof(bias));
-        if (bias is not null)
-        {
-            RequireF32(bias, nameof(bias));
-        }
-
-        if (options.Activation == Activation.Gelu)
-        {
-            Device.BiasGelu(cv, biasView, cv, n, g.N);
-        }
-        else if (biasView is not null)
-        {
-            Device.BiasAdd(cv, biasView, cv, n, g.N);
-        }
+        Epilogue(cv, biasView, options.Activation, n, g.N);
     }
 
-    private CudaBuffer Bf16Copy(Tensor t)
+    private void Epilogue(CudaBuffer c, CudaBuffer? bias, Activation activation, long n, int cols)
     {
-        var buffer = Device.Allocate(Math.Max(2, t.ElementCount * 2), MemoryCategory.Workspace);
-        Device.ConvertToBFloat16(View(t, nameof(t)), buffer, t.ElementCount);
-        return buffer;
+        if (activation == Activation.Gelu)
+        {
+            Device.BiasGelu(c, bias, c, n, cols);
+        }
+        else if (bias is not null)
+        {
+            Device.BiasAdd(c, bias, c, n, cols);
+        }
     }
 
     public void BiasAdd(Tensor x, Tensor bias, Tensor output)
@@ -199,7 +233,7 @@ public sealed class CudaComputeBackend : IComputeBackend
             throw new ArgumentException($"bias: expected shape [{cols}], got {bias.Shape}.", nameof(bias));
         }
 
-        Device.BiasAdd(View(x, nameof(x)), View(bias, nameof(bias)), View(output, nameof(output)), x.ElementCount, cols);
+        Device.BiasAdd(View(x, nameof(x)), View(bias, nameof(bias)), Output(output, nameof(output)), x.ElementCount, cols);
     }
 
     public void Add(Tensor a, Tensor b, Tensor output)
@@ -207,14 +241,14 @@ public sealed class CudaComputeBackend : IComputeBackend
         RequireF32(a, nameof(a));
         SameShape(a, b, nameof(b));
         SameShape(a, output, nameof(output));
-        Device.Add(View(a, nameof(a)), View(b, nameof(b)), View(output, nameof(output)), a.ElementCount);
+        Device.Add(View(a, nameof(a)), View(b, nameof(b)), Output(output, nameof(output)), a.ElementCount);
     }
 
     public void Scale(Tensor x, float alpha, Tensor output)
     {
         RequireF32(x, nameof(x));
         SameShape(x, output, nameof(output));
-        Device.Scale(View(x, nameof(x)), alpha, View(output, nameof(output)), x.ElementCount);
+        Device.Scale(View(x, nameof(x)), alpha, Output(output, nameof(output)), x.ElementCount);
     }
 
     public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float epsilon, Tensor output)
@@ -232,29 +266,40 @@ public sealed class CudaComputeBackend : IComputeBackend
             throw new ArgumentException($"beta: expected shape [{cols}], got {beta.Shape}.", nameof(beta));
         }
 
-        Device.LayerNorm(View(x, nameof(x)), View(gamma, nameof(gamma)), View(beta, nameof(beta)), View(output, nameof(output)),
-            checked((int)x.Shape.LeadingCount), cols, epsilon);
+        var rows = checked((int)x.Shape.LeadingCount);
+        var xv = View(x, nameof(x));
+        var y = Output(output, nameof(output));
+
+        // With BF16 products the normalised rows are a product's operand next: write their BF16 copy in this pass.
+        var y16 = MatMulPrecision == CudaMatMulPrecision.BFloat16Inputs && output.ElementCount > 0
+            ? Device.Allocate(output.ElementCount * 2, MemoryCategory.Workspace)
+            : null;
+        Device.LayerNorm(xv, View(gamma, nameof(gamma)), View(beta, nameof(beta)), y, rows, cols, epsilon, y16);
+        if (y16 is not null)
+        {
+            SetBf16Copy(output, y16);
+        }
     }
 
     public void Gelu(Tensor x, Tensor output)
     {
         RequireF32(x, nameof(x));
         SameShape(x, output, nameof(output));
-        Device.BiasGelu(View(x, nameof(x)), null, View(output, nameof(output)), x.ElementCount, Math.Max(1, x.Rank == 0 ? 1 : x.Dim(-1)));
+        Device.BiasGelu(View(x, nameof(x)), null, Output(output, nameof(output)), x.ElementCount, Math.Max(1, x.Rank == 0 ? 1 : x.Dim(-1)));
     }
 
     public void Sigmoid(Tensor x, Tensor output)
     {
         RequireF32(x, nameof(x));
         SameShape(x, output, nameof(output));
-        Device.Sigmoid(View(x, nameof(x)), View(output, nameof(output)), x.ElementCount);
+        Device.Sigmoid(View(x, nameof(x)), Output(output, nameof(output)), x.ElementCount);
     }
 
     public void Softmax(Tensor x, Tensor output)
     {
         RequireF32(x, nameof(x));
         SameShape(x, output, nameof(output));
-        Device.Softmax(View(x, nameof(x)), View(output, nameof(output)), checked((int)x.Shape.LeadingCount), x.Dim(-1));
+        Device.Softmax(View(x, nameof(x)), Output(output, nameof(output)), checked((int)x.Shape.LeadingCount), x.Dim(-1));
     }
 
     public void Embedding(Tensor table, Tensor ids, Tensor output)
@@ -278,7 +323,7 @@ public sealed class CudaComputeBackend : IComputeBackend
         }
 
         CheckIndices(ids, table.Dim(0), "ids", distinct: false);
-        Device.GatherRows(View(table, nameof(table)), View(ids, nameof(ids)), View(output, nameof(output)),
+        Device.GatherRows(View(table, nameof(table)), View(ids, nameof(ids)), Output(output, nameof(output)),
             ids.ElementCount, (long)table.Dim(1) * table.DType.SizeInBytes());
     }
 
@@ -310,7 +355,7 @@ public sealed class CudaComputeBackend : IComputeBackend
         }
 
         CheckIndices(indices, source.Dim(0), "indices", distinct: false);
-        Device.GatherRows(View(source, nameof(source)), View(indices, nameof(indices)), View(output, nameof(output)),
+        Device.GatherRows(View(source, nameof(source)), View(indices, nameof(indices)), Output(output, nameof(output)),
             indices.ElementCount, source.Shape.ProductOf(1, source.Rank) * source.DType.SizeInBytes());
     }
 
@@ -348,7 +393,7 @@ public sealed class CudaComputeBackend : IComputeBackend
 
         CheckIndices(indices, destination.Dim(0), "indices", distinct: true);
         Device.ScatterAddRows(View(source, nameof(source)), View(indices, nameof(indices)), rowScale is null ? null : View(rowScale, nameof(rowScale)),
-            View(destination, nameof(destination)), source.Dim(0), source.Shape.ProductOf(1, source.Rank));
+            Output(destination, nameof(destination)), source.Dim(0), source.Shape.ProductOf(1, source.Rank));
     }
 
     public void TopK(Tensor x, int k, Tensor values, Tensor indices)
@@ -382,7 +427,7 @@ public sealed class CudaComputeBackend : IComputeBackend
 
         if (k > 0 && x.ElementCount > 0)
         {
-            Device.TopK(View(x, nameof(x)), View(values, nameof(values)), View(indices, nameof(indices)), checked((int)x.Shape.LeadingCount), n, k);
+            Device.TopK(View(x, nameof(x)), Output(values, nameof(values)), Output(indices, nameof(indices)), checked((int)x.Shape.LeadingCount), n, k);
         }
     }
 
@@ -416,54 +461,35 @@ public sealed class CudaComputeBackend : IComputeBackend
             }
         }
 
-        var csr = layout is null ? null : ToCsr(layout);
         var geometry = Geometry(inputs, outOperand);
-        if (!CudaBackend.SupportsAttention(geometry, csr, out var why))
+        var deviceLayout = layout is null ? null : DeviceLayout(layout);
+        if (!CudaBackend.SupportsAttention(geometry, deviceLayout?.Layout, out var why))
         {
             throw new NotSupportedException($"Backend '{Name}' cannot run this attention call: {why}.");
         }
 
-        // The kernel reads BF16: convert each distinct operand tensor once, keeping its element layout.
-        var converted = new Dictionary<Tensor, CudaBuffer>(ReferenceEqualityComparer.Instance);
+        // The kernel reads BF16: each distinct operand tensor's BF16 copy (converted once, kept until it is written).
+        CudaBuffer At(AttentionOperand op) => CudaBuffer.View(Bf16Of(op.Tensor, "inputs"), op.Offset * 2, (op.Tensor.ElementCount - op.Offset) * 2);
+
+        var q = At(inputs.Query);
+        var k = At(inputs.Key);
+        var v = At(inputs.Value);
+        var out32 = Output(output, nameof(output));
+        var out16 = Device.Allocate(Math.Max(2, output.ElementCount * 2), MemoryCategory.Workspace);
         try
         {
-            CudaBuffer Bf16Of(Tensor t)
-            {
-                if (!converted.TryGetValue(t, out var buf))
-                {
-                    buf = Device.Allocate(Math.Max(2, t.ElementCount * 2), MemoryCategory.Workspace);
-                    converted[t] = buf;
-                    Device.ConvertToBFloat16(View(t, "inputs"), buf, t.ElementCount);
-                }
-
-                return buf;
-            }
-
-            CudaBuffer At(AttentionOperand op) => CudaBuffer.View(Bf16Of(op.Tensor), op.Offset * 2, (op.Tensor.ElementCount - op.Offset) * 2);
-
-            var q = At(inputs.Query);
-            var k = At(inputs.Key);
-            var v = At(inputs.Value);
-            using var outBf16 = Device.Allocate(Math.Max(2, output.ElementCount * 2), MemoryCategory.Workspace);
-            using var lens = validLengths.IsEmpty ? null : Device.Allocate(validLengths.Length * 4L, MemoryCategory.Workspace);
-            if (lens is not null)
-            {
-                Device.Upload(validLengths, lens);
-            }
-
-            using var deviceLayout = csr is null ? null : Device.Upload(csr);
-            Device.Attention(q, k, v, outBf16, geometry, deviceLayout, lens);
-            Device.ConvertToFloat32(outBf16, View(output, nameof(output)), output.ElementCount);
-            Device.Synchronize();
+            Device.Attention(q, k, v, out16, geometry, deviceLayout, validLengths.IsEmpty ? null : DeviceLengths(validLengths));
+            Device.ConvertToFloat32(out16, out32, output.ElementCount);
         }
-        finally
+        catch
         {
-            foreach (var buf in converted.Values)
-            {
-                buf.Dispose();
-            }
+            out16.Dispose();
+            throw;
         }
 
+        // The output is exactly its BF16 copy widened: keep that copy for the product that reads it next.
+        // No synchronisation: the stream orders every later use of these buffers.
+        SetBf16Copy(output, out16);
         return CountPairs(inputs, validLengths, layout);
     }
 
@@ -519,13 +545,159 @@ public sealed class CudaComputeBackend : IComputeBackend
         return new AttentionGeometry(inputs.Batch, inputs.Heads, inputs.SeqLen, inputs.HeadDim, S(inputs.Query), S(inputs.Key), S(inputs.Value), o);
     }
 
+    // ---- Device-side caches: block layouts and valid lengths -------------------------------------
+
+    private const int CachedLayouts = 64;
+    private readonly Dictionary<int, List<CudaBackend.DeviceBlockLayout>> layouts = [];
+    private readonly Dictionary<string, CudaBuffer> lengthBuffers = new(StringComparer.Ordinal);
+    private int cachedLayoutCount;
+
+    /// <summary>
+    /// The layout on the device, uploaded once per distinct content (the encoder builds an equal layout for every
+    /// layer and forward of the same pattern and lengths), with its split plan.
+    /// </summary>
+    private CudaBackend.DeviceBlockLayout DeviceLayout(BlockLayout layout)
+    {
+        var hash = new HashCode();
+        hash.Add(layout.BlockSize);
+        hash.Add(layout.Batch);
+        hash.Add(layout.Heads);
+        hash.Add(layout.QueryBlocks);
+        hash.Add(layout.SharedAcrossHeads);
+        hash.AddBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(layout.RowOffsets));
+        hash.AddBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(layout.KeyBlockIndices));
+        var key = hash.ToHashCode();
+        var csrHeads = layout.SharedAcrossHeads ? 1 : layout.Heads;
+        if (layouts.TryGetValue(key, out var bucket))
+        {
+            foreach (var candidate in bucket)
+            {
+                var c = candidate.Layout;
+                if (c.BlockSize == layout.BlockSize && c.Batch == Math.Max(1, layout.Batch) && c.Heads == csrHeads
+                    && c.NumQueryBlocks == Math.Max(1, layout.QueryBlocks)
+                    && layout.RowOffsets.SequenceEqual(c.Offsets) && layout.KeyBlockIndices.SequenceEqual(c.Indices))
+                {
+                    return candidate;
+                }
+            }
+        }
+
+        if (cachedLayoutCount >= CachedLayouts)
+        {
+            ClearLayoutCache();
+        }
+
+        var uploaded = Device.Upload(ToCsr(layout));
+        if (!layouts.TryGetValue(key, out bucket))
+        {
+            layouts[key] = bucket = [];
+        }
+
+        bucket.Add(uploaded);
+        cachedLayoutCount++;
+        return uploaded;
+    }
+
+    /// <summary>Valid lengths on the device, uploaded once per distinct list.</summary>
+    private CudaBuffer DeviceLengths(ReadOnlySpan<int> validLengths)
+    {
+        var key = string.Join(',', validLengths.ToArray());
+        if (lengthBuffers.TryGetValue(key, out var cached))
+        {
+            return cached;
+        }
+
+        if (lengthBuffers.Count >= CachedLayouts)
+        {
+            foreach (var b in lengthBuffers.Values)
+            {
+                b.Dispose();
+            }
+
+            lengthBuffers.Clear();
+        }
+
+        var buffer = Device.Allocate(validLengths.Length * 4L, MemoryCategory.Workspace);
+        Device.Upload(validLengths, buffer);
+        lengthBuffers[key] = buffer;
+        return buffer;
+    }
+
+    private void ClearLayoutCache()
+    {
+        foreach (var bucket in layouts.Values)
+        {
+            foreach (var l in bucket)
+            {
+                l.Dispose();
+            }
+        }
+
+        layouts.Clear();
+        cachedLayoutCount = 0;
+    }
+
+    /// <summary>
+    /// Drops the cached layouts and valid lengths and gives every unused pooled block back to the driver
+    /// (after a model is unloaded, so that the driver's free memory shows it).
+    /// </summary>
+    public void ReleaseCachedMemory()
+    {
+        Device.Synchronize();
+        ClearLayoutCache();
+        foreach (var b in lengthBuffers.Values)
+        {
+            b.Dispose();
+        }
+
+        lengthBuffers.Clear();
+        Device.Memory.Trim();
+    }
+
     public void Dispose()
     {
+        ClearLayoutCache();
+        foreach (var b in lengthBuffers.Values)
+        {
+            b.Dispose();
+        }
+
+        lengthBuffers.Clear();
         if (ownsDevice)
         {
             Device.Dispose();
         }
     }
+
+    // ---- BF16 copies ---------------------------------------------------------------------------
+
+    /// <summary>The tensor's memory for an op that writes it: drops its BF16 copy.</summary>
+    private CudaBuffer Output(Tensor t, string name)
+    {
+        var view = View(t, name);
+        ((CudaTensorBuffer)t.Buffer).Written();
+        return view;
+    }
+
+    /// <summary>The tensor's values rounded to BF16: its kept copy if still current, else converted now and kept.</summary>
+    private CudaBuffer Bf16Of(Tensor t, string name)
+    {
+        var source = View(t, name);
+        var buffer = (CudaTensorBuffer)t.Buffer;
+        if (buffer.Bf16Copy(t.ByteOffset, t.ElementCount) is { } kept)
+        {
+            return kept;
+        }
+
+        var copy = Device.Allocate(Math.Max(2, t.ElementCount * 2), MemoryCategory.Workspace);
+        Device.ConvertToBFloat16(source, copy, t.ElementCount);
+        buffer.KeepBf16Copy(t.ByteOffset, t.ElementCount, copy);
+        return copy;
+    }
+
+    /// <summary>Records <paramref name="copy"/> (owned from here on) as the BF16 copy of the tensor just written.</summary>
+    private static void SetBf16Copy(Tensor t, CudaBuffer copy) =>
+        ((CudaTensorBuffer)t.Buffer).KeepBf16Copy(t.ByteOffset, t.ElementCount, copy);
 
     private CudaBuffer View(Tensor t, string name)
     {
@@ -599,11 +771,43 @@ public sealed class CudaComputeBackend : IComputeBackend
         }
     }
 
-    /// <summary>Device memory behind a tensor.</summary>
+    /// <summary>Device memory behind a tensor, and the BF16 copy of one of its views while that is current.</summary>
     private sealed class CudaTensorBuffer(CudaComputeBackend backend, CudaBuffer memory) : TensorBuffer(backend, memory.Bytes)
     {
+        private long copyOffset;
+        private long copyCount;
+        private CudaBuffer? copy;
+
         public CudaBuffer Memory { get; } = memory;
 
-        protected override void Release() => Memory.Dispose();
+        /// <summary>The kept copy of the view at (byte offset, element count), or null.</summary>
+        public CudaBuffer? Bf16Copy(long byteOffset, long count) =>
+            copy is not null && copyOffset == byteOffset && copyCount == count ? copy : null;
+
+        /// <summary>Keeps <paramref name="bf16"/> as the current copy of a view, replacing any other.</summary>
+        public void KeepBf16Copy(long byteOffset, long count, CudaBuffer bf16)
+        {
+            if (IsDisposed)
+            {
+                bf16.Dispose();
+                return;
+            }
+
+            copy?.Dispose();
+            (copyOffset, copyCount, copy) = (byteOffset, count, bf16);
+        }
+
+        /// <summary>Some view of this buffer is being written: no copy is current any more.</summary>
+        public void Written()
+        {
+            copy?.Dispose();
+            copy = null;
+        }
+
+        protected override void Release()
+        {
+            Written();
+            Memory.Dispose();
+        }
     }
 }

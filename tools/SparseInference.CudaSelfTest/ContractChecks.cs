@@ -37,6 +37,15 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
         Guard(() => PackedAttention(batch: 2, seqLen: 512, heads: 2, headDim: 32, blockSize: 32, lengths: [512, 300]));
         Guard(() => PackedAttention(batch: 2, seqLen: 1000, heads: 4, headDim: 64, blockSize: 128, lengths: []));
         Guard(() => PackedAttention(batch: 2, seqLen: 300, heads: 4, headDim: 64, blockSize: 0, lengths: [300, 45]));
+
+        // BF16-input products: cuBLASLt with the bias in the epilogue, GELU with the output's BF16 copy, and the
+        // kept BF16 copies of operands, which must follow every write of the tensor they copy.
+        using var bf16 = new CudaComputeBackend(gpu.Device, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs };
+        Guard(() => Linear(rows: 300, inFeatures: 64, outFeatures: 256, Activation.Gelu, bf16));
+        Guard(() => Linear(rows: 77, inFeatures: 256, outFeatures: 64, Activation.None, bf16));
+        Guard(() => Linear(rows: 33, inFeatures: 40, outFeatures: 31, Activation.Gelu, bf16));
+        Guard(() => Bf16CopiesFollowWrites(bf16));
+        Guard(() => Bf16EncoderChain(bf16, batch: 2, seqLen: 256, heads: 4, headDim: 32, lengths: [256, 201]));
     }
 
     private void Guard(Action check)
@@ -105,22 +114,24 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
         Compare($"{name} [123, 97]", gy, cy, Fp32Tolerance);
     }
 
-    private void Linear(int rows, int inFeatures, int outFeatures, Activation activation)
+    private void Linear(int rows, int inFeatures, int outFeatures, Activation activation, CudaComputeBackend? on = null)
     {
+        var be = on ?? gpu;
+        var tolerance = on is null ? Fp32Tolerance : Bf16Tolerance;
         var x = Random((long)rows * inFeatures);
         var w = Random((long)outFeatures * inFeatures, 0.2f);
         var bias = Random(outFeatures, 1f);
-        using var gx = gpu.FromHost(x, 1, rows, inFeatures);
-        using var gw = gpu.FromHost(w, outFeatures, inFeatures);
-        using var gb = gpu.FromHost(bias, outFeatures);
-        using var gy = Poisoned(gpu, 1, rows, outFeatures);
+        using var gx = be.FromHost(x, 1, rows, inFeatures);
+        using var gw = be.FromHost(w, outFeatures, inFeatures);
+        using var gb = be.FromHost(bias, outFeatures);
+        using var gy = Poisoned(be, 1, rows, outFeatures);
         using var cx = cpu.FromHost(x, 1, rows, inFeatures);
         using var cw = cpu.FromHost(w, outFeatures, inFeatures);
         using var cb = cpu.FromHost(bias, outFeatures);
         using var cy = cpu.Allocate(1, rows, outFeatures);
-        gpu.Linear(gx, gw, gb, gy, activation);
+        be.Linear(gx, gw, gb, gy, activation);
         cpu.Linear(cx, cw, cb, cy, activation);
-        Compare($"linear [{rows}x{inFeatures}]·W[{outFeatures}x{inFeatures}]ᵀ + b, {activation}", gy, cy, Fp32Tolerance);
+        Compare($"linear{(on is null ? "" : " bf16")} [{rows}x{inFeatures}]·W[{outFeatures}x{inFeatures}]ᵀ + b, {activation}", gy, cy, tolerance);
     }
 
     private void BatchedMatMulTransposedAWithBeta()
@@ -267,5 +278,113 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
         report.Report(
             $"contract attention packed B{batch} T{seqLen} H{heads} d{headDim} {(blockSize > 0 ? $"window bs{blockSize}" : "dense")} lens[{string.Join(',', lengths)}]",
             pairs.Length > 0 ? double.NaN : err, Bf16Tolerance, $" density {gr.Density:F3}{pairs}");
+    }
+
+    /// <summary>
+    /// A weight and an input are used in a BF16 product (their copies are kept), then overwritten — the weight from
+    /// the host, the input in place by an op — and used again: the second product must see the new values.
+    /// </summary>
+    private void Bf16CopiesFollowWrites(CudaComputeBackend bf16)
+    {
+        const int rows = 64, inFeatures = 96, outFeatures = 48;
+        var x = Random((long)rows * inFeatures);
+        var w1 = Random((long)outFeatures * inFeatures, 0.2f);
+        var w2 = Random((long)outFeatures * inFeatures, 0.2f);
+        using var gx = bf16.FromHost(x, rows, inFeatures);
+        using var gw = bf16.FromHost(w1, outFeatures, inFeatures);
+        using var gy = Poisoned(bf16, rows, outFeatures);
+        bf16.Linear(gx, gw, null, gy);
+        gw.Upload<float>(w2);
+        bf16.Scale(gx, -0.5f, gx);
+        bf16.Linear(gx, gw, null, gy);
+
+        using var cx = cpu.FromHost(x, rows, inFeatures);
+        using var cw = cpu.FromHost(w2, outFeatures, inFeatures);
+        using var cy = cpu.Allocate(rows, outFeatures);
+        cpu.Scale(cx, -0.5f, cx);
+        cpu.Linear(cx, cw, null, cy);
+        Compare("bf16 copies follow writes (weight re-uploaded, input scaled in place)", gy, cy, Bf16Tolerance);
+    }
+
+    /// <summary>
+    /// One encoder layer's op sequence with BF16 products (LayerNorm → qkv → attention → output projection accumulated
+    /// into the residual → LayerNorm → GELU feed-forward accumulated), twice over the same buffers, against the CPU.
+    /// </summary>
+    private void Bf16EncoderChain(CudaComputeBackend bf16, int batch, int seqLen, int heads, int headDim, int[] lengths)
+    {
+        int d = heads * headDim, ff = 4 * d, rows = batch * seqLen;
+        var x0 = Random((long)rows * d);
+        var weights = new (string Name, int[] Shape, float[] Data)[]
+        {
+            ("ln.g", [d], Random(d, 1f)), ("ln.b", [d], Random(d, 0.2f)),
+            ("qkv.w", [3 * d, d], Random(3L * d * d, 0.1f)), ("qkv.b", [3 * d], Random(3 * d, 0.1f)),
+            ("out.w", [d, d], Random((long)d * d, 0.1f)), ("out.b", [d], Random(d, 0.1f)),
+            ("ff1.w", [ff, d], Random((long)ff * d, 0.1f)), ("ff1.b", [ff], Random(ff, 0.1f)),
+            ("ff2.w", [d, ff], Random((long)d * ff, 0.05f)), ("ff2.b", [d], Random(d, 0.1f)),
+        };
+        var n = BlockLayout.BlocksFor(seqLen, 64);
+        var builder = new BlockLayout.Builder(64, batch, heads, n, sharedAcrossHeads: true);
+        for (var b = 0; b < batch; b++)
+        {
+            for (var qb = 0; qb < n; qb++)
+            {
+                builder.AddRow(Enumerable.Range(Math.Max(0, qb - 1), Math.Min(n, qb + 2) - Math.Max(0, qb - 1)).Append(0).Distinct().ToArray());
+            }
+        }
+
+        var layout = builder.Build();
+        float[] Run(IComputeBackend be)
+        {
+            var w = weights.ToDictionary(t => t.Name, t => be.FromHost(t.Data, t.Shape));
+            try
+            {
+                using var x = be.FromHost(x0, rows, d);
+                using var h = be.Allocate(rows, d);
+                using var qkv = be.Allocate(rows, 3 * d);
+                using var attended = be.Allocate(rows, d);
+                using var hidden = be.Allocate(rows, ff);
+                var accumulate = new MatMulOptions(TransposeB: true, Beta: 1f);
+                for (var layer = 0; layer < 2; layer++)
+                {
+                    be.LayerNorm(x, w["ln.g"], w["ln.b"], 1e-5f, h);
+                    be.Linear(h, w["qkv.w"], w["qkv.b"], qkv);
+                    using (var packed = qkv.Reshape(batch, seqLen, 3 * d))
+                    using (var output = attended.Reshape(batch, seqLen, d))
+                    {
+                        be.AttentionPacked(packed, output, heads, lengths, layer == 0 ? layout : null);
+                    }
+
+                    be.MatMul(attended, w["out.w"], x, accumulate, w["out.b"]);
+                    be.LayerNorm(x, w["ln.g"], w["ln.b"], 1e-5f, h);
+                    be.Linear(h, w["ff1.w"], w["ff1.b"], hidden, Activation.Gelu);
+                    be.MatMul(hidden, w["ff2.w"], x, accumulate, w["ff2.b"]);
+                }
+
+                return x.ToArray<float>();
+            }
+            finally
+            {
+                foreach (var t in w.Values)
+                {
+                    t.Dispose();
+                }
+            }
+        }
+
+        var got = Run(bf16);
+        var want = Run(cpu);
+
+        // Padding rows (past each valid length) carry no attention output; compare the valid rows.
+        var valid = new List<long>();
+        for (var b = 0; b < batch; b++)
+        {
+            for (long i = (long)b * seqLen * d; i < ((long)b * seqLen + lengths[b]) * d; i++)
+            {
+                valid.Add(i);
+            }
+        }
+
+        report.Report($"contract bf16 encoder layer ×2 B{batch} T{seqLen} H{heads} d{headDim} (window, then dense) lens[{string.Join(',', lengths)}]",
+            SparseInference.CudaSelfTest.Compare.RelativeError(got, want, valid), Bf16Tolerance);
     }
 }

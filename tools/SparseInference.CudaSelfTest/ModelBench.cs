@@ -72,6 +72,8 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
             }
         }
 
+        UnloadFreesDeviceMemory(modelDir, check);
+
         // Timing: synchronised wall time of the whole forward (input upload and output download included).
         var results = new List<string>();
         var input = Input(new Random(7), batch, time, ragged: false);
@@ -115,10 +117,74 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
             }
         }
 
+        OpBreakdown(modelDir, input);
+
         var json = new StringBuilder();
         json.Append(CultureInfo.InvariantCulture, $"{{\"device\":\"{gpu.Describe().Replace("\"", "'", StringComparison.Ordinal)}\",\"model_dir\":\"model\",\"results\":[\n");
         json.Append(string.Join(",\n", results)).Append("\n]}\n");
         File.WriteAllText(Path.Combine(outDir, "model_ours.json"), json.ToString());
+    }
+
+    /// <summary>
+    /// Device time per op kind of one forward at the benchmark size (each op synchronised and timed with events, so the
+    /// sum exceeds the pipelined forward slightly): what the forward spends outside products and attention.
+    /// </summary>
+    private void OpBreakdown(string modelDir, ForwardInput input)
+    {
+        using var backend = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs };
+        var timing = new OpTimingBackend(backend);
+        using var m = EncoderModel.Load(modelDir, timing);
+        foreach (var (name, spec) in new[] { Cases[0], Cases[2] })
+        {
+            m.Forward(input, spec);
+            timing.Reset();
+            m.Forward(input, spec);
+            var total = timing.Totals.Values.Sum(t => t.Ms);
+            Console.WriteLine(FormattableString.Invariant($"op breakdown {name} B{input.Batch} T{input.Time} (bf16 products, ops timed one by one): sum {total:F2} ms"));
+            foreach (var (op, (ms, calls)) in timing.Totals.OrderByDescending(t => t.Value.Ms))
+            {
+                Console.WriteLine(FormattableString.Invariant($"  {ms,8:F3} ms  {calls,3}×  {op}"));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Loading a model takes device memory and unloading it (dispose, then <see cref="CudaComputeBackend.ReleaseCachedMemory"/>)
+    /// gives all of it back, by the driver's own count (cuMemGetInfo). A first load/forward/unload cycle warms the
+    /// one-time allocations (kernel modules, cuBLAS workspaces) so that the second cycle measures the model alone.
+    /// </summary>
+    private void UnloadFreesDeviceMemory(string modelDir, ForwardInput input)
+    {
+        using var backend = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs };
+        void Cycle()
+        {
+            using var m = EncoderModel.Load(modelDir, backend);
+            m.Forward(input, Cases[0].Spec);
+            m.Forward(input, Cases[^1].Spec);
+        }
+
+        Cycle();
+        backend.ReleaseCachedMemory();
+        var (before, _) = gpu.DeviceMemoryInfo();
+        long loaded, inUseLoaded;
+        using (var m = EncoderModel.Load(modelDir, backend))
+        {
+            m.Forward(input, Cases[0].Spec);
+            m.Forward(input, Cases[^1].Spec);
+            gpu.Synchronize();
+            (loaded, _) = gpu.DeviceMemoryInfo();
+            inUseLoaded = gpu.Memory.Statistics.InUseBytes;
+        }
+
+        var inUseUnloaded = gpu.Memory.Statistics.InUseBytes;
+        backend.ReleaseCachedMemory();
+        var (after, _) = gpu.DeviceMemoryInfo();
+        const long Slack = 2L << 20;
+        var weightBytes = 4L * Layers * ((4L * DModel * DModel) + (2L * DModel * DFf));
+        var ok = before - loaded >= weightBytes && Math.Abs(after - before) <= Slack;
+        if (ok) { Passed++; } else { Failed++; }
+        Console.WriteLine(FormattableString.Invariant(
+            $"model unload frees device memory: driver free {before >> 20} MiB before load, {loaded >> 20} MiB loaded (after forwards; pool in use {inUseLoaded >> 20} MiB, {inUseUnloaded >> 20} MiB after dispose), {after >> 20} MiB after unload and release (difference {(after - before) / 1024.0:F0} KiB, allowed ±{Slack >> 10} KiB; weights ≥ {weightBytes >> 20} MiB): {(ok ? "PASS" : "FAIL")}"));
     }
 
     private static ForwardInput Input(Random rng, int batch, int time, bool ragged)

@@ -167,7 +167,7 @@ namespace SparseInference.CudaSelfTest
             Guard("layer_norm", () => { LayerNorm(1000, 64); LayerNorm(333, 257); LayerNorm(17, 1024); });
             Guard("bias_gelu", () => { BiasGelu(100_003, 256, withBias: true); BiasGelu(4096, 64, withBias: false); });
             Guard("bias_add/add", () => { BiasAdd(50_000, 100); Add(77_777); });
-            Guard("convert", () => Convert(123_457));
+            Guard("convert", () => { Convert(123_457); Convert(123_456); });
             Guard("matmul", () =>
             {
                 MatMul(300, 200, 64, transposeB: true, CudaElementType.Float32, 1);

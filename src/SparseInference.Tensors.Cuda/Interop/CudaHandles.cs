@@ -139,3 +139,14 @@ internal sealed class CublasHandle : SafeHandleZeroOrMinusOneIsInvalid
         return CuBlas.cublasDestroy_v2(handle) == 0;
     }
 }
+
+/// <summary>A cublasLtHandle_t.</summary>
+internal sealed class CublasLtHandle : SafeHandleZeroOrMinusOneIsInvalid
+{
+    public CublasLtHandle(nint handle) : base(ownsHandle: true)
+    {
+        SetHandle(handle);
+    }
+
+    protected override bool ReleaseHandle() => CuBlasLt.cublasLtDestroy(handle) == 0;
+}

@@ -22,6 +22,7 @@ internal static class CudaLibraryResolver
     {
         [CudaDriver.Library] = ["libcuda.so.1", "libcuda.so"],
         [CuBlas.Library] = ["libcublas.so.13", "libcublas.so.12"],
+        [CuBlasLt.Library] = ["libcublasLt.so.13", "libcublasLt.so.12"],
         [Nvrtc.Library] = ["libnvrtc.so.13", "libnvrtc.so.12"],
     };
 
@@ -30,6 +31,7 @@ internal static class CudaLibraryResolver
     {
         [CudaDriver.Library] = "the NVIDIA driver's user-space library libcuda.so.1 (install the NVIDIA driver, e.g. Debian's 'libcuda1' or the driver from NVIDIA; in a container, run it with the NVIDIA container toolkit)",
         [CuBlas.Library] = "cuBLAS from CUDA 13 or 12 (libcublas.so.13/.12: the 'libcublas-13-0' package of NVIDIA's CUDA repository, or the 'nvidia-cublas' wheel)",
+        [CuBlasLt.Library] = "cuBLASLt from CUDA 13 or 12 (libcublasLt.so.13/.12, shipped with cuBLAS: the 'libcublas-13-0' package of NVIDIA's CUDA repository, or the 'nvidia-cublas' wheel)",
         [Nvrtc.Library] = "NVRTC from CUDA 13 or 12 (libnvrtc.so.13/.12 with its libnvrtc-builtins: the 'cuda-nvrtc-13-0' package of NVIDIA's CUDA repository, or the 'nvidia-cuda-nvrtc' wheel)",
     };
 

@@ -4,10 +4,18 @@
 
 typedef unsigned short u16;
 
+__device__ __forceinline__ unsigned short f32_to_bf16_rn(float f) {
+    unsigned short r;
+    asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(r) : "f"(f));
+    return r;
+}
+
 // LayerNorm over the last dimension, biased variance (model-format.md). One warp per row, two
 // passes over the row (mean, then centred sum of squares) so large offsets do not cancel.
+// y16 (optional) receives the same values rounded to BF16: the operand copy a BF16 matrix product
+// reads next, written here instead of in a separate conversion pass.
 extern "C" __global__ void layer_norm_f32(const float* x, const float* gamma,
-                                          const float* beta, float* y,
+                                          const float* beta, float* y, unsigned short* y16,
                                           int rows, int cols, float eps) {
     int warpsPerBlock = blockDim.x >> 5;
     int row = blockIdx.x * warpsPerBlock + (threadIdx.x >> 5);
@@ -23,7 +31,58 @@ extern "C" __global__ void layer_norm_f32(const float* x, const float* gamma,
     for (int o = 16; o > 0; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
     float rstd = rsqrtf(sq / cols + eps);
     float* yr = y + (long long)row * cols;
-    for (int c = lane; c < cols; c += 32) yr[c] = (xr[c] - mean) * rstd * gamma[c] + beta[c];
+    if (y16) {
+        unsigned short* yr16 = y16 + (long long)row * cols;
+        for (int c = lane; c < cols; c += 32) {
+            float v = (xr[c] - mean) * rstd * gamma[c] + beta[c];
+            yr[c] = v;
+            yr16[c] = f32_to_bf16_rn(v);
+        }
+    } else {
+        for (int c = lane; c < cols; c += 32) yr[c] = (xr[c] - mean) * rstd * gamma[c] + beta[c];
+    }
+}
+
+// y = GELU(x) (exact erf form) and y16 = the same rounded to BF16, four elements per thread
+// (n a multiple of 4, 16-byte aligned rows): the activation of a product whose bias came in the
+// product's epilogue, plus the operand copy the next BF16 product reads. y may be x.
+extern "C" __global__ void gelu_f32_bf16x4(const float4* x, float4* y, uint2* y16, long long n4) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
+        float4 z = x[i];
+        z.x = 0.5f * z.x * (1.f + erff(z.x * 0.70710678118654752f));
+        z.y = 0.5f * z.y * (1.f + erff(z.y * 0.70710678118654752f));
+        z.z = 0.5f * z.z * (1.f + erff(z.z * 0.70710678118654752f));
+        z.w = 0.5f * z.w * (1.f + erff(z.w * 0.70710678118654752f));
+        y[i] = z;
+        uint2 h;
+        h.x = (unsigned)f32_to_bf16_rn(z.x) | ((unsigned)f32_to_bf16_rn(z.y) << 16);
+        h.y = (unsigned)f32_to_bf16_rn(z.z) | ((unsigned)f32_to_bf16_rn(z.w) << 16);
+        y16[i] = h;
+    }
+}
+
+// FP32 → BF16, four elements per thread (n a multiple of 4, 16-byte aligned).
+extern "C" __global__ void f32_to_bf16_x4(const float4* x, uint2* y, long long n4) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
+        float4 z = x[i];
+        uint2 h;
+        h.x = (unsigned)f32_to_bf16_rn(z.x) | ((unsigned)f32_to_bf16_rn(z.y) << 16);
+        h.y = (unsigned)f32_to_bf16_rn(z.z) | ((unsigned)f32_to_bf16_rn(z.w) << 16);
+        y[i] = h;
+    }
+}
+
+// BF16 → FP32, four elements per thread (n a multiple of 4, 16-byte aligned output).
+extern "C" __global__ void bf16_to_f32_x4(const uint2* x, float4* y, long long n4) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
+        uint2 h = x[i];
+        float4 z;
+        z.x = __uint_as_float(h.x << 16);
+        z.y = __uint_as_float(h.x & 0xffff0000u);
+        z.z = __uint_as_float(h.y << 16);
+        z.w = __uint_as_float(h.y & 0xffff0000u);
+        y[i] = z;
+    }
 }
 
 // y = GELU(x + bias) with the exact erf form: 0.5·z·(1 + erf(z/√2)). bias may be null.
