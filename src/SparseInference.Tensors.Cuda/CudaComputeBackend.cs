@@ -529,10 +529,8 @@ public sealed class CudaComputeBackend : IComputeBackend
         return new AttentionResult(computed, dense);
     }
 
-    /// <summary>The contract's layout as the kernel's CSR (one row per head, or one shared row).</summary>
-    internal static CsrBlockLayout ToCsr(BlockLayout layout) =>
-        new(Math.Max(1, layout.Batch), layout.SharedAcrossHeads ? 1 : layout.Heads, Math.Max(1, layout.QueryBlocks), Math.Max(1, layout.QueryBlocks),
-            layout.BlockSize, layout.RowOffsets.ToArray(), layout.KeyBlockIndices.ToArray());
+    /// <summary>The contract's layout as the kernel sees it (one row per head, or one shared row); no copy.</summary>
+    internal static CsrBlockLayout ToCsr(BlockLayout layout) => new(layout);
 
     private static AttentionGeometry Geometry(AttentionInputs inputs, AttentionOperand? output = null)
     {
@@ -567,15 +565,14 @@ public sealed class CudaComputeBackend : IComputeBackend
         hash.AddBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(layout.RowOffsets));
         hash.AddBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(layout.KeyBlockIndices));
         var key = hash.ToHashCode();
-        var csrHeads = layout.SharedAcrossHeads ? 1 : layout.Heads;
         if (layouts.TryGetValue(key, out var bucket))
         {
             foreach (var candidate in bucket)
             {
-                var c = candidate.Layout;
-                if (c.BlockSize == layout.BlockSize && c.Batch == Math.Max(1, layout.Batch) && c.Heads == csrHeads
-                    && c.NumQueryBlocks == Math.Max(1, layout.QueryBlocks)
-                    && layout.RowOffsets.SequenceEqual(c.Offsets) && layout.KeyBlockIndices.SequenceEqual(c.Indices))
+                var c = candidate.Layout.Layout;
+                if (ReferenceEquals(c, layout) || (c.BlockSize == layout.BlockSize && c.Batch == layout.Batch && c.Heads == layout.Heads
+                    && c.QueryBlocks == layout.QueryBlocks && c.SharedAcrossHeads == layout.SharedAcrossHeads
+                    && layout.RowOffsets.SequenceEqual(c.RowOffsets) && layout.KeyBlockIndices.SequenceEqual(c.KeyBlockIndices)))
                 {
                     return candidate;
                 }

@@ -60,6 +60,6 @@ public class CudaComputeBackendTests
 
         Assert.Equal(1, csr.Heads);
         Assert.Equal(2 * 4 + 1, csr.Offsets.Length);
-        Assert.Equal(shared.KeyBlockIndices.ToArray(), csr.Indices);
+        Assert.Equal(shared.KeyBlockIndices.ToArray(), csr.Indices.ToArray());
     }
 }

@@ -164,7 +164,7 @@ namespace SparseInference.CudaSelfTest
 
         public void RunAll()
         {
-            Guard("layer_norm", () => { LayerNorm(1000, 64); LayerNorm(333, 257); LayerNorm(17, 1024); });
+            Guard("layer_norm", () => { LayerNorm(1000, 64); LayerNorm(333, 257); LayerNorm(17, 1024); LayerNorm(500, 512); LayerNorm(64, 384); });
             Guard("bias_gelu", () => { BiasGelu(100_003, 256, withBias: true); BiasGelu(4096, 64, withBias: false); });
             Guard("bias_add/add", () => { BiasAdd(50_000, 100); Add(77_777); });
             Guard("convert", () => { Convert(123_457); Convert(123_456); });

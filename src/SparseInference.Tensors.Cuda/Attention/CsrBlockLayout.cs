@@ -3,76 +3,61 @@ using System.Text;
 namespace SparseInference.Tensors.Cuda.Attention;
 
 /// <summary>
-/// A block-sparse attention layout in CSR form: for each (batch, head, query block), in that
-/// order, the sorted ids of the key blocks it attends. Row r = (b·Heads + h)·NumQueryBlocks + qb
-/// lists <c>Indices[Offsets[r] .. Offsets[r+1])</c>. The attention kernel walks exactly this list.
+/// The attention kernel's view of a block-sparse layout: the contract's <see cref="BlockLayout"/> (which checks and
+/// holds the CSR arrays) seen as rows r = (b·Heads + h)·NumQueryBlocks + qb, with Heads = 1 for a layout shared across
+/// heads. The kernel walks <c>Indices[Offsets[r] .. Offsets[r+1])</c>. Key blocks number as many as query blocks.
 /// </summary>
 public sealed class CsrBlockLayout
 {
-    public CsrBlockLayout(int batch, int heads, int numQueryBlocks, int numKeyBlocks, int blockSize, int[] offsets, int[] indices)
+    /// <summary>Wraps a contract layout; no copy.</summary>
+    public CsrBlockLayout(BlockLayout layout)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numQueryBlocks);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numKeyBlocks);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
-        ArgumentNullException.ThrowIfNull(offsets);
-        ArgumentNullException.ThrowIfNull(indices);
-        var rows = batch * heads * numQueryBlocks;
-        if (offsets.Length != rows + 1)
-        {
-            throw new ArgumentException($"offsets: expected {rows + 1} entries (batch·heads·queryBlocks + 1), got {offsets.Length}.", nameof(offsets));
-        }
-
-        if (offsets[0] != 0 || offsets[rows] != indices.Length)
-        {
-            throw new ArgumentException($"offsets: expected to run from 0 to {indices.Length} (indices length), got {offsets[0]} to {offsets[rows]}.", nameof(offsets));
-        }
-
-        for (var r = 0; r < rows; r++)
-        {
-            if (offsets[r + 1] < offsets[r])
-            {
-                throw new ArgumentException($"offsets[{r + 1}]: expected ≥ offsets[{r}] = {offsets[r]}, got {offsets[r + 1]}.", nameof(offsets));
-            }
-
-            for (var i = offsets[r]; i < offsets[r + 1]; i++)
-            {
-                if ((uint)indices[i] >= (uint)numKeyBlocks || (i > offsets[r] && indices[i] <= indices[i - 1]))
-                {
-                    throw new ArgumentException($"indices[{i}] (row {r}): expected strictly increasing key block ids in [0, {numKeyBlocks}), got {indices[i]}.", nameof(indices));
-                }
-            }
-        }
-
-        Batch = batch;
-        Heads = heads;
-        NumQueryBlocks = numQueryBlocks;
-        NumKeyBlocks = numKeyBlocks;
-        BlockSize = blockSize;
-        Offsets = offsets;
-        Indices = indices;
+        ArgumentNullException.ThrowIfNull(layout);
+        Layout = layout;
     }
 
-    public int Batch { get; }
+    /// <summary>Checks and wraps CSR arrays (one row per (batch, head, query block)); the checks are <see cref="BlockLayout"/>'s.</summary>
+    public CsrBlockLayout(int batch, int heads, int numQueryBlocks, int numKeyBlocks, int blockSize, int[] offsets, int[] indices)
+        : this(Checked(batch, heads, numQueryBlocks, numKeyBlocks, blockSize, offsets, indices))
+    {
+    }
 
-    public int Heads { get; }
+    private static BlockLayout Checked(int batch, int heads, int numQueryBlocks, int numKeyBlocks, int blockSize, int[] offsets, int[] indices)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(numQueryBlocks);
+        if (numKeyBlocks != numQueryBlocks)
+        {
+            throw new ArgumentException($"numKeyBlocks: expected {numQueryBlocks} (as many key blocks as query blocks), got {numKeyBlocks}.", nameof(numKeyBlocks));
+        }
 
-    public int NumQueryBlocks { get; }
+        return new BlockLayout(blockSize, batch, heads, numQueryBlocks, sharedAcrossHeads: false, offsets, indices);
+    }
 
-    public int NumKeyBlocks { get; }
+    /// <summary>The contract layout behind this view.</summary>
+    public BlockLayout Layout { get; }
 
-    public int BlockSize { get; }
+    public int Batch => Layout.Batch;
 
-    public int[] Offsets { get; }
+    /// <summary>Heads with a row of their own: 1 when the layout is shared across heads.</summary>
+    public int Heads => Layout.SharedAcrossHeads ? 1 : Layout.Heads;
 
-    public int[] Indices { get; }
+    public int NumQueryBlocks => Layout.QueryBlocks;
 
-    /// <summary>The key blocks of one (batch, head, query block).</summary>
+    public int NumKeyBlocks => Layout.QueryBlocks;
+
+    public int BlockSize => Layout.BlockSize;
+
+    public ReadOnlySpan<int> Offsets => Layout.RowOffsets;
+
+    public ReadOnlySpan<int> Indices => Layout.KeyBlockIndices;
+
+    /// <summary>The key blocks of one (batch, head, query block); h &lt; <see cref="Heads"/>.</summary>
     public ReadOnlySpan<int> KeyBlocks(int b, int h, int qb)
     {
         var r = (b * Heads + h) * NumQueryBlocks + qb;
-        return Indices.AsSpan(Offsets[r], Offsets[r + 1] - Offsets[r]);
+        var offsets = Offsets;
+        return Indices.Slice(offsets[r], offsets[r + 1] - offsets[r]);
     }
 
     /// <summary>Builds a layout from a selection predicate (b, h, qb, kb) → attended.</summary>
@@ -208,8 +193,8 @@ public sealed class CsrBlockLayout
           .Append(",\"num_query_blocks\":").Append(NumQueryBlocks)
           .Append(",\"num_key_blocks\":").Append(NumKeyBlocks)
           .Append(",\"block_size\":").Append(BlockSize)
-          .Append(",\"offsets\":[").AppendJoin(',', Offsets).Append(']')
-          .Append(",\"indices\":[").AppendJoin(',', Indices).Append("]}");
+          .Append(",\"offsets\":[").AppendJoin(',', Offsets.ToArray()).Append(']')
+          .Append(",\"indices\":[").AppendJoin(',', Indices.ToArray()).Append("]}");
         return sb.ToString();
     }
 }

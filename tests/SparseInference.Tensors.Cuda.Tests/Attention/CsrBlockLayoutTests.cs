@@ -43,8 +43,8 @@ public class CsrBlockLayoutTests
         // K = 2, r = (2 − 1) div 2 = 0: the format's window is symmetric, so an even budget rounds down.
         var layout = CsrBlockLayout.Window(1, 1, 256, 128, 0.0);
 
-        Assert.Equal([0, 1, 2], layout.Offsets);
-        Assert.Equal([0, 1], layout.Indices);
+        Assert.Equal([0, 1, 2], layout.Offsets.ToArray());
+        Assert.Equal([0, 1], layout.Indices.ToArray());
     }
 
     [Fact]
@@ -111,10 +111,10 @@ public class CsrBlockLayoutTests
     [Fact]
     public void Constructor_UnsortedIndices_ThrowsNamingField()
     {
-        var ex = Assert.Throws<ArgumentException>(() => new CsrBlockLayout(1, 1, 1, 4, 64, [0, 2], [2, 1]));
+        var ex = Assert.Throws<ArgumentException>(() => new CsrBlockLayout(1, 1, 4, 4, 64, [0, 2, 2, 2, 2], [2, 1]));
 
-        Assert.Equal("indices", ex.ParamName);
-        Assert.Contains("strictly increasing", ex.Message);
+        Assert.Equal("keyBlockIndices", ex.ParamName);
+        Assert.Contains("strictly ascending", ex.Message);
     }
 
     [Fact]
@@ -122,9 +122,31 @@ public class CsrBlockLayoutTests
     {
         var ex = Assert.Throws<ArgumentException>(() => new CsrBlockLayout(1, 2, 2, 2, 64, [0, 1, 2], [0, 1]));
 
-        Assert.Equal("offsets", ex.ParamName);
+        Assert.Equal("rowOffsets", ex.ParamName);
         Assert.Contains("expected 5", ex.Message);
         Assert.Contains("got 3", ex.Message);
+    }
+
+    [Fact]
+    public void Constructor_FewerKeyThanQueryBlocks_ThrowsNamingField()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => new CsrBlockLayout(1, 1, 1, 4, 64, [0, 1], [0]));
+
+        Assert.Equal("numKeyBlocks", ex.ParamName);
+        Assert.Contains("expected 1", ex.Message);
+    }
+
+    [Fact]
+    public void FromContractLayout_SharesItsArrays()
+    {
+        var contract = BlockLayout.Dense(batch: 2, heads: 3, seqLen: 300, blockSize: 64);
+
+        var csr = new CsrBlockLayout(contract);
+
+        Assert.Same(contract, csr.Layout);
+        Assert.Equal(1, csr.Heads);
+        Assert.Equal(contract.RowOffsets.ToArray(), csr.Offsets.ToArray());
+        Assert.Equal(contract.KeyBlocksOf(1, 2, 3).ToArray(), csr.KeyBlocks(1, 0, 3).ToArray());
     }
 
     [Fact]

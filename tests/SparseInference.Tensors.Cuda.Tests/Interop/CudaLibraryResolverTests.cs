@@ -34,6 +34,7 @@ public class CudaLibraryResolverTests
     public void Candidates_ProbeCuda13BeforeCuda12()
     {
         Assert.Equal(["libcublas.so.13", "libcublas.so.12"], CudaLibraryResolver.Candidates[CuBlas.Library]);
+        Assert.Equal(["libcublasLt.so.13", "libcublasLt.so.12"], CudaLibraryResolver.Candidates[CuBlasLt.Library]);
         Assert.Equal(["libnvrtc.so.13", "libnvrtc.so.12"], CudaLibraryResolver.Candidates[Nvrtc.Library]);
         Assert.Equal("libcuda.so.1", CudaLibraryResolver.Candidates[CudaDriver.Library][0]);
     }
