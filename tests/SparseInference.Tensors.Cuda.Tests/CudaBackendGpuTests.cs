@@ -96,6 +96,68 @@ public class CudaBackendGpuTests
         }
     }
 
+    [GpuFact]
+    public void Linear_BFloat16InputsWithGelu_MatchesCpuBackend()
+    {
+        Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason), reason);
+        using (gpu)
+        using (var cpu = new SparseInference.Tensors.Cpu.CpuBackend())
+        {
+            gpu!.MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs;
+            const int rows = 200, inFeatures = 128, outFeatures = 96;
+            var rng = new Random(17);
+            float[] Random(int n, float scale) => Enumerable.Range(0, n).Select(_ => (float)(((rng.NextDouble() * 2) - 1) * scale)).ToArray();
+            var x = Random(rows * inFeatures, 2f);
+            var w = Random(outFeatures * inFeatures, 0.2f);
+            var b = Random(outFeatures, 1f);
+            using var gx = gpu.FromHost(x, rows, inFeatures);
+            using var gw = gpu.FromHost(w, outFeatures, inFeatures);
+            using var gb = gpu.FromHost(b, outFeatures);
+            using var gy = gpu.FromHost(Enumerable.Repeat(float.NaN, rows * outFeatures).ToArray(), rows, outFeatures);
+            using var cx = cpu.FromHost(x, rows, inFeatures);
+            using var cw = cpu.FromHost(w, outFeatures, inFeatures);
+            using var cb = cpu.FromHost(b, outFeatures);
+            using var cy = cpu.Allocate(rows, outFeatures);
+
+            // Twice, the weight re-uploaded in between: the second product must not reuse the first weight's BF16 copy.
+            gpu.Linear(gx, gw, gb, gy, Activation.Gelu);
+            var w2 = Random(outFeatures * inFeatures, 0.2f);
+            gw.Upload<float>(w2);
+            cw.Upload<float>(w2);
+            gpu.Linear(gx, gw, gb, gy, Activation.Gelu);
+            cpu.Linear(cx, cw, cb, cy, Activation.Gelu);
+
+            var got = gy.ToArray<float>();
+            var want = cy.ToArray<float>();
+            Assert.DoesNotContain(got, float.IsNaN);
+            var err = Math.Sqrt(got.Zip(want, (g, e) => (double)(g - e) * (g - e)).Sum() / want.Sum(e => (double)e * e));
+            Assert.True(err <= 1e-2, $"relative error {err:E2} > 1e-2");
+        }
+    }
+
+    [GpuFact]
+    public void ReleaseCachedMemory_AfterTensorsDisposed_ReturnsDeviceMemoryToDriver()
+    {
+        Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason), reason);
+        using (gpu)
+        {
+            gpu!.ReleaseCachedMemory();
+            var (before, _) = gpu.Device.DeviceMemoryInfo();
+            const int Rows = 64 << 10, Cols = 1024;
+            using (var t = gpu.Allocate(new Shape(Rows, Cols), DType.F32))
+            {
+                gpu.Scale(t, 2f, t);
+                gpu.Device.Synchronize();
+                var (held, _) = gpu.Device.DeviceMemoryInfo();
+                Assert.True(before - held >= 4L * Rows * Cols, $"allocating {4L * Rows * Cols >> 20} MiB lowered free memory by {(before - held) >> 20} MiB only");
+            }
+
+            gpu.ReleaseCachedMemory();
+            var (after, _) = gpu.Device.DeviceMemoryInfo();
+            Assert.True(Math.Abs(after - before) <= 2L << 20, $"free memory {before >> 20} MiB before, {after >> 20} MiB after dispose and release");
+        }
+    }
+
     [Fact]
     public void SupportsAttention_BlockSize48_IsReportedUnsupported()
     {

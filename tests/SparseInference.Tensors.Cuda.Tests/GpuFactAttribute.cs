@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace SparseInference.Tensors.Cuda.Tests;
@@ -8,7 +9,8 @@ namespace SparseInference.Tensors.Cuda.Tests;
 /// </summary>
 public sealed class GpuFactAttribute : FactAttribute
 {
-    public GpuFactAttribute()
+    public GpuFactAttribute([CallerFilePath] string? sourceFilePath = null, [CallerLineNumber] int sourceLineNumber = -1)
+        : base(sourceFilePath, sourceLineNumber)
     {
         if (!GpuAvailability.Available)
         {
@@ -39,7 +41,8 @@ internal static class GpuAvailability
 /// <summary>A test of the no-GPU path: skipped where the NVIDIA driver library loads.</summary>
 public sealed class NoDriverFactAttribute : FactAttribute
 {
-    public NoDriverFactAttribute()
+    public NoDriverFactAttribute([CallerFilePath] string? sourceFilePath = null, [CallerLineNumber] int sourceLineNumber = -1)
+        : base(sourceFilePath, sourceLineNumber)
     {
         if (NativeLibrary.TryLoad("libcuda.so.1", out var handle))
         {
