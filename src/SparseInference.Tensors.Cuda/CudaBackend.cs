@@ -451,6 +451,24 @@ public sealed unsafe partial class CudaBackend : IDisposable
         Launch(f, (uint)((rows + warps - 1) / warps), 1, 1, warps * 32, 0, args, "topk_rows_f32");
     }
 
+    /// <summary>y = GELU(y) in place on BF16 values (exact erf form, computed in FP32, rounded back to BF16).</summary>
+    public void GeluBFloat16(CudaBuffer y, long n)
+    {
+        CheckRange(y, 0, n * 2, nameof(y));
+        context.MakeCurrent();
+        ulong py = y.Pointer;
+        if (n % 8 == 0 && py % 16 == 0)
+        {
+            var n8 = n / 8;
+            void** args8 = stackalloc void*[] { &py, &n8 };
+            Launch(Function("elementwise.cu", "gelu_bf16x8_inplace"), GridFor(n8, 256), 1, 1, 256, 0, args8, "gelu_bf16x8_inplace");
+            return;
+        }
+
+        void** args = stackalloc void*[] { &py, &n };
+        Launch(Function("elementwise.cu", "gelu_bf16_inplace"), GridFor(n, 256), 1, 1, 256, 0, args, "gelu_bf16_inplace");
+    }
+
     /// <summary>FP32 → BF16 (round to nearest even).</summary>
     public void ConvertToBFloat16(CudaBuffer x, CudaBuffer y, long n)
     {
@@ -546,23 +564,25 @@ public sealed unsafe partial class CudaBackend : IDisposable
 
     /// <summary>
     /// Row-major C = alpha·op(A)·op(B) + beta·C (+ bias[N] broadcast over rows) through cuBLASLt: A and B BF16,
-    /// C FP32, FP32 accumulation, the bias added in the product's epilogue (no separate pass over C). One
+    /// C FP32 (bias FP32), or C BF16 (bias BF16) with <paramref name="bf16Output"/>, FP32 accumulation, the bias added
+    /// in the product's epilogue (no separate pass over C). One
     /// matrix (no batch). Plans (descriptors and the heuristic's algorithm) are cached per shape. Returns false,
     /// having queued nothing, where cuBLASLt offers no algorithm for the shape (the caller then uses <see cref="Gemm"/>).
     /// </summary>
     public bool GemmBFloat16(CudaBuffer a, CudaBuffer b, CudaBuffer c, int m, int n, int k, bool transposeA, bool transposeB,
-        float alpha, float beta, CudaBuffer? bias)
+        float alpha, float beta, CudaBuffer? bias, bool bf16Output = false)
     {
+        var outSize = bf16Output ? 2 : 4;
         CheckRange(a, 0, (long)m * k * 2, nameof(a));
         CheckRange(b, 0, (long)k * n * 2, nameof(b));
-        CheckRange(c, 0, (long)m * n * 4, nameof(c));
+        CheckRange(c, 0, (long)m * n * outSize, nameof(c));
         if (bias is not null)
         {
-            CheckRange(bias, 0, (long)n * 4, nameof(bias));
+            CheckRange(bias, 0, (long)n * outSize, nameof(bias));
         }
 
         context.MakeCurrent();
-        var plan = LtPlanFor(m, n, k, transposeA, transposeB, bias is not null);
+        var plan = LtPlanFor(m, n, k, transposeA, transposeB, bias is not null, bf16Output);
         if (plan is null)
         {
             return false;
@@ -588,7 +608,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
     private const long LtWorkspaceBytes = 32L << 20;
     private CublasLtHandle? ltHandle;
     private CudaBuffer? ltWorkspace;
-    private readonly Dictionary<(int M, int N, int K, bool TA, bool TB, bool Bias), LtPlan?> ltPlans = [];
+    private readonly Dictionary<(int M, int N, int K, bool TA, bool TB, bool Bias, bool Bf16Out), LtPlan?> ltPlans = [];
 
     private nint LtHandle()
     {
@@ -602,9 +622,9 @@ public sealed unsafe partial class CudaBackend : IDisposable
         return ltHandle.DangerousGetHandle();
     }
 
-    private LtPlan? LtPlanFor(int m, int n, int k, bool transposeA, bool transposeB, bool bias)
+    private LtPlan? LtPlanFor(int m, int n, int k, bool transposeA, bool transposeB, bool bias, bool bf16Output)
     {
-        var key = (m, n, k, transposeA, transposeB, bias);
+        var key = (m, n, k, transposeA, transposeB, bias, bf16Output);
         if (ltPlans.TryGetValue(key, out var cached))
         {
             return cached;
@@ -627,7 +647,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
                 nameof(CuBlasLt.cublasLtMatrixLayoutCreate));
             CuBlas.Check(CuBlasLt.cublasLtMatrixLayoutCreate(out plan.BLayout, CuBlas.CUDA_R_16BF, (ulong)(transposeA ? m : k), (ulong)(transposeA ? k : m), transposeA ? m : k),
                 nameof(CuBlasLt.cublasLtMatrixLayoutCreate));
-            CuBlas.Check(CuBlasLt.cublasLtMatrixLayoutCreate(out plan.CLayout, CuBlas.CUDA_R_32F, (ulong)n, (ulong)m, n),
+            CuBlas.Check(CuBlasLt.cublasLtMatrixLayoutCreate(out plan.CLayout, bf16Output ? CuBlas.CUDA_R_16BF : CuBlas.CUDA_R_32F, (ulong)n, (ulong)m, n),
                 nameof(CuBlasLt.cublasLtMatrixLayoutCreate));
 
             CuBlas.Check(CuBlasLt.cublasLtMatmulPreferenceCreate(out var preference), nameof(CuBlasLt.cublasLtMatmulPreferenceCreate));

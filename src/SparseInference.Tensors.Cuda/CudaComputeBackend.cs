@@ -153,15 +153,21 @@ public sealed class CudaComputeBackend : IComputeBackend
             RequireF32(bias, nameof(bias));
         }
 
-        var biasView = bias is null ? null : View(bias, nameof(bias));
         var n = c.ElementCount;
-        if (MatMulPrecision == CudaMatMulPrecision.BFloat16Inputs && g.M > 0 && g.N > 0 && g.K > 0)
+        if (MatMulPrecision == CudaMatMulPrecision.BFloat16 && g.Batch == 1 && options.Beta == 0 && g.M > 0 && g.N > 0 && g.K > 0
+            && Bf16OutputProduct(a, b, c, g, options, bias))
+        {
+            return;
+        }
+
+        var biasView = bias is null ? null : View(bias, nameof(bias));
+        if (MatMulPrecision != CudaMatMulPrecision.Float32 && g.M > 0 && g.N > 0 && g.K > 0)
         {
             // BF16 copies of the operands (kept: a weight is converted once), product on the BF16 tensor cores with
             // FP32 accumulation into the FP32 output. The stream orders conversions, product and buffer reuse.
             var a16 = Bf16Of(a, nameof(a));
             var b16 = Bf16Of(b, nameof(b));
-            var out32 = Output(c, nameof(c));
+            var out32 = Output(c, nameof(c), reads: options.Beta != 0);
             if (g.Batch == 1)
             {
                 // cuBLASLt adds the bias in the product's epilogue; GELU and the output's BF16 copy follow in one pass.
@@ -193,7 +199,7 @@ public sealed class CudaComputeBackend : IComputeBackend
 
         var av = View(a, nameof(a));
         var bv = View(b, nameof(b));
-        var cv = Output(c, nameof(c));
+        var cv = Output(c, nameof(c), reads: options.Beta != 0);
         if (g.M > 0 && g.N > 0)
         {
             if (g.K == 0)
@@ -208,6 +214,35 @@ public sealed class CudaComputeBackend : IComputeBackend
         }
 
         Epilogue(cv, biasView, options.Activation, n, g.N);
+    }
+
+    /// <summary>
+    /// <see cref="CudaMatMulPrecision.BFloat16"/>: C = act(A·B + bias) stored in BF16 only (its FP32 memory is filled on
+    /// the first FP32 read). False, with nothing queued, where cuBLASLt has no algorithm for the shape.
+    /// </summary>
+    private bool Bf16OutputProduct(Tensor a, Tensor b, Tensor c, MatMulGeometry g, MatMulOptions options, Tensor? bias)
+    {
+        // c is marked written only after the product is queued: its old copy may be an operand here, and a block
+        // returned to the pool earlier could be handed out as this product's output while the product reads it.
+        RawView(c, nameof(c));
+        var a16 = Bf16Of(a, nameof(a));
+        var b16 = Bf16Of(b, nameof(b));
+        var bias16 = bias is null ? null : Bf16Of(bias, nameof(bias));
+        var out16 = Device.Allocate(Math.Max(2, c.ElementCount * 2), MemoryCategory.Workspace);
+        if (!Device.GemmBFloat16(a16, b16, out16, g.M, g.N, g.K, options.TransposeA, options.TransposeB, options.Alpha, 0f, bias16, bf16Output: true))
+        {
+            out16.Dispose();
+            return false;
+        }
+
+        if (options.Activation == Activation.Gelu)
+        {
+            Device.GeluBFloat16(out16, c.ElementCount);
+        }
+
+        Output(c, nameof(c), reads: false);
+        SetBf16Copy(c, out16, fp32Pending: true);
+        return true;
     }
 
     private void Epilogue(CudaBuffer c, CudaBuffer? bias, Activation activation, long n, int cols)
@@ -271,7 +306,7 @@ public sealed class CudaComputeBackend : IComputeBackend
         var y = Output(output, nameof(output));
 
         // With BF16 products the normalised rows are a product's operand next: write their BF16 copy in this pass.
-        var y16 = MatMulPrecision == CudaMatMulPrecision.BFloat16Inputs && output.ElementCount > 0
+        var y16 = MatMulPrecision != CudaMatMulPrecision.Float32 && output.ElementCount > 0
             ? Device.Allocate(output.ElementCount * 2, MemoryCategory.Workspace)
             : null;
         Device.LayerNorm(xv, View(gamma, nameof(gamma)), View(beta, nameof(beta)), y, rows, cols, epsilon, y16);
@@ -393,7 +428,7 @@ public sealed class CudaComputeBackend : IComputeBackend
 
         CheckIndices(indices, destination.Dim(0), "indices", distinct: true);
         Device.ScatterAddRows(View(source, nameof(source)), View(indices, nameof(indices)), rowScale is null ? null : View(rowScale, nameof(rowScale)),
-            Output(destination, nameof(destination)), source.Dim(0), source.Shape.ProductOf(1, source.Rank));
+            Output(destination, nameof(destination), reads: true), source.Dim(0), source.Shape.ProductOf(1, source.Rank));
     }
 
     public void TopK(Tensor x, int k, Tensor values, Tensor indices)
@@ -474,7 +509,7 @@ public sealed class CudaComputeBackend : IComputeBackend
         var q = At(inputs.Query);
         var k = At(inputs.Key);
         var v = At(inputs.Value);
-        var out32 = Output(output, nameof(output));
+        var out32 = Output(output, nameof(output), reads: false);
         var out16 = Device.Allocate(Math.Max(2, output.ElementCount * 2), MemoryCategory.Workspace);
         try
         {
@@ -668,35 +703,69 @@ public sealed class CudaComputeBackend : IComputeBackend
 
     // ---- BF16 copies ---------------------------------------------------------------------------
 
-    /// <summary>The tensor's memory for an op that writes it: drops its BF16 copy.</summary>
-    private CudaBuffer Output(Tensor t, string name)
+    /// <summary>
+    /// The tensor's memory for an op that writes it (and reads it first when <paramref name="reads"/>): drops its BF16
+    /// copy. FP32 values still pending from a BF16-only output are filled in first unless this write replaces them all.
+    /// </summary>
+    private CudaBuffer Output(Tensor t, string name, bool reads = false)
     {
-        var view = View(t, name);
-        ((CudaTensorBuffer)t.Buffer).Written();
+        var view = RawView(t, name);
+        var buffer = (CudaTensorBuffer)t.Buffer;
+        if (buffer.Fp32Pending && (reads || !buffer.CopyWithin(t.ByteOffset, t.SizeInBytes)))
+        {
+            FillFp32(buffer);
+        }
+
+        buffer.Written();
         return view;
     }
 
     /// <summary>The tensor's values rounded to BF16: its kept copy if still current, else converted now and kept.</summary>
     private CudaBuffer Bf16Of(Tensor t, string name)
     {
-        var source = View(t, name);
+        RawView(t, name);
         var buffer = (CudaTensorBuffer)t.Buffer;
         if (buffer.Bf16Copy(t.ByteOffset, t.ElementCount) is { } kept)
         {
             return kept;
         }
 
+        var source = View(t, name);
         var copy = Device.Allocate(Math.Max(2, t.ElementCount * 2), MemoryCategory.Workspace);
         Device.ConvertToBFloat16(source, copy, t.ElementCount);
-        buffer.KeepBf16Copy(t.ByteOffset, t.ElementCount, copy);
+        buffer.KeepBf16Copy(t.ByteOffset, t.ElementCount, copy, fp32Pending: false);
         return copy;
     }
 
-    /// <summary>Records <paramref name="copy"/> (owned from here on) as the BF16 copy of the tensor just written.</summary>
-    private static void SetBf16Copy(Tensor t, CudaBuffer copy) =>
-        ((CudaTensorBuffer)t.Buffer).KeepBf16Copy(t.ByteOffset, t.ElementCount, copy);
+    /// <summary>
+    /// Records <paramref name="copy"/> (owned from here on) as the BF16 copy of the tensor just written; with
+    /// <paramref name="fp32Pending"/> the copy holds the values and the FP32 memory is filled on the first FP32 read.
+    /// </summary>
+    private static void SetBf16Copy(Tensor t, CudaBuffer copy, bool fp32Pending = false) =>
+        ((CudaTensorBuffer)t.Buffer).KeepBf16Copy(t.ByteOffset, t.ElementCount, copy, fp32Pending);
 
+    /// <summary>Widens a BF16-only output into its FP32 memory.</summary>
+    private void FillFp32(CudaTensorBuffer buffer)
+    {
+        var (offset, count, copy) = buffer.PendingCopy();
+        Device.ConvertToFloat32(copy, CudaBuffer.View(buffer.Memory, offset, count * 4), count);
+        buffer.Fp32Filled();
+    }
+
+    /// <summary>The tensor's memory for an op that reads it: FP32 values pending from a BF16-only output are filled in first.</summary>
     private CudaBuffer View(Tensor t, string name)
+    {
+        var view = RawView(t, name);
+        var buffer = (CudaTensorBuffer)t.Buffer;
+        if (buffer.Fp32Pending)
+        {
+            FillFp32(buffer);
+        }
+
+        return view;
+    }
+
+    private CudaBuffer RawView(Tensor t, string name)
     {
         ArgumentNullException.ThrowIfNull(t, name);
         if (t.Buffer is not CudaTensorBuffer buffer || !ReferenceEquals(buffer.Backend, this))
@@ -768,7 +837,10 @@ public sealed class CudaComputeBackend : IComputeBackend
         }
     }
 
-    /// <summary>Device memory behind a tensor, and the BF16 copy of one of its views while that is current.</summary>
+    /// <summary>
+    /// Device memory behind a tensor, and the BF16 copy of one of its views while that is current. With
+    /// <see cref="Fp32Pending"/> the copy is the only holder of that view's values (a BF16-only product output).
+    /// </summary>
     private sealed class CudaTensorBuffer(CudaComputeBackend backend, CudaBuffer memory) : TensorBuffer(backend, memory.Bytes)
     {
         private long copyOffset;
@@ -777,12 +849,24 @@ public sealed class CudaComputeBackend : IComputeBackend
 
         public CudaBuffer Memory { get; } = memory;
 
+        /// <summary>The FP32 memory of the copied view is not written yet; the BF16 copy holds its values.</summary>
+        public bool Fp32Pending { get; private set; }
+
         /// <summary>The kept copy of the view at (byte offset, element count), or null.</summary>
         public CudaBuffer? Bf16Copy(long byteOffset, long count) =>
             copy is not null && copyOffset == byteOffset && copyCount == count ? copy : null;
 
-        /// <summary>Keeps <paramref name="bf16"/> as the current copy of a view, replacing any other.</summary>
-        public void KeepBf16Copy(long byteOffset, long count, CudaBuffer bf16)
+        /// <summary>Whether a write of [byteOffset, byteOffset + bytes) covers the copied view entirely.</summary>
+        public bool CopyWithin(long byteOffset, long bytes) =>
+            copy is not null && byteOffset <= copyOffset && byteOffset + bytes >= copyOffset + (copyCount * 4);
+
+        /// <summary>The pending view and its copy.</summary>
+        public (long Offset, long Count, CudaBuffer Copy) PendingCopy() => (copyOffset, copyCount, copy!);
+
+        public void Fp32Filled() => Fp32Pending = false;
+
+        /// <summary>Keeps <paramref name="bf16"/> as the current copy of a view, replacing any other (never a pending one).</summary>
+        public void KeepBf16Copy(long byteOffset, long count, CudaBuffer bf16, bool fp32Pending)
         {
             if (IsDisposed)
             {
@@ -790,15 +874,22 @@ public sealed class CudaComputeBackend : IComputeBackend
                 return;
             }
 
+            if (Fp32Pending)
+            {
+                throw new InvalidOperationException("A pending BF16-only output would be dropped before its FP32 values were filled.");
+            }
+
             copy?.Dispose();
             (copyOffset, copyCount, copy) = (byteOffset, count, bf16);
+            Fp32Pending = fp32Pending;
         }
 
-        /// <summary>Some view of this buffer is being written: no copy is current any more.</summary>
+        /// <summary>Some view of this buffer is being written (pending values already filled where needed): no copy is current.</summary>
         public void Written()
         {
             copy?.Dispose();
             copy = null;
+            Fp32Pending = false;
         }
 
         protected override void Release()

@@ -40,12 +40,16 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
 
         // BF16-input products: cuBLASLt with the bias in the epilogue, GELU with the output's BF16 copy, and the
         // kept BF16 copies of operands, which must follow every write of the tensor they copy.
-        using var bf16 = new CudaComputeBackend(gpu.Device, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs };
-        Guard(() => Linear(rows: 300, inFeatures: 64, outFeatures: 256, Activation.Gelu, bf16));
-        Guard(() => Linear(rows: 77, inFeatures: 256, outFeatures: 64, Activation.None, bf16));
-        Guard(() => Linear(rows: 33, inFeatures: 40, outFeatures: 31, Activation.Gelu, bf16));
-        Guard(() => Bf16CopiesFollowWrites(bf16));
-        Guard(() => Bf16EncoderChain(bf16, batch: 2, seqLen: 256, heads: 4, headDim: 32, lengths: [256, 201]));
+        // With BFloat16, non-accumulating products keep their output in BF16 until an FP32 read.
+        foreach (var precision in new[] { CudaMatMulPrecision.BFloat16Inputs, CudaMatMulPrecision.BFloat16 })
+        {
+            using var bf16 = new CudaComputeBackend(gpu.Device, ownsDevice: false) { MatMulPrecision = precision };
+            Guard(() => Linear(rows: 300, inFeatures: 64, outFeatures: 256, Activation.Gelu, bf16));
+            Guard(() => Linear(rows: 77, inFeatures: 256, outFeatures: 64, Activation.None, bf16));
+            Guard(() => Linear(rows: 33, inFeatures: 40, outFeatures: 31, Activation.Gelu, bf16));
+            Guard(() => Bf16CopiesFollowWrites(bf16));
+            Guard(() => Bf16EncoderChain(bf16, batch: 2, seqLen: 256, heads: 4, headDim: 32, lengths: [256, 201]));
+        }
     }
 
     private void Guard(Action check)
@@ -131,7 +135,7 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
         using var cy = cpu.Allocate(1, rows, outFeatures);
         be.Linear(gx, gw, gb, gy, activation);
         cpu.Linear(cx, cw, cb, cy, activation);
-        Compare($"linear{(on is null ? "" : " bf16")} [{rows}x{inFeatures}]·W[{outFeatures}x{inFeatures}]ᵀ + b, {activation}", gy, cy, tolerance);
+        Compare($"linear{(on is null ? "" : " " + on.MatMulPrecision)} [{rows}x{inFeatures}]·W[{outFeatures}x{inFeatures}]ᵀ + b, {activation}", gy, cy, tolerance);
     }
 
     private void BatchedMatMulTransposedAWithBeta()
@@ -298,12 +302,23 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
         bf16.Scale(gx, -0.5f, gx);
         bf16.Linear(gx, gw, null, gy);
 
+        // Part of the output rewritten in place (with BFloat16 the rest still lives in the BF16 copy only).
+        using (var top = gy.SliceRows(0, 10))
+        {
+            bf16.Scale(top, 3f, top);
+        }
+
         using var cx = cpu.FromHost(x, rows, inFeatures);
         using var cw = cpu.FromHost(w2, outFeatures, inFeatures);
         using var cy = cpu.Allocate(rows, outFeatures);
         cpu.Scale(cx, -0.5f, cx);
         cpu.Linear(cx, cw, null, cy);
-        Compare("bf16 copies follow writes (weight re-uploaded, input scaled in place)", gy, cy, Bf16Tolerance);
+        using (var top = cy.SliceRows(0, 10))
+        {
+            cpu.Scale(top, 3f, top);
+        }
+
+        Compare($"{bf16.MatMulPrecision}: copies follow writes (weight re-uploaded, input scaled in place, output rows rescaled)", gy, cy, Bf16Tolerance);
     }
 
     /// <summary>
@@ -384,7 +399,7 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
             }
         }
 
-        report.Report($"contract bf16 encoder layer ×2 B{batch} T{seqLen} H{heads} d{headDim} (window, then dense) lens[{string.Join(',', lengths)}]",
+        report.Report($"contract {bf16.MatMulPrecision} encoder layer ×2 B{batch} T{seqLen} H{heads} d{headDim} (window, then dense) lens[{string.Join(',', lengths)}]",
             SparseInference.CudaSelfTest.Compare.RelativeError(got, want, valid), Bf16Tolerance);
     }
 }

@@ -41,8 +41,10 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
         using var model = EncoderModel.Load(modelDir, backend);
         using var backend32 = new CudaComputeBackend(gpu, ownsDevice: false);
         using var model32 = EncoderModel.Load(modelDir, backend32);
+        using var backendOut16 = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16 };
+        using var modelOut16 = EncoderModel.Load(modelDir, backendOut16);
         var stats = gpu.Memory.Statistics;
-        Console.WriteLine($"weights on the GPU (two copies: BF16-input and FP32 products): in use {stats.InUseBytes >> 20} MiB");
+        Console.WriteLine($"weights on the GPU (three copies: BF16-input, BF16-output and FP32 products): in use {stats.InUseBytes >> 20} MiB");
 
         // Correctness: fresh random input, GPU vs the fused CPU engine.
         var rng = new Random(Environment.TickCount);
@@ -50,7 +52,7 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
         foreach (var (name, spec) in Cases)
         {
             var want = cpu.Forward(check, spec);
-            foreach (var (label, m) in new[] { ("bf16 products", model), ("fp32 products", model32) })
+            foreach (var (label, m) in new[] { ("bf16 products", model), ("bf16 outputs ", modelOut16), ("fp32 products", model32) })
             {
                 ForwardResult got;
                 try
@@ -77,7 +79,7 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
         // Timing: synchronised wall time of the whole forward (input upload and output download included).
         var results = new List<string>();
         var input = Input(new Random(7), batch, time, ragged: false);
-        foreach (var (label, m, cases) in new[] { ("bf16", model, Cases), ("fp32", model32, Cases[..1]) })
+        foreach (var (label, m, cases) in new[] { ("bf16", model, Cases), ("bf16out", modelOut16, Cases), ("fp32", model32, Cases[..1]) })
         {
             foreach (var (name, spec) in cases)
             {
@@ -111,7 +113,7 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
                 Array.Sort(times);
                 var median = times[iterations / 2];
                 Console.WriteLine(FormattableString.Invariant(
-                    $"model bench {label} {name,-10} B{batch} T{time}: density {first.Density:F3}  median {median:F3} ms  min {times[0]:F3} ms  {(finite ? "finite" : "NON-FINITE OUTPUT")}"));
+                    $"model bench {label,-7} {name,-10} B{batch} T{time}: density {first.Density:F3}  median {median:F3} ms  min {times[0]:F3} ms  {(finite ? "finite" : "NON-FINITE OUTPUT")}"));
                 results.Add(FormattableString.Invariant(
                     $"  {{\"name\":\"{name}\",\"products\":\"{label}\",\"pattern\":\"{spec.Pattern}\",\"sparsity\":{spec.Sparsity},\"block_size\":{spec.BlockSize},\"global_blocks\":{spec.GlobalBlocks},\"seed\":{spec.Seed},\"density\":{first.Density:F5},\"batch\":{batch},\"seq_len\":{time},\"ms\":{median:F4},\"ms_min\":{times[0]:F4}}}"));
             }
@@ -131,19 +133,22 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
     /// </summary>
     private void OpBreakdown(string modelDir, ForwardInput input)
     {
-        using var backend = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs };
-        var timing = new OpTimingBackend(backend);
-        using var m = EncoderModel.Load(modelDir, timing);
-        foreach (var (name, spec) in new[] { Cases[0], Cases[2] })
+        foreach (var precision in new[] { CudaMatMulPrecision.BFloat16Inputs, CudaMatMulPrecision.BFloat16 })
         {
-            m.Forward(input, spec);
-            timing.Reset();
-            m.Forward(input, spec);
-            var total = timing.Totals.Values.Sum(t => t.Ms);
-            Console.WriteLine(FormattableString.Invariant($"op breakdown {name} B{input.Batch} T{input.Time} (bf16 products, ops timed one by one): sum {total:F2} ms"));
-            foreach (var (op, (ms, calls)) in timing.Totals.OrderByDescending(t => t.Value.Ms))
+            using var backend = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = precision };
+            var timing = new OpTimingBackend(backend);
+            using var m = EncoderModel.Load(modelDir, timing);
+            foreach (var (name, spec) in new[] { Cases[0], Cases[2] })
             {
-                Console.WriteLine(FormattableString.Invariant($"  {ms,8:F3} ms  {calls,3}×  {op}"));
+                m.Forward(input, spec);
+                timing.Reset();
+                m.Forward(input, spec);
+                var total = timing.Totals.Values.Sum(t => t.Ms);
+                Console.WriteLine(FormattableString.Invariant($"op breakdown {name} B{input.Batch} T{input.Time} ({precision}, ops timed one by one): sum {total:F2} ms"));
+                foreach (var (op, (ms, calls)) in timing.Totals.OrderByDescending(t => t.Value.Ms))
+                {
+                    Console.WriteLine(FormattableString.Invariant($"  {ms,8:F3} ms  {calls,3}×  {op}"));
+                }
             }
         }
     }

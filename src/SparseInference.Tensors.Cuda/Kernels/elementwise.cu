@@ -115,6 +115,34 @@ extern "C" __global__ void gelu_f32_bf16x4(const float4* x, float4* y, uint2* y1
     }
 }
 
+__device__ __forceinline__ float gelu_exact(float z) { return 0.5f * z * (1.f + erff(z * 0.70710678118654752f)); }
+
+// Packs GELU of the two BF16 values in one word, back to BF16.
+__device__ __forceinline__ unsigned gelu_bf16x2(unsigned h) {
+    float a = gelu_exact(__uint_as_float(h << 16));
+    float b = gelu_exact(__uint_as_float(h & 0xffff0000u));
+    return (unsigned)f32_to_bf16_rn(a) | ((unsigned)f32_to_bf16_rn(b) << 16);
+}
+
+// y = GELU(y) in place on BF16 values, eight per thread (n a multiple of 8, 16-byte aligned): the
+// activation of a product whose output is kept in BF16 only.
+extern "C" __global__ void gelu_bf16x8_inplace(uint4* y, long long n8) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n8; i += (long long)gridDim.x * blockDim.x) {
+        uint4 h = y[i];
+        h.x = gelu_bf16x2(h.x);
+        h.y = gelu_bf16x2(h.y);
+        h.z = gelu_bf16x2(h.z);
+        h.w = gelu_bf16x2(h.w);
+        y[i] = h;
+    }
+}
+
+// y = GELU(y) in place on BF16 values, one per thread (any n).
+extern "C" __global__ void gelu_bf16_inplace(unsigned short* y, long long n) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        y[i] = f32_to_bf16_rn(gelu_exact(__uint_as_float(((unsigned)y[i]) << 16)));
+}
+
 // FP32 → BF16, four elements per thread (n a multiple of 4, 16-byte aligned).
 extern "C" __global__ void f32_to_bf16_x4(const float4* x, uint2* y, long long n4) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
