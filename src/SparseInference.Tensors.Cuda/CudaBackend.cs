@@ -281,10 +281,16 @@ public sealed unsafe partial class CudaBackend : IDisposable
 
     /// <summary>
     /// y = LayerNorm(x)·γ + β over rows of <paramref name="cols"/> values, biased variance; <paramref name="y16"/>
-    /// (optional) receives the same values rounded to BF16.
+    /// (optional) receives the same values rounded to BF16; without <paramref name="writeFloat32"/> only those are written.
     /// </summary>
-    public void LayerNorm(CudaBuffer x, CudaBuffer gamma, CudaBuffer beta, CudaBuffer y, int rows, int cols, float eps, CudaBuffer? y16 = null)
+    public void LayerNorm(CudaBuffer x, CudaBuffer gamma, CudaBuffer beta, CudaBuffer y, int rows, int cols, float eps, CudaBuffer? y16 = null,
+        bool writeFloat32 = true)
     {
+        if (!writeFloat32 && y16 is null)
+        {
+            throw new ArgumentException("y16: expected a BF16 output when the FP32 output is not written.", nameof(y16));
+        }
+
         CheckRange(x, 0, (long)rows * cols * 4, nameof(x));
         CheckRange(y, 0, (long)rows * cols * 4, nameof(y));
         CheckRange(gamma, 0, (long)cols * 4, nameof(gamma));
@@ -295,7 +301,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
         }
 
         context.MakeCurrent();
-        ulong px = x.Pointer, pg = gamma.Pointer, pb = beta.Pointer, py = y.Pointer, py16 = y16?.Pointer ?? 0;
+        ulong px = x.Pointer, pg = gamma.Pointer, pb = beta.Pointer, py = writeFloat32 ? y.Pointer : 0, py16 = y16?.Pointer ?? 0;
 
         // Rows of 128·k values (k ≤ 8) at 16-byte aligned addresses stay in registers: x is read once, 16 bytes at a time.
         var vector = cols % 128 == 0 && cols <= 1024 && (px | pg | pb | py) % 16 == 0 && py16 % 8 == 0;

@@ -306,13 +306,15 @@ public sealed class CudaComputeBackend : IComputeBackend
         var y = Output(output, nameof(output));
 
         // With BF16 products the normalised rows are a product's operand next: write their BF16 copy in this pass.
+        // With BFloat16 products the rows are kept in BF16 only until an FP32 read (like a product's output).
         var y16 = MatMulPrecision != CudaMatMulPrecision.Float32 && output.ElementCount > 0
             ? Device.Allocate(output.ElementCount * 2, MemoryCategory.Workspace)
             : null;
-        Device.LayerNorm(xv, View(gamma, nameof(gamma)), View(beta, nameof(beta)), y, rows, cols, epsilon, y16);
+        var bf16Only = y16 is not null && MatMulPrecision == CudaMatMulPrecision.BFloat16;
+        Device.LayerNorm(xv, View(gamma, nameof(gamma)), View(beta, nameof(beta)), y, rows, cols, epsilon, y16, writeFloat32: !bf16Only);
         if (y16 is not null)
         {
-            SetBf16Copy(output, y16);
+            SetBf16Copy(output, y16, fp32Pending: bf16Only);
         }
     }
 
@@ -509,12 +511,11 @@ public sealed class CudaComputeBackend : IComputeBackend
         var q = At(inputs.Query);
         var k = At(inputs.Key);
         var v = At(inputs.Value);
-        var out32 = Output(output, nameof(output), reads: false);
+        Output(output, nameof(output), reads: false);
         var out16 = Device.Allocate(Math.Max(2, output.ElementCount * 2), MemoryCategory.Workspace);
         try
         {
             Device.Attention(q, k, v, out16, geometry, deviceLayout, validLengths.IsEmpty ? null : DeviceLengths(validLengths));
-            Device.ConvertToFloat32(out16, out32, output.ElementCount);
         }
         catch
         {
@@ -522,9 +523,10 @@ public sealed class CudaComputeBackend : IComputeBackend
             throw;
         }
 
-        // The output is exactly its BF16 copy widened: keep that copy for the product that reads it next.
-        // No synchronisation: the stream orders every later use of these buffers.
-        SetBf16Copy(output, out16);
+        // The kernel's output is BF16, so the FP32 output is exactly that copy widened: it is widened on the first
+        // FP32 read, and the product that reads the output next takes the copy as it is. No synchronisation: the
+        // stream orders every later use of these buffers.
+        SetBf16Copy(output, out16, fp32Pending: true);
         return CountPairs(inputs, validLengths, layout);
     }
 

@@ -48,6 +48,7 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
             Guard(() => Linear(rows: 77, inFeatures: 256, outFeatures: 64, Activation.None, bf16));
             Guard(() => Linear(rows: 33, inFeatures: 40, outFeatures: 31, Activation.Gelu, bf16));
             Guard(() => Bf16CopiesFollowWrites(bf16));
+            Guard(() => LayerNormRead(bf16));
             Guard(() => Bf16EncoderChain(bf16, batch: 2, seqLen: 256, heads: 4, headDim: 32, lengths: [256, 201]));
         }
     }
@@ -319,6 +320,25 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
         }
 
         Compare($"{bf16.MatMulPrecision}: copies follow writes (weight re-uploaded, input scaled in place, output rows rescaled)", gy, cy, Bf16Tolerance);
+    }
+
+    /// <summary>LayerNorm read back as FP32 (with BFloat16 products its output is kept in BF16 until this read).</summary>
+    private void LayerNormRead(CudaComputeBackend bf16)
+    {
+        var x = Random(300 * 512);
+        var gamma = Random(512, 1f);
+        var beta = Random(512, 0.5f);
+        using var gx = bf16.FromHost(x, 300, 512);
+        using var gg = bf16.FromHost(gamma, 512);
+        using var gb = bf16.FromHost(beta, 512);
+        using var gy = Poisoned(bf16, 300, 512);
+        using var cx = cpu.FromHost(x, 300, 512);
+        using var cg = cpu.FromHost(gamma, 512);
+        using var cb = cpu.FromHost(beta, 512);
+        using var cy = cpu.Allocate(300, 512);
+        bf16.LayerNorm(gx, gg, gb, 1e-5f, gy);
+        cpu.LayerNorm(cx, cg, cb, 1e-5f, cy);
+        Compare($"{bf16.MatMulPrecision}: layer_norm [300, 512] read back as FP32", gy, cy, Bf16Tolerance);
     }
 
     /// <summary>

@@ -13,7 +13,8 @@ __device__ __forceinline__ unsigned short f32_to_bf16_rn(float f) {
 // LayerNorm over the last dimension, biased variance (model-format.md). One warp per row, two
 // passes over the row (mean, then centred sum of squares) so large offsets do not cancel.
 // y16 (optional) receives the same values rounded to BF16: the operand copy a BF16 matrix product
-// reads next, written here instead of in a separate conversion pass.
+// reads next, written here instead of in a separate conversion pass. y may be null when y16 is not:
+// only the BF16 values are written.
 extern "C" __global__ void layer_norm_f32(const float* x, const float* gamma,
                                           const float* beta, float* y, unsigned short* y16,
                                           int rows, int cols, float eps) {
@@ -35,7 +36,7 @@ extern "C" __global__ void layer_norm_f32(const float* x, const float* gamma,
         unsigned short* yr16 = y16 + (long long)row * cols;
         for (int c = lane; c < cols; c += 32) {
             float v = (xr[c] - mean) * rstd * gamma[c] + beta[c];
-            yr[c] = v;
+            if (y) yr[c] = v;
             yr16[c] = f32_to_bf16_rn(v);
         }
     } else {
@@ -86,7 +87,7 @@ extern "C" __global__ void layer_norm_f32_vec(const float4* x, const float4* gam
             o.y = (v[i].y - mean) * rstd * g.y + bb.y;
             o.z = (v[i].z - mean) * rstd * g.z + bb.z;
             o.w = (v[i].w - mean) * rstd * g.w + bb.w;
-            yr[c4] = o;
+            if (y) yr[c4] = o;
             if (y16) {
                 uint2 h;
                 h.x = (unsigned)f32_to_bf16_rn(o.x) | ((unsigned)f32_to_bf16_rn(o.y) << 16);
