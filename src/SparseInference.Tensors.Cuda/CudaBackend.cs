@@ -576,7 +576,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
     /// having queued nothing, where cuBLASLt offers no algorithm for the shape (the caller then uses <see cref="Gemm"/>).
     /// </summary>
     public bool GemmBFloat16(CudaBuffer a, CudaBuffer b, CudaBuffer c, int m, int n, int k, bool transposeA, bool transposeB,
-        float alpha, float beta, CudaBuffer? bias, bool bf16Output = false)
+        float alpha, float beta, CudaBuffer? bias, bool bf16Output = false, bool gelu = false)
     {
         var outSize = bf16Output ? 2 : 4;
         CheckRange(a, 0, (long)m * k * 2, nameof(a));
@@ -588,7 +588,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
         }
 
         context.MakeCurrent();
-        var plan = LtPlanFor(m, n, k, transposeA, transposeB, bias is not null, bf16Output);
+        var plan = LtPlanFor(m, n, k, transposeA, transposeB, bias is not null, bf16Output, gelu);
         if (plan is null)
         {
             return false;
@@ -614,7 +614,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
     private const long LtWorkspaceBytes = 32L << 20;
     private CublasLtHandle? ltHandle;
     private CudaBuffer? ltWorkspace;
-    private readonly Dictionary<(int M, int N, int K, bool TA, bool TB, bool Bias, bool Bf16Out), LtPlan?> ltPlans = [];
+    private readonly Dictionary<(int M, int N, int K, bool TA, bool TB, bool Bias, bool Bf16Out, bool Gelu), LtPlan?> ltPlans = [];
 
     private nint LtHandle()
     {
@@ -628,9 +628,9 @@ public sealed unsafe partial class CudaBackend : IDisposable
         return ltHandle.DangerousGetHandle();
     }
 
-    private LtPlan? LtPlanFor(int m, int n, int k, bool transposeA, bool transposeB, bool bias, bool bf16Output)
+    private LtPlan? LtPlanFor(int m, int n, int k, bool transposeA, bool transposeB, bool bias, bool bf16Output, bool gelu)
     {
-        var key = (m, n, k, transposeA, transposeB, bias, bf16Output);
+        var key = (m, n, k, transposeA, transposeB, bias, bf16Output, gelu);
         if (ltPlans.TryGetValue(key, out var cached))
         {
             return cached;
@@ -642,7 +642,13 @@ public sealed unsafe partial class CudaBackend : IDisposable
         {
             CuBlas.Check(CuBlasLt.cublasLtMatmulDescCreate(out plan.Desc, CuBlas.CUBLAS_COMPUTE_32F, CuBlas.CUDA_R_32F), nameof(CuBlasLt.cublasLtMatmulDescCreate));
             int opA = transposeB ? CuBlas.CUBLAS_OP_T : CuBlas.CUBLAS_OP_N, opB = transposeA ? CuBlas.CUBLAS_OP_T : CuBlas.CUBLAS_OP_N;
-            int epilogue = bias ? CuBlasLt.CUBLASLT_EPILOGUE_BIAS : CuBlasLt.CUBLASLT_EPILOGUE_DEFAULT;
+            int epilogue = (bias, gelu) switch
+            {
+                (true, true) => CuBlasLt.CUBLASLT_EPILOGUE_GELU_BIAS,
+                (false, true) => CuBlasLt.CUBLASLT_EPILOGUE_GELU,
+                (true, false) => CuBlasLt.CUBLASLT_EPILOGUE_BIAS,
+                _ => CuBlasLt.CUBLASLT_EPILOGUE_DEFAULT,
+            };
             SetDesc(plan.Desc, CuBlasLt.CUBLASLT_MATMUL_DESC_TRANSA, opA);
             SetDesc(plan.Desc, CuBlasLt.CUBLASLT_MATMUL_DESC_TRANSB, opB);
             SetDesc(plan.Desc, CuBlasLt.CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);

@@ -50,6 +50,13 @@ public sealed class CudaComputeBackend : IComputeBackend
     /// </summary>
     public CudaMatMulPrecision MatMulPrecision { get; set; } = CudaMatMulPrecision.Float32;
 
+    /// <summary>
+    /// With <see cref="CudaMatMulPrecision.BFloat16"/>: GELU computed by cuBLASLt in the product's epilogue (its own
+    /// GELU form, not necessarily the contract's exact erf form; the self-test measures the difference) instead of a
+    /// separate exact pass over the BF16 output. Off by default.
+    /// </summary>
+    public bool GeluInEpilogue { get; set; }
+
     /// <summary>The device, its kernels and memory pool.</summary>
     public CudaBackend Device { get; }
 
@@ -229,13 +236,16 @@ public sealed class CudaComputeBackend : IComputeBackend
         var b16 = Bf16Of(b, nameof(b));
         var bias16 = bias is null ? null : Bf16Of(bias, nameof(bias));
         var out16 = Device.Allocate(Math.Max(2, c.ElementCount * 2), MemoryCategory.Workspace);
-        if (!Device.GemmBFloat16(a16, b16, out16, g.M, g.N, g.K, options.TransposeA, options.TransposeB, options.Alpha, 0f, bias16, bf16Output: true))
+        var gelu = options.Activation == Activation.Gelu;
+        var epilogueGelu = gelu && GeluInEpilogue;
+        if (!Device.GemmBFloat16(a16, b16, out16, g.M, g.N, g.K, options.TransposeA, options.TransposeB, options.Alpha, 0f, bias16,
+                bf16Output: true, gelu: epilogueGelu))
         {
             out16.Dispose();
             return false;
         }
 
-        if (options.Activation == Activation.Gelu)
+        if (gelu && !epilogueGelu)
         {
             Device.GeluBFloat16(out16, c.ElementCount);
         }

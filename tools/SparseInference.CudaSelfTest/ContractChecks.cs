@@ -51,6 +51,44 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
             Guard(() => LayerNormRead(bf16));
             Guard(() => Bf16EncoderChain(bf16, batch: 2, seqLen: 256, heads: 4, headDim: 32, lengths: [256, 201]));
         }
+
+        Guard(EpilogueGelu);
+    }
+
+    /// <summary>
+    /// cuBLASLt's GELU epilogue (BFloat16 products, <see cref="CudaComputeBackend.GeluInEpilogue"/>) against the exact
+    /// erf GELU of the CPU, next to the same product with the exact GELU pass: the difference of the two errors is what
+    /// the epilogue's GELU form adds to BF16 rounding. Inputs spread so that pre-activations cover [−6, 6].
+    /// </summary>
+    private void EpilogueGelu()
+    {
+        const int rows = 2048, inFeatures = 256, outFeatures = 512;
+        var x = Random((long)rows * inFeatures, 2f);
+        var w = Random((long)outFeatures * inFeatures, 0.15f);
+        var bias = Random(outFeatures, 1f);
+        using var cx = cpu.FromHost(x, rows, inFeatures);
+        using var cw = cpu.FromHost(w, outFeatures, inFeatures);
+        using var cb = cpu.FromHost(bias, outFeatures);
+        using var cy = cpu.Allocate(rows, outFeatures);
+        cpu.Linear(cx, cw, cb, cy, Activation.Gelu);
+        var want = cy.ToArray<float>();
+        var errors = new double[2];
+        var maxAbs = new double[2];
+        for (var i = 0; i < 2; i++)
+        {
+            using var be = new CudaComputeBackend(gpu.Device, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = i == 1 };
+            using var gx = be.FromHost(x, rows, inFeatures);
+            using var gw = be.FromHost(w, outFeatures, inFeatures);
+            using var gb = be.FromHost(bias, outFeatures);
+            using var gy = Poisoned(be, rows, outFeatures);
+            be.Linear(gx, gw, gb, gy, Activation.Gelu);
+            var got = gy.ToArray<float>();
+            errors[i] = Compare(got, want);
+            maxAbs[i] = got.Zip(want, (g, e) => Math.Abs((double)g - e)).Max();
+        }
+
+        report.Report("contract BFloat16 linear, GELU in the cuBLASLt epilogue vs exact erf GELU", errors[1], Bf16Tolerance,
+            FormattableString.Invariant($" (exact GELU pass: rel err {errors[0]:E2}, max abs {maxAbs[0]:E2}; epilogue: max abs {maxAbs[1]:E2})"));
     }
 
     private void Guard(Action check)

@@ -43,6 +43,8 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
         using var model32 = EncoderModel.Load(modelDir, backend32);
         using var backendOut16 = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16 };
         using var modelOut16 = EncoderModel.Load(modelDir, backendOut16);
+        using var backendGelu = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = true };
+        using var modelGelu = EncoderModel.Load(modelDir, backendGelu);
         var stats = gpu.Memory.Statistics;
         Console.WriteLine($"weights on the GPU (three copies: BF16-input, BF16-output and FP32 products): in use {stats.InUseBytes >> 20} MiB");
 
@@ -52,7 +54,7 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
         foreach (var (name, spec) in Cases)
         {
             var want = cpu.Forward(check, spec);
-            foreach (var (label, m) in new[] { ("bf16 products", model), ("bf16 outputs ", modelOut16), ("fp32 products", model32) })
+            foreach (var (label, m) in new[] { ("bf16 products", model), ("bf16 outputs ", modelOut16), ("bf16 + epilogue GELU", modelGelu), ("fp32 products", model32) })
             {
                 ForwardResult got;
                 try
@@ -79,7 +81,7 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
         // Timing: synchronised wall time of the whole forward (input upload and output download included).
         var results = new List<string>();
         var input = Input(new Random(7), batch, time, ragged: false);
-        foreach (var (label, m, cases) in new[] { ("bf16", model, Cases), ("bf16out", modelOut16, Cases), ("fp32", model32, Cases[..1]) })
+        foreach (var (label, m, cases) in new[] { ("bf16", model, Cases), ("bf16out", modelOut16, Cases), ("bf16gelu", modelGelu, Cases), ("fp32", model32, Cases[..1]) })
         {
             foreach (var (name, spec) in cases)
             {
@@ -113,7 +115,7 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
                 Array.Sort(times);
                 var median = times[iterations / 2];
                 Console.WriteLine(FormattableString.Invariant(
-                    $"model bench {label,-7} {name,-10} B{batch} T{time}: density {first.Density:F3}  median {median:F3} ms  min {times[0]:F3} ms  {(finite ? "finite" : "NON-FINITE OUTPUT")}"));
+                    $"model bench {label,-8} {name,-10} B{batch} T{time}: density {first.Density:F3}  median {median:F3} ms  min {times[0]:F3} ms  {(finite ? "finite" : "NON-FINITE OUTPUT")}"));
                 results.Add(FormattableString.Invariant(
                     $"  {{\"name\":\"{name}\",\"products\":\"{label}\",\"pattern\":\"{spec.Pattern}\",\"sparsity\":{spec.Sparsity},\"block_size\":{spec.BlockSize},\"global_blocks\":{spec.GlobalBlocks},\"seed\":{spec.Seed},\"density\":{first.Density:F5},\"batch\":{batch},\"seq_len\":{time},\"ms\":{median:F4},\"ms_min\":{times[0]:F4}}}"));
             }

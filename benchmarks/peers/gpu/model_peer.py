@@ -158,10 +158,10 @@ def main():
             json.dump(out, f, indent=1)
     print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}  (encoder {cfg['n_layers']} layers, d_model {cfg['d_model']}, "
           f"{cfg['n_heads']} heads, d_ff {cfg['d_ff']}; BF16 peer; median ms of the whole forward)")
-    print(f"{'config':<12} {'ours':>7} {'density':>7} {'ours ms':>9} {'peer':>5} {'peer ms':>9} {'peer/ours':>9} {'peer chk':>9}")
+    print(f"{'config':<12} {'ours':>8} {'density':>7} {'ours ms':>9} {'peer':>5} {'peer ms':>9} {'peer/ours':>9} {'peer chk':>9}")
     for name, prod, dens, oms, peer, ms, ratio, err in rows:
         chk = "-" if err is None else f"{err:.1e}"
-        print(f"{name:<12} {prod:>7} {dens:>7.3f} {oms:>9.3f} {peer:>5} {ms:>9.3f} {ratio:>9.2f} {chk:>9}")
+        print(f"{name:<12} {prod:>8} {dens:>7.3f} {oms:>9.3f} {peer:>5} {ms:>9.3f} {ratio:>9.2f} {chk:>9}")
     if failures:
         print(f"peer check: {failures} failures (Flex model vs masked SDPA, or non-finite output)")
     return 1 if failures else 0

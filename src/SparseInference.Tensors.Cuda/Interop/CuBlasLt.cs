@@ -20,6 +20,8 @@ internal static unsafe partial class CuBlasLt
     // cublasLtEpilogue_t.
     public const int CUBLASLT_EPILOGUE_DEFAULT = 1;
     public const int CUBLASLT_EPILOGUE_BIAS = 4;
+    public const int CUBLASLT_EPILOGUE_GELU = 32;
+    public const int CUBLASLT_EPILOGUE_GELU_BIAS = 36;
 
     // cublasLtMatmulPreferenceAttributes_t.
     public const int CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES = 1;
