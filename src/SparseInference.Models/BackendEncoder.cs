@@ -2,6 +2,7 @@ using SparseInference.Models.Attention;
 using SparseInference.Models.Configuration;
 using SparseInference.Models.Formats;
 using SparseInference.Tensors;
+using SparseInference.Tensors.Cpu;
 
 namespace SparseInference.Models;
 
@@ -38,7 +39,7 @@ internal sealed class BackendEncoder : IDisposable
 
             if (config.Positional == PositionalKind.Sinusoidal)
             {
-                weights["pos_embedding.weight"] = backend.FromHost(EncoderWeights.SinusoidalTable(config.MaxSeqLen, config.DModel), config.MaxSeqLen, config.DModel);
+                weights["pos_embedding.weight"] = backend.FromHost(SinusoidalTable(config.MaxSeqLen, config.DModel), config.MaxSeqLen, config.DModel);
             }
         }
         catch
@@ -52,6 +53,24 @@ internal sealed class BackendEncoder : IDisposable
         }
 
         return new BackendEncoder(backend, config, weights);
+    }
+
+    /// <summary>P[t, 2i] = sin(t / 10000^(2i/d)), P[t, 2i+1] = cos(t / 10000^(2i/d)) (docs/model-format.md, Forward).</summary>
+    internal static float[] SinusoidalTable(int length, int d)
+    {
+        var table = new float[(long)length * d];
+        for (int i = 0; i < d / 2; i++)
+        {
+            double frequency = Math.Pow(10000.0, -2.0 * i / d);
+            for (int t = 0; t < length; t++)
+            {
+                double angle = t * frequency;
+                table[(long)t * d + 2 * i] = (float)Math.Sin(angle);
+                table[(long)t * d + 2 * i + 1] = (float)Math.Cos(angle);
+            }
+        }
+
+        return table;
     }
 
     /// <summary>The tensors a config calls for, with their shapes (docs/model-format.md, Weights).</summary>
@@ -236,9 +255,10 @@ internal sealed class BackendEncoder : IDisposable
             return builder.Build();
         }
 
-        // Dynamic patterns pool q and k per block on the host (the selection is host logic either way).
+        // Dynamic patterns pool q and k per block on the host (the selection is host logic either way); the CPU
+        // backend's activations are host memory already and are read in place.
         var dynamicPattern = (IDynamicBlockPattern)pattern;
-        var host = qkv.ToArray<float>();
+        ReadOnlySpan<float> host = _backend is CpuBackend cpu ? cpu.HostView(qkv) : qkv.ToArray<float>();
         int d = _config.DModel, dh = _config.DHead;
         var perHead = new BlockLayout.Builder(spec.BlockSize, batch, heads, blocks, sharedAcrossHeads: false);
         for (int b = 0; b < batch; b++)
@@ -262,7 +282,7 @@ internal sealed class BackendEncoder : IDisposable
         }
     }
 
-    private static float[] PooledScores(float[] qkv, int rowOffset, BlockGeometry geometry, int d, int head, int dh)
+    private static float[] PooledScores(ReadOnlySpan<float> qkv, int rowOffset, BlockGeometry geometry, int d, int head, int dh)
     {
         int n = geometry.Blocks;
         var qMean = new float[n * dh];

@@ -86,6 +86,12 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         GC.KeepAlive(destination);
     }
 
+    /// <summary>
+    /// The elements of an F32 tensor of this backend, read in place (no copy): host logic that inspects
+    /// activations (e.g. choosing attention blocks) needs no round-trip on the CPU. Valid while the tensor lives.
+    /// </summary>
+    public ReadOnlySpan<float> HostView(Tensor tensor) => new(F32(tensor, nameof(tensor)), checked((int)tensor.ElementCount));
+
     /// <summary>Nothing to release: the worker pool is shared, buffers are owned by their tensors and stay valid.</summary>
     public void Dispose() => _parallel.Dispose();
 
