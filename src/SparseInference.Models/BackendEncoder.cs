@@ -34,7 +34,13 @@ internal sealed class BackendEncoder : IDisposable
             using var file = SafetensorsFile.Open(path);
             foreach (var (name, shape) in ExpectedTensors(config))
             {
-                weights[name] = backend.FromHost(file.ReadFloat32(name, shape), shape);
+                var tensor = backend.FromHost(file.ReadFloat32(name, shape), shape);
+                weights[name] = tensor;
+                if (shape.Length == 2 && name.EndsWith(".weight", StringComparison.Ordinal) && name != "embedding.weight" && name != "pos_embedding.weight")
+                {
+                    // Linear weights [out, in]: every forward multiplies by their transpose, laid out once here.
+                    backend.PrepareWeight(tensor, transposed: true);
+                }
             }
 
             if (config.Positional == PositionalKind.Sinusoidal)

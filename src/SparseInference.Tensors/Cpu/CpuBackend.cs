@@ -58,6 +58,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             throw new ArgumentException($"source: expected {destination.SizeInBytes} bytes for {destination.Shape} {destination.DType}, got {source.Length}.", nameof(source));
         }
         source.CopyTo(new Span<byte>(dst, source.Length));
+        DropPreparedLayout(destination);
         GC.KeepAlive(destination);
     }
 
@@ -82,6 +83,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             throw new ArgumentException($"destination: expected {source.ElementCount} elements, got {destination.ElementCount}.", nameof(destination));
         }
         Buffer.MemoryCopy(src, dst, destination.SizeInBytes, source.SizeInBytes);
+        DropPreparedLayout(destination);
         GC.KeepAlive(source);
         GC.KeepAlive(destination);
     }
@@ -107,6 +109,9 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         }
         return buffer.Pointer + tensor.ByteOffset;
     }
+
+    /// <summary>A weight written by a copy no longer matches the layout prepared from it.</summary>
+    private static void DropPreparedLayout(Tensor destination) => ((CpuBuffer)destination.Buffer).Packed = null;
 
     /// <summary>Address of an F32 tensor's first element.</summary>
     private float* F32(Tensor tensor, string name)
