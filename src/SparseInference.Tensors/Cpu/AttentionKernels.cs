@@ -17,14 +17,18 @@ internal static unsafe class AttentionKernels
         var tiles = BlockLayout.BlocksFor(g.SeqLen, tile);
         int[]? dense = layout is null ? Enumerable.Range(0, tiles).ToArray() : null;
         // A work item is one (sequence, head): its q, Kᵀ and V are laid out once and every query block reuses them.
-        parallel.For(g.Batch * g.Heads, item =>
+        // Small inputs (a few short windows) run on the calling thread: a hand-off would cost more than it saves.
+        long work = 0;
+        foreach (var l in lengths) work += (long)l * l;
+        work *= 2L * g.Heads * g.HeadDim;
+        parallel.For(g.Batch * g.Heads, work < SerialBelow ? 1 : g.Batch * g.Heads, item =>
         {
             var h = item % g.Heads;
             var b = item / g.Heads;
             var len = lengths[b];
             for (var t = len; t < g.SeqLen; t++) new Span<float>(g.O.Token(b, h, t), g.HeadDim).Clear();
             if (len == 0) return;
-            using var kernel = new HeadAttentionKernel(g, b, h, len, Math.Min(tile, HeadAttentionKernel.MaxQueryTile));
+            var kernel = new HeadAttentionKernel(g, b, h, len);
             if (layout is null)
             {
                 kernel.Dense(g.O, b, h);
@@ -57,6 +61,9 @@ internal static unsafe class AttentionKernels
         if (layout is not null && layout.SharedAcrossHeads) pairs *= g.Heads;
         return pairs;
     }
+
+    /// <summary>Below this many multiply-adds (all items together) attention runs on one thread.</summary>
+    private const long SerialBelow = 300_000;
 
     private static int ValidIn(int block, int size, int len) => Math.Clamp(len - block * size, 0, size);
 
