@@ -175,7 +175,7 @@ internal sealed class BackendEncoder : IDisposable
         try
         {
             var views = workspace.Views(batch, time);
-            Tensor x = views.X, h = views.H, qkv = views.Qkv, attended = views.Attended, hidden = views.Hidden;
+            var all = views.Full;
             if (_config.InputKind == InputKind.Continuous)
             {
                 int channels = _config.InputChannels;
@@ -190,8 +190,7 @@ internal sealed class BackendEncoder : IDisposable
                     }
                 }
 
-                views.Values!.Upload<float>(values);
-                be.Linear(views.Values!, _inputProjection!, _inputBias, x);
+                all.Values!.Upload<float>(values);
             }
             else
             {
@@ -206,44 +205,26 @@ internal sealed class BackendEncoder : IDisposable
                     }
                 }
 
-                views.Ids!.Upload<int>(ids);
-                be.Embedding(W("embedding.weight"), views.Ids!, x);
+                all.Ids!.Upload<int>(ids);
             }
 
-            using (var positions = _positions.SliceRows(0, time))
+            long computed;
+            int parts = SequenceParts(batch, time);
+            if (parts > 1)
             {
-                foreach (var xb in views.Sequences)
-                {
-                    be.Add(xb, positions, xb);
-                }
+                // Short sequences in a batch: each thread runs whole sequences through every layer, so the forward
+                // has one fork and join instead of one per op, and the ops inside run on their thread.
+                var runs = views.Parts(parts);
+                var pairs = new long[parts];
+                ((CpuBackend)_backend).ForEachPart(parts, i =>
+                    pairs[i] = Encode(runs[i], lengths[runs[i].First..(runs[i].First + runs[i].Count)], time, pattern, spec));
+                computed = pairs.Sum();
             }
-
-            long computed = 0;
-            for (int layer = 0; layer < _layers.Length; layer++)
+            else
             {
-                var w = _layers[layer];
-                be.LayerNorm(x, w.Ln1Weight, w.Ln1Bias, eps, h);
-                if (pattern.Kind == AttentionPatternKind.Gated)
-                {
-                    computed += Gated(w.Prefix, h, x, batch, time, lengths, spec);
-                }
-                else
-                {
-                    be.Linear(h, w.QkvWeight, w.QkvBias, qkv);
-                    var inputs = views.AttentionInputs;
-                    AttentionResult result = pattern.Kind == AttentionPatternKind.TokenTopK
-                        ? be.TopKAttention(inputs, views.AttendedBatched, lengths, Budgets(lengths, spec))
-                        : be.Attention(inputs, views.AttendedBatched, lengths, Layout(pattern, spec, layer, lengths, time, qkv));
-                    computed += result.ComputedPairs;
-                    be.MatMul(attended, w.OutWeight, x, Accumulate, w.OutBias);
-                }
-
-                be.LayerNorm(x, w.Ln2Weight, w.Ln2Bias, eps, h);
-                be.Linear(h, w.Ff1Weight, w.Ff1Bias, hidden, Activation.Gelu);
-                be.MatMul(hidden, w.Ff2Weight, x, Accumulate, w.Ff2Bias);
+                computed = Encode(all, lengths, time, pattern, spec);
             }
 
-            be.LayerNorm(x, W("final_ln.weight"), W("final_ln.bias"), eps, h);
             long densePairs = 0;
             foreach (int l in lengths)
             {
@@ -254,11 +235,10 @@ internal sealed class BackendEncoder : IDisposable
             int outDim = _config.OutputDim;
             if (_config.Head == HeadKind.Classification)
             {
-                return Classify(h, batch, time, lengths, computed, densePairs);
+                return Classify(all.H, batch, time, lengths, computed, densePairs);
             }
 
-            be.Linear(h, W("head.weight"), W("head.bias"), views.Head);
-            var output = views.Head.ToArray<float>();
+            var output = all.Head.ToArray<float>();
             if (padded)
             {
                 for (int b = 0; b < batch; b++)
@@ -273,6 +253,83 @@ internal sealed class BackendEncoder : IDisposable
         {
             _workspaces.Return(workspace);
         }
+    }
+
+    /// <summary>
+    /// Into how many runs of sequences to split a batch, one per thread task: on the CPU backend, for batches of short
+    /// sequences whose single ops are too small to be worth splitting; otherwise 1 (each op splits its own work).
+    /// </summary>
+    private int SequenceParts(int batch, int time)
+    {
+        if (_backend is not CpuBackend cpu || cpu.Threads == 1 || batch < 2 || time > MaxSplitTime)
+        {
+            return 1;
+        }
+
+        // Two runs per thread: a thread that the machine's other load delays leaves its second run to the others.
+        return Math.Min(batch, 2 * cpu.Threads);
+    }
+
+    /// <summary>Longest sequence for which a batch is split by sequences rather than per op.</summary>
+    private const int MaxSplitTime = 256;
+
+    /// <summary>
+    /// Runs the encoder on a run of sequences whose input rows are in place (values or ids), leaving the final
+    /// normalised rows in H and, for a per-timestep head, its output in Head; returns the pairs computed.
+    /// </summary>
+    private long Encode(SequenceViews v, int[] lengths, int time, IAttentionPattern pattern, AttentionSpec spec)
+    {
+        var be = _backend;
+        float eps = (float)_config.LayerNormEps;
+        Tensor x = v.X, h = v.H, qkv = v.Qkv, attended = v.Attended, hidden = v.Hidden;
+        if (_config.InputKind == InputKind.Continuous)
+        {
+            be.Linear(v.Values!, _inputProjection!, _inputBias, x);
+        }
+        else
+        {
+            be.Embedding(W("embedding.weight"), v.Ids!, x);
+        }
+
+        using (var positions = _positions.SliceRows(0, time))
+        {
+            foreach (var xb in v.Sequences)
+            {
+                be.Add(xb, positions, xb);
+            }
+        }
+
+        long computed = 0;
+        for (int layer = 0; layer < _layers.Length; layer++)
+        {
+            var w = _layers[layer];
+            be.LayerNorm(x, w.Ln1Weight, w.Ln1Bias, eps, h);
+            if (pattern.Kind == AttentionPatternKind.Gated)
+            {
+                computed += Gated(w.Prefix, h, x, v.Count, time, lengths, spec);
+            }
+            else
+            {
+                be.Linear(h, w.QkvWeight, w.QkvBias, qkv);
+                AttentionResult result = pattern.Kind == AttentionPatternKind.TokenTopK
+                    ? be.TopKAttention(v.AttentionInputs, v.AttendedBatched, lengths, Budgets(lengths, spec))
+                    : be.Attention(v.AttentionInputs, v.AttendedBatched, lengths, Layout(pattern, spec, layer, lengths, time, qkv));
+                computed += result.ComputedPairs;
+                be.MatMul(attended, w.OutWeight, x, Accumulate, w.OutBias);
+            }
+
+            be.LayerNorm(x, w.Ln2Weight, w.Ln2Bias, eps, h);
+            be.Linear(h, w.Ff1Weight, w.Ff1Bias, hidden, Activation.Gelu);
+            be.MatMul(hidden, w.Ff2Weight, x, Accumulate, w.Ff2Bias);
+        }
+
+        be.LayerNorm(x, W("final_ln.weight"), W("final_ln.bias"), eps, h);
+        if (_config.Head != HeadKind.Classification)
+        {
+            be.Linear(h, W("head.weight"), W("head.bias"), v.Head);
+        }
+
+        return computed;
     }
 
     private static int[] Budgets(int[] lengths, AttentionSpec spec)

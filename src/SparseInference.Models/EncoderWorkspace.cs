@@ -71,26 +71,32 @@ internal sealed class EncoderWorkspace : IDisposable
     /// <summary>Views of the first batch·time rows shaped for a [batch, time] forward; kept while the shape repeats.</summary>
     public WorkspaceViews Views(int batch, int time)
     {
-        if (_views is { } v && v.Batch == batch && v.Time == time)
+        if (_views is { } v && v.Full.Count == batch && v.Time == time)
         {
             return v;
         }
 
-        int rows = batch * time, d = _config.DModel;
-        var qkv = _qkv.SliceRows(0, rows);
-        var sequences = new Tensor[batch];
-        var x = _x.SliceRows(0, rows);
-        for (int b = 0; b < batch; b++)
+        _views = new WorkspaceViews(this, time, Range(0, batch, time));
+        return _views;
+    }
+
+    /// <summary>Views of sequences first … first+count−1 of a [·, time] batch.</summary>
+    internal SequenceViews Range(int first, int count, int time)
+    {
+        int r0 = first * time, rows = count * time, d = _config.DModel;
+        var qkv = _qkv.SliceRows(r0, rows);
+        var x = _x.SliceRows(r0, rows);
+        var sequences = new Tensor[count];
+        for (int b = 0; b < count; b++)
         {
             sequences[b] = x.SliceRows(b * time, time);
         }
 
-        var attended = _attended.SliceRows(0, rows);
-        _views = new WorkspaceViews(
-            batch, time, _values?.SliceRows(0, rows), _ids?.SliceRows(0, rows), x, _h.SliceRows(0, rows), qkv, attended,
-            attended.Reshape(batch, time, d), AttentionInputs.Packed(qkv.Reshape(batch, time, 3 * d), _config.NHeads),
-            _hidden.SliceRows(0, rows), _head.SliceRows(0, rows), sequences);
-        return _views;
+        var attended = _attended.SliceRows(r0, rows);
+        return new SequenceViews(
+            first, count, _values?.SliceRows(r0, rows), _ids?.SliceRows(r0, rows), x, _h.SliceRows(r0, rows), qkv, attended,
+            attended.Reshape(count, time, d), AttentionInputs.Packed(qkv.Reshape(count, time, 3 * d), _config.NHeads),
+            _hidden.SliceRows(r0, rows), _head.SliceRows(r0, rows), sequences);
     }
 
     public void Dispose()
@@ -106,10 +112,40 @@ internal sealed class EncoderWorkspace : IDisposable
     }
 }
 
-/// <summary>The workspace's tensors as views for one [batch, time] shape (views own nothing).</summary>
-internal sealed record WorkspaceViews(
-    int Batch, int Time, Tensor? Values, Tensor? Ids, Tensor X, Tensor H, Tensor Qkv, Tensor Attended, Tensor AttendedBatched,
+/// <summary>The workspace's tensors as views of a run of sequences of one [batch, time] shape (views own nothing).</summary>
+internal sealed record SequenceViews(
+    int First, int Count, Tensor? Values, Tensor? Ids, Tensor X, Tensor H, Tensor Qkv, Tensor Attended, Tensor AttendedBatched,
     AttentionInputs AttentionInputs, Tensor Hidden, Tensor Head, Tensor[] Sequences);
+
+/// <summary>Views of a workspace for one [batch, time] shape: the whole batch, and its split into runs of sequences.</summary>
+internal sealed class WorkspaceViews(EncoderWorkspace workspace, int time, SequenceViews full)
+{
+    private SequenceViews[]? _parts;
+
+    public int Time { get; } = time;
+
+    public SequenceViews Full { get; } = full;
+
+    /// <summary>The batch cut into <paramref name="count"/> runs of consecutive sequences, sizes differing by at most one.</summary>
+    public SequenceViews[] Parts(int count)
+    {
+        if (_parts is { } parts && parts.Length == count)
+        {
+            return parts;
+        }
+
+        int batch = Full.Count;
+        parts = new SequenceViews[count];
+        for (int i = 0; i < count; i++)
+        {
+            int first = batch * i / count, next = batch * (i + 1) / count;
+            parts[i] = workspace.Range(first, next - first, Time);
+        }
+
+        _parts = parts;
+        return parts;
+    }
+}
 
 /// <summary>
 /// Workspaces for concurrent forwards of one model: a forward rents one with room for its rows and returns it.

@@ -94,6 +94,17 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
     /// </summary>
     public ReadOnlySpan<float> HostView(Tensor tensor) => new(F32(tensor, nameof(tensor)), checked((int)tensor.ElementCount));
 
+    /// <summary>
+    /// Runs body(i) for i in [0, count) spread over the backend's threads, for callers whose work splits into a few
+    /// independent parts (e.g. the sequences of a batch); the ops a part calls on this backend run on its thread.
+    /// Returns when every part is done; the first exception is rethrown.
+    /// </summary>
+    public void ForEachPart(int count, Action<int> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        _parallel.ForEachPart(count, body);
+    }
+
     /// <summary>Nothing to release: the worker pool is shared, buffers are owned by their tensors and stay valid.</summary>
     public void Dispose() => _parallel.Dispose();
 

@@ -45,7 +45,7 @@ internal static unsafe class Gemm
             return;
         }
         var job = new GemmJob(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, activation, packedB);
-        var (rm, rn) = Grid(parallel.Threads, m, n, k, packedB != null);
+        var (rm, rn) = Grid(parallel.Available, m, n, k, packedB != null);
         if (rm * rn == 1)
         {
             Region(job, 0, m, 0, n);

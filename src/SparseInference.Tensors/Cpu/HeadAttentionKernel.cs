@@ -151,9 +151,23 @@ internal readonly unsafe struct HeadAttentionKernel
                     float* si = _scores + (long)i * KeyChunk;
                     float previous = rowMax[i];
                     float next = MathF.Max(previous, Max(si, width));
-                    float rescale = float.Exp2(previous - next);
-                    rowSum[i] = rowSum[i] * rescale + Exp2ShiftSum(si, width, next);
-                    if (rescale != 1f) Scale(o + (long)i * dPad, dPad, rescale);
+                    float sum = Exp2ShiftSum(si, width, next);
+                    if (previous == float.NegativeInfinity)
+                    {
+                        // A row's first chunk: nothing accumulated yet to rescale (the only chunk of a short row).
+                        rowSum[i] = sum;
+                    }
+                    else if (previous != next)
+                    {
+                        float rescale = float.Exp2(previous - next);
+                        rowSum[i] = rowSum[i] * rescale + sum;
+                        Scale(o + (long)i * dPad, dPad, rescale);
+                    }
+                    else
+                    {
+                        rowSum[i] += sum;
+                    }
+
                     rowMax[i] = next;
                 }
 
@@ -341,13 +355,16 @@ internal readonly unsafe struct HeadAttentionKernel
         int i = 0;
         if (n >= 16)
         {
-            var acc = Vector512.Create(float.NegativeInfinity);
-            for (; i <= n - 16; i += 16) acc = Vector512.Max(acc, Vector512.Load(x + i));
+            var acc = Vector512.Load(x);
+            for (i = 16; i <= n - 16; i += 16) acc = Vector512.Max(acc, Vector512.Load(x + i));
             var half = Vector256.Max(acc.GetLower(), acc.GetUpper());
-            for (int j = 0; j < 8; j++) m = MathF.Max(m, half[j]);
+            var quarter = Vector128.Max(half.GetLower(), half.GetUpper());
+            quarter = Vector128.Max(quarter, Vector128.Shuffle(quarter, Vector128.Create(2, 3, 0, 1)));
+            quarter = Vector128.Max(quarter, Vector128.Shuffle(quarter, Vector128.Create(1, 0, 3, 2)));
+            m = quarter.ToScalar();
         }
 
-        for (; i < n; i++) m = MathF.Max(m, x[i]);
+        for (; i < n; i++) m = x[i] > m ? x[i] : m;
         return m;
     }
 
