@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using SparseInference.Models;
+using static SparseInference.Benchmarks.Models.ModelBenchmarkSupport;
 using SparseInference.Models.Formats;
 using SparseInference.Tensors.Cpu;
 
@@ -184,54 +185,17 @@ public static class ForwardBenchmark
 
     private static string Label(AttentionSpec spec) => spec.Pattern == "dense" ? "dense" : $"{spec.Pattern} s={spec.Sparsity:0.00}";
 
-    private static ForwardInput RandomInput(int batch, int time, int channels, int seed)
-    {
-        var random = new Random(seed);
-        var values = new float[batch * time * channels];
-        for (int i = 0; i < values.Length; i++)
-        {
-            values[i] = (float)(random.NextDouble() * 2 - 1);
-        }
-
-        return new ForwardInput { Batch = batch, Time = time, Values = values };
-    }
-
-    private static string LoadAverage()
-    {
-        try
-        {
-            return File.ReadAllText("/proc/loadavg").Trim();
-        }
-        catch (IOException)
-        {
-            return "n/a";
-        }
-    }
-
-    private static string FindRepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "SparseInference.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        return Directory.GetCurrentDirectory();
-    }
-
     private static string[] ParseEngines(string value) => value switch
     {
-        "builtin" => ["builtin"],
+        "default" => ["default"],
         "cpu-backend" => ["cpu-backend"],
-        "both" => ["builtin", "cpu-backend"],
-        _ => throw new ArgumentException($"--engine: expected builtin, cpu-backend or both; got '{value}'."),
+        "both" => ["default", "cpu-backend"],
+        _ => throw new ArgumentException($"--engine: expected default (the shared CPU backend, as the service loads models), cpu-backend (a CPU backend of --threads threads) or both; got '{value}'."),
     };
 
     private static Options Parse(string[] args)
     {
-        var options = new Options([512, 2048, 8192], [1, 8], ["window", "bigbird"], [0.75, 0.9], 64, 2, true, null, 2.0, ["builtin"]);
+        var options = new Options([512, 2048, 8192], [1, 8], ["window", "bigbird"], [0.75, 0.9], 64, 2, true, null, 2.0, ["default"]);
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -247,7 +211,7 @@ public static class ForwardBenchmark
                 "--python" => options with { Python = Next() },
                 "--engine" => options with { Engines = ParseEngines(Next()) },
                 "--min-seconds" => options with { MinSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
-                var other => throw new ArgumentException($"Unknown option '{other}'. Options: --times, --batches, --patterns, --sparsities, --block-size, --threads, --no-pytorch, --python, --min-seconds, --engine builtin|cpu-backend|both."),
+                var other => throw new ArgumentException($"Unknown option '{other}'. Options: --times, --batches, --patterns, --sparsities, --block-size, --threads, --no-pytorch, --python, --min-seconds, --engine default|cpu-backend|both."),
             };
         }
 

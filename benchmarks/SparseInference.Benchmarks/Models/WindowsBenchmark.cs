@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using SparseInference.Models;
+using static SparseInference.Benchmarks.Models.ModelBenchmarkSupport;
 using SparseInference.Tensors.Cpu;
 
 namespace SparseInference.Benchmarks.Models;
@@ -97,43 +98,6 @@ public static class WindowsBenchmark
                && length.TryGetInt32(out int value)
             ? value
             : null;
-    }
-
-    private static ForwardInput RandomInput(int batch, int time, int channels, int seed)
-    {
-        var random = new Random(seed);
-        var values = new float[batch * time * channels];
-        for (int i = 0; i < values.Length; i++)
-        {
-            values[i] = (float)(random.NextDouble() * 2 - 1);
-        }
-
-        return new ForwardInput { Batch = batch, Time = time, Values = values };
-    }
-
-    private static string LoadAverage()
-    {
-        try
-        {
-            return File.ReadAllText("/proc/loadavg").Trim();
-        }
-        catch (IOException)
-        {
-            return "n/a";
-        }
-    }
-
-    private static string FindRepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "SparseInference.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        return Directory.GetCurrentDirectory();
     }
 
     private static Options Parse(string[] args)

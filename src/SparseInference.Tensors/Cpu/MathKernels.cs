@@ -129,20 +129,7 @@ public static class MathKernels
         return (p.AsInt32() + scale).AsSingle();
     }
 
-    /// <inheritdoc cref="Exp2NonPositive(Vector512{float})"/>
+    /// <summary>The 256-bit form of <see cref="Exp2NonPositive(Vector512{float})"/>, for the AVX2 paths and row tails.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> Exp2NonPositive(Vector256<float> x)
-    {
-        x = Vector256.Max(x, Vector256.Create(-125f));
-        var n = Vector256.Round(x);
-        var r = x - n;
-        var p = Vector256.FusedMultiplyAdd(Vector256.Create(E6), r, Vector256.Create(E5));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E4));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E3));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E2));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E1));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256<float>.One);
-        var scale = Vector256.ShiftLeft(Vector256.ConvertToInt32(n), 23);
-        return (p.AsInt32() + scale).AsSingle();
-    }
+    internal static Vector256<float> Exp2NonPositive(Vector256<float> x) => Exp2NonPositive(x.ToVector512()).GetLower();
 }
