@@ -68,17 +68,30 @@ internal readonly unsafe struct HeadAttentionKernel
         float scale = Log2E / MathF.Sqrt(d);
         for (int t = 0; t < length; t++)
         {
-            float* q = g.Q.Token(b, h, t), k = g.K.Token(b, h, t), v = g.V.Token(b, h, t);
+            float* q = g.Q.Token(b, h, t), v = g.V.Token(b, h, t);
             float* qd = _q + (long)t * d, vd = _v + (long)t * _dPad;
             for (int j = 0; j < d; j++)
             {
                 qd[j] = q[j] * scale;
-                _kt[(long)j * _keyStride + t] = k[j];
                 vd[j] = v[j];
             }
 
             // Padding columns of V feed accumulator columns that are never written out; keep them finite.
             for (int j = d; j < _dPad; j++) vd[j] = 0f;
+        }
+
+        // Kᵀ 16 keys at a time: each row of Kᵀ gets a whole cache line while the 16 key rows stay in L1.
+        float* keys = g.K.Token(b, h, 0);
+        long keyStep = g.K.TokenStride;
+        for (int t0 = 0; t0 < length; t0 += 16)
+        {
+            int count = Math.Min(16, length - t0);
+            float* block = keys + t0 * keyStep;
+            for (int j = 0; j < d; j++)
+            {
+                float* row = _kt + (long)j * _keyStride + t0;
+                for (int t = 0; t < count; t++) row[t] = block[t * keyStep + j];
+            }
         }
 
         // Keys past the length are scored (32 at a time) but never enter the softmax: keep them finite.
