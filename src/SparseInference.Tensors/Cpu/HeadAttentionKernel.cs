@@ -5,18 +5,24 @@ namespace SparseInference.Tensors.Cpu;
 
 /// <summary>
 /// Block-sparse (dense = every block) flash attention for one (sequence, head). q (pre-scaled by log2 e / √d), Kᵀ
-/// and V of the head are laid out once in the thread's scratch; then six query rows at a time stream over their
-/// merged key ranges in chunks: scores on a 6×32 register tile over d, an online softmax in the log2 domain (2^x is
-/// cheaper than e^x), and P·V on a 6-row tile as wide as the head (8, 16 or 32 columns a step). No L×L matrix exists
-/// and unlisted key blocks are never touched.
+/// and V of the head are laid out once in the thread's scratch; then blocks of up to 48 query rows stream over their
+/// merged key ranges in chunks, each chunk applied six rows at a time: scores on a 6×32 register tile over d, an
+/// online softmax in the log2 domain (2^x is cheaper than e^x), and P·V on a 6-row tile as wide as the head (8, 16
+/// or 32 columns a step). No L×L matrix exists and unlisted key blocks are never touched.
 /// </summary>
 internal readonly unsafe struct HeadAttentionKernel
 {
     /// <summary>Query rows per register tile.</summary>
     private const int MR = 6;
 
-    /// <summary>Keys per online-softmax step: the 6 score rows stay in L1.</summary>
+    /// <summary>Keys per online-softmax step (at most): the 6 score rows stay in L1.</summary>
     private const int KeyChunk = 128;
+
+    /// <summary>
+    /// Query rows that walk the keys together: each key chunk's Kᵀ and V are read from L2 once per block and reused
+    /// by its eight 6-row tiles, instead of once per tile.
+    /// </summary>
+    private const int BlockRows = 8 * MR;
 
     private const float Log2E = 1.44269504088896341f;
 
@@ -26,6 +32,7 @@ internal readonly unsafe struct HeadAttentionKernel
     private readonly int _dHead;
     private readonly int _dPad;
     private readonly int _keyStride;
+    private readonly int _keyChunk;
     private readonly float* _q;
     private readonly float* _kt;
     private readonly float* _v;
@@ -41,14 +48,18 @@ internal readonly unsafe struct HeadAttentionKernel
         int d = _dHead = g.HeadDim;
         // V rows and the accumulator are as wide as the P·V step that covers d: 8, or a multiple of 16.
         _dPad = d <= 8 ? 8 : (d + 15) / 16 * 16;
-        _keyStride = (length + 31) / 32 * 32;
+        // Rows of Kᵀ a cache line longer than a multiple of 32 keys: a power-of-two stride would put the d rows that a
+        // score tile reads into the same few L1 sets.
+        _keyStride = (length + 31) / 32 * 32 + 16;
         long qFloats = (long)length * d;
         // Score tiles read Kᵀ 32 keys wide from any chunk start: up to 32 floats past the last row.
         long ktFloats = (long)d * _keyStride + 32;
         long vFloats = (long)length * _dPad;
+        // A chunk of Kᵀ and V (2 · chunk · d floats) stays near 16 KiB: in L1 while the block's tiles use it.
+        _keyChunk = _dPad >= 32 ? 64 : KeyChunk;
         long scoreFloats = MR * KeyChunk;
-        long accFloats = MR * _dPad;
-        long total = qFloats + ktFloats + vFloats + scoreFloats + accFloats + 2 * MR + 16;
+        long accFloats = BlockRows * _dPad;
+        long total = qFloats + ktFloats + vFloats + scoreFloats + accFloats + 2 * BlockRows + 16;
         var scratch = t_scratch;
         if (scratch is null || scratch.Length < total)
         {
@@ -63,7 +74,7 @@ internal readonly unsafe struct HeadAttentionKernel
         _scores = _v + vFloats;
         _acc = _scores + scoreFloats;
         _rowMax = _acc + accFloats;
-        _rowSum = _rowMax + MR;
+        _rowSum = _rowMax + BlockRows;
 
         float scale = Log2E / MathF.Sqrt(d);
         for (int t = 0; t < length; t++)
@@ -118,9 +129,9 @@ internal readonly unsafe struct HeadAttentionKernel
             else ranges[count++] = (start, end);
         }
 
-        for (int t = q0; t < q1; t += MR)
+        for (int t = q0; t < q1; t += BlockRows)
         {
-            Rows(t, Math.Min(MR, q1 - t), ranges[..count], output, b, h);
+            Rows(t, Math.Min(BlockRows, q1 - t), ranges[..count], output, b, h);
         }
     }
 
@@ -128,73 +139,83 @@ internal readonly unsafe struct HeadAttentionKernel
     public void Dense(StridedF32 output, int b, int h)
     {
         Span<(int, int)> all = [(0, _length)];
-        for (int t = 0; t < _length; t += MR)
+        for (int t = 0; t < _length; t += BlockRows)
         {
-            Rows(t, Math.Min(MR, _length - t), all, output, b, h);
+            Rows(t, Math.Min(BlockRows, _length - t), all, output, b, h);
         }
     }
 
-    /// <summary>Query rows q0 … q0+rows−1 (rows ≤ 6) over the key ranges; a missing row aliases row 0 and is never stored.</summary>
+    /// <summary>
+    /// Query rows q0 … q0+rows−1 (rows ≤ <see cref="BlockRows"/>) over the key ranges, chunk by chunk, each chunk
+    /// applied to the rows six at a time; in a last tile of fewer than six rows the missing rows alias its first
+    /// row and are never stored.
+    /// </summary>
     private void Rows(int q0, int rows, ReadOnlySpan<(int Start, int End)> ranges, StridedF32 output, int b, int h)
     {
-        int d = _dHead, dPad = _dPad;
-        float* o = _acc, rowMax = _rowMax, rowSum = _rowSum;
-        new Span<float>(o, MR * dPad).Clear();
-        for (int i = 0; i < MR; i++)
+        int d = _dHead, dPad = _dPad, chunk = _keyChunk;
+        float* acc = _acc, rowMax = _rowMax, rowSum = _rowSum;
+        int tiles = (rows + MR - 1) / MR;
+        new Span<float>(acc, tiles * MR * dPad).Clear();
+        for (int i = 0; i < tiles * MR; i++)
         {
             rowMax[i] = float.NegativeInfinity;
             rowSum[i] = 0f;
         }
 
-        float* q = _q + (long)q0 * d;
-        var qRows = new RowPointers(q, d, rows);
-        var pRows = new RowPointers(_scores, KeyChunk, rows);
+        var pRowsFull = new RowPointers(_scores, KeyChunk, MR);
         foreach (var (start, end) in ranges)
         {
-            for (int k0 = start; k0 < end; k0 += KeyChunk)
+            for (int k0 = start; k0 < end; k0 += chunk)
             {
-                int width = Math.Min(KeyChunk, end - k0);
-                for (int j = 0; j < width; j += 32)
-                {
-                    Scores6x32(d, qRows, _kt + k0 + j, _keyStride, _scores + j, KeyChunk);
-                }
-
-                for (int i = 0; i < rows; i++)
-                {
-                    float* si = _scores + (long)i * KeyChunk;
-                    float previous = rowMax[i];
-                    float next = MathF.Max(previous, Max(si, width));
-                    float sum = Exp2ShiftSum(si, width, next);
-                    if (previous == float.NegativeInfinity)
-                    {
-                        // A row's first chunk: nothing accumulated yet to rescale (the only chunk of a short row).
-                        rowSum[i] = sum;
-                    }
-                    else if (previous != next)
-                    {
-                        float rescale = float.Exp2(previous - next);
-                        rowSum[i] = rowSum[i] * rescale + sum;
-                        Scale(o + (long)i * dPad, dPad, rescale);
-                    }
-                    else
-                    {
-                        rowSum[i] += sum;
-                    }
-
-                    rowMax[i] = next;
-                }
-
+                int width = Math.Min(chunk, end - k0);
                 float* v = _v + (long)k0 * dPad;
-                int c = 0;
-                for (; c + 32 <= dPad; c += 32) Values6x32(width, pRows, v + c, dPad, o + c, dPad);
-                if (c + 16 <= dPad) Values6x16(width, pRows, v + c, dPad, o + c, dPad);
-                else if (dPad == 8) Values6x8(width, pRows, v, dPad, o, dPad);
+                for (int tile = 0; tile < tiles; tile++)
+                {
+                    int r0 = tile * MR, tileRows = Math.Min(MR, rows - r0);
+                    var qRows = new RowPointers(_q + (long)(q0 + r0) * d, d, tileRows);
+                    var pRows = tileRows == MR ? pRowsFull : new RowPointers(_scores, KeyChunk, tileRows);
+                    for (int j = 0; j < width; j += 32)
+                    {
+                        Scores6x32(d, qRows, _kt + k0 + j, _keyStride, _scores + j, KeyChunk);
+                    }
+
+                    float* o = acc + (long)r0 * dPad;
+                    for (int i = 0; i < tileRows; i++)
+                    {
+                        float* si = _scores + (long)i * KeyChunk;
+                        float previous = rowMax[r0 + i];
+                        float next = MathF.Max(previous, Max(si, width));
+                        float sum = Exp2ShiftSum(si, width, next);
+                        if (previous == float.NegativeInfinity)
+                        {
+                            // A row's first chunk: nothing accumulated yet to rescale (the only chunk of a short row).
+                            rowSum[r0 + i] = sum;
+                        }
+                        else if (previous != next)
+                        {
+                            float rescale = float.Exp2(previous - next);
+                            rowSum[r0 + i] = rowSum[r0 + i] * rescale + sum;
+                            Scale(o + (long)i * dPad, dPad, rescale);
+                        }
+                        else
+                        {
+                            rowSum[r0 + i] += sum;
+                        }
+
+                        rowMax[r0 + i] = next;
+                    }
+
+                    int c = 0;
+                    for (; c + 32 <= dPad; c += 32) Values6x32(width, pRows, v + c, dPad, o + c, dPad);
+                    if (c + 16 <= dPad) Values6x16(width, pRows, v + c, dPad, o + c, dPad);
+                    else if (dPad == 8) Values6x8(width, pRows, v, dPad, o, dPad);
+                }
             }
         }
 
         for (int i = 0; i < rows; i++)
         {
-            float* src = o + (long)i * dPad;
+            float* src = acc + (long)i * dPad;
             float* dst = output.Token(b, h, q0 + i);
             if (rowSum[i] > 0f)
             {
