@@ -256,22 +256,29 @@ internal sealed class BackendEncoder : IDisposable
     }
 
     /// <summary>
-    /// Into how many runs of sequences to split a batch, one per thread task: on the CPU backend, for batches of short
-    /// sequences whose single ops are too small to be worth splitting; otherwise 1 (each op splits its own work).
+    /// Into how many runs of consecutive sequences to split a batch on the CPU backend, each run going through the
+    /// whole encoder on one thread: for batches of short sequences, whose single ops are too small to be worth
+    /// splitting. At least two runs per thread (a thread that the machine's other load delays leaves its second run to
+    /// the others), and runs of at most <see cref="RowsPerRun"/> rows, so that a run's activations stay in the core's
+    /// L2 cache. 1 (each op splits its own work) for long sequences and on other backends.
     /// </summary>
     private int SequenceParts(int batch, int time)
     {
-        if (_backend is not CpuBackend cpu || cpu.Threads == 1 || batch < 2 || time > MaxSplitTime)
+        if (_backend is not CpuBackend cpu || batch < 2 || time > MaxSplitTime)
         {
             return 1;
         }
 
-        // Two runs per thread: a thread that the machine's other load delays leaves its second run to the others.
-        return Math.Min(batch, 2 * cpu.Threads);
+        int byRows = (batch * time + RowsPerRun - 1) / RowsPerRun;
+        int byThreads = cpu.Threads > 1 ? 2 * cpu.Threads : 1;
+        return Math.Clamp(Math.Max(byRows, byThreads), 1, batch);
     }
 
     /// <summary>Longest sequence for which a batch is split by sequences rather than per op.</summary>
     private const int MaxSplitTime = 256;
+
+    /// <summary>Most rows in one run of sequences (a small model's activations for them fit in L2).</summary>
+    private const int RowsPerRun = 256;
 
     /// <summary>
     /// Runs the encoder on a run of sequences whose input rows are in place (values or ids), leaving the final
