@@ -9,8 +9,9 @@ namespace SparseInference.Models;
 /// <summary>
 /// The encoder forward expressed in <see cref="IComputeBackend"/> ops (matmul, layernorm, block-sparse and top-k
 /// attention, gather/scatter for the gated pattern), so any backend — CUDA included — runs the same model.
-/// Weights live on the backend; activations are allocated per forward (padded [B·T, …] rows, padding excluded by
-/// the attention kernels' valid lengths and zeroed in the output).
+/// Weights live on the backend, Linear weights prepared for its GEMM at load; activations (padded [B·T, …] rows,
+/// padding excluded by the attention kernels' valid lengths and zeroed in the output) come from a pool of workspaces
+/// that a forward rents and returns, so repeated forwards allocate no backend memory.
 /// </summary>
 internal sealed class BackendEncoder : IDisposable
 {

@@ -8,8 +8,8 @@ namespace SparseInference.Models;
 /// <summary>
 /// A pre-LN transformer encoder loaded from a model directory (docs/model-format.md), running any attention
 /// pattern on the same weights. Every op goes through an <see cref="IComputeBackend"/>: the one given at load
-/// (e.g. a GPU backend) or the process-wide CPU backend. Weights are immutable and every forward owns its
-/// activations, so concurrent <see cref="Forward"/> calls are safe.
+/// (e.g. a GPU backend) or the process-wide CPU backend. Weights are immutable and every forward rents its own
+/// activation workspace, so concurrent <see cref="Forward"/> calls are safe.
 /// </summary>
 public sealed class EncoderModel : IDisposable
 {
