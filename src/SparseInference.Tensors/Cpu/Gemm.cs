@@ -213,7 +213,7 @@ internal static unsafe class Gemm
                 // lets the JIT hold all accumulators in registers.
                 if (direct && rows == mr)
                 {
-                    Kernel6x32Direct(kc, s.A + (long)(ic + ip * mr) * s.Lda + s.Pc, s.Lda, s.PackedB + jp * s.PanelStride, tile);
+                    Kernel6x32Direct(kc, s.A + (long)(ic + ip * mr) * s.Lda + s.Pc, s.Lda, s.PackedB + jp * s.PanelStride, 32, tile, 32);
                     if (cols == 32) StoreFull6x32(tile, cTile, s.Ldc, s.Alpha, betaMode, bias, gelu);
                     else StorePartial(tile, nr, cTile, s.Ldc, rows, cols, s.Alpha, betaMode, bias, gelu);
                 }
@@ -351,9 +351,13 @@ internal static unsafe class Gemm
         c50.Store(tile + 160); c51.Store(tile + 176);
     }
 
-    /// <summary>6×32 tile reading six rows of a row-major A in place (stride lda) instead of a packed panel.</summary>
+    /// <summary>
+    /// 6×32 tile reading six rows of a row-major A in place (stride lda) instead of a packed panel, and B rows
+    /// <paramref name="ldb"/> apart (32: a packed panel); the tile's rows are stored <paramref name="ldt"/> apart.
+    /// Attention's score tiles (q rows times 32 columns of Kᵀ) use it too.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x32Direct(int kc, float* a, int lda, float* b, float* tile)
+    internal static void Kernel6x32Direct(int kc, float* a, int lda, float* b, int ldb, float* tile, int ldt)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -380,14 +384,19 @@ internal static unsafe class Gemm
             av = Vector512.Create(a5[p]);
             c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
             c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
-            b += 32;
+            b += ldb;
         }
         c00.Store(tile); c01.Store(tile + 16);
-        c10.Store(tile + 32); c11.Store(tile + 48);
-        c20.Store(tile + 64); c21.Store(tile + 80);
-        c30.Store(tile + 96); c31.Store(tile + 112);
-        c40.Store(tile + 128); c41.Store(tile + 144);
-        c50.Store(tile + 160); c51.Store(tile + 176);
+        tile += ldt;
+        c10.Store(tile); c11.Store(tile + 16);
+        tile += ldt;
+        c20.Store(tile); c21.Store(tile + 16);
+        tile += ldt;
+        c30.Store(tile); c31.Store(tile + 16);
+        tile += ldt;
+        c40.Store(tile); c41.Store(tile + 16);
+        tile += ldt;
+        c50.Store(tile); c51.Store(tile + 16);
     }
 
     /// <summary>6×16 tile for AVX2 machines: 12 Vector256 accumulators.</summary>

@@ -172,11 +172,14 @@ internal readonly unsafe struct HeadAttentionKernel
                 for (int tile = 0; tile < tiles; tile++)
                 {
                     int r0 = tile * MR, tileRows = Math.Min(MR, rows - r0);
-                    var qRows = new RowPointers(_q + (long)(q0 + r0) * d, d, tileRows);
                     var pRows = tileRows == MR ? pRowsFull : new RowPointers(_scores, KeyChunk, tileRows);
+                    // Scores of six q rows against 32 keys at a time, on the GEMM's micro-kernel over Kᵀ in place. In a
+                    // last tile of fewer rows the missing q rows are read from the scratch that follows (finite, never
+                    // stored out).
+                    float* qTile = _q + (long)(q0 + r0) * d;
                     for (int j = 0; j < width; j += 32)
                     {
-                        Scores6x32(d, qRows, _kt + k0 + j, _keyStride, _scores + j, KeyChunk);
+                        Gemm.Kernel6x32Direct(d, qTile, d, _kt + k0 + j, _keyStride, _scores + j, KeyChunk);
                     }
 
                     float* o = acc + (long)r0 * dPad;
@@ -238,51 +241,6 @@ internal readonly unsafe struct HeadAttentionKernel
         public readonly float* R3 = rows > 3 ? first + 3 * stride : first;
         public readonly float* R4 = rows > 4 ? first + 4 * stride : first;
         public readonly float* R5 = rows > 5 ? first + 5 * stride : first;
-    }
-
-    /// <summary>s[i, 0..32) = Σ_c q_i[c]·kt[c·ldk + 0..32) for the six rows (s row stride <paramref name="lds"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Scores6x32(int d, in RowPointers q, float* kt, int ldk, float* s, int lds)
-    {
-        float* a0 = q.R0, a1 = q.R1, a2 = q.R2, a3 = q.R3, a4 = q.R4, a5 = q.R5;
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int c = 0; c < d; c++)
-        {
-            var b0 = Vector512.Load(kt);
-            var b1 = Vector512.Load(kt + 16);
-            kt += ldk;
-            var av = Vector512.Create(a0[c]);
-            c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(a1[c]);
-            c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(a2[c]);
-            c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
-            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(a3[c]);
-            c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
-            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(a4[c]);
-            c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
-            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(a5[c]);
-            c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
-            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
-        }
-
-        c00.Store(s); c01.Store(s + 16);
-        s += lds;
-        c10.Store(s); c11.Store(s + 16);
-        s += lds;
-        c20.Store(s); c21.Store(s + 16);
-        s += lds;
-        c30.Store(s); c31.Store(s + 16);
-        s += lds;
-        c40.Store(s); c41.Store(s + 16);
-        s += lds;
-        c50.Store(s); c51.Store(s + 16);
     }
 
     /// <summary>o[i, 0..32) += Σ_{j &lt; n} p_i[j]·v[j·ldv + 0..32) for the six rows.</summary>
