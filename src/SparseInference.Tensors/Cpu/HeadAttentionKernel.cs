@@ -313,32 +313,59 @@ internal readonly unsafe struct HeadAttentionKernel
         c5.Store(o5);
     }
 
-    /// <summary>o[i, 0..8) += Σ_{j &lt; n} p_i[j]·v[j·ldv + 0..8) for the six rows (heads of 8 or fewer dims).</summary>
+    /// <summary>
+    /// o[i, 0..8) += Σ_{j &lt; n} p_i[j]·v[j·ldv + 0..8) for the six rows (heads of 8 or fewer dims). Even and odd keys
+    /// go to separate accumulators: six 256-bit FMA chains alone would wait on the FMA latency, twelve keep both
+    /// FMA pipes busy.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Values6x8(int n, in RowPointers p, float* v, int ldv, float* o, int ldo)
     {
         float* p0 = p.R0, p1 = p.R1, p2 = p.R2, p3 = p.R3, p4 = p.R4, p5 = p.R5;
-        float* o0 = o, o1 = o + ldo, o2 = o + 2 * ldo, o3 = o + 3 * ldo, o4 = o + 4 * ldo, o5 = o + 5 * ldo;
-        Vector256<float> c0 = Vector256.Load(o0), c1 = Vector256.Load(o1), c2 = Vector256.Load(o2);
-        Vector256<float> c3 = Vector256.Load(o3), c4 = Vector256.Load(o4), c5 = Vector256.Load(o5);
-        for (int j = 0; j < n; j++)
+        Vector256<float> e0 = default, e1 = default, e2 = default, e3 = default, e4 = default, e5 = default;
+        Vector256<float> d0 = default, d1 = default, d2 = default, d3 = default, d4 = default, d5 = default;
+        int j = 0;
+        for (; j + 2 <= n; j += 2)
         {
-            var bv = Vector256.Load(v);
-            v += ldv;
-            c0 = Vector256.FusedMultiplyAdd(Vector256.Create(p0[j]), bv, c0);
-            c1 = Vector256.FusedMultiplyAdd(Vector256.Create(p1[j]), bv, c1);
-            c2 = Vector256.FusedMultiplyAdd(Vector256.Create(p2[j]), bv, c2);
-            c3 = Vector256.FusedMultiplyAdd(Vector256.Create(p3[j]), bv, c3);
-            c4 = Vector256.FusedMultiplyAdd(Vector256.Create(p4[j]), bv, c4);
-            c5 = Vector256.FusedMultiplyAdd(Vector256.Create(p5[j]), bv, c5);
+            var even = Vector256.Load(v);
+            var odd = Vector256.Load(v + ldv);
+            v += 2 * ldv;
+            e0 = Vector256.FusedMultiplyAdd(Vector256.Create(p0[j]), even, e0);
+            d0 = Vector256.FusedMultiplyAdd(Vector256.Create(p0[j + 1]), odd, d0);
+            e1 = Vector256.FusedMultiplyAdd(Vector256.Create(p1[j]), even, e1);
+            d1 = Vector256.FusedMultiplyAdd(Vector256.Create(p1[j + 1]), odd, d1);
+            e2 = Vector256.FusedMultiplyAdd(Vector256.Create(p2[j]), even, e2);
+            d2 = Vector256.FusedMultiplyAdd(Vector256.Create(p2[j + 1]), odd, d2);
+            e3 = Vector256.FusedMultiplyAdd(Vector256.Create(p3[j]), even, e3);
+            d3 = Vector256.FusedMultiplyAdd(Vector256.Create(p3[j + 1]), odd, d3);
+            e4 = Vector256.FusedMultiplyAdd(Vector256.Create(p4[j]), even, e4);
+            d4 = Vector256.FusedMultiplyAdd(Vector256.Create(p4[j + 1]), odd, d4);
+            e5 = Vector256.FusedMultiplyAdd(Vector256.Create(p5[j]), even, e5);
+            d5 = Vector256.FusedMultiplyAdd(Vector256.Create(p5[j + 1]), odd, d5);
         }
 
-        c0.Store(o0);
-        c1.Store(o1);
-        c2.Store(o2);
-        c3.Store(o3);
-        c4.Store(o4);
-        c5.Store(o5);
+        if (j < n)
+        {
+            var last = Vector256.Load(v);
+            e0 = Vector256.FusedMultiplyAdd(Vector256.Create(p0[j]), last, e0);
+            e1 = Vector256.FusedMultiplyAdd(Vector256.Create(p1[j]), last, e1);
+            e2 = Vector256.FusedMultiplyAdd(Vector256.Create(p2[j]), last, e2);
+            e3 = Vector256.FusedMultiplyAdd(Vector256.Create(p3[j]), last, e3);
+            e4 = Vector256.FusedMultiplyAdd(Vector256.Create(p4[j]), last, e4);
+            e5 = Vector256.FusedMultiplyAdd(Vector256.Create(p5[j]), last, e5);
+        }
+
+        (Vector256.Load(o) + (e0 + d0)).Store(o);
+        o += ldo;
+        (Vector256.Load(o) + (e1 + d1)).Store(o);
+        o += ldo;
+        (Vector256.Load(o) + (e2 + d2)).Store(o);
+        o += ldo;
+        (Vector256.Load(o) + (e3 + d3)).Store(o);
+        o += ldo;
+        (Vector256.Load(o) + (e4 + d4)).Store(o);
+        o += ldo;
+        (Vector256.Load(o) + (e5 + d5)).Store(o);
     }
 
     private static float Max(float* x, int n)
