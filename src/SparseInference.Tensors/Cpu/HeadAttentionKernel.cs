@@ -40,6 +40,7 @@ internal readonly unsafe struct HeadAttentionKernel
     private readonly float* _acc;
     private readonly float* _rowMax;
     private readonly float* _rowSum;
+    private readonly float* _tile;
 
     /// <summary>Lays out the head's q, Kᵀ and V in the calling thread's scratch (valid until its next kernel).</summary>
     public HeadAttentionKernel(in AttentionGeometry g, int b, int h, int length)
@@ -59,7 +60,7 @@ internal readonly unsafe struct HeadAttentionKernel
         _keyChunk = _dPad >= 32 ? 64 : KeyChunk;
         long scoreFloats = MR * KeyChunk;
         long accFloats = BlockRows * _dPad;
-        long total = qFloats + ktFloats + vFloats + scoreFloats + accFloats + 2 * BlockRows + 16;
+        long total = qFloats + ktFloats + vFloats + scoreFloats + accFloats + 2 * BlockRows + MR * 32 + 32;
         var scratch = t_scratch;
         if (scratch is null || scratch.Length < total)
         {
@@ -75,6 +76,7 @@ internal readonly unsafe struct HeadAttentionKernel
         _acc = _scores + scoreFloats;
         _rowMax = _acc + accFloats;
         _rowSum = _rowMax + BlockRows;
+        _tile = (float*)(((nint)(_rowSum + BlockRows) + 63) & ~(nint)63);
 
         float scale = Log2E / MathF.Sqrt(d);
         for (int t = 0; t < length; t++)
@@ -209,7 +211,14 @@ internal readonly unsafe struct HeadAttentionKernel
                     }
 
                     int c = 0;
-                    for (; c + 32 <= dPad; c += 32) Values6x32(width, pRows, v + c, dPad, o + c, dPad);
+                    for (; c + 32 <= dPad; c += 32)
+                    {
+                        // 32 columns of P·V on the GEMM's micro-kernel (P rows past the tile's are scores, never
+                        // stored out), then added to the accumulator.
+                        Gemm.Kernel6x32Direct(width, _scores, KeyChunk, v + c, dPad, _tile, 32);
+                        AddTile(_tile, o + c, dPad);
+                    }
+
                     if (c + 16 <= dPad) Values6x16(width, pRows, v + c, dPad, o + c, dPad);
                     else if (dPad == 8) Values6x8(width, pRows, v, dPad, o, dPad);
                 }
@@ -243,46 +252,14 @@ internal readonly unsafe struct HeadAttentionKernel
         public readonly float* R5 = rows > 5 ? first + 5 * stride : first;
     }
 
-    /// <summary>o[i, 0..32) += Σ_{j &lt; n} p_i[j]·v[j·ldv + 0..32) for the six rows.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Values6x32(int n, in RowPointers p, float* v, int ldv, float* o, int ldo)
+    /// <summary>o[i, 0..32) += tile[i, 0..32) for the six rows.</summary>
+    private static void AddTile(float* tile, float* o, int ldo)
     {
-        float* p0 = p.R0, p1 = p.R1, p2 = p.R2, p3 = p.R3, p4 = p.R4, p5 = p.R5;
-        float* o0 = o, o1 = o + ldo, o2 = o + 2 * ldo, o3 = o + 3 * ldo, o4 = o + 4 * ldo, o5 = o + 5 * ldo;
-        Vector512<float> c00 = Vector512.Load(o0), c01 = Vector512.Load(o0 + 16), c10 = Vector512.Load(o1), c11 = Vector512.Load(o1 + 16);
-        Vector512<float> c20 = Vector512.Load(o2), c21 = Vector512.Load(o2 + 16), c30 = Vector512.Load(o3), c31 = Vector512.Load(o3 + 16);
-        Vector512<float> c40 = Vector512.Load(o4), c41 = Vector512.Load(o4 + 16), c50 = Vector512.Load(o5), c51 = Vector512.Load(o5 + 16);
-        for (int j = 0; j < n; j++)
+        for (int i = 0; i < MR; i++, tile += 32, o += ldo)
         {
-            var b0 = Vector512.Load(v);
-            var b1 = Vector512.Load(v + 16);
-            v += ldv;
-            var av = Vector512.Create(p0[j]);
-            c00 = Vector512.FusedMultiplyAdd(av, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(p1[j]);
-            c10 = Vector512.FusedMultiplyAdd(av, b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(p2[j]);
-            c20 = Vector512.FusedMultiplyAdd(av, b0, c20);
-            c21 = Vector512.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(p3[j]);
-            c30 = Vector512.FusedMultiplyAdd(av, b0, c30);
-            c31 = Vector512.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(p4[j]);
-            c40 = Vector512.FusedMultiplyAdd(av, b0, c40);
-            c41 = Vector512.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(p5[j]);
-            c50 = Vector512.FusedMultiplyAdd(av, b0, c50);
-            c51 = Vector512.FusedMultiplyAdd(av, b1, c51);
+            (Vector512.Load(o) + Vector512.Load(tile)).Store(o);
+            (Vector512.Load(o + 16) + Vector512.Load(tile + 16)).Store(o + 16);
         }
-
-        c00.Store(o0); c01.Store(o0 + 16);
-        c10.Store(o1); c11.Store(o1 + 16);
-        c20.Store(o2); c21.Store(o2 + 16);
-        c30.Store(o3); c31.Store(o3 + 16);
-        c40.Store(o4); c41.Store(o4 + 16);
-        c50.Store(o5); c51.Store(o5 + 16);
     }
 
     /// <summary>o[i, 0..16) += Σ_{j &lt; n} p_i[j]·v[j·ldv + 0..16) for the six rows.</summary>
