@@ -53,6 +53,41 @@ public sealed class EncoderModelTests
         Assert.Equal(2L * 2 * (40 * 40 + length * length + 12 * 12), batched.DensePairs);
     }
 
+    [Theory]
+    [InlineData("dense", 1)]
+    [InlineData("dense", 2)]
+    [InlineData("window", 2)]
+    [InlineData("block-topk", 2)]
+    [InlineData("topk", 2)]
+    [InlineData("gated", 2)]
+    public void Forward_BatchOfWindowsSplitIntoRuns_EachEqualsItsWindowAloneAndPairsAddUp(string pattern, int threads)
+    {
+        // Nine short windows: the CPU backend runs them as runs of several sequences, one run per thread task.
+        using var backend = new SparseInference.Tensors.Cpu.CpuBackend(threads);
+        using var model = EncoderModel.Load(TestModels.GoldenModel(TestModels.Sinusoidal), backend);
+        const int channels = 3, outDim = 3, time = 40, batch = 9;
+        var spec = new AttentionSpec(pattern, 0.5, 8, 1, 5);
+        int[] lengths = [40, 33, 8, 40, 17, 1, 40, 25, 39];
+        var values = RandomValues(batch * time * channels, 3);
+
+        var batched = model.Forward(new ForwardInput { Batch = batch, Time = time, Values = values, Lengths = lengths }, spec);
+
+        long pairs = 0;
+        for (int b = 0; b < batch; b++)
+        {
+            var window = values.AsSpan(b * time * channels, lengths[b] * channels).ToArray();
+            var alone = model.Forward(new ForwardInput { Batch = 1, Time = lengths[b], Values = window }, spec);
+            pairs += alone.ComputedPairs;
+            var mine = batched.Output.AsSpan(b * time * outDim, lengths[b] * outDim);
+            for (int i = 0; i < mine.Length; i++)
+            {
+                Assert.Equal(alone.Output[i], mine[i], 5e-6f);
+            }
+        }
+
+        Assert.Equal(pairs, batched.ComputedPairs);
+    }
+
     [Fact]
     public void Forward_ConcurrentCalls_EqualSerialResults()
     {
