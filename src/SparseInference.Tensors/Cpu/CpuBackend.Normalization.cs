@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace SparseInference.Tensors.Cpu;
 
@@ -16,25 +17,47 @@ public sealed unsafe partial class CpuBackend
         if (n == 0) return;
         _parallel.ForRange(x.Shape.LeadingCount, 4L * n, (s, e) =>
         {
-            var g = new ReadOnlySpan<float>(pg, n);
-            var b = new ReadOnlySpan<float>(pb, n);
-            for (var r = s; r < e; r++)
-            {
-                var row = Row(px, r, n);
-                var dst = Row(po, r, n);
-                var mean = TensorPrimitives.Sum<float>(row) / n;
-                // Two-pass variance: subtract the mean first so large offsets do not cancel.
-                TensorPrimitives.Subtract(row, mean, dst);
-                var variance = TensorPrimitives.SumOfSquares<float>(dst) / n;
-                var inv = 1f / MathF.Sqrt(variance + epsilon);
-                TensorPrimitives.Multiply(dst, inv, dst);
-                TensorPrimitives.FusedMultiplyAdd(dst, g, b, dst);
-            }
+            for (var r = s; r < e; r++) LayerNormRow(px + r * n, pg, pb, n, epsilon, po + r * n);
         });
         GC.KeepAlive(x);
         GC.KeepAlive(gamma);
         GC.KeepAlive(beta);
         GC.KeepAlive(output);
+    }
+
+    /// <summary>
+    /// One row in three vector passes: sum, centred squares (two-pass variance, so large offsets do not cancel),
+    /// then (x − mean)·inv·gamma + beta. Rows of a small model are a few vectors long: no per-pass call overhead.
+    /// </summary>
+    private static void LayerNormRow(float* x, float* gamma, float* beta, int n, float epsilon, float* y)
+    {
+        var i = 0;
+        var acc = Vector512<float>.Zero;
+        for (; i <= n - 16; i += 16) acc += Vector512.Load(x + i);
+        var sum = Vector512.Sum(acc);
+        for (; i < n; i++) sum += x[i];
+        var mean = sum / n;
+        var vm = Vector512.Create(mean);
+        acc = Vector512<float>.Zero;
+        var sq = 0f;
+        for (i = 0; i <= n - 16; i += 16)
+        {
+            var c = Vector512.Load(x + i) - vm;
+            acc = Vector512.FusedMultiplyAdd(c, c, acc);
+        }
+        for (; i < n; i++)
+        {
+            var c = x[i] - mean;
+            sq += c * c;
+        }
+        var inv = 1f / MathF.Sqrt((Vector512.Sum(acc) + sq) / n + epsilon);
+        var vi = Vector512.Create(inv);
+        for (i = 0; i <= n - 16; i += 16)
+        {
+            var c = (Vector512.Load(x + i) - vm) * vi;
+            Vector512.FusedMultiplyAdd(c, Vector512.Load(gamma + i), Vector512.Load(beta + i)).Store(y + i);
+        }
+        for (; i < n; i++) y[i] = (x[i] - mean) * inv * gamma[i] + beta[i];
     }
 
     public void Softmax(Tensor x, Tensor output)

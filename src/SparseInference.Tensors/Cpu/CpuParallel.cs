@@ -28,6 +28,30 @@ internal sealed class CpuParallel : IDisposable
 
     public int Threads { get; }
 
+    /// <summary>Set on a thread while it runs one part of <see cref="ForEachPart"/>: its ops do not fan out again.</summary>
+    [ThreadStatic] private static bool t_inPart;
+
+    /// <summary>The threads an op started on the calling thread may use: 1 inside a part of <see cref="ForEachPart"/>.</summary>
+    public int Available => t_inPart ? 1 : Threads;
+
+    /// <summary>Runs body(i) for i in [0, count) over the threads, each part's own ops on its thread.</summary>
+    public void ForEachPart(int count, Action<int> body)
+    {
+        For(count, i =>
+        {
+            var outer = t_inPart;
+            t_inPart = true;
+            try
+            {
+                body(i);
+            }
+            finally
+            {
+                t_inPart = outer;
+            }
+        });
+    }
+
     public CpuThreading Threading { get; }
 
     public void Dispose()
@@ -39,13 +63,24 @@ internal sealed class CpuParallel : IDisposable
     public void For(int count, Action<int> body)
     {
         if (count <= 0) return;
-        if (Threads == 1 || count == 1)
+        if (Available == 1 || count == 1)
         {
             for (var i = 0; i < count; i++) body(i);
             return;
         }
         if (_pool is not null) _pool.Run(count, body);
         else Parallel.For(0, count, _options, body);
+    }
+
+    /// <summary>Runs body(i) for i in [0, count) on at most <paramref name="maxThreads"/> threads (1: on the caller).</summary>
+    public void For(int count, int maxThreads, Action<int> body)
+    {
+        if (maxThreads <= 1)
+        {
+            for (var i = 0; i < count; i++) body(i);
+            return;
+        }
+        For(count, body);
     }
 
     /// <summary>
@@ -57,7 +92,7 @@ internal sealed class CpuParallel : IDisposable
         if (count <= 0) return;
         const long MinWorkPerThread = 32 * 1024;
         // Up to four chunks per thread, claimed dynamically, so one descheduled thread does not stall the op.
-        var chunks = (int)Math.Min(4L * Threads, Math.Max(1, count * Math.Max(1, costPerItem) / MinWorkPerThread));
+        var chunks = (int)Math.Min(4L * Available, Math.Max(1, count * Math.Max(1, costPerItem) / MinWorkPerThread));
         chunks = (int)Math.Min(chunks, count);
         if (chunks <= 1)
         {
