@@ -15,6 +15,7 @@
 #   THREAD_TOLERANCE (8)      allowed growth of the median thread count, same windows
 #   HANDLE_TOLERANCE (8)      allowed growth of the median open file descriptor count, same windows
 #   WINDOW (64), CONFIGURATION (Release), SKIP_BUILD (unset)
+#   SOURCE_COMMIT (git HEAD)  recorded in the summary, for a run from an exported tree
 #   OUT_DIR (tools/soak/results/<UTC time>)   small text/JSON results; build and server logs go to WORK_DIR (/tmp/...)
 set -euo pipefail
 
@@ -98,7 +99,7 @@ loadgen() { dotnet "$LOADGEN_DLL" --url "$BASE" --model "$MODEL" --window "$WIND
 
 {
   echo "soak of $MODEL (variant $VARIANT: block-topk, sparsity swapped 0.75 <-> 0.9 every ${SWAP_INTERVAL}s through the admin API)"
-  echo "started $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "started $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), commit ${SOURCE_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}"
   echo "capacity: closed loop at concurrency $CAPACITY_LEVELS, ${CAPACITY_SECONDS}s each"
 } | tee "$OUT_DIR/summary.txt"
 loadgen --concurrency "$CAPACITY_LEVELS" --duration "$CAPACITY_SECONDS" --warmup 2 >"$OUT_DIR/capacity.json"
