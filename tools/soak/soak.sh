@@ -50,10 +50,11 @@ fi
 SERVER_DLL="$ROOT/src/SparseInference.Server/bin/$CONFIGURATION/net10.0/SparseInference.Server.dll"
 LOADGEN_DLL="$ROOT/tools/SparseInference.LoadGen/bin/$CONFIGURATION/net10.0/SparseInference.LoadGen.dll"
 
+# The content root is the build output, so the server reads its appsettings.json (log levels included) as deployed.
 SparseInference__Ports__Rest=$REST SparseInference__Ports__Grpc=$GRPC SparseInference__Ports__Metrics=$METRICS \
 SparseInference__Ports__Admin=$ADMIN SparseInference__ModelRepository="$ROOT/models" SparseInference__Shutdown__DrainDelaySeconds=1 \
 SparseInference__Admin__Token=$TOKEN \
-  dotnet "$SERVER_DLL" >"$WORK_DIR/server.log" 2>&1 &
+  dotnet "$SERVER_DLL" --contentRoot "$(dirname "$SERVER_DLL")" >"$WORK_DIR/server.log" 2>&1 &
 PID=$!
 cleanup() { kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
 trap cleanup EXIT
