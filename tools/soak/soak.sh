@@ -9,8 +9,10 @@
 #   SWAP_INTERVAL (30)        seconds between hot swaps (PUT of the serving variant's sparsity, 0.75 <-> 0.9)
 #   CAPACITY_FRACTION (0.7)   share of the measured capacity offered as an open-loop rate
 #   CAPACITY_LEVELS (1,4,16)  closed-loop concurrency levels of the capacity probe; CAPACITY_SECONDS (8) each
+#   WARMUP_SECONDS (30)       seconds at the soak rate before the judged DURATION starts (the load generator's
+#                             connection pool and the server's thread pool grow); failures there are reported apart
 #   SAMPLE_INTERVAL (5)       seconds between samples of RSS, threads, handles and the server's request counters
-#   SETTLE_SECONDS (60)       samples before this are warm-up and not judged
+#   SETTLE_SECONDS (60)       samples of the judged run before this are left out of the drift comparison
 #   RSS_TOLERANCE_PCT (10)    allowed growth of median RSS, last fifth of the judged samples against the first fifth
 #   THREAD_TOLERANCE (8)      allowed growth of the median thread count, same windows
 #   HANDLE_TOLERANCE (8)      allowed growth of the median open file descriptor count, same windows
@@ -21,6 +23,7 @@ set -euo pipefail
 
 DURATION=${1:-600}
 SWAP_INTERVAL=${SWAP_INTERVAL:-30}
+WARMUP_SECONDS=${WARMUP_SECONDS:-30}
 CAPACITY_FRACTION=${CAPACITY_FRACTION:-0.7}
 CAPACITY_LEVELS=${CAPACITY_LEVELS:-1,4,16}
 CAPACITY_SECONDS=${CAPACITY_SECONDS:-8}
@@ -108,13 +111,16 @@ CAPACITY=$(/usr/bin/python3 -c 'import json,sys; print(max(r["throughput_per_s"]
 RATE=$(/usr/bin/python3 -c "print(round($CAPACITY * $CAPACITY_FRACTION, 1))")
 echo "capacity ${CAPACITY}/s; soak rate ${RATE}/s (${CAPACITY_FRACTION} of capacity) for ${DURATION}s" | tee -a "$OUT_DIR/summary.txt"
 
-loadgen --rate "$RATE" --duration "$DURATION" --warmup 0 >"$OUT_DIR/soak.json" &
+read -r WOK0 WBAD0 <<<"$(server_counts)"
+loadgen --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP_SECONDS" >"$OUT_DIR/soak.json" &
 LOADGEN=$!
+sleep "$WARMUP_SECONDS"
 LOAD_START=$(date +%s.%N)
 
 echo "elapsed_s rss_kb threads fds server_success server_failed" >"$OUT_DIR/samples.txt"
 echo "elapsed_s sparsity http_status seconds" >"$OUT_DIR/swaps.txt"
 read -r OK0 BAD0 <<<"$(server_counts)"
+echo "warm-up: ${WARMUP_SECONDS}s at ${RATE}/s, server counted $((OK0 - WOK0)) ok and $((BAD0 - WBAD0)) not ok (not judged)" | tee -a "$OUT_DIR/summary.txt"
 NEXT_SAMPLE=0; NEXT_SWAP=$SWAP_INTERVAL; SWAPS=0
 while kill -0 "$LOADGEN" 2>/dev/null; do
   ELAPSED=$(/usr/bin/python3 -c "import time; print(int(time.time() - $LOAD_START))")
