@@ -15,7 +15,7 @@
 #   SETTLE_SECONDS (60)       samples of the judged run before this are left out of the drift comparison
 #   RSS_TOLERANCE_PCT (10)    allowed growth of median RSS, last fifth of the judged samples against the first fifth
 #   THREAD_TOLERANCE (8)      allowed growth of the median thread count, same windows
-#   HANDLE_TOLERANCE (8)      allowed growth of the median open file descriptor count, same windows
+#   HANDLE_TOLERANCE (8)      allowed growth of the median count of open descriptors other than sockets, same windows
 #   WINDOW (64), CONFIGURATION (Release), SKIP_BUILD (unset)
 #   SOURCE_COMMIT (git HEAD)  recorded in the summary, for a run from an exported tree
 #   OUT_DIR (tools/soak/results/<UTC time>)   small text/JSON results; build and server logs go to WORK_DIR (/tmp/...)
@@ -83,13 +83,15 @@ read -r code _ <<<"$(put_variant 0.75)"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$ADMIN_BASE/admin/models/$MODEL/promote/$VARIANT" -H "Authorization: Bearer $TOKEN" || true)
 [[ "$code" == 200 ]] || { echo "promoting variant '$VARIANT' failed: HTTP $code" >&2; exit 1; }
 
-# rss_kb threads fds of the server process.
+# rss_kb threads fds sockets of the server process: fds counts every open descriptor but sockets (the client
+# connections, whose number follows the load generator's connection pool), sockets those apart.
 process_sample() {
-  local rss threads fds
+  local rss threads all sockets
   rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
   threads=$(awk '/^Threads:/ {print $2}' "/proc/$PID/status")
-  fds=$(find "/proc/$PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-  echo "$rss $threads $fds"
+  all=$(find "/proc/$PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+  sockets=$(find "/proc/$PID/fd" -mindepth 1 -maxdepth 1 -lname 'socket:*' 2>/dev/null | wc -l)
+  echo "$rss $threads $((all - sockets)) $sockets"
 }
 
 # success non_success: the server's own request counters (all models, both protocols).
@@ -117,7 +119,7 @@ LOADGEN=$!
 sleep "$WARMUP_SECONDS"
 LOAD_START=$(date +%s.%N)
 
-echo "elapsed_s rss_kb threads fds server_success server_failed" >"$OUT_DIR/samples.txt"
+echo "elapsed_s rss_kb threads fds sockets server_success server_failed" >"$OUT_DIR/samples.txt"
 echo "elapsed_s sparsity http_status seconds" >"$OUT_DIR/swaps.txt"
 read -r OK0 BAD0 <<<"$(server_counts)"
 echo "warm-up: ${WARMUP_SECONDS}s at ${RATE}/s, server counted $((OK0 - WOK0)) ok and $((BAD0 - WBAD0)) not ok (not judged)" | tee -a "$OUT_DIR/summary.txt"

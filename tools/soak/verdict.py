@@ -3,7 +3,7 @@
 Writes verdict.json beside them and prints a human summary. Verdicts:
   failed requests: zero, by the load generator's count and by the server's own request counters;
   swaps: every admin-API change answered 200;
-  memory, threads, handles: the median of the last fifth of the judged samples (those after --settle seconds) may
+  memory, threads, handles (open descriptors other than sockets; the client connections are reported apart): the median of the last fifth of the judged samples (those after --settle seconds) may
   exceed the median of the first fifth by at most the stated tolerance;
   liveness: /v2/health/live answered 200 after the soak.
 """
@@ -53,6 +53,7 @@ def drift(key):
 rss_a, rss_b, rss_d = drift("rss_kb")
 thr_a, thr_b, thr_d = drift("threads")
 fd_a, fd_b, fd_d = drift("fds")
+has_sockets = all("sockets" in s for s in samples)
 client_failed = load["completed"] - load["succeeded"]
 server_failed = int(samples[-1]["server_failed"])
 swap_failed = sum(1 for s in swaps if s["http_status"] != "200")
@@ -89,6 +90,7 @@ verdict = {
                 "max": max(s["threads"] for s in judged), "tolerance": args.thread_tolerance},
     "handles": {"first_median": fd_a, "last_median": fd_b, "growth": fd_d, "min": min(s["fds"] for s in judged),
                 "max": max(s["fds"] for s in judged), "tolerance": args.handle_tolerance},
+    "sockets": {"min": min(s["sockets"] for s in judged), "max": max(s["sockets"] for s in judged)} if has_sockets else None,
     "checks": checks,
     "pass": all(checks.values()),
 }
@@ -101,7 +103,11 @@ print(f"requests {load['completed']} succeeded {load['succeeded']} failed {clien
 print(f"swaps {len(swaps)} failed {swap_failed}")
 print(f"rss MiB {rss_a / 1024:.1f} -> {rss_b / 1024:.1f} (growth {rss_d / 1024:+.1f}, allowed {args.rss_tolerance_pct:g}%); "
       f"threads {thr_a:g} -> {thr_b:g} (allowed +{args.thread_tolerance:g}); "
-      f"handles {fd_a:g} -> {fd_b:g} (allowed +{args.handle_tolerance:g})")
+      f"handles {fd_a:g} -> {fd_b:g} (allowed +{args.handle_tolerance:g})"
+      + (f"; sockets {verdict['sockets']['min']:g}..{verdict['sockets']['max']:g} (not judged)" if has_sockets else ""))
+failed_samples = [s["elapsed_s"] for a, s in zip(samples, samples[1:]) if s["server_failed"] > a["server_failed"]]
+if failed_samples:
+    print(f"server-side failures grew in the samples ending at {', '.join(f'{t:g}' for t in failed_samples)} s")
 for name, ok in checks.items():
     print(f"  {'ok  ' if ok else 'FAIL'} {name}")
 print("verdict: " + ("PASS" if verdict["pass"] else "FAIL"))
