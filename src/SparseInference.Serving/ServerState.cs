@@ -7,9 +7,13 @@ public sealed class ServerState
 
     private volatile bool _started;
     private volatile bool _draining;
+    private string? _faultReason;
 
-    /// <summary>The process is up and answering.</summary>
-    public bool IsLive => true;
+    /// <summary>The process is up and answering, and no persistent engine fault was declared (see <see cref="MarkFaulted"/>).</summary>
+    public bool IsLive => Volatile.Read(ref _faultReason) is null;
+
+    /// <summary>Why liveness failed, or null while live.</summary>
+    public string? FaultReason => Volatile.Read(ref _faultReason);
 
     /// <summary>The repository finished its start-up load and the server is not draining for shutdown.</summary>
     public bool IsReady => _started && !_draining;
@@ -26,4 +30,14 @@ public sealed class ServerState
     public void MarkStarted() => _started = true;
 
     public void MarkDraining() => _draining = true;
+
+    /// <summary>
+    /// Declares the engine unusable (a persistent device fault): liveness fails from now on, so an orchestrator restarts
+    /// the process. There is no way back short of a restart: a device in a sticky error state does not recover.
+    /// </summary>
+    public void MarkFaulted(string reason)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(reason);
+        Interlocked.CompareExchange(ref _faultReason, reason, null);
+    }
 }

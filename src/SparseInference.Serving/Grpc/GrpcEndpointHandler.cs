@@ -95,8 +95,8 @@ internal sealed partial class GrpcEndpointHandler(GrpcMethodRegistry registry, i
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            Log.CallCrashed(logger, path, ex);
-            await CompleteAsync(context, GrpcStatusCode.Internal, "the server failed to handle the call: " + ex.GetType().Name).ConfigureAwait(false);
+            var message = Health.UnhandledFaults.Report(logger, "grpc", path, ex);
+            await CompleteAsync(context, GrpcStatusCode.Internal, "the server failed to handle the call: " + message).ConfigureAwait(false);
         }
     }
 
@@ -143,7 +143,5 @@ internal sealed partial class GrpcEndpointHandler(GrpcMethodRegistry registry, i
         [LoggerMessage(EventId = 302, Level = LogLevel.Debug, Message = "gRPC call {Method} was cancelled by the client")]
         public static partial void CallCancelled(ILogger logger, string method);
 
-        [LoggerMessage(EventId = 303, Level = LogLevel.Error, Message = "gRPC call {Method} failed with an unhandled exception")]
-        public static partial void CallCrashed(ILogger logger, string method, Exception exception);
     }
 }

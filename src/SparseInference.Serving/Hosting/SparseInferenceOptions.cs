@@ -16,6 +16,22 @@ public sealed class SparseInferenceOptions
     public ShutdownOptions Shutdown { get; set; } = new();
 
     public LimitOptions Limits { get; set; } = new();
+
+    public HealthOptions Health { get; set; } = new();
+
+    /// <summary>HTTPS per listener; a port without a certificate stays cleartext.</summary>
+    public TlsOptions Tls { get; set; } = new();
+}
+
+public sealed class HealthOptions
+{
+    /// <summary>
+    /// Engine forwards in a row that must fail with a device error (and none succeed) before liveness fails and the
+    /// orchestrator restarts the process; 0 turns the check off. A failed batch of N requests counts 1 + N (the batcher
+    /// retries its members one by one), so the default survives one failed batch of up to 8 but not a device that
+    /// keeps failing.
+    /// </summary>
+    public int DeviceFaultThreshold { get; set; } = 10;
 }
 
 public sealed class PortOptions
@@ -42,4 +58,31 @@ public sealed class LimitOptions
 
     /// <summary>Largest single gRPC message received or sent. 64 MiB by default.</summary>
     public int MaxGrpcMessageBytes { get; set; } = 64 * 1024 * 1024;
+}
+
+/// <summary>HTTPS for each of the four listeners (<c>SparseInference:Tls:Rest</c>, <c>:Grpc</c>, <c>:Metrics</c>, <c>:Admin</c>).</summary>
+public sealed class TlsOptions
+{
+    public TlsEndpointOptions Rest { get; set; } = new();
+    public TlsEndpointOptions Grpc { get; set; } = new();
+    public TlsEndpointOptions Metrics { get; set; } = new();
+    public TlsEndpointOptions Admin { get; set; } = new();
+}
+
+/// <summary>One listener's certificate. Without <see cref="CertificatePath"/> the listener serves cleartext HTTP.</summary>
+public sealed class TlsEndpointOptions
+{
+    /// <summary>
+    /// The server certificate: a PKCS#12 file (<c>.pfx</c>/<c>.p12</c>, key inside) or a PEM certificate (a Kubernetes
+    /// TLS secret's <c>tls.crt</c>); relative paths resolve against the content root.
+    /// </summary>
+    public string CertificatePath { get; set; } = "";
+
+    /// <summary>The PEM private key (<c>tls.key</c>) of a PEM certificate; empty when the key is in the certificate file.</summary>
+    public string KeyPath { get; set; } = "";
+
+    /// <summary>Password of the PKCS#12 file or of an encrypted PEM key; empty for none.</summary>
+    public string Password { get; set; } = "";
+
+    public bool Enabled => !string.IsNullOrWhiteSpace(CertificatePath);
 }

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Options;
 namespace SparseInference.Serving.Hosting;
 
 /// <summary>Rejects a configuration that cannot serve, so the process stops at start with a message naming the key.</summary>
-internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environment) : IValidateOptions<SparseInferenceOptions>
+internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environment, TimeProvider? time = null) : IValidateOptions<SparseInferenceOptions>
 {
     public ValidateOptionsResult Validate(string? name, SparseInferenceOptions options)
     {
@@ -66,6 +66,31 @@ internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environme
         if (options.Limits.MaxGrpcMessageBytes < 1024)
         {
             failures.Add($"{SparseInferenceOptions.SectionName}:Limits:MaxGrpcMessageBytes must be at least 1024, got {options.Limits.MaxGrpcMessageBytes}.");
+        }
+
+        if (options.Health.DeviceFaultThreshold is < 0 or > 100_000)
+        {
+            failures.Add($"{SparseInferenceOptions.SectionName}:Health:DeviceFaultThreshold must be in 0..100000 (0 turns the check off), got {options.Health.DeviceFaultThreshold}.");
+        }
+
+        var now = (time ?? TimeProvider.System).GetUtcNow();
+        foreach (var (key, _, tls) in TlsCertificates.Listeners(options))
+        {
+            if (!tls.Enabled)
+            {
+                if (!string.IsNullOrWhiteSpace(tls.KeyPath))
+                {
+                    failures.Add($"{SparseInferenceOptions.SectionName}:Tls:{key}:KeyPath is set but CertificatePath is empty; set both, or neither for cleartext.");
+                }
+
+                continue;
+            }
+
+            using var certificate = TlsCertificates.Load(tls, key, environment.ContentRootPath, now, out var error);
+            if (certificate is null)
+            {
+                failures.Add(error);
+            }
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

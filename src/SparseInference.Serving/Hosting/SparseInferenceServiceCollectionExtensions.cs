@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SparseInference.Serving.Grpc;
+using SparseInference.Serving.Health;
 using SparseInference.Serving.Metrics;
 using SparseInference.Serving.Protocol;
 using SparseInference.Serving.Protocol.Grpc;
@@ -34,17 +35,21 @@ public static class SparseInferenceServiceCollectionExtensions
         services.AddServingMetrics();
         services.TryAddSingleton<ServerState>();
         services.TryAddSingleton<IInferenceModelLoader, EngineModelLoader>();
+        AddCudaMemorySource(services, configuration);
         services.TryAddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<SparseInferenceOptions>>().Value;
             var root = SparseInferenceOptionsValidator.ResolveRepositoryPath(sp.GetRequiredService<IHostEnvironment>(), options.ModelRepository);
-            var repository = new ModelRepository(root, sp.GetRequiredService<IInferenceModelLoader>(), sp.GetRequiredService<ILogger<ModelRepository>>());
+            var loader = new FaultObservingModelLoader(sp.GetRequiredService<IInferenceModelLoader>(), sp.GetRequiredService<EngineFaultMonitor>());
+            var repository = new ModelRepository(root, loader, sp.GetRequiredService<ILogger<ModelRepository>>());
             // Before anything loads: the variant catalog and batching queues follow every load and unload.
             sp.GetRequiredService<RepositoryVariantBinding>().Attach(repository);
             return repository;
         });
         services.TryAddSingleton<IInferenceExecutor, BatchingInferenceExecutor>();
-        services.TryAddSingleton<IVariantModelSource, RepositoryVariantModelSource>();
+        services.TryAddSingleton<EngineFaultMonitor>();
+        services.TryAddSingleton<IVariantModelSource>(sp => new RepositoryVariantModelSource(
+            sp, new FaultObservingModelLoader(sp.GetRequiredService<IInferenceModelLoader>(), sp.GetRequiredService<EngineFaultMonitor>())));
         services.TryAddSingleton<RepositoryVariantBinding>();
         services.AddSparseInferenceVariants();
         services.TryAddSingleton<InferenceService>();
@@ -56,16 +61,37 @@ public static class SparseInferenceServiceCollectionExtensions
         services.AddOptions<HostOptions>().Configure<IOptions<SparseInferenceOptions>>((host, options) =>
             host.ShutdownTimeout = TimeSpan.FromSeconds(options.Value.Shutdown.TimeoutSeconds));
 
-        services.AddOptions<KestrelServerOptions>().Configure<IOptions<SparseInferenceOptions>>((kestrel, serving) =>
+        services.AddOptions<KestrelServerOptions>().Configure<IOptions<SparseInferenceOptions>, IHostEnvironment>((kestrel, serving, environment) =>
         {
             var options = serving.Value;
+            var root = environment.ContentRootPath;
             kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodyBytes;
-            kestrel.ListenAnyIP(options.Ports.Rest, l => l.Protocols = HttpProtocols.Http1);
+            TlsCertificates.Listen(kestrel, options.Ports.Rest, HttpProtocols.Http1, options.Tls.Rest, "Rest", root);
             // Cleartext HTTP/2 needs an endpoint that speaks HTTP/2 alone (no ALPN without TLS).
-            kestrel.ListenAnyIP(options.Ports.Grpc, l => l.Protocols = HttpProtocols.Http2);
-            kestrel.ListenAnyIP(options.Ports.Metrics, l => l.Protocols = HttpProtocols.Http1);
-            kestrel.ListenAnyIP(options.Ports.Admin, l => l.Protocols = HttpProtocols.Http1);
+            TlsCertificates.Listen(kestrel, options.Ports.Grpc, HttpProtocols.Http2, options.Tls.Grpc, "Grpc", root);
+            TlsCertificates.Listen(kestrel, options.Ports.Metrics, HttpProtocols.Http1, options.Tls.Metrics, "Metrics", root);
+            TlsCertificates.Listen(kestrel, options.Ports.Admin, HttpProtocols.Http1, options.Tls.Admin, "Admin", root);
         });
         return services;
+    }
+
+    /// <summary>
+    /// With <c>SparseInference:Device</c> set to CUDA, reports the device's memory (and the backend pool's bytes by use)
+    /// once the engine loader has opened the backend; on the CPU fallback the series stay absent.
+    /// </summary>
+    private static void AddCudaMemorySource(IServiceCollection services, IConfiguration configuration)
+    {
+        var device = (configuration[$"{SparseInferenceOptions.SectionName}:Device"] ?? ComputeDeviceSelector.Cpu).Trim().ToLowerInvariant();
+        if (!device.StartsWith(ComputeDeviceSelector.Cuda, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        services.AddSingleton<IBackendMemorySource>(sp =>
+        {
+            var loader = sp.GetRequiredService<IInferenceModelLoader>() as EngineModelLoader;
+            var label = device == ComputeDeviceSelector.Cuda ? "cuda:0" : device;
+            return new CudaBackendMemorySource(() => loader?.OpenedBackend as SparseInference.Tensors.Cuda.CudaComputeBackend, label);
+        });
     }
 }

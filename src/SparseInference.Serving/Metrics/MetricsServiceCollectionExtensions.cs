@@ -20,7 +20,15 @@ public static class MetricsServiceCollectionExtensions
         services.AddMetrics();
         services.TryAddSingleton<Protocol.InferenceRequestLog>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IDeviceMemoryProbe, ProcessMemoryProbe>());
-        services.TryAddSingleton(sp => new ServingMetrics(sp.GetRequiredService<IMeterFactory>(), sp.GetServices<IDeviceMemoryProbe>()));
+        services.TryAddSingleton(sp =>
+        {
+            // A backend memory source (CUDA) adds its device probe and the per-use gauge.
+            var backends = sp.GetServices<IBackendMemorySource>().ToList();
+            var probes = sp.GetServices<IDeviceMemoryProbe>().Concat(backends.Select(b => new BackendDeviceMemoryProbe(b)));
+            var metrics = new ServingMetrics(sp.GetRequiredService<IMeterFactory>(), probes);
+            BackendMemoryMetrics.AddTo(metrics.Meter, backends);
+            return metrics;
+        });
         services.TryAddSingleton(sp =>
         {
             var factory = sp.GetRequiredService<IMeterFactory>();

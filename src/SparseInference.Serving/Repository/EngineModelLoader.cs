@@ -30,6 +30,9 @@ internal sealed partial class EngineModelLoader : IInferenceModelLoader, IDispos
     /// <summary>The backend models load onto; null for the fused CPU kernels.</summary>
     public IComputeBackend? Backend => _backend.Value;
 
+    /// <summary>The backend if the first load has opened it already (never opens it): what metrics read.</summary>
+    public IComputeBackend? OpenedBackend => _backend.IsValueCreated ? _backend.Value : null;
+
     public IInferenceModel Load(string versionDirectory)
     {
         var backend = _backend.Value;

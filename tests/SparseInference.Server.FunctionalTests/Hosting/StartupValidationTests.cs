@@ -34,6 +34,30 @@ public sealed class StartupValidationTests
         Assert.Contains("Ports:Grpc and Ports:Admin", validation.Message);
     }
 
+    [Fact]
+    public void Start_TlsCertificateWithWrongPassword_FailsNamingKeyAndFile()
+    {
+        var directory = Directory.CreateTempSubdirectory("si-tls-start-").FullName;
+        try
+        {
+            using var certificate = SparseInference.Serving.Tests.Infrastructure.TestCertificates.Create();
+            var pfx = SparseInference.Serving.Tests.Infrastructure.TestCertificates.WritePkcs12(certificate, directory, "right-password");
+            using var factory = new ConfiguredServer(new()
+            {
+                ["SparseInference:Tls:Grpc:CertificatePath"] = pfx,
+                ["SparseInference:Tls:Grpc:Password"] = "wrong-password",
+            });
+            var ex = Assert.ThrowsAny<Exception>(factory.StartServer);
+            var validation = Assert.IsType<OptionsValidationException>(ex is AggregateException aggregate ? aggregate.InnerException : ex);
+            Assert.Contains("SparseInference:Tls:Grpc", validation.Message);
+            Assert.Contains(pfx, validation.Message);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     private sealed class ConfiguredServer : WebApplicationFactory<Program>
     {
         private readonly Dictionary<string, string?> _settings;

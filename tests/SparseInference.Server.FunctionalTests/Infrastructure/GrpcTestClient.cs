@@ -16,15 +16,26 @@ internal sealed record GrpcCallResult<T>(HttpStatusCode HttpStatus, IReadOnlyLis
 }
 
 /// <summary>A minimal gRPC client over HttpClient HTTP/2 with prior knowledge (h2c), independent of the server's transport code.</summary>
-internal sealed class GrpcTestClient(int port) : IDisposable
+internal sealed class GrpcTestClient : IDisposable
 {
-    private readonly HttpClient _http = new(new SocketsHttpHandler())
+    private readonly HttpClient _http;
+
+    public GrpcTestClient(int port)
+        : this(new Uri($"http://127.0.0.1:{port}"), new SocketsHttpHandler())
     {
-        BaseAddress = new Uri($"http://127.0.0.1:{port}"),
-        DefaultRequestVersion = HttpVersion.Version20,
-        DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-        Timeout = TimeSpan.FromSeconds(60),
-    };
+    }
+
+    /// <summary>A client for <paramref name="baseAddress"/> through <paramref name="handler"/> (https: HTTP/2 negotiated by ALPN).</summary>
+    public GrpcTestClient(Uri baseAddress, HttpMessageHandler handler)
+    {
+        _http = new HttpClient(handler)
+        {
+            BaseAddress = baseAddress,
+            DefaultRequestVersion = HttpVersion.Version20,
+            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Timeout = TimeSpan.FromSeconds(60),
+        };
+    }
 
     public const string Service = "/inference.GRPCInferenceService/";
 

@@ -17,6 +17,9 @@ namespace SparseInference.Server.FunctionalTests.Observability;
 /// <summary>
 /// A server of its own, so the traffic it saw is exactly the known traffic below: per variant of the default model,
 /// <see cref="RestOk"/> valid and <see cref="RestInvalid"/> invalid REST infers and <see cref="GrpcOk"/> gRPC infers.
+/// Shadow traffic runs on another model (<see cref="ServerFixture.BatchedName"/>), so the default model's counts stay
+/// exact: its sparse variant shadows dense for every request, a burst overflows the one-slot shadow queue (drops),
+/// and a guardrail whose error bound any sparse output crosses rolls the shadow back (a trip).
 /// </summary>
 public sealed class ObservabilityFixture : ServerFixture
 {
@@ -27,6 +30,15 @@ public sealed class ObservabilityFixture : ServerFixture
     public const int GrpcTime = 16;
 
     public static readonly IReadOnlyList<string> Variants = ["dense", "window-0.75", "block-topk-0.75"];
+
+    /// <summary>Requests sent at once to the shadowed model; they meet in one batch and finish together.</summary>
+    public const int ShadowBurst = 16;
+
+    /// <summary>Requests sent one after another to the shadowed model, each compared with its shadow.</summary>
+    public const int ShadowSequential = 6;
+
+    public const int GuardrailMinSamples = 4;
+    public const string ShadowCandidate = "window-0.5";
 
     private readonly SemaphoreSlim _trafficGate = new(1, 1);
     private readonly StringWriter _jsonLog = new();
@@ -57,6 +69,18 @@ public sealed class ObservabilityFixture : ServerFixture
         {
             return _jsonLog.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         }
+    }
+
+    protected override void AddSettings(IDictionary<string, string?> settings)
+    {
+        // One shadow slot, so a burst drops shadow work; a mean-absolute-error bound no sparse output meets, evaluated
+        // every half second once a few comparisons are in.
+        settings["SparseInference:Variants:ShadowQueueCapacity"] = "1";
+        settings["SparseInference:Variants:ShadowWorkers"] = "1";
+        settings["SparseInference:Variants:Guardrails:Enabled"] = "true";
+        settings["SparseInference:Variants:Guardrails:MinSamples"] = GuardrailMinSamples.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        settings["SparseInference:Variants:Guardrails:EvaluationInterval"] = "00:00:00.500";
+        settings["SparseInference:Variants:Guardrails:MaxMeanAbsoluteError"] = "1e-9";
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
@@ -143,7 +167,40 @@ public sealed class ObservabilityFixture : ServerFixture
             }
         }
 
+        await DriveShadowAsync(record);
         return record;
+    }
+
+    /// <summary>Shadows dense with the sparse variant on the batched model, then waits for the guardrail to trip.</summary>
+    private async Task DriveShadowAsync(TrafficRecord record)
+    {
+        var split = "{\"weights\":{\"dense\":100},\"shadow\":{\"variant\":\"" + ShadowCandidate + "\",\"percent\":100,\"flagThreshold\":0.5},\"experiment\":\"observability-shadow\"}";
+        using (var put = await Admin.PutAsync($"/admin/models/{BatchedName}/split", new StringContent(split, Encoding.UTF8, "application/json")))
+        {
+            record.ShadowSplitStatus = put.StatusCode;
+        }
+
+        long[] shape = [1, RestTime, BatchedChannels];
+        var burst = await Task.WhenAll(Enumerable.Range(0, ShadowBurst)
+            .Select(i => InferClient.InferAsync(Rest, BatchedName, SensorWindows.Make(1, RestTime, BatchedChannels, seed: 300 + i), shape)));
+        record.ShadowStatuses.AddRange(burst.Select(r => r.Status));
+        for (var i = 0; i < ShadowSequential; i++)
+        {
+            record.ShadowStatuses.Add((await InferClient.InferAsync(Rest, BatchedName, SensorWindows.Make(1, RestTime, BatchedChannels, seed: 400 + i), shape)).Status);
+        }
+
+        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(60);
+        while (DateTimeOffset.UtcNow < deadline && !record.GuardrailTripped)
+        {
+            record.GuardrailTripped = (await ScrapeAsync()).Contains("sparseinference_variant_guardrail_trips_total{", StringComparison.Ordinal);
+            if (!record.GuardrailTripped)
+            {
+                await Task.Delay(200);
+            }
+        }
+
+        using var table = await Admin.GetAsync($"/admin/models/{BatchedName}/variants");
+        record.ShadowTableAfterTrip = await table.Content.ReadAsStringAsync();
     }
 
     /// <summary>The density the engine reports for one window and variant, computed with the engine directly.</summary>
@@ -162,6 +219,10 @@ public sealed class TrafficRecord
     public List<Serving.Grpc.GrpcStatusCode> GrpcStatuses { get; } = [];
     public List<(string Variant, long Computed, long Dense)> ReportedPairs { get; } = [];
     public Dictionary<string, string> TraceIds { get; } = [];
+    public HttpStatusCode ShadowSplitStatus { get; set; }
+    public List<HttpStatusCode> ShadowStatuses { get; } = [];
+    public bool GuardrailTripped { get; set; }
+    public string ShadowTableAfterTrip { get; set; } = "";
 }
 
 [CollectionDefinition(Name)]

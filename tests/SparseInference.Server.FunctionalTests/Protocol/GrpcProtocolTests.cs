@@ -319,11 +319,11 @@ public sealed class GrpcProtocolTests(ServerFixture server)
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
     }
 
-    internal static ModelInferRequest RawRequest(float[] values, int batch, int time, string id = "g-1")
+    internal static ModelInferRequest RawRequest(float[] values, int batch, int time, string id = "g-1", int channels = C, string model = Model)
     {
-        var request = new ModelInferRequest { ModelName = Model, Id = id };
+        var request = new ModelInferRequest { ModelName = model, Id = id };
         var input = new ModelInferRequest.Types.InferInputTensor { Name = "input", Datatype = "FP32" };
-        input.Shape.AddRange([batch, time, C]);
+        input.Shape.AddRange([batch, time, channels]);
         request.Inputs.Add(input);
         var bytes = new byte[values.Length * 4];
         for (var i = 0; i < values.Length; i++)

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using SparseInference.Serving.Repository;
 
 namespace SparseInference.Serving.Protocol.Rest;
@@ -35,8 +36,12 @@ internal static class RestEndpoints
         return v2;
     }
 
-    private static Task Live(HttpContext context) =>
-        WriteJson(context, StatusCodes.Status200OK, new LiveBody(true), RestJsonContext.Default.LiveBody);
+    private static Task Live(HttpContext context)
+    {
+        // Fails only on a persistent engine fault (EngineFaultMonitor), so that the orchestrator restarts the process.
+        var live = context.RequestServices.GetRequiredService<ServerState>().IsLive;
+        return WriteJson(context, live ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable, new LiveBody(live), RestJsonContext.Default.LiveBody);
+    }
 
     private static Task Ready(HttpContext context)
     {
@@ -259,6 +264,13 @@ internal static class RestEndpoints
             // Kestrel's body-size limit and malformed framing arrive here.
             context.Response.Clear();
             await WriteJson(context, ex.StatusCode, new ErrorBody(ex.Message), RestJsonContext.Default.ErrorBody).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!context.Response.HasStarted && ex is not OperationCanceledException)
+        {
+            // An engine exception in the request's batch, or a bug: 500 with a trace id the log line carries too.
+            var logger = context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(RestEndpoints).FullName!);
+            var message = Health.UnhandledFaults.Report(logger, "rest", $"{context.Request.Method} {context.Request.Path}", ex);
+            await WriteError(context, InferenceErrorKind.Internal, message).ConfigureAwait(false);
         }
     }
 
