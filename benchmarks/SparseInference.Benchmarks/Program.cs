@@ -9,7 +9,7 @@ var comparisons = new Dictionary<string, Func<string[], int>>(StringComparer.Ord
     ["attention"] = AttentionComparison.Run,
     ["forward"] = ForwardBenchmark.Run,
     ["threading"] = ThreadingComparison.Run,
-    ["forward"] = ForwardBenchmark.Run,
+    ["windows"] = WindowsBenchmark.Run,
 };
 if (args.Length > 0 && comparisons.TryGetValue(args[0], out var comparison))
 {

@@ -2,6 +2,7 @@ using SparseInference.Models.Attention;
 using SparseInference.Models.Configuration;
 using SparseInference.Models.Formats;
 using SparseInference.Tensors;
+using SparseInference.Tensors.Cpu;
 
 namespace SparseInference.Models;
 
@@ -18,11 +19,27 @@ internal sealed class BackendEncoder : IDisposable
     private readonly Dictionary<string, Tensor> _weights;
     private readonly LayoutCache _layouts = new();
 
+    private readonly BatchLayoutCache _batchLayouts = new();
+    private readonly LayerTensors[] _layers;
+    private readonly Tensor? _inputProjection;
+    private readonly Tensor? _inputBias;
+    private readonly Tensor _positions;
+    private readonly WorkspacePool _workspaces;
+
     private BackendEncoder(IComputeBackend backend, ModelConfig config, Dictionary<string, Tensor> weights)
     {
         _backend = backend;
         _config = config;
         _weights = weights;
+        _layers = ResolveLayers();
+        if (config.InputKind == InputKind.Continuous)
+        {
+            _inputProjection = W("input_proj.weight");
+            _inputBias = W("input_proj.bias");
+        }
+
+        _positions = W("pos_embedding.weight");
+        _workspaces = new WorkspacePool(backend, config);
     }
 
     public static BackendEncoder Load(string path, ModelConfig config, IComputeBackend backend)
@@ -33,12 +50,18 @@ internal sealed class BackendEncoder : IDisposable
             using var file = SafetensorsFile.Open(path);
             foreach (var (name, shape) in ExpectedTensors(config))
             {
-                weights[name] = backend.FromHost(file.ReadFloat32(name, shape), shape);
+                var tensor = backend.FromHost(file.ReadFloat32(name, shape), shape);
+                weights[name] = tensor;
+                if (shape.Length == 2 && name.EndsWith(".weight", StringComparison.Ordinal) && name != "embedding.weight" && name != "pos_embedding.weight")
+                {
+                    // Linear weights [out, in]: every forward multiplies by their transpose, laid out once here.
+                    backend.PrepareWeight(tensor, transposed: true);
+                }
             }
 
             if (config.Positional == PositionalKind.Sinusoidal)
             {
-                weights["pos_embedding.weight"] = backend.FromHost(EncoderWeights.SinusoidalTable(config.MaxSeqLen, config.DModel), config.MaxSeqLen, config.DModel);
+                weights["pos_embedding.weight"] = backend.FromHost(SinusoidalTable(config.MaxSeqLen, config.DModel), config.MaxSeqLen, config.DModel);
             }
         }
         catch
@@ -52,6 +75,24 @@ internal sealed class BackendEncoder : IDisposable
         }
 
         return new BackendEncoder(backend, config, weights);
+    }
+
+    /// <summary>P[t, 2i] = sin(t / 10000^(2i/d)), P[t, 2i+1] = cos(t / 10000^(2i/d)) (docs/model-format.md, Forward).</summary>
+    internal static float[] SinusoidalTable(int length, int d)
+    {
+        var table = new float[(long)length * d];
+        for (int i = 0; i < d / 2; i++)
+        {
+            double frequency = Math.Pow(10000.0, -2.0 * i / d);
+            for (int t = 0; t < length; t++)
+            {
+                double angle = t * frequency;
+                table[(long)t * d + 2 * i] = (float)Math.Sin(angle);
+                table[(long)t * d + 2 * i + 1] = (float)Math.Cos(angle);
+            }
+        }
+
+        return table;
     }
 
     /// <summary>The tensors a config calls for, with their shapes (docs/model-format.md, Weights).</summary>
@@ -103,117 +144,175 @@ internal sealed class BackendEncoder : IDisposable
 
     private Tensor W(string name) => _weights[name];
 
+    /// <summary>One layer's tensors, resolved once at load so a forward does no name lookups.</summary>
+    private sealed record LayerTensors(
+        Tensor Ln1Weight, Tensor Ln1Bias, Tensor QkvWeight, Tensor QkvBias, Tensor OutWeight, Tensor OutBias,
+        Tensor Ln2Weight, Tensor Ln2Bias, Tensor Ff1Weight, Tensor Ff1Bias, Tensor Ff2Weight, Tensor Ff2Bias, string Prefix);
+
+    private LayerTensors[] ResolveLayers() =>
+        Enumerable.Range(0, _config.NLayers).Select(i =>
+        {
+            string p = $"layers.{i}";
+            return new LayerTensors(
+                W($"{p}.ln1.weight"), W($"{p}.ln1.bias"), W($"{p}.attn.qkv.weight"), W($"{p}.attn.qkv.bias"), W($"{p}.attn.out.weight"), W($"{p}.attn.out.bias"),
+                W($"{p}.ln2.weight"), W($"{p}.ln2.bias"), W($"{p}.ff1.weight"), W($"{p}.ff1.bias"), W($"{p}.ff2.weight"), W($"{p}.ff2.bias"), p);
+        }).ToArray();
+
+    private static readonly MatMulOptions Accumulate = new(TransposeB: true, Beta: 1f);
+
     public ForwardResult Forward(ForwardInput input, int[] lengths, IAttentionPattern pattern, AttentionSpec spec)
     {
         var be = _backend;
         int batch = input.Batch, time = input.Time, d = _config.DModel, rows = batch * time;
         float eps = (float)_config.LayerNormEps;
-        using var x = be.Allocate(rows, d);
-        using var h = be.Allocate(rows, d);
-        if (_config.InputKind == InputKind.Continuous)
+        bool padded = false;
+        foreach (int l in lengths)
         {
-            // Padding is never read back, but zero it so that NaN or Inf there cannot reach a kernel's arithmetic.
-            int channels = _config.InputChannels;
-            var clean = (float[])input.Values!.Clone();
-            for (int b = 0; b < batch; b++)
-            {
-                Array.Clear(clean, (b * time + lengths[b]) * channels, (time - lengths[b]) * channels);
-            }
-
-            using var values = be.FromHost(clean, rows, channels);
-            be.Linear(values, W("input_proj.weight"), W("input_proj.bias"), x);
-        }
-        else
-        {
-            // Padded positions may hold any id; they are never read back, so map them to 0.
-            var ids = (int[])input.TokenIds!.Clone();
-            for (int b = 0; b < batch; b++)
-            {
-                Array.Clear(ids, b * time + lengths[b], time - lengths[b]);
-            }
-
-            using var idTensor = be.FromHost(ids, rows);
-            be.Embedding(W("embedding.weight"), idTensor, x);
+            padded |= l < time;
         }
 
-        using (var positions = W("pos_embedding.weight").SliceRows(0, time))
+        var workspace = _workspaces.Rent(rows);
+        try
         {
-            for (int b = 0; b < batch; b++)
+            var views = workspace.Views(batch, time);
+            Tensor x = views.X, h = views.H, qkv = views.Qkv, attended = views.Attended, hidden = views.Hidden;
+            if (_config.InputKind == InputKind.Continuous)
             {
-                using var xb = x.SliceRows(b * time, time);
-                be.Add(xb, positions, xb);
-            }
-        }
-
-        long computed = 0;
-        using var qkv = be.Allocate(rows, 3 * d);
-        using var attended = be.Allocate(rows, d);
-        using var hidden = be.Allocate(rows, _config.DFf);
-        var accumulate = new MatMulOptions(TransposeB: true, Beta: 1f);
-        for (int layer = 0; layer < _config.NLayers; layer++)
-        {
-            string p = $"layers.{layer}";
-            be.LayerNorm(x, W($"{p}.ln1.weight"), W($"{p}.ln1.bias"), eps, h);
-            if (pattern.Kind == AttentionPatternKind.Gated)
-            {
-                computed += Gated(p, h, x, batch, time, lengths, spec);
-            }
-            else
-            {
-                be.Linear(h, W($"{p}.attn.qkv.weight"), W($"{p}.attn.qkv.bias"), qkv);
-                using var packed = qkv.Reshape(batch, time, 3 * d);
-                using var output = attended.Reshape(batch, time, d);
-                var inputs = AttentionInputs.Packed(packed, _config.NHeads);
-                AttentionResult result = pattern.Kind == AttentionPatternKind.TokenTopK
-                    ? be.TopKAttention(inputs, output, lengths, lengths.Select(l => PatternMath.Budget(spec.Sparsity, l)).ToArray())
-                    : be.Attention(inputs, output, lengths, Layout(pattern, spec, layer, lengths, time, qkv));
-                computed += result.ComputedPairs;
-                be.MatMul(attended, W($"{p}.attn.out.weight"), x, accumulate, W($"{p}.attn.out.bias"));
-            }
-
-            be.LayerNorm(x, W($"{p}.ln2.weight"), W($"{p}.ln2.bias"), eps, h);
-            be.Linear(h, W($"{p}.ff1.weight"), W($"{p}.ff1.bias"), hidden, Activation.Gelu);
-            be.MatMul(hidden, W($"{p}.ff2.weight"), x, accumulate, W($"{p}.ff2.bias"));
-        }
-
-        be.LayerNorm(x, W("final_ln.weight"), W("final_ln.bias"), eps, h);
-        long densePairs = lengths.Sum(l => (long)l * l) * _config.NLayers * _config.NHeads;
-        int outDim = _config.OutputDim;
-        if (_config.Head == HeadKind.Classification)
-        {
-            var y = h.ToArray<float>();
-            var pooled = new float[batch * d];
-            for (int b = 0; b < batch; b++)
-            {
-                for (int t = 0; t < lengths[b]; t++)
+                int channels = _config.InputChannels;
+                var values = input.Values!;
+                if (padded)
                 {
-                    for (int j = 0; j < d; j++)
+                    // Padding is never read back, but zero it so that NaN or Inf there cannot reach a kernel's arithmetic.
+                    values = (float[])values.Clone();
+                    for (int b = 0; b < batch; b++)
                     {
-                        pooled[b * d + j] += y[(b * time + t) * d + j];
+                        Array.Clear(values, (b * time + lengths[b]) * channels, (time - lengths[b]) * channels);
                     }
                 }
 
-                for (int j = 0; j < d; j++)
+                views.Values!.Upload<float>(values);
+                be.Linear(views.Values!, _inputProjection!, _inputBias, x);
+            }
+            else
+            {
+                var ids = input.TokenIds!;
+                if (padded)
                 {
-                    pooled[b * d + j] /= lengths[b];
+                    // Padded positions may hold any id; they are never read back, so map them to 0.
+                    ids = (int[])ids.Clone();
+                    for (int b = 0; b < batch; b++)
+                    {
+                        Array.Clear(ids, b * time + lengths[b], time - lengths[b]);
+                    }
+                }
+
+                views.Ids!.Upload<int>(ids);
+                be.Embedding(W("embedding.weight"), views.Ids!, x);
+            }
+
+            using (var positions = _positions.SliceRows(0, time))
+            {
+                foreach (var xb in views.Sequences)
+                {
+                    be.Add(xb, positions, xb);
                 }
             }
 
-            using var pooledTensor = be.FromHost(pooled, batch, d);
-            using var logits = be.Allocate(batch, outDim);
-            be.Linear(pooledTensor, W("head.weight"), W("head.bias"), logits);
-            return new ForwardResult { Output = logits.ToArray<float>(), Shape = [batch, outDim], ComputedPairs = computed, DensePairs = densePairs };
+            long computed = 0;
+            for (int layer = 0; layer < _layers.Length; layer++)
+            {
+                var w = _layers[layer];
+                be.LayerNorm(x, w.Ln1Weight, w.Ln1Bias, eps, h);
+                if (pattern.Kind == AttentionPatternKind.Gated)
+                {
+                    computed += Gated(w.Prefix, h, x, batch, time, lengths, spec);
+                }
+                else
+                {
+                    be.Linear(h, w.QkvWeight, w.QkvBias, qkv);
+                    var inputs = views.AttentionInputs;
+                    AttentionResult result = pattern.Kind == AttentionPatternKind.TokenTopK
+                        ? be.TopKAttention(inputs, views.AttendedBatched, lengths, Budgets(lengths, spec))
+                        : be.Attention(inputs, views.AttendedBatched, lengths, Layout(pattern, spec, layer, lengths, time, qkv));
+                    computed += result.ComputedPairs;
+                    be.MatMul(attended, w.OutWeight, x, Accumulate, w.OutBias);
+                }
+
+                be.LayerNorm(x, w.Ln2Weight, w.Ln2Bias, eps, h);
+                be.Linear(h, w.Ff1Weight, w.Ff1Bias, hidden, Activation.Gelu);
+                be.MatMul(hidden, w.Ff2Weight, x, Accumulate, w.Ff2Bias);
+            }
+
+            be.LayerNorm(x, W("final_ln.weight"), W("final_ln.bias"), eps, h);
+            long densePairs = 0;
+            foreach (int l in lengths)
+            {
+                densePairs += (long)l * l;
+            }
+
+            densePairs *= (long)_config.NLayers * _config.NHeads;
+            int outDim = _config.OutputDim;
+            if (_config.Head == HeadKind.Classification)
+            {
+                return Classify(h, batch, time, lengths, computed, densePairs);
+            }
+
+            be.Linear(h, W("head.weight"), W("head.bias"), views.Head);
+            var output = views.Head.ToArray<float>();
+            if (padded)
+            {
+                for (int b = 0; b < batch; b++)
+                {
+                    Array.Clear(output, (b * time + lengths[b]) * outDim, (time - lengths[b]) * outDim);
+                }
+            }
+
+            return new ForwardResult { Output = output, Shape = [batch, time, outDim], ComputedPairs = computed, DensePairs = densePairs };
+        }
+        finally
+        {
+            _workspaces.Return(workspace);
+        }
+    }
+
+    private static int[] Budgets(int[] lengths, AttentionSpec spec)
+    {
+        var budgets = new int[lengths.Length];
+        for (int b = 0; b < lengths.Length; b++)
+        {
+            budgets[b] = PatternMath.Budget(spec.Sparsity, lengths[b]);
         }
 
-        using var head = be.Allocate(rows, outDim);
-        be.Linear(h, W("head.weight"), W("head.bias"), head);
-        var result2 = head.ToArray<float>();
+        return budgets;
+    }
+
+    /// <summary>Classification head: mean of the valid rows of each sequence, then the linear head.</summary>
+    private ForwardResult Classify(Tensor h, int batch, int time, int[] lengths, long computed, long densePairs)
+    {
+        var be = _backend;
+        int d = _config.DModel, outDim = _config.OutputDim;
+        var y = h.ToArray<float>();
+        var pooled = new float[batch * d];
         for (int b = 0; b < batch; b++)
         {
-            Array.Clear(result2, (b * time + lengths[b]) * outDim, (time - lengths[b]) * outDim);
+            for (int t = 0; t < lengths[b]; t++)
+            {
+                for (int j = 0; j < d; j++)
+                {
+                    pooled[b * d + j] += y[(b * time + t) * d + j];
+                }
+            }
+
+            for (int j = 0; j < d; j++)
+            {
+                pooled[b * d + j] /= lengths[b];
+            }
         }
 
-        return new ForwardResult { Output = result2, Shape = [batch, time, outDim], ComputedPairs = computed, DensePairs = densePairs };
+        using var pooledTensor = be.FromHost(pooled, batch, d);
+        using var logits = be.Allocate(batch, outDim);
+        be.Linear(pooledTensor, W("head.weight"), W("head.bias"), logits);
+        return new ForwardResult { Output = logits.ToArray<float>(), Shape = [batch, outDim], ComputedPairs = computed, DensePairs = densePairs };
     }
 
     /// <summary>The block layout of a block pattern over the padded batch; null for dense.</summary>
@@ -227,18 +326,22 @@ internal sealed class BackendEncoder : IDisposable
         int batch = lengths.Length, heads = _config.NHeads, blocks = BlockLayout.BlocksFor(time, spec.BlockSize);
         if (pattern is IStaticBlockPattern staticPattern)
         {
-            var builder = new BlockLayout.Builder(spec.BlockSize, batch, heads, blocks, sharedAcrossHeads: true);
-            foreach (int length in lengths)
+            return _batchLayouts.Get(spec, layer, time, lengths, () =>
             {
-                AddRows(builder, _layouts.Get(staticPattern, spec, length, layer), blocks);
-            }
+                var builder = new BlockLayout.Builder(spec.BlockSize, batch, heads, blocks, sharedAcrossHeads: true);
+                foreach (int length in lengths)
+                {
+                    AddRows(builder, _layouts.Get(staticPattern, spec, length, layer), blocks);
+                }
 
-            return builder.Build();
+                return builder.Build();
+            });
         }
 
-        // Dynamic patterns pool q and k per block on the host (the selection is host logic either way).
+        // Dynamic patterns pool q and k per block on the host (the selection is host logic either way); the CPU
+        // backend's activations are host memory already and are read in place.
         var dynamicPattern = (IDynamicBlockPattern)pattern;
-        var host = qkv.ToArray<float>();
+        ReadOnlySpan<float> host = _backend is CpuBackend cpu ? cpu.HostView(qkv) : qkv.ToArray<float>();
         int d = _config.DModel, dh = _config.DHead;
         var perHead = new BlockLayout.Builder(spec.BlockSize, batch, heads, blocks, sharedAcrossHeads: false);
         for (int b = 0; b < batch; b++)
@@ -262,7 +365,7 @@ internal sealed class BackendEncoder : IDisposable
         }
     }
 
-    private static float[] PooledScores(float[] qkv, int rowOffset, BlockGeometry geometry, int d, int head, int dh)
+    private static float[] PooledScores(ReadOnlySpan<float> qkv, int rowOffset, BlockGeometry geometry, int d, int head, int dh)
     {
         int n = geometry.Blocks;
         var qMean = new float[n * dh];
@@ -342,6 +445,7 @@ internal sealed class BackendEncoder : IDisposable
 
     public void Dispose()
     {
+        _workspaces.Dispose();
         foreach (var t in _weights.Values)
         {
             t.Dispose();

@@ -40,6 +40,17 @@ public interface IComputeBackend : IDisposable
     /// </summary>
     void MatMul(Tensor a, Tensor b, Tensor c, MatMulOptions options, Tensor? bias = null);
 
+    /// <summary>
+    /// Optional: declares <paramref name="weight"/> (rank 2) a constant right-hand operand of later <see cref="MatMul"/>
+    /// calls with TransposeB = <paramref name="transposed"/> (a Linear weight: <c>true</c>), so that the backend may lay
+    /// it out for its GEMM once instead of on every call. The weight must not be written afterwards (copies into it
+    /// drop the prepared layout; other writes are not seen). Results are the same with or without it. Default: nothing,
+    /// for backends whose GEMM reads B as stored.
+    /// </summary>
+    void PrepareWeight(Tensor weight, bool transposed)
+    {
+    }
+
     /// <summary>output = x + bias, bias [N] broadcast over the rows of x [..., N].</summary>
     void BiasAdd(Tensor x, Tensor bias, Tensor output);
 

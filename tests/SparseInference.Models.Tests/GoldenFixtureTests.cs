@@ -3,7 +3,6 @@ using System.Text.Json;
 using SparseInference.Models.Configuration;
 using SparseInference.Models.Formats;
 using SparseInference.Models.Tests.Infrastructure;
-using SparseInference.Tensors.Cpu;
 
 namespace SparseInference.Models.Tests;
 
@@ -14,20 +13,15 @@ namespace SparseInference.Models.Tests;
 public sealed class GoldenFixtureTests
 {
     private const double MaxRelativeError = 1e-4;
-    private static readonly ConcurrentDictionary<(string, string), EncoderModel> Models = new();
-    private static readonly Lazy<CpuBackend> Backend = new(() => new CpuBackend());
-
-    /// <summary>The engine's fused CPU kernels, and the same model run op by op through the CPU compute backend.</summary>
-    public const string Fused = "fused", CpuBackendEngine = "cpu-backend";
+    private static readonly ConcurrentDictionary<string, EncoderModel> Models = new();
     private static readonly Lazy<GoldenSuite> Suite = new(GoldenSuite.Load);
 
-    public static TheoryData<string, string> CaseIds()
+    public static TheoryData<string> CaseIds()
     {
-        var data = new TheoryData<string, string>();
+        var data = new TheoryData<string>();
         foreach (var id in Suite.Value.Cases.Keys.Order(StringComparer.Ordinal))
         {
-            data.Add(Fused, id);
-            data.Add(CpuBackendEngine, id);
+            data.Add(id);
         }
 
         return data;
@@ -35,11 +29,11 @@ public sealed class GoldenFixtureTests
 
     [Theory]
     [MemberData(nameof(CaseIds))]
-    public void Forward_GoldenCase_MatchesReferenceOutputAndPairs(string engine, string id)
+    public void Forward_GoldenCase_MatchesReferenceOutputAndPairs(string id)
     {
         var suite = Suite.Value;
         var golden = suite.Cases[id];
-        var model = Models.GetOrAdd((golden.ModelDirectory, engine), key => EncoderModel.Load(key.Item1, key.Item2 == Fused ? null : Backend.Value));
+        var model = Models.GetOrAdd(golden.ModelDirectory, directory => EncoderModel.Load(directory));
 
         var result = model.Forward(golden.Input, golden.Attention);
 

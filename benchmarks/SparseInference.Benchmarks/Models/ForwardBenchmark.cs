@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using SparseInference.Models;
 using SparseInference.Models.Formats;
+using SparseInference.Tensors.Cpu;
 
 namespace SparseInference.Benchmarks.Models;
 
@@ -14,9 +15,9 @@ namespace SparseInference.Benchmarks.Models;
 /// </summary>
 public static class ForwardBenchmark
 {
-    private sealed record Options(int[] Times, int[] Batches, string[] Patterns, double[] Sparsities, int BlockSize, int Threads, bool RunPyTorch, string? Python, double MinSeconds);
+    private sealed record Options(int[] Times, int[] Batches, string[] Patterns, double[] Sparsities, int BlockSize, int Threads, bool RunPyTorch, string? Python, double MinSeconds, string[] Engines);
 
-    private sealed record Cell(int Time, int Batch, string Pattern, double Sparsity, double Density, double Milliseconds, int Repetitions);
+    private sealed record Cell(string Engine, int Time, int Batch, string Pattern, double Sparsity, double Density, double Milliseconds, int Repetitions);
 
     public static int Run(string[] args)
     {
@@ -28,7 +29,8 @@ public static class ForwardBenchmark
         {
             int maxTime = options.Times.Max();
             RandomModelWriter.Write(modelDir, inputChannels: 8, dModel: 256, heads: 8, layers: 4, dFf: 1024, maxSeqLen: maxTime, outputDim: 8, seed: 1234);
-            var model = EncoderModel.Load(modelDir);
+            using var backend = options.Engines.Contains("cpu-backend") ? new CpuBackend(options.Threads) : null;
+            var models = options.Engines.Select(e => (Engine: e, Model: e == "cpu-backend" ? EncoderModel.Load(modelDir, backend) : EncoderModel.Load(modelDir))).ToArray();
             log.WriteLine($"# forward benchmark {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; {Environment.ProcessorCount} cores; {Environment.OSVersion}; .NET {Environment.Version}");
             log.WriteLine($"# model: 4 layers, d_model 256, d_ff 1024, 8 heads (d_head 32), 8 input channels; block size {options.BlockSize}; load avg {LoadAverage()}");
 
@@ -50,10 +52,14 @@ public static class ForwardBenchmark
 
                     foreach (var spec in specs)
                     {
-                        var (ms, reps, density) = Time(model, input, spec, options.MinSeconds);
-                        var cell = new Cell(time, batch, spec.Pattern, spec.Sparsity, density, ms, reps);
-                        cells.Add(cell);
-                        log.WriteLine($"  ours  T={time,-5} B={batch} {Label(spec),-16} {ms,10:F1} ms  (density {density:F3}, {reps} reps)");
+                        // Engines alternate per cell, back to back, so they see the same machine load.
+                        foreach (var (engine, model) in models)
+                        {
+                            var (ms, reps, density) = Time(model, input, spec, options.MinSeconds);
+                            var cell = new Cell(engine, time, batch, spec.Pattern, spec.Sparsity, density, ms, reps);
+                            cells.Add(cell);
+                            log.WriteLine($"  {engine,-11} T={time,-5} B={batch} {Label(spec),-16} {ms,10:F1} ms  (density {density:F3}, {reps} reps)");
+                        }
                     }
 
                     if (options.RunPyTorch)
@@ -157,15 +163,16 @@ public static class ForwardBenchmark
     private static void PrintTable(TextWriter log, List<Cell> cells, Dictionary<(int, int), (double Ms, int Reps, string Note)> peer)
     {
         var table = new StringBuilder();
-        table.AppendLine("| T | batch | pattern | density | ours ms | PyTorch dense ms | PyTorch dense / ours | ours dense / ours |");
-        table.AppendLine("|---:|---:|---|---:|---:|---:|---:|---:|");
+        table.AppendLine("| engine | T | batch | pattern | density | ours ms | PyTorch dense ms | PyTorch dense / ours | ours dense / ours | first engine / this |");
+        table.AppendLine("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|");
         foreach (var cell in cells)
         {
-            double dense = cells.First(c => c.Time == cell.Time && c.Batch == cell.Batch && c.Pattern == "dense").Milliseconds;
+            double dense = cells.First(c => c.Engine == cell.Engine && c.Time == cell.Time && c.Batch == cell.Batch && c.Pattern == "dense").Milliseconds;
+            double first = cells.First(c => c.Time == cell.Time && c.Batch == cell.Batch && c.Pattern == cell.Pattern && c.Sparsity == cell.Sparsity).Milliseconds;
             string torch = peer.TryGetValue((cell.Time, cell.Batch), out var p) && !double.IsNaN(p.Ms) ? $"{p.Ms:F1}" : "—";
             string ratio = peer.TryGetValue((cell.Time, cell.Batch), out p) && !double.IsNaN(p.Ms) ? $"{p.Ms / cell.Milliseconds:F2}×" : "—";
             string label = cell.Pattern == "dense" ? "dense" : $"{cell.Pattern} s={cell.Sparsity:0.00}";
-            table.AppendLine($"| {cell.Time} | {cell.Batch} | {label} | {cell.Density:F3} | {cell.Milliseconds:F1} | {torch} | {ratio} | {dense / cell.Milliseconds:F2}× |");
+            table.AppendLine($"| {cell.Engine} | {cell.Time} | {cell.Batch} | {label} | {cell.Density:F3} | {cell.Milliseconds:F1} | {torch} | {ratio} | {dense / cell.Milliseconds:F2}× | {first / cell.Milliseconds:F2}× |");
         }
 
         log.WriteLine(table.ToString());
@@ -214,9 +221,17 @@ public static class ForwardBenchmark
         return Directory.GetCurrentDirectory();
     }
 
+    private static string[] ParseEngines(string value) => value switch
+    {
+        "builtin" => ["builtin"],
+        "cpu-backend" => ["cpu-backend"],
+        "both" => ["builtin", "cpu-backend"],
+        _ => throw new ArgumentException($"--engine: expected builtin, cpu-backend or both; got '{value}'."),
+    };
+
     private static Options Parse(string[] args)
     {
-        var options = new Options([512, 2048, 8192], [1, 8], ["window", "bigbird"], [0.75, 0.9], 64, 2, true, null, 2.0);
+        var options = new Options([512, 2048, 8192], [1, 8], ["window", "bigbird"], [0.75, 0.9], 64, 2, true, null, 2.0, ["builtin"]);
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
@@ -230,8 +245,9 @@ public static class ForwardBenchmark
                 "--threads" => options with { Threads = int.Parse(Next(), CultureInfo.InvariantCulture) },
                 "--no-pytorch" => options with { RunPyTorch = false },
                 "--python" => options with { Python = Next() },
+                "--engine" => options with { Engines = ParseEngines(Next()) },
                 "--min-seconds" => options with { MinSeconds = double.Parse(Next(), CultureInfo.InvariantCulture) },
-                var other => throw new ArgumentException($"Unknown option '{other}'. Options: --times, --batches, --patterns, --sparsities, --block-size, --threads, --no-pytorch, --python, --min-seconds."),
+                var other => throw new ArgumentException($"Unknown option '{other}'. Options: --times, --batches, --patterns, --sparsities, --block-size, --threads, --no-pytorch, --python, --min-seconds, --engine builtin|cpu-backend|both."),
             };
         }
 

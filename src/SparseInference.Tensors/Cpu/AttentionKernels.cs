@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics;
 namespace SparseInference.Tensors.Cpu;
 
 /// <summary>
-/// Flash-style attention kernels. A work item is one (sequence, head, query tile); it walks the listed key
+/// Flash-style attention kernels. A work item is one (sequence, head); each query tile walks the listed key
 /// blocks with an online softmax (running max m, running sum l, unnormalised accumulator), so no T×T score
 /// matrix exists and unlisted blocks cost nothing.
 /// </summary>
@@ -15,18 +15,27 @@ internal static unsafe class AttentionKernels
     public static long BlockSparse(CpuParallel parallel, AttentionGeometry g, int[] lengths, BlockLayout? layout, int tile)
     {
         var tiles = BlockLayout.BlocksFor(g.SeqLen, tile);
-        var items = g.Batch * g.Heads * tiles;
         int[]? dense = layout is null ? Enumerable.Range(0, tiles).ToArray() : null;
-        var d = g.HeadDim;
-        var scale = 1f / MathF.Sqrt(d);
-        parallel.For(items, item =>
+        // A work item is one (sequence, head): its q, Kᵀ and V are laid out once and every query block reuses them.
+        // Small inputs (a few short windows) run on the calling thread: a hand-off would cost more than it saves.
+        long work = 0;
+        foreach (var l in lengths) work += (long)l * l;
+        work *= 2L * g.Heads * g.HeadDim;
+        parallel.For(g.Batch * g.Heads, work < SerialBelow ? 1 : g.Batch * g.Heads, item =>
         {
-            var qb = item % tiles;
-            var h = item / tiles % g.Heads;
-            var b = item / tiles / g.Heads;
-            ReadOnlySpan<int> keyBlocks = layout is null ? dense : layout.KeyBlocksOf(b, h, qb);
-            if (Vector512.IsHardwareAccelerated) QueryTile512(g, b, h, qb, tile, lengths[b], keyBlocks, scale);
-            else QueryTile(g, b, h, qb, tile, lengths[b], keyBlocks, scale);
+            var h = item % g.Heads;
+            var b = item / g.Heads;
+            var len = lengths[b];
+            for (var t = len; t < g.SeqLen; t++) new Span<float>(g.O.Token(b, h, t), g.HeadDim).Clear();
+            if (len == 0) return;
+            var kernel = new HeadAttentionKernel(g, b, h, len);
+            if (layout is null)
+            {
+                kernel.Dense(g.O, b, h);
+                return;
+            }
+
+            for (var qb = 0; qb < tiles; qb++) kernel.QueryBlock(qb, tile, layout.KeyBlocksOf(b, h, qb), g.O, b, h);
         });
 
         // Pairs: valid queries of the tile × valid keys of each listed block.
@@ -53,129 +62,10 @@ internal static unsafe class AttentionKernels
         return pairs;
     }
 
+    /// <summary>Below this many multiply-adds (all items together) attention runs on one thread.</summary>
+    private const long SerialBelow = 300_000;
+
     private static int ValidIn(int block, int size, int len) => Math.Clamp(len - block * size, 0, size);
-
-    [ThreadStatic] private static float[]? t_scratch;
-
-    private static float[] Scratch(int size)
-    {
-        var s = t_scratch;
-        if (s is null || s.Length < size) t_scratch = s = new float[size];
-        return s;
-    }
-
-    /// <summary>
-    /// Vector512 query tile. Scratch holds the scaled q tile and the accumulators with d padded to a multiple of 16,
-    /// and per key block Kᵀ [d, nk padded to 16] and V [nk, d padded]: a score row is d broadcast-FMAs per 16 keys,
-    /// the online-softmax update runs on those vectors, and P·V is d/16 FMAs per kept key.
-    /// </summary>
-    private static void QueryTile512(AttentionGeometry g, int b, int h, int qb, int tile, int len, ReadOnlySpan<int> keyBlocks, float scale)
-    {
-        var d = g.HeadDim;
-        var qStart = qb * tile;
-        var qEndPadded = Math.Min(qStart + tile, g.SeqLen);
-        var qEnd = Math.Min(qEndPadded, len);
-        for (var t = Math.Max(qStart, qEnd); t < qEndPadded; t++) new Span<float>(g.O.Token(b, h, t), d).Clear();
-        var nq = qEnd - qStart;
-        if (nq <= 0) return;
-
-        var dPad = (d + 15) & ~15;
-        var kPad = (tile + 15) & ~15;
-        var scratch = Scratch(nq * dPad * 2 + nq * 2 + d * kPad + kPad * dPad + kPad + 16);
-        fixed (float* s0 = scratch)
-        {
-            var s = (float*)(((nint)s0 + 63) & ~(nint)63);
-            var qs = s;
-            var acc = qs + nq * dPad;
-            var kt = acc + nq * dPad;
-            var vb = kt + d * kPad;
-            var pRow = vb + kPad * dPad;
-            var mRow = pRow + kPad;
-            var lRow = mRow + nq;
-            new Span<float>(qs, nq * dPad * 2).Clear();
-            for (var i = 0; i < nq; i++)
-            {
-                TensorPrimitives.Multiply(new ReadOnlySpan<float>(g.Q.Token(b, h, qStart + i), d), scale, new Span<float>(qs + i * dPad, d));
-                mRow[i] = float.NegativeInfinity;
-                lRow[i] = 0f;
-            }
-            var negInf = Vector512.Create(float.NegativeInfinity);
-            foreach (var kb in keyBlocks)
-            {
-                var kStart = kb * tile;
-                var nk = Math.Min(kStart + tile, len) - kStart;
-                if (nk <= 0) continue;
-                var nkPad = (nk + 15) & ~15;
-                var chunks = nkPad >> 4;
-                for (var j = 0; j < nk; j++)
-                {
-                    var kr = g.K.Token(b, h, kStart + j);
-                    for (var c = 0; c < d; c++) kt[c * nkPad + j] = kr[c];
-                    var vr = g.V.Token(b, h, kStart + j);
-                    var vd = vb + j * dPad;
-                    new ReadOnlySpan<float>(vr, d).CopyTo(new Span<float>(vd, d));
-                    for (var c = d; c < dPad; c++) vd[c] = 0f;
-                }
-                for (var j = nk; j < nkPad; j++)
-                {
-                    for (var c = 0; c < d; c++) kt[c * nkPad + j] = 0f;
-                }
-                // Lanes past nk in the last chunk are masked to −∞ so they add nothing.
-                var tailValid = Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(nk - (chunks - 1) * 16)).AsSingle();
-                for (var i = 0; i < nq; i++)
-                {
-                    var qi = qs + i * dPad;
-                    var blockMax = negInf;
-                    for (var ch = 0; ch < chunks; ch++)
-                    {
-                        var kcol = kt + ch * 16;
-                        var sc = Dot16(qi, kcol, nkPad, d);
-                        if (ch == chunks - 1) sc = Vector512.ConditionalSelect(tailValid, sc, negInf);
-                        sc.Store(pRow + ch * 16);
-                        blockMax = Vector512.Max(blockMax, sc);
-                    }
-                    var mOld = mRow[i];
-                    var mNew = MathF.Max(mOld, HorizontalMax(blockMax));
-                    var correction = MathF.Exp(mOld - mNew);
-                    var mv = Vector512.Create(mNew);
-                    var sum = Vector512<float>.Zero;
-                    for (var ch = 0; ch < chunks; ch++)
-                    {
-                        var pv = Vector512.Exp(Vector512.Load(pRow + ch * 16) - mv);
-                        pv.Store(pRow + ch * 16);
-                        sum += pv;
-                    }
-                    lRow[i] = lRow[i] * correction + Vector512.Sum(sum);
-                    mRow[i] = mNew;
-                    var ai = acc + i * dPad;
-                    var cv = Vector512.Create(correction);
-                    for (var c = 0; c < dPad; c += 16)
-                    {
-                        // Four independent FMA chains over the keys, so the loop is not bound by FMA latency.
-                        var o0 = Vector512.Load(ai + c) * cv;
-                        Vector512<float> o1 = default, o2 = default, o3 = default;
-                        var j = 0;
-                        for (; j + 4 <= nk; j += 4)
-                        {
-                            var vj = vb + j * dPad + c;
-                            o0 = Vector512.FusedMultiplyAdd(Vector512.Create(pRow[j]), Vector512.Load(vj), o0);
-                            o1 = Vector512.FusedMultiplyAdd(Vector512.Create(pRow[j + 1]), Vector512.Load(vj + dPad), o1);
-                            o2 = Vector512.FusedMultiplyAdd(Vector512.Create(pRow[j + 2]), Vector512.Load(vj + 2 * dPad), o2);
-                            o3 = Vector512.FusedMultiplyAdd(Vector512.Create(pRow[j + 3]), Vector512.Load(vj + 3 * dPad), o3);
-                        }
-                        for (; j < nk; j++) o0 = Vector512.FusedMultiplyAdd(Vector512.Create(pRow[j]), Vector512.Load(vb + j * dPad + c), o0);
-                        ((o0 + o1) + (o2 + o3)).Store(ai + c);
-                    }
-                }
-            }
-            for (var i = 0; i < nq; i++)
-            {
-                var o = new Span<float>(g.O.Token(b, h, qStart + i), d);
-                if (lRow[i] > 0f) TensorPrimitives.Multiply(new ReadOnlySpan<float>(acc + i * dPad, d), 1f / lRow[i], o);
-                else o.Clear();
-            }
-        }
-    }
 
     /// <summary>
     /// Scores of one query against 16 keys: Σ_c q[c]·kt[c·stride + 0..16), in four independent FMA chains
@@ -196,85 +86,6 @@ internal static unsafe class AttentionKernels
         }
         for (; c < d; c++) a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q[c]), Vector512.Load(kt + c * stride), a0);
         return (a0 + a1) + (a2 + a3);
-    }
-
-    private static float HorizontalMax(Vector512<float> v)
-    {
-        var m = Vector256.Max(v.GetLower(), v.GetUpper());
-        var m4 = Vector128.Max(m.GetLower(), m.GetUpper());
-        m4 = Vector128.Max(m4, Vector128.Shuffle(m4, Vector128.Create(2, 3, 0, 1)));
-        m4 = Vector128.Max(m4, Vector128.Shuffle(m4, Vector128.Create(1, 0, 3, 2)));
-        return m4.ToScalar();
-    }
-
-    private static void QueryTile(AttentionGeometry g, int b, int h, int qb, int tile, int len, ReadOnlySpan<int> keyBlocks, float scale)
-    {
-        var d = g.HeadDim;
-        var qStart = qb * tile;
-        var qEndPadded = Math.Min(qStart + tile, g.SeqLen);
-        var qEnd = Math.Min(qEndPadded, len);
-        // Padded queries produce zeros.
-        for (var t = Math.Max(qStart, qEnd); t < qEndPadded; t++) new Span<float>(g.O.Token(b, h, t), d).Clear();
-        var nq = qEnd - qStart;
-        if (nq <= 0) return;
-
-        // Scratch: q tile (scaled), accumulators, running max/sum, transposed key block, score row.
-        var scratch = Scratch(nq * d * 2 + nq * 2 + d * tile + tile);
-        fixed (float* s = scratch)
-        {
-            var qs = s;
-            var acc = qs + nq * d;
-            var mRow = acc + nq * d;
-            var lRow = mRow + nq;
-            var kt = lRow + nq;
-            var sRow = kt + d * tile;
-            for (var i = 0; i < nq; i++)
-            {
-                TensorPrimitives.Multiply(new ReadOnlySpan<float>(g.Q.Token(b, h, qStart + i), d), scale, new Span<float>(qs + i * d, d));
-                mRow[i] = float.NegativeInfinity;
-                lRow[i] = 0f;
-            }
-            new Span<float>(acc, nq * d).Clear();
-
-            foreach (var kb in keyBlocks)
-            {
-                var kStart = kb * tile;
-                var nk = Math.Min(kStart + tile, len) - kStart;
-                if (nk <= 0) continue;
-                // K block transposed to [d, nk] so a score row is d vector FMAs across keys.
-                for (var j = 0; j < nk; j++)
-                {
-                    var kr = g.K.Token(b, h, kStart + j);
-                    for (var c = 0; c < d; c++) kt[c * nk + j] = kr[c];
-                }
-                for (var i = 0; i < nq; i++)
-                {
-                    var scores = new Span<float>(sRow, nk);
-                    scores.Clear();
-                    var qi = qs + i * d;
-                    for (var c = 0; c < d; c++) TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(kt + c * nk, nk), qi[c], scores, scores);
-                    var mx = TensorPrimitives.Max<float>(scores);
-                    var mNew = MathF.Max(mRow[i], mx);
-                    var correction = MathF.Exp(mRow[i] - mNew);
-                    TensorPrimitives.Subtract(scores, mNew, scores);
-                    TensorPrimitives.Exp(scores, scores);
-                    lRow[i] = lRow[i] * correction + TensorPrimitives.Sum<float>(scores);
-                    mRow[i] = mNew;
-                    var ai = new Span<float>(acc + i * d, d);
-                    if (correction != 1f) TensorPrimitives.Multiply(ai, correction, ai);
-                    for (var j = 0; j < nk; j++)
-                    {
-                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(g.V.Token(b, h, kStart + j), d), scores[j], ai, ai);
-                    }
-                }
-            }
-            for (var i = 0; i < nq; i++)
-            {
-                var o = new Span<float>(g.O.Token(b, h, qStart + i), d);
-                if (lRow[i] > 0f) TensorPrimitives.Multiply(new ReadOnlySpan<float>(acc + i * d, d), 1f / lRow[i], o);
-                else o.Clear(); // no listed valid key: nothing to attend to
-            }
-        }
     }
 
     /// <summary>

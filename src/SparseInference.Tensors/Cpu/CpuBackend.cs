@@ -58,6 +58,7 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             throw new ArgumentException($"source: expected {destination.SizeInBytes} bytes for {destination.Shape} {destination.DType}, got {source.Length}.", nameof(source));
         }
         source.CopyTo(new Span<byte>(dst, source.Length));
+        DropPreparedLayout(destination);
         GC.KeepAlive(destination);
     }
 
@@ -82,9 +83,16 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
             throw new ArgumentException($"destination: expected {source.ElementCount} elements, got {destination.ElementCount}.", nameof(destination));
         }
         Buffer.MemoryCopy(src, dst, destination.SizeInBytes, source.SizeInBytes);
+        DropPreparedLayout(destination);
         GC.KeepAlive(source);
         GC.KeepAlive(destination);
     }
+
+    /// <summary>
+    /// The elements of an F32 tensor of this backend, read in place (no copy): host logic that inspects
+    /// activations (e.g. choosing attention blocks) needs no round-trip on the CPU. Valid while the tensor lives.
+    /// </summary>
+    public ReadOnlySpan<float> HostView(Tensor tensor) => new(F32(tensor, nameof(tensor)), checked((int)tensor.ElementCount));
 
     /// <summary>Nothing to release: the worker pool is shared, buffers are owned by their tensors and stay valid.</summary>
     public void Dispose() => _parallel.Dispose();
@@ -101,6 +109,9 @@ public sealed unsafe partial class CpuBackend : IComputeBackend
         }
         return buffer.Pointer + tensor.ByteOffset;
     }
+
+    /// <summary>A weight written by a copy no longer matches the layout prepared from it.</summary>
+    private static void DropPreparedLayout(Tensor destination) => ((CpuBuffer)destination.Buffer).Packed = null;
 
     /// <summary>Address of an F32 tensor's first element.</summary>
     private float* F32(Tensor tensor, string name)

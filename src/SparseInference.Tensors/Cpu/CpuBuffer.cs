@@ -19,6 +19,9 @@ internal sealed unsafe class CpuBuffer : TensorBuffer
 
     ~CpuBuffer() => Release();
 
+    /// <summary>The GEMM layout of a weight stored in this buffer (see <see cref="CpuBackend.PrepareWeight"/>), or null.</summary>
+    public PackedWeight? Packed { get; set; }
+
     public byte* Pointer
     {
         get

@@ -48,6 +48,17 @@ internal sealed class CpuParallel : IDisposable
         else Parallel.For(0, count, _options, body);
     }
 
+    /// <summary>Runs body(i) for i in [0, count) on at most <paramref name="maxThreads"/> threads (1: on the caller).</summary>
+    public void For(int count, int maxThreads, Action<int> body)
+    {
+        if (maxThreads <= 1)
+        {
+            for (var i = 0; i < count; i++) body(i);
+            return;
+        }
+        For(count, body);
+    }
+
     /// <summary>
     /// Runs body(start, end) over contiguous chunks of [0, count), at most four chunks per thread, and
     /// serially when the total work (count·costPerItem) is too small to pay for a thread hand-off.

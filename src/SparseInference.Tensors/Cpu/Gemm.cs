@@ -30,10 +30,13 @@ internal static unsafe class Gemm
     /// <summary>Below this many multiply-adds a thread hand-off costs more than it saves.</summary>
     private const double SerialBelow = 3e5;
 
-    /// <summary>C[M×N] = act(alpha·op(A)·op(B) + beta·C + bias).</summary>
+    /// <summary>
+    /// C[M×N] = act(alpha·op(A)·op(B) + beta·C + bias). <paramref name="packedB"/>, when not null, is op(B) already laid
+    /// out as full-K panels (<see cref="PackedWeight"/>) and is read in place of B.
+    /// </summary>
     public static void Run(
         CpuParallel parallel, bool transA, bool transB, int m, int n, int k, float alpha,
-        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, Activation activation)
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, Activation activation, float* packedB = null)
     {
         if (m == 0 || n == 0) return;
         if (k == 0 || !Vector256.IsHardwareAccelerated)
@@ -41,8 +44,8 @@ internal static unsafe class Gemm
             RunReference(parallel, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, activation);
             return;
         }
-        var job = new GemmJob(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, activation);
-        var (rm, rn) = Grid(parallel.Threads, m, n, k);
+        var job = new GemmJob(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, activation, packedB);
+        var (rm, rn) = Grid(parallel.Threads, m, n, k, packedB != null);
         if (rm * rn == 1)
         {
             Region(job, 0, m, 0, n);
@@ -64,13 +67,14 @@ internal static unsafe class Gemm
     }
 
     /// <summary>How many row and column regions to cut C into for the given thread count.</summary>
-    internal static (int Rows, int Cols) Grid(int threads, int m, int n, int k)
+    internal static (int Rows, int Cols) Grid(int threads, int m, int n, int k, bool prepackedB = false)
     {
         if (threads == 1 || (double)m * n * k < SerialBelow) return (1, 1);
         var target = 4 * threads;
         var panels = (n + NR - 1) / NR;
-        // Regions of at least ~48 rows and 64 columns keep the repeated packing of A and B small next to the FMAs.
-        var maxRows = Math.Max(1, m / 48);
+        // Regions of at least ~48 rows and 64 columns keep the repeated packing of A and B small next to the FMAs;
+        // with B laid out at load only A's few rows are ever packed, so row regions may be as short as two micro-tiles.
+        var maxRows = Math.Max(1, m / (prepackedB ? 2 * MR : 48));
         var maxCols = Math.Max(1, panels / 2);
         var rn = Math.Clamp(n / 512, 1, Math.Min(target, maxCols));
         var rm = Math.Clamp((target + rn - 1) / rn, 1, maxRows);
@@ -82,7 +86,7 @@ internal static unsafe class Gemm
     private static void Region(in GemmJob g, int r0, int r1, int c0, int c1)
     {
         var nr = NR;
-        var packedB = Buffer(ref t_packB, KC * RoundUp(NC, nr));
+        var packedB = g.PackedB != null ? null : Buffer(ref t_packB, KC * RoundUp(NC, nr));
         var packedA = Buffer(ref t_packA, RoundUp(MC, MR) * KC);
         for (var jc = c0; jc < c1; jc += NC)
         {
@@ -91,11 +95,24 @@ internal static unsafe class Gemm
             for (var pc = 0; pc < g.K; pc += KC)
             {
                 var kc = Math.Min(KC, g.K - pc);
-                for (var jp = 0; jp < bPanels; jp++)
+                float* panels;
+                long panelStride;
+                if (g.PackedB != null)
                 {
-                    PackB(g.TransB, g.B, g.Ldb, pc, kc, jc + jp * nr, Math.Min(nr, nc - jp * nr), packedB + (long)jp * kc * nr, nr);
+                    // Laid out at load: panel jc/NR + jp, rows pc … pc+kc, contiguous.
+                    panels = g.PackedB + (long)(jc / nr) * g.K * nr + (long)pc * nr;
+                    panelStride = (long)g.K * nr;
                 }
-                var step = new GemmStep(g.A, g.Lda, g.TransA, g.C, g.Ldc, pc, kc, jc, nc, pc == 0, pc + kc == g.K, g.Alpha, g.Beta, g.Bias, g.Activation, packedB, g.M);
+                else
+                {
+                    for (var jp = 0; jp < bPanels; jp++)
+                    {
+                        PackB(g.TransB, g.B, g.Ldb, pc, kc, jc + jp * nr, Math.Min(nr, nc - jp * nr), packedB + (long)jp * kc * nr, nr);
+                    }
+                    panels = packedB;
+                    panelStride = (long)kc * nr;
+                }
+                var step = new GemmStep(g.A, g.Lda, g.TransA, g.C, g.Ldc, pc, kc, jc, nc, pc == 0, pc + kc == g.K, g.Alpha, g.Beta, g.Bias, g.Activation, panels, panelStride, g.M);
                 for (var ic = r0; ic < r1; ic += MC)
                 {
                     Macro(step, ic, Math.Min(MC, r1 - ic), 0, bPanels, packedA);
@@ -106,7 +123,7 @@ internal static unsafe class Gemm
 
     private sealed class GemmJob(
         bool transA, bool transB, int m, int n, int k, float alpha,
-        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, Activation activation)
+        float* a, int lda, float* b, int ldb, float beta, float* c, int ldc, float* bias, Activation activation, float* packedB)
     {
         public readonly bool TransA = transA;
         public readonly bool TransB = transB;
@@ -123,11 +140,12 @@ internal static unsafe class Gemm
         public readonly int Ldc = ldc;
         public readonly float* Bias = bias;
         public readonly Activation Activation = activation;
+        public readonly float* PackedB = packedB;
     }
 
     private readonly struct GemmStep(
         float* a, int lda, bool transA, float* c, int ldc, int pc, int kc, int jc, int nc, bool first, bool last,
-        float alpha, float beta, float* bias, Activation activation, float* packedB, int m)
+        float alpha, float beta, float* bias, Activation activation, float* packedB, long panelStride, int m)
     {
         public readonly float* A = a;
         public readonly int Lda = lda;
@@ -145,6 +163,7 @@ internal static unsafe class Gemm
         public readonly float* Bias = bias;
         public readonly Activation Activation = activation;
         public readonly float* PackedB = packedB;
+        public readonly long PanelStride = panelStride;
         public readonly int M = m;
     }
 
@@ -194,19 +213,19 @@ internal static unsafe class Gemm
                 // lets the JIT hold all accumulators in registers.
                 if (direct && rows == mr)
                 {
-                    Kernel6x32Direct(kc, s.A + (long)(ic + ip * mr) * s.Lda + s.Pc, s.Lda, s.PackedB + (long)jp * kc * nr, tile);
+                    Kernel6x32Direct(kc, s.A + (long)(ic + ip * mr) * s.Lda + s.Pc, s.Lda, s.PackedB + jp * s.PanelStride, tile);
                     if (cols == 32) StoreFull6x32(tile, cTile, s.Ldc, s.Alpha, betaMode, bias, gelu);
                     else StorePartial(tile, nr, cTile, s.Ldc, rows, cols, s.Alpha, betaMode, bias, gelu);
                 }
                 else if (Vector512.IsHardwareAccelerated)
                 {
-                    Kernel6x32(kc, pa, s.PackedB + (long)jp * kc * nr, tile);
+                    Kernel6x32(kc, pa, s.PackedB + jp * s.PanelStride, tile);
                     if (rows == 6 && cols == 32) StoreFull6x32(tile, cTile, s.Ldc, s.Alpha, betaMode, bias, gelu);
                     else StorePartial(tile, nr, cTile, s.Ldc, rows, cols, s.Alpha, betaMode, bias, gelu);
                 }
                 else
                 {
-                    Kernel6x16(kc, pa, s.PackedB + (long)jp * kc * nr, tile);
+                    Kernel6x16(kc, pa, s.PackedB + jp * s.PanelStride, tile);
                     if (rows == 6 && cols == 16) StoreFull6x16(tile, cTile, s.Ldc, s.Alpha, betaMode, bias, gelu);
                     else StorePartial(tile, nr, cTile, s.Ldc, rows, cols, s.Alpha, betaMode, bias, gelu);
                 }
@@ -246,7 +265,7 @@ internal static unsafe class Gemm
     }
 
     /// <summary>Packs op(B)[p0 .. p0+kc, col0 .. col0+cols] as dst[p·NR + j], zero columns past 'cols'.</summary>
-    private static void PackB(bool transB, float* b, int ldb, int p0, int kc, int col0, int cols, float* dst, int nr)
+    internal static void PackB(bool transB, float* b, int ldb, int p0, int kc, int col0, int cols, float* dst, int nr)
     {
         if (!transB)
         {

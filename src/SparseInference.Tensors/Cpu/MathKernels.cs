@@ -17,6 +17,15 @@ public static class MathKernels
     private const float A4 = -1.453152027f;
     private const float A5 = 1.061405429f;
     private const float InvSqrt2 = 0.70710678118654752f;
+    private const float Log2E = 1.44269504088896341f;
+
+    // Degree-6 Taylor coefficients of 2^r on r ∈ [−½, ½]: (ln 2)^k / k!.
+    private const float E6 = 1.5403530393381608e-4f;
+    private const float E5 = 1.3333558146428443e-3f;
+    private const float E4 = 9.618129107628477e-3f;
+    private const float E3 = 5.550410866482158e-2f;
+    private const float E2 = 0.2402265069591007f;
+    private const float E1 = 0.6931471805599453f;
 
     /// <summary>erf(x) in single precision, absolute error &lt; 1e-6.</summary>
     public static float Erf(float x)
@@ -79,7 +88,7 @@ public static class MathKernels
         poly = Vector512.FusedMultiplyAdd(t, poly, Vector512.Create(A3));
         poly = Vector512.FusedMultiplyAdd(t, poly, Vector512.Create(A2));
         poly = Vector512.FusedMultiplyAdd(t, poly, Vector512.Create(A1));
-        var e = t * poly * Vector512.Exp(-(ax * ax));
+        var e = t * poly * Exp2NonPositive(-(ax * ax) * Vector512.Create(Log2E));
         var onePlusErf = Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), e, Vector512.Create(2f) - e);
         return Vector512.Create(0.5f) * z * onePlusErf;
     }
@@ -94,8 +103,46 @@ public static class MathKernels
         poly = Vector256.FusedMultiplyAdd(t, poly, Vector256.Create(A3));
         poly = Vector256.FusedMultiplyAdd(t, poly, Vector256.Create(A2));
         poly = Vector256.FusedMultiplyAdd(t, poly, Vector256.Create(A1));
-        var e = t * poly * Vector256.Exp(-(ax * ax));
+        var e = t * poly * Exp2NonPositive(-(ax * ax) * Vector256.Create(Log2E));
         var onePlusErf = Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256<float>.Zero), e, Vector256.Create(2f) - e);
         return Vector256.Create(0.5f) * z * onePlusErf;
+    }
+
+    /// <summary>
+    /// 2^x for x ≤ 0, clamped at −125 where the result is negligible: 2^n·p(r) with n = round(x), r = x − n, p the
+    /// degree-6 Taylor polynomial (relative error about 1.3e-7); 2^n goes straight into the exponent bits.
+    /// Cheaper than Vector512.Exp, which also handles the positive range.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> Exp2NonPositive(Vector512<float> x)
+    {
+        x = Vector512.Max(x, Vector512.Create(-125f));
+        var n = Vector512.Round(x);
+        var r = x - n;
+        var p = Vector512.FusedMultiplyAdd(Vector512.Create(E6), r, Vector512.Create(E5));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(E4));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(E3));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(E2));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(E1));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512<float>.One);
+        var scale = Vector512.ShiftLeft(Vector512.ConvertToInt32(n), 23);
+        return (p.AsInt32() + scale).AsSingle();
+    }
+
+    /// <inheritdoc cref="Exp2NonPositive(Vector512{float})"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> Exp2NonPositive(Vector256<float> x)
+    {
+        x = Vector256.Max(x, Vector256.Create(-125f));
+        var n = Vector256.Round(x);
+        var r = x - n;
+        var p = Vector256.FusedMultiplyAdd(Vector256.Create(E6), r, Vector256.Create(E5));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E4));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E3));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E2));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(E1));
+        p = Vector256.FusedMultiplyAdd(p, r, Vector256<float>.One);
+        var scale = Vector256.ShiftLeft(Vector256.ConvertToInt32(n), 23);
+        return (p.AsInt32() + scale).AsSingle();
     }
 }

@@ -11,6 +11,9 @@ public sealed class CpuBackendAttentionTests
     [InlineData(3, 2, 37, 16, 2)]
     [InlineData(2, 3, 130, 12, 2)]
     [InlineData(1, 2, 70, 64, 1)]
+    [InlineData(3, 4, 64, 8, 2)] // the served model's heads: one 8-wide P·V step
+    [InlineData(2, 2, 300, 32, 2)] // several key chunks per row
+    [InlineData(1, 1, 40, 48, 1)] // a 32-wide and a 16-wide P·V step
     public void Attention_Dense_MatchesNaiveSoftmaxAttention(int batch, int heads, int seqLen, int d, int threads)
     {
         using var backend = new CpuBackend(threads);
@@ -31,13 +34,15 @@ public sealed class CpuBackendAttentionTests
     }
 
     [Theory]
-    [InlineData(false, 16, 75, 1)]
-    [InlineData(true, 16, 75, 2)]
-    [InlineData(false, 7, 50, 2)]
-    [InlineData(true, 32, 129, 2)]
-    public void Attention_RandomBlockLayout_MatchesNaiveMaskedAttentionAndCountsPairs(bool shared, int blockSize, int seqLen, int threads)
+    [InlineData(false, 16, 75, 1, 16)]
+    [InlineData(true, 16, 75, 2, 16)]
+    [InlineData(false, 7, 50, 2, 16)]
+    [InlineData(true, 32, 129, 2, 16)]
+    [InlineData(false, 8, 64, 2, 8)]
+    [InlineData(true, 64, 300, 2, 32)]
+    public void Attention_RandomBlockLayout_MatchesNaiveMaskedAttentionAndCountsPairs(bool shared, int blockSize, int seqLen, int threads, int d)
     {
-        const int batch = 3, heads = 2, d = 16;
+        const int batch = 3, heads = 2;
         using var backend = new CpuBackend(threads);
         var (q, k, v) = Qkv(batch, heads, seqLen, d, seed: 2);
         int[] lengths = [seqLen, seqLen - 9, 5];

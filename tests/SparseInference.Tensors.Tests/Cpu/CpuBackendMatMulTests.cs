@@ -59,6 +59,77 @@ public sealed class CpuBackendMatMulTests
         TestData.AssertClose(expected, tc.ToArray<float>(), 1e-4, 1e-4, "C");
     }
 
+    [Theory]
+    [InlineData(1, 1, 1, true, 1)]
+    [InlineData(64, 96, 32, true, 1)] // a small served model's qkv: one region
+    [InlineData(33, 47, 29, false, 2)]
+    [InlineData(130, 97, 301, true, 2)] // several K chunks, partial last panel
+    [InlineData(700, 1100, 300, true, 2)] // several N blocks and row regions on two threads
+    public void MatMul_PreparedWeight_MatchesDoubleReference(int m, int n, int k, bool transB, int threads)
+    {
+        using var backend = new CpuBackend(threads);
+        var a = TestData.Uniform(21, (long)m * k);
+        var b = TestData.Uniform(22, (long)k * n);
+        var c0 = TestData.Uniform(23, (long)m * n);
+        var bias = TestData.Uniform(24, n);
+        using var ta = backend.FromHost(a, m, k);
+        using var tb = backend.FromHost(b, transB ? [n, k] : [k, n]);
+        using var tc = backend.FromHost(c0, m, n);
+        using var tbias = backend.FromHost(bias, n);
+        backend.PrepareWeight(tb, transB);
+
+        backend.MatMul(ta, tb, tc, new MatMulOptions(TransposeB: transB, Beta: 1f, Activation: Activation.Gelu), tbias);
+
+        var expected = Reference.MatMul(a, b, c0, m, n, k, false, transB, 1, 1, bias, Activation.Gelu);
+        TestData.AssertClose(expected, tc.ToArray<float>(), 1e-4, 1e-4, "C");
+    }
+
+    [Fact]
+    public void MatMul_PreparedWeightUsedWithOtherTranspose_MatchesDoubleReference()
+    {
+        // Prepared as Bᵀ, used as B (a square weight): the layout does not match and B is read as stored.
+        const int m = 20, n = 24, k = 24;
+        using var backend = new CpuBackend(1);
+        var a = TestData.Uniform(25, m * k);
+        var b = TestData.Uniform(26, k * n);
+        using var ta = backend.FromHost(a, m, k);
+        using var tb = backend.FromHost(b, k, n);
+        using var tc = backend.Allocate(m, n);
+        backend.PrepareWeight(tb, transposed: true);
+
+        backend.MatMul(ta, tb, tc, MatMulOptions.Default);
+
+        TestData.AssertClose(Reference.MatMul(a, b, null, m, n, k, false, false, 1, 0, null), tc.ToArray<float>(), 1e-4, 1e-4, "C");
+    }
+
+    [Fact]
+    public void MatMul_PreparedWeightOverwrittenByCopy_UsesNewValues()
+    {
+        const int m = 13, n = 40, k = 17;
+        using var backend = new CpuBackend(1);
+        var a = TestData.Uniform(27, m * k);
+        var b = TestData.Uniform(28, k * n);
+        using var ta = backend.FromHost(a, m, k);
+        using var tb = backend.FromHost(TestData.Uniform(29, k * n), n, k);
+        using var tc = backend.Allocate(m, n);
+        backend.PrepareWeight(tb, transposed: true);
+
+        tb.Upload<float>(b);
+        backend.MatMul(ta, tb, tc, MatMulOptions.Linear);
+
+        TestData.AssertClose(Reference.MatMul(a, b, null, m, n, k, false, true, 1, 0, null), tc.ToArray<float>(), 1e-4, 1e-4, "C");
+    }
+
+    [Fact]
+    public void PrepareWeight_Rank3_ThrowsNamingWeight()
+    {
+        using var backend = new CpuBackend(1);
+        using var w = backend.Allocate(2, 3, 4);
+
+        var ex = Assert.Throws<ArgumentException>(() => backend.PrepareWeight(w, transposed: true));
+        Assert.Equal("weight", ex.ParamName);
+    }
+
     [Fact]
     public void MatMul_BetaZero_IgnoresNaNInOutput()
     {
