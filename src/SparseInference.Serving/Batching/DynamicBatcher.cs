@@ -18,7 +18,8 @@ namespace SparseInference.Serving.Batching;
 /// from the injected <see cref="TimeProvider"/>.
 /// The scheduler and the workers are threads of their own that the signal wakes directly: as thread-pool
 /// work items, each wake-up and each dispatch waited behind the request handlers queued on the pool
-/// (under load, hundreds of microseconds per hop, more than the queue delay itself).
+/// (under load, hundreds of microseconds per hop, more than the queue delay itself). With one worker (the default)
+/// the scheduler thread runs each batch itself, saving the hand-off to a worker.
 /// </remarks>
 public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
 {
@@ -329,14 +330,25 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
             {
                 ExpireDue(now);
                 var nextDispatchAt = long.MaxValue;
-                while (Volatile.Read(ref _busy) < _workers && TryFormBatch(now, out nextDispatchAt))
-                    Dispatch(now);
+                var ranInline = false;
+                while (!ranInline && Volatile.Read(ref _busy) < _workers && TryFormBatch(now, out nextDispatchAt))
+                    ranInline = Dispatch(now);
+                if (ranInline)
+                {
+                    // Time has moved on by a forward: read the clock and expire again before forming the next batch.
+                    continue;
+                }
                 if (_listed > 2 * _maxQueueSize + 64)
                     Compact();
 
                 if (Volatile.Read(ref _stopping) != 0 && Volatile.Read(ref _queued) == 0 && Volatile.Read(ref _busy) == 0)
                     break;
-                ArmTimer(now, nextDispatchAt);
+                if (ArmTimer(now, nextDispatchAt))
+                {
+                    // The clock reached the moment while the loop ran: go again rather than wait for a timer that,
+                    // armed relative to a stale reading, would aim past it.
+                    continue;
+                }
             }
             catch (Exception ex)
             {
@@ -486,7 +498,8 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         }
     }
 
-    private void Dispatch(long now)
+    /// <summary>Sends <see cref="_group"/> to a worker; true when the scheduler ran the batch itself (one worker).</summary>
+    private bool Dispatch(long now)
     {
         var members = new List<Pending>(_group.Count);
         foreach (var pending in _group)
@@ -498,7 +511,7 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         _group.Clear();
         Compact();
         if (members.Count == 0)
-            return;
+            return false;
 
         Interlocked.Add(ref _queued, -members.Count);
         _metrics?.QueueDepthChanged(_labels, -members.Count);
@@ -519,10 +532,33 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         var paddingWaste = maxLength == 0 ? 0d : 1d - (double)sumLength / (sequences * (double)maxLength);
         _metrics?.RecordBatch(_labels, sequences, paddingWaste);
 
+        if (_workers == 1)
+        {
+            // With one worker nothing else can be dispatched while this batch runs, so the scheduler runs it itself up to
+            // its first incomplete await (the CPU forward completes synchronously): no thread wake-up between queue and
+            // engine. An executor that awaits something hands the rest to the pool and the scheduler carries on.
+            var run = RunBatchAsync(members);
+            if (run.IsCompleted)
+            {
+                Interlocked.Decrement(ref _busy);
+                return true;
+            }
+            run.ContinueWith(static (_, state) => ((DynamicBatcher<TRequest, TResponse>)state!).InlineBatchFinished(), this,
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            return false;
+        }
+
         // _busy was below _workers, so a worker is idle: it marks itself idle before it leaves the busy count.
         if (!_idleWorkers.TryDequeue(out var worker))
             throw new InvalidOperationException("No idle batch worker although fewer batches than workers are running.");
         worker.Run(members);
+        return false;
+    }
+
+    private void InlineBatchFinished()
+    {
+        Interlocked.Decrement(ref _busy);
+        Wake();
     }
 
     private void Compact()
@@ -540,20 +576,31 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         }
     }
 
-    private void ArmTimer(long now, long nextDispatchAt)
+    /// <summary>Arms the timer for the next dispatch or deadline; true when the clock has already reached it.</summary>
+    private bool ArmTimer(long now, long nextDispatchAt)
     {
         var next = nextDispatchAt;
         if (_deadlines.TryPeek(out _, out var deadline) && deadline < next)
             next = deadline;
-        if (next == _armedFor)
-            return;
-        _armedFor = next;
         if (next == long.MaxValue)
         {
-            _firedEarly = false;
-            _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-            return;
+            if (_armedFor != long.MaxValue)
+            {
+                _armedFor = long.MaxValue;
+                _firedEarly = false;
+                _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            }
+            return false;
         }
+        if (next != _armedFor)
+            Arm(now, next);
+        // Checked after arming: a clock that moves on later fires the armed timer, one that moved before is seen here.
+        return _time.GetTimestamp() >= next;
+    }
+
+    private void Arm(long now, long next)
+    {
+        _armedFor = next;
         // Round up so the timer never aims before the moment it is for; after an early firing ask for at least
         // a millisecond, so a millisecond-granular timer cannot spin on a due time it rounds down to zero.
         var dueTicks = (long)Math.Ceiling((next - now) * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency));
