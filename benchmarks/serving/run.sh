@@ -45,11 +45,13 @@ for s in socks: s.bind(("127.0.0.1",0))
 print(*[s.getsockname()[1] for s in socks])
 for s in socks: s.close()')
 
-SparseInference__Ports__Rest=$REST SparseInference__Ports__Grpc=$GRPC \
+# Started from its output folder, as the container image does (WORKDIR /app): the content root is the working
+# directory, and only there does the server find its shipped appsettings.json (log levels among them).
+(cd "$(dirname "$SERVER_DLL")" && SparseInference__Ports__Rest=$REST SparseInference__Ports__Grpc=$GRPC \
 SparseInference__Ports__Metrics=$METRICS SparseInference__Ports__Admin=$ADMIN \
 SparseInference__ModelRepository="$REPO" SparseInference__Admin__Token="$TOKEN" \
 SparseInference__Shutdown__DrainDelaySeconds=0 \
-  env ${SERVER_LOG_LEVEL:+"Logging__LogLevel__Default=$SERVER_LOG_LEVEL"} dotnet "$SERVER_DLL" >"$WORK/server.log" 2>&1 &
+  exec env ${SERVER_LOG_LEVEL:+"Logging__LogLevel__Default=$SERVER_LOG_LEVEL"} dotnet "$SERVER_DLL" >"$WORK/server.log" 2>&1) &
 SERVER_PID=$!
 cleanup() {
   kill "$SERVER_PID" 2>/dev/null || true

@@ -14,8 +14,12 @@ namespace SparseInference.Serving.Batching;
 /// <remarks>
 /// Producers only touch an atomic admission counter and an unbounded channel. One scheduler loop owns
 /// every queue structure, so batch formation needs no locks. Every wake-up (new request, timer, a
-/// finished batch) is a channel write, which keeps the loop a single wait. All time comes from the
-/// injected <see cref="TimeProvider"/>.
+/// finished batch) is a channel write plus a signal, which keeps the loop a single wait. All time comes
+/// from the injected <see cref="TimeProvider"/>.
+/// The scheduler and the workers are threads of their own that the signal wakes directly: as thread-pool
+/// work items, each wake-up and each dispatch waited behind the request handlers queued on the pool
+/// (under load, hundreds of microseconds per hop, more than the queue delay itself). With one worker (the default)
+/// the scheduler thread runs each batch itself, saving the hand-off to a worker.
 /// </remarks>
 public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
 {
@@ -44,8 +48,11 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
 
     private readonly Channel<Pending> _channel;
     private readonly Pending _wake;
+    private readonly ManualResetEventSlim _signal = new(false, spinCount: 0);
     private readonly ITimer _timer;
     private readonly Task _scheduler;
+    private readonly Worker[] _workerThreads;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<Worker> _idleWorkers = new();
     private readonly CancellationTokenSource _shutdown = new();
 
     // Scheduler-owned: touched only by the scheduler loop.
@@ -121,7 +128,13 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         // The system clock's own timers are too coarse for sub-millisecond queue delays; same clock, finer timers.
         var timers = ReferenceEquals(_time, TimeProvider.System) ? HighResolutionTimeProvider.Shared : _time;
         _timer = timers.CreateTimer(static s => ((DynamicBatcher<TRequest, TResponse>)s!).OnTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _scheduler = Task.Run(RunSchedulerAsync);
+        _workerThreads = new Worker[_workers];
+        for (var i = 0; i < _workers; i++)
+        {
+            _workerThreads[i] = new Worker(this, i);
+            _idleWorkers.Enqueue(_workerThreads[i]);
+        }
+        _scheduler = Task.Factory.StartNew(RunScheduler, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     /// <summary>Requests admitted and not yet dispatched, cancelled or expired. Never above MaxQueueSize.</summary>
@@ -207,6 +220,7 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         if (cancellationToken.CanBeCanceled)
             pending.Registration = cancellationToken.UnsafeRegister(static (s, token) => ((Pending)s!).OnCancelled(token), pending);
         _channel.Writer.TryWrite(pending);
+        _signal.Set();
         return pending.Task;
     }
 
@@ -220,6 +234,8 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         }
         Wake();
         await _scheduler.ConfigureAwait(false);
+        foreach (var worker in _workerThreads)
+            worker.Stop();
         _timer.Dispose();
         _shutdown.Dispose();
     }
@@ -260,7 +276,11 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
 
     private void LeaveQueue() => Interlocked.Decrement(ref _queued);
 
-    private void Wake() => _channel.Writer.TryWrite(_wake);
+    private void Wake()
+    {
+        _channel.Writer.TryWrite(_wake);
+        _signal.Set();
+    }
 
     private void OnTimer()
     {
@@ -283,12 +303,15 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
 
     private long TicksToNanoseconds(long ticks) => (long)(ticks * (1_000_000_000d / _time.TimestampFrequency));
 
-    private async Task RunSchedulerAsync()
+    private void RunScheduler()
     {
+        Thread.CurrentThread.Name = "Dynamic batcher scheduler";
         var reader = _channel.Reader;
         while (true)
         {
             Volatile.Write(ref _idleAt, long.MinValue);
+            // Reset before draining: a write after this point sets the signal again, so the wait below cannot miss it.
+            _signal.Reset();
             while (reader.TryRead(out var item))
             {
                 if (!ReferenceEquals(item, _wake))
@@ -307,14 +330,25 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
             {
                 ExpireDue(now);
                 var nextDispatchAt = long.MaxValue;
-                while (Volatile.Read(ref _busy) < _workers && TryFormBatch(now, out nextDispatchAt))
-                    Dispatch(now);
+                var ranInline = false;
+                while (!ranInline && Volatile.Read(ref _busy) < _workers && TryFormBatch(now, out nextDispatchAt))
+                    ranInline = Dispatch(now);
+                if (ranInline)
+                {
+                    // Time has moved on by a forward: read the clock and expire again before forming the next batch.
+                    continue;
+                }
                 if (_listed > 2 * _maxQueueSize + 64)
                     Compact();
 
                 if (Volatile.Read(ref _stopping) != 0 && Volatile.Read(ref _queued) == 0 && Volatile.Read(ref _busy) == 0)
                     break;
-                ArmTimer(now, nextDispatchAt);
+                if (ArmTimer(now, nextDispatchAt))
+                {
+                    // The clock reached the moment while the loop ran: go again rather than wait for a timer that,
+                    // armed relative to a stale reading, would aim past it.
+                    continue;
+                }
             }
             catch (Exception ex)
             {
@@ -323,7 +357,7 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
             }
 
             Volatile.Write(ref _idleAt, now);
-            await reader.WaitToReadAsync().ConfigureAwait(false);
+            _signal.Wait();
         }
 
         // Shutting down with nothing queued: items admitted and then cancelled may still sit in lists; drop them.
@@ -464,7 +498,8 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         }
     }
 
-    private void Dispatch(long now)
+    /// <summary>Sends <see cref="_group"/> to a worker; true when the scheduler ran the batch itself (one worker).</summary>
+    private bool Dispatch(long now)
     {
         var members = new List<Pending>(_group.Count);
         foreach (var pending in _group)
@@ -476,7 +511,7 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         _group.Clear();
         Compact();
         if (members.Count == 0)
-            return;
+            return false;
 
         Interlocked.Add(ref _queued, -members.Count);
         _metrics?.QueueDepthChanged(_labels, -members.Count);
@@ -497,7 +532,33 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         var paddingWaste = maxLength == 0 ? 0d : 1d - (double)sumLength / (sequences * (double)maxLength);
         _metrics?.RecordBatch(_labels, sequences, paddingWaste);
 
-        _ = Task.Run(() => RunBatchAsync(members));
+        if (_workers == 1)
+        {
+            // With one worker nothing else can be dispatched while this batch runs, so the scheduler runs it itself up to
+            // its first incomplete await (the CPU forward completes synchronously): no thread wake-up between queue and
+            // engine. An executor that awaits something hands the rest to the pool and the scheduler carries on.
+            var run = RunBatchAsync(members);
+            if (run.IsCompleted)
+            {
+                Interlocked.Decrement(ref _busy);
+                return true;
+            }
+            run.ContinueWith(static (_, state) => ((DynamicBatcher<TRequest, TResponse>)state!).InlineBatchFinished(), this,
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            return false;
+        }
+
+        // _busy was below _workers, so a worker is idle: it marks itself idle before it leaves the busy count.
+        if (!_idleWorkers.TryDequeue(out var worker))
+            throw new InvalidOperationException("No idle batch worker although fewer batches than workers are running.");
+        worker.Run(members);
+        return false;
+    }
+
+    private void InlineBatchFinished()
+    {
+        Interlocked.Decrement(ref _busy);
+        Wake();
     }
 
     private void Compact()
@@ -515,20 +576,31 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         }
     }
 
-    private void ArmTimer(long now, long nextDispatchAt)
+    /// <summary>Arms the timer for the next dispatch or deadline; true when the clock has already reached it.</summary>
+    private bool ArmTimer(long now, long nextDispatchAt)
     {
         var next = nextDispatchAt;
         if (_deadlines.TryPeek(out _, out var deadline) && deadline < next)
             next = deadline;
-        if (next == _armedFor)
-            return;
-        _armedFor = next;
         if (next == long.MaxValue)
         {
-            _firedEarly = false;
-            _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-            return;
+            if (_armedFor != long.MaxValue)
+            {
+                _armedFor = long.MaxValue;
+                _firedEarly = false;
+                _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            }
+            return false;
         }
+        if (next != _armedFor)
+            Arm(now, next);
+        // Checked after arming: a clock that moves on later fires the armed timer, one that moved before is seen here.
+        return _time.GetTimestamp() >= next;
+    }
+
+    private void Arm(long now, long next)
+    {
+        _armedFor = next;
         // Round up so the timer never aims before the moment it is for; after an early firing ask for at least
         // a millisecond, so a millisecond-granular timer cannot spin on a due time it rounds down to zero.
         var dueTicks = (long)Math.Ceiling((next - now) * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency));
@@ -581,9 +653,83 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         }
         finally
         {
-            Interlocked.Decrement(ref _busy);
-            Wake();
             Interlocked.Increment(ref _finishedBatches);
+        }
+    }
+
+    /// <summary>Called by a worker after its batch: idle first, then out of the busy count, then the scheduler is told.</summary>
+    private void WorkerFinished(Worker worker)
+    {
+        _idleWorkers.Enqueue(worker);
+        Interlocked.Decrement(ref _busy);
+        Wake();
+    }
+
+    /// <summary>
+    /// One executor call at a time on a thread of its own. The executor runs on this thread until its first
+    /// incomplete await (the CPU forward completes synchronously); the thread then waits for it to finish.
+    /// </summary>
+    private sealed class Worker
+    {
+        private readonly DynamicBatcher<TRequest, TResponse> _owner;
+        private readonly SemaphoreSlim _go = new(0);
+        private readonly int _index;
+        private Thread? _thread;
+        private List<Pending>? _batch;
+        private volatile bool _stopped;
+
+        public Worker(DynamicBatcher<TRequest, TResponse> owner, int index)
+        {
+            _owner = owner;
+            _index = index;
+        }
+
+        public void Run(List<Pending> batch)
+        {
+            _batch = batch;
+            // Started on first use: a batcher that never dispatches holds no thread.
+            if (_thread is null)
+            {
+                _thread = new Thread(Loop) { IsBackground = true, Name = $"Dynamic batcher worker {_index}" };
+                _thread.Start();
+            }
+            _go.Release();
+        }
+
+        public void Stop()
+        {
+            _stopped = true;
+            _go.Release();
+        }
+
+        private void Loop()
+        {
+            while (true)
+            {
+                _go.Wait();
+                var batch = Interlocked.Exchange(ref _batch, null);
+                if (batch is null)
+                {
+                    if (_stopped)
+                        return;
+                    continue;
+                }
+                try
+                {
+                    _owner.RunBatchAsync(batch).GetAwaiter().GetResult();
+                }
+                catch (Exception ex)
+                {
+                    // RunBatchAsync completes every member itself; this only keeps the worker alive.
+                    BatchingLog.SchedulerFault(_owner._logger, _owner._labels.Variant ?? string.Empty, ex);
+                }
+                finally
+                {
+                    _owner.WorkerFinished(this);
+                }
+                if (_stopped)
+                    return;
+            }
         }
     }
 

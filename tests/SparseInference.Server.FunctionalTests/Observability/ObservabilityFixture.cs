@@ -105,11 +105,28 @@ public sealed class ObservabilityFixture : ServerFixture
         await _trafficGate.WaitAsync();
         try
         {
-            return _traffic ??= await DriveAsync();
+            if (_traffic is null)
+            {
+                _traffic = await DriveAsync();
+                await WaitForRequestLogAsync(Variants.Count * (RestOk + RestInvalid + GrpcOk));
+            }
+
+            return _traffic;
         }
         finally
         {
             _trafficGate.Release();
+        }
+    }
+
+    /// <summary>The log sink writes from a background thread: wait until the traffic's request lines are out (at most 10 s).</summary>
+    private async Task WaitForRequestLogAsync(int expected)
+    {
+        var marker = $"\"EventId\":{{\"Id\":{Serving.Protocol.InferenceRequestLog.CompletedEventId}";
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (JsonLogLines().Count(l => l.Contains(marker, StringComparison.Ordinal)) < expected && DateTime.UtcNow < until)
+        {
+            await Task.Delay(20);
         }
     }
 

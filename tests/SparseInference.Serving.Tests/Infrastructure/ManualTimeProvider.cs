@@ -54,7 +54,8 @@ public sealed class ManualTimeProvider : TimeProvider
                 }
                 if (next is null)
                 {
-                    Interlocked.Exchange(ref _now, target);
+                    // Never backwards: a timer callback (or code it woke) may have advanced the clock further meanwhile.
+                    Interlocked.Exchange(ref _now, Math.Max(GetTimestamp(), target));
                     return;
                 }
                 Interlocked.Exchange(ref _now, Math.Max(GetTimestamp(), next.DueAt));
