@@ -4,6 +4,7 @@ using SparseInference.Models;
 using SparseInference.Models.Configuration;
 using SparseInference.Serving.Hosting;
 using SparseInference.Tensors;
+using SparseInference.Tensors.Cuda;
 
 namespace SparseInference.Serving.Repository;
 
@@ -27,7 +28,7 @@ internal sealed partial class EngineModelLoader : IInferenceModelLoader, IDispos
         _backend = new Lazy<IComputeBackend?>(() => ComputeDeviceSelector.Create(device, _logger), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
-    /// <summary>The backend models load onto; null for the fused CPU kernels.</summary>
+    /// <summary>The backend models load onto; null for the engine's shared CPU backend.</summary>
     public IComputeBackend? Backend => _backend.Value;
 
     /// <summary>The backend if the first load has opened it already (never opens it): what metrics read.</summary>
@@ -38,12 +39,12 @@ internal sealed partial class EngineModelLoader : IInferenceModelLoader, IDispos
         var backend = _backend.Value;
         if (backend is null)
         {
-            return new EngineModel(EncoderModel.Load(versionDirectory), null, null, _logger);
+            return new EngineModel(EncoderModel.Load(versionDirectory), null, null, _logger, null);
         }
 
         var model = EncoderModel.Load(versionDirectory, backend);
         Log.LoadedOnDevice(_logger, versionDirectory, backend.Name);
-        return new EngineModel(model, _gpu, versionDirectory, _logger);
+        return new EngineModel(model, _gpu, versionDirectory, _logger, backend as CudaComputeBackend);
     }
 
     public void Dispose()
@@ -56,14 +57,82 @@ internal sealed partial class EngineModelLoader : IInferenceModelLoader, IDispos
 
     /// <param name="gpu">The lock serialising GPU forwards, or null on the CPU.</param>
     /// <param name="directory">For a GPU model, where to load the CPU twin for calls the GPU backend does not support.</param>
-    private sealed class EngineModel(EncoderModel model, Lock? gpu, string? directory, ILogger logger) : IInferenceModel
+    /// <param name="cuda">The CUDA backend whose pooled blocks go back to the driver once this model is released.</param>
+    private sealed class EngineModel(EncoderModel model, Lock? gpu, string? directory, ILogger logger, CudaComputeBackend? cuda)
+        : IInferenceModel, IDisposable
     {
         private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _cpuPatterns = new(StringComparer.Ordinal);
         private EncoderModel? _cpuTwin;
 
+        // Unloading disposes a version while forwards already handed to it may still run (a request resolved just
+        // before the swap runs on the retired version): one reference for the repository plus one per forward in
+        // flight, and the weights are released when the last one goes. Zero means released.
+        private int _references = 1;
+        private int _disposed;
+
         public ModelConfiguration Configuration { get; } = FromEngine(model.Config);
 
         public ForwardResult Forward(ForwardInput input, AttentionSpec attention)
+        {
+            AddReference();
+            try
+            {
+                return ForwardCore(input, attention);
+            }
+            finally
+            {
+                ReleaseReference();
+            }
+        }
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                ReleaseReference();
+            }
+        }
+
+        private void AddReference()
+        {
+            var current = Volatile.Read(ref _references);
+            while (true)
+            {
+                if (current == 0)
+                {
+                    throw new InferenceException(
+                        InferenceErrorKind.Unavailable, $"model version at '{model.Directory}' was unloaded before this request reached it; retry");
+                }
+
+                var seen = Interlocked.CompareExchange(ref _references, current + 1, current);
+                if (seen == current)
+                {
+                    return;
+                }
+
+                current = seen;
+            }
+        }
+
+        private void ReleaseReference()
+        {
+            if (Interlocked.Decrement(ref _references) != 0)
+            {
+                return;
+            }
+
+            model.Dispose();
+            _cpuTwin?.Dispose();
+            if (cuda is not null && gpu is not null)
+            {
+                lock (gpu)
+                {
+                    cuda.ReleaseCachedMemory();
+                }
+            }
+        }
+
+        private ForwardResult ForwardCore(ForwardInput input, AttentionSpec attention)
         {
             if (gpu is null)
             {

@@ -68,7 +68,7 @@ public sealed class ComputeDeviceTests
         using var ready = await rest.GetAsync($"/v2/models/{Model}/ready");
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
         var entries = server.Logs.Entries.ToArray();
-        Assert.Contains(entries, e => e.Message == "Compute device: cpu (fused CPU kernels)");
+        Assert.Contains(entries, e => e.Message == "Compute device: cpu (CPU backend, AVX-512 where available)");
         Assert.DoesNotContain(entries, e => e.Message.Contains("CUDA", StringComparison.Ordinal));
     }
 
