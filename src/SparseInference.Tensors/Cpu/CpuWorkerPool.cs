@@ -51,7 +51,10 @@ internal sealed class CpuWorkerPool : IDisposable
         try
         {
             var job = new Job(body, count);
-            Volatile.Write(ref _job, job);
+            // A full fence between publishing the job and reading the sleeper count (a worker increments the count,
+            // then re-reads the job): with a plain store the read could pass it and a worker going to sleep would miss
+            // this call, which then runs on the caller alone.
+            Interlocked.Exchange(ref _job, job);
             var sleepers = Volatile.Read(ref _sleepers);
             if (sleepers > 0) _signal.Release(Math.Min(sleepers, _workers.Length));
             job.Work();
