@@ -93,6 +93,19 @@ public sealed class CudaComputeBackend : IComputeBackend
         return new Tensor(buffer, shape, dtype);
     }
 
+    /// <summary>
+    /// A weight stays on the device for the model's lifetime: from now on its memory counts as weights in
+    /// <see cref="MemoryStatistics"/> (and in the server's device memory metrics). Its BF16 operand copy is made on first use.
+    /// </summary>
+    public void PrepareWeight(Tensor weight, bool transposed)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        if (weight.Buffer is CudaTensorBuffer buffer)
+        {
+            Device.Memory.Recategorize(buffer.Memory, MemoryCategory.Weights);
+        }
+    }
+
     public void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination)
     {
         var view = Output(destination, nameof(destination));

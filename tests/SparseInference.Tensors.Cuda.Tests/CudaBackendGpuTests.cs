@@ -97,6 +97,27 @@ public class CudaBackendGpuTests
     }
 
     [GpuFact]
+    public void PrepareWeight_LinearWeight_CountsAsWeightsUntilDisposed()
+    {
+        Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason), reason);
+        using (gpu)
+        {
+            var before = gpu!.MemoryStatistics;
+            var weight = gpu.FromHost(new float[1024 * 512], 1024, 512);
+            Assert.Equal(before.WeightBytes, gpu.MemoryStatistics.WeightBytes);
+
+            gpu.PrepareWeight(weight, transposed: true);
+            gpu.PrepareWeight(weight, transposed: true); // preparing twice counts once
+            var prepared = gpu.MemoryStatistics;
+            Assert.Equal(before.WeightBytes + DeviceMemoryPool.SizeClass(1024 * 512 * 4), prepared.WeightBytes);
+            Assert.Equal(before.ActivationBytes, prepared.ActivationBytes);
+
+            weight.Dispose();
+            Assert.Equal(before.WeightBytes, gpu.MemoryStatistics.WeightBytes);
+        }
+    }
+
+    [GpuFact]
     public void Linear_BFloat16InputsWithGelu_MatchesCpuBackend()
     {
         Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason), reason);

@@ -3,7 +3,8 @@
 # a d_model 512 model (written by SparseInference.CudaSelfTest --model-only) loaded, served and unloaded through
 # the repository API for several cycles, reading the device memory gauges from the metrics port after each step.
 # Passes when the driver's used memory after every unload is back within TOLERANCE_MIB of the first unload's figure
-# (the first cycle warms kernel modules and library workspaces) and every infer answers 200.
+# (the first cycle warms kernel modules and library workspaces), the weights gauge is non-zero while the model is
+# loaded and zero after the unload, and every infer answers 200.
 #   CARRY (default .devicecarry) holds selftest.tar.xz and server.tar.xz; results land in $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/server-unload-out}
@@ -41,8 +42,10 @@ for cycle in $(seq 1 "$CYCLES"); do
   loaded=$(used); loaded_weights=$(weights)
   curl -s -o /dev/null -X POST localhost:8000/v2/repository/models/gpu-encoder/unload
   sleep 1
-  after=$(used)
-  echo "cycle $cycle: infer$codes; used ${loaded} MiB loaded (weights ${loaded_weights:-?} MiB), ${after} MiB after unload" | tee -a "$OUT/cycles.txt"
+  after=$(used); after_weights=$(weights)
+  echo "cycle $cycle: infer$codes; used ${loaded} MiB loaded (weights ${loaded_weights:-?} MiB), ${after} MiB after unload (weights ${after_weights:-?} MiB)" | tee -a "$OUT/cycles.txt"
+  # The model's Linear weights are counted as weights while it is loaded, and none are left after the unload.
+  [ "${loaded_weights:-0}" -gt 0 ] && [ "${after_weights:-1}" = 0 ] || status=1
   for code in $codes; do [ "$code" = 200 ] || status=1; done
   [ "$cycle" = 1 ] && first=$after
   if [ "$cycle" -gt 1 ] && [ $(( after > first ? after - first : first - after )) -gt "$TOLERANCE_MIB" ]; then status=1; fi

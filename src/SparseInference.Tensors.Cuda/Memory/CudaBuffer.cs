@@ -55,7 +55,7 @@ public sealed class CudaBuffer : IDisposable
     /// <summary>Bytes asked for (the block behind it may be larger).</summary>
     public long Bytes { get; }
 
-    public MemoryCategory Category { get; }
+    public MemoryCategory Category { get; internal set; }
 
     internal Interop.CudaDeviceMemoryHandle? Block { get; }
 

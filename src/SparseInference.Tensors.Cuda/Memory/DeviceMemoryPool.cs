@@ -104,6 +104,22 @@ public sealed class DeviceMemoryPool : IDisposable
         return new CudaBuffer(this, block, bytes, category);
     }
 
+    /// <summary>Counts a rented buffer under <paramref name="category"/> from now on (memory found to hold weights after it was allocated).</summary>
+    internal void Recategorize(CudaBuffer buffer, MemoryCategory category)
+    {
+        lock (gate)
+        {
+            if (buffer.Block is not { } block || buffer.Category == category)
+            {
+                return;
+            }
+
+            rentedByCategory[(int)buffer.Category] -= block.Bytes;
+            rentedByCategory[(int)category] += block.Bytes;
+            buffer.Category = category;
+        }
+    }
+
     internal void Return(CudaBuffer buffer)
     {
         var block = buffer.Block!;
