@@ -171,28 +171,7 @@ public sealed class RestScoreClient(HttpClient http, InferTarget target, int tim
                 writer.WriteString(key, value);
             writer.WriteEndObject();
             writer.WriteStartArray("inputs");
-            writer.WriteStartObject();
-            writer.WriteString("name", target.InputName);
-            writer.WriteStartArray("shape");
-            writer.WriteNumberValue(batch);
-            writer.WriteNumberValue(time);
-            writer.WriteNumberValue(target.Channels);
-            writer.WriteEndArray();
-            writer.WriteString("datatype", "FP32");
-            if (binary)
-            {
-                writer.WriteStartObject("parameters");
-                writer.WriteNumber("binary_data_size", windows.Length * sizeof(float));
-                writer.WriteEndObject();
-            }
-            else
-            {
-                writer.WriteStartArray("data");
-                foreach (var value in windows)
-                    writer.WriteNumberValue(value);
-                writer.WriteEndArray();
-            }
-            writer.WriteEndObject();
+            InferRequestJson.WriteFp32Input(writer, target.InputName, [batch, time, target.Channels], windows, binary);
             writer.WriteEndArray();
             writer.WriteStartArray("outputs");
             writer.WriteStartObject();

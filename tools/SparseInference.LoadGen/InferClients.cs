@@ -27,6 +27,41 @@ public sealed record InferTarget(string Model, string? Version, string InputName
     public string ModelPath => Version is null ? $"/v2/models/{Uri.EscapeDataString(Model)}" : $"/v2/models/{Uri.EscapeDataString(Model)}/versions/{Uri.EscapeDataString(Version)}";
 }
 
+/// <summary>Pieces of the Open Inference Protocol JSON request body that every REST client here writes alike.</summary>
+public static class InferRequestJson
+{
+    /// <summary>
+    /// One FP32 input: name, shape, datatype, and either the values inline or, when they follow the JSON as binary
+    /// tensor data, their <c>binary_data_size</c>.
+    /// </summary>
+    public static void WriteFp32Input(Utf8JsonWriter writer, string name, ReadOnlySpan<int> shape, ReadOnlySpan<float> values, bool binary)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        writer.WriteStartObject();
+        writer.WriteString("name", name);
+        writer.WriteStartArray("shape");
+        foreach (var dim in shape)
+            writer.WriteNumberValue(dim);
+        writer.WriteEndArray();
+        writer.WriteString("datatype", "FP32");
+        if (binary)
+        {
+            writer.WriteStartObject("parameters");
+            writer.WriteNumber("binary_data_size", values.Length * sizeof(float));
+            writer.WriteEndObject();
+        }
+        else
+        {
+            writer.WriteStartArray("data");
+            foreach (var value in values)
+                writer.WriteNumberValue(value);
+            writer.WriteEndArray();
+        }
+
+        writer.WriteEndObject();
+    }
+}
+
 /// <summary>REST <c>POST /v2/models/{m}/infer</c>, with JSON tensor data or the binary tensor data extension.</summary>
 public sealed class RestInferClient(HttpClient http, InferTarget target, bool binary) : IInferClient
 {
@@ -80,28 +115,7 @@ public sealed class RestInferClient(HttpClient http, InferTarget target, bool bi
                 writer.WriteBoolean("binary_data_output", true);
             writer.WriteEndObject();
             writer.WriteStartArray("inputs");
-            writer.WriteStartObject();
-            writer.WriteString("name", target.InputName);
-            writer.WriteStartArray("shape");
-            writer.WriteNumberValue(1);
-            writer.WriteNumberValue(time);
-            writer.WriteNumberValue(target.Channels);
-            writer.WriteEndArray();
-            writer.WriteString("datatype", "FP32");
-            if (binary)
-            {
-                writer.WriteStartObject("parameters");
-                writer.WriteNumber("binary_data_size", window.Length * sizeof(float));
-                writer.WriteEndObject();
-            }
-            else
-            {
-                writer.WriteStartArray("data");
-                foreach (var value in window.Span)
-                    writer.WriteNumberValue(value);
-                writer.WriteEndArray();
-            }
-            writer.WriteEndObject();
+            InferRequestJson.WriteFp32Input(writer, target.InputName, [1, time, target.Channels], window.Span, binary);
             writer.WriteEndArray();
             writer.WriteEndObject();
         }
