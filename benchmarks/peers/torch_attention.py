@@ -10,9 +10,10 @@ import json
 import math
 import statistics
 import sys
-import time
 
 import torch
+
+from peer_timing import time_repeatedly
 
 
 def run_case(spec, min_seconds, min_reps):
@@ -25,17 +26,7 @@ def run_case(spec, min_seconds, min_reps):
         with torch.no_grad():
             return torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * scale, dim=-1).matmul(v)
 
-    t_end = time.perf_counter() + 0.2
-    while time.perf_counter() < t_end:
-        fn()
-    times = []
-    start = time.perf_counter()
-    cpu0 = time.process_time()
-    while len(times) < min_reps or time.perf_counter() - start < min_seconds:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    cpu = time.process_time() - cpu0
+    times, cpu = time_repeatedly(fn, min_seconds, min_reps)
     return {"case": spec, "reps": len(times), "median_ms": statistics.median(times) * 1e3, "best_ms": min(times) * 1e3,
             "cpu_ms_per_rep": cpu / len(times) * 1e3}
 

@@ -9,9 +9,10 @@ import json
 import re
 import statistics
 import sys
-import time
 
 import torch
+
+from peer_timing import time_repeatedly
 
 
 def run_case(spec, min_seconds, min_reps):
@@ -30,18 +31,7 @@ def run_case(spec, min_seconds, min_reps):
     else:
         raise SystemExit(f"unknown case kind {kind!r}")
     flops = 2.0 * m * n * k
-    # Warm-up: thread pool start, page faults, BLAS buffers.
-    t_end = time.perf_counter() + 0.2
-    while time.perf_counter() < t_end:
-        fn()
-    times = []
-    start = time.perf_counter()
-    cpu0 = time.process_time()
-    while len(times) < min_reps or time.perf_counter() - start < min_seconds:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    cpu = time.process_time() - cpu0
+    times, cpu = time_repeatedly(fn, min_seconds, min_reps)
     return {
         "case": spec,
         "reps": len(times),
