@@ -36,6 +36,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
         this.cublas = cublas;
         this.compiler = compiler;
         Memory = new DeviceMemoryPool(context.DangerousGetHandle());
+        AttentionVariant = HasWgmma(info) ? AttentionKernelVariant.Hopper : AttentionKernelVariant.Default;
     }
 
     public CudaDeviceInfo Device { get; }
@@ -250,6 +251,11 @@ public sealed unsafe partial class CudaBackend : IDisposable
     /// <summary>Registers and local-memory bytes per thread of the attention kernel built for a head dim, query tile and variant.</summary>
     public (int Registers, int LocalBytes) AttentionResources(int headDim, int queryTile, AttentionKernelVariant variant)
     {
+        if (variant.Wgmma && HasWgmma(Device) && headDim == 64 && queryTile == 128)
+        {
+            return KernelResources("attention_sm90.cu", "attention_fwd_sm90", WgmmaDefines(variant, CudaElementType.BFloat16));
+        }
+
         var mTiles = headDim == 128 ? 1 : variant.RowsPerWarp / 16;
         var wide = variant.WideKeyTiles && !variant.Pipelined;
         return KernelResources("attention.cu", "attention_fwd",
@@ -719,8 +725,35 @@ public sealed unsafe partial class CudaBackend : IDisposable
 
     // ---- Attention -------------------------------------------------------------------------
 
-    /// <summary>The attention kernel variant used when a call names none.</summary>
-    public AttentionKernelVariant AttentionVariant { get; set; } = AttentionKernelVariant.Default;
+    /// <summary>
+    /// The attention kernel variant used when a call names none: <see cref="AttentionKernelVariant.Hopper"/> on compute
+    /// capability 9.0 (calls it cannot run fall back to the mma.sync kernel), else <see cref="AttentionKernelVariant.Default"/>.
+    /// </summary>
+    public AttentionKernelVariant AttentionVariant { get; set; }
+
+    /// <summary>Whether the device has the sm_90a instructions the Hopper attention kernel uses (compute capability 9.0).</summary>
+    public static bool HasWgmma(CudaDeviceInfo device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        return device.ComputeMajor == 9 && device.ComputeMinor == 0;
+    }
+
+    /// <summary>
+    /// Whether the Hopper (wgmma) kernel runs this call on <paramref name="device"/>: compute capability 9.0, head dim 64,
+    /// BF16 or FP16, and dense or a block size of 128 (one query block = one CTA of two 64-row warpgroups). Other calls
+    /// of a <see cref="AttentionKernelVariant.Wgmma"/> variant run the mma.sync kernel.
+    /// </summary>
+    public static bool SupportsWgmmaAttention(CudaDeviceInfo device, AttentionGeometry geometry, CsrBlockLayout? layout, CudaElementType type, out string? why)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(geometry);
+        why = !HasWgmma(device) ? $"compute capability {device.ComputeMajor}.{device.ComputeMinor} (wgmma needs 9.0)"
+            : geometry.HeadDim != 64 ? $"head dim {geometry.HeadDim} (supported: 64)"
+            : layout is not null && layout.BlockSize != 128 ? $"block size {layout.BlockSize} (supported: 128, or dense)"
+            : type == CudaElementType.Float32 ? "FP32 tensors (BF16 or FP16 only)"
+            : null;
+        return why is null;
+    }
 
     /// <summary>Whether <see cref="Attention"/> runs this geometry and layout on the GPU.</summary>
     public static bool SupportsAttention(AttentionGeometry geometry, CsrBlockLayout? layout, out string? why)
@@ -962,9 +995,20 @@ public sealed unsafe partial class CudaBackend : IDisposable
             $"HEAD_DIM={geometry.HeadDim}", $"QUERY_TILE={queryTile}", $"KEY_TILE={keyTile}", $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}",
             $"M_TILES={mTiles}", $"FAST_EXP={(fastExp ? 1 : 0)}", $"MIN_BLOCKS={Math.Max(1, chosen.MinBlocksPerMultiprocessor)}", $"STAGES={stages}", $"PIPELINE={(chosen.Pipelined ? 1 : 0)}", $"Q_IN_SMEM={(wide ? 1 : 0)}",
         };
-        var sharedBytes = ((queryTile * geometry.HeadDim) + (2 * stages * keyTile * geometry.HeadDim)) * 2;
         context.MakeCurrent();
-        var f = AttentionFunction(defines, sharedBytes);
+        nint f;
+        uint threads;
+        int sharedBytes;
+        if (chosen.Wgmma && SupportsWgmmaAttention(Device, geometry, layout?.Layout, type, out _))
+        {
+            (f, threads, sharedBytes) = WgmmaAttentionFunction(chosen, type);
+        }
+        else
+        {
+            sharedBytes = ((queryTile * geometry.HeadDim) + (2 * stages * keyTile * geometry.HeadDim)) * 2;
+            f = AttentionFunction("attention.cu", "attention_fwd", defines, sharedBytes);
+            threads = (uint)(queryTile / (16 * mTiles) * 32);
+        }
 
         var p = new AttentionParams
         {
@@ -984,7 +1028,6 @@ public sealed unsafe partial class CudaBackend : IDisposable
             NumQueryBlocks = layout?.Layout.NumQueryBlocks ?? CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile),
             ScaleLog2 = (float)(1.0 / Math.Sqrt(geometry.HeadDim) * 1.4426950408889634),
         };
-        var threads = (uint)(queryTile / (16 * mTiles) * 32);
         void** args = stackalloc void*[] { &p };
         var plan = layout is null ? null : PlanFor(layout, geometry.Heads);
         if (plan is null)
@@ -994,6 +1037,8 @@ public sealed unsafe partial class CudaBackend : IDisposable
             return;
         }
 
+        // Both kernels write split rows' partial results in the same layout ([slot][query tile][head dim]), so
+        // attention.cu's combine kernel merges either.
         using var partialO = Allocate((long)plan.Slots * queryTile * geometry.HeadDim * 4, MemoryCategory.Workspace);
         using var partialML = Allocate((long)plan.Slots * queryTile * 2 * 4, MemoryCategory.Workspace);
         p.Work = plan.Work.Pointer;
@@ -1006,9 +1051,38 @@ public sealed unsafe partial class CudaBackend : IDisposable
         Launch(combine, (uint)plan.SplitRows, 1, 1, 256, 0, combineArgs, "attention_combine");
     }
 
-    private nint AttentionFunction(string[] defines, int sharedBytes)
+    /// <summary>Defines of the Hopper kernel for a variant: head dim 64, 128-row query tiles, 128-key tiles.</summary>
+    private static string[] WgmmaDefines(AttentionKernelVariant variant, CudaElementType type)
     {
-        var f = Function("attention.cu", "attention_fwd", defines);
+        if (variant.Stages is not (2 or 3))
+        {
+            throw new ArgumentException($"variant.Stages: expected 2 or 3 for the wgmma kernel, got {variant.Stages}.", nameof(variant));
+        }
+
+        if (variant.MinBlocksPerMultiprocessor is not (1 or 2) || (variant.MinBlocksPerMultiprocessor == 2 && variant.Stages != 2))
+        {
+            throw new ArgumentException(
+                $"variant.MinBlocksPerMultiprocessor: expected 1, or 2 with 2 stages (two CTAs of three stages exceed shared memory), got {variant.MinBlocksPerMultiprocessor} with {variant.Stages} stages.",
+                nameof(variant));
+        }
+
+        return
+        [
+            "HEAD_DIM=64", "QUERY_TILE=128", "KEY_TILE=128", $"STAGES={variant.Stages}", $"MIN_BLOCKS={variant.MinBlocksPerMultiprocessor}",
+            $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}", $"FAST_EXP={(variant.FastExp && type == CudaElementType.BFloat16 ? 1 : 0)}",
+        ];
+    }
+
+    private (nint Function, uint Threads, int SharedBytes) WgmmaAttentionFunction(AttentionKernelVariant variant, CudaElementType type)
+    {
+        // Q tile, K and V ring, and 1 KiB for the kernel to align the window to the 1024-byte swizzle atom.
+        var sharedBytes = (128 * 128) + (variant.Stages * 2 * 128 * 128) + 1024;
+        return (AttentionFunction("attention_sm90.cu", "attention_fwd_sm90", WgmmaDefines(variant, type), sharedBytes), 256, sharedBytes);
+    }
+
+    private nint AttentionFunction(string sourceFile, string function, string[] defines, int sharedBytes)
+    {
+        var f = Function(sourceFile, function, defines);
         CudaDriver.Check(
             CudaDriver.cuFuncSetAttribute(f, CudaDriver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes),
             nameof(CudaDriver.cuFuncSetAttribute));

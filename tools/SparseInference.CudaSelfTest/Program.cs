@@ -183,6 +183,9 @@ namespace SparseInference.CudaSelfTest
                     Attention($"[{variant}] bigbird s0.75 bs64 B1 H2 T1024 d32", 1, 2, 1024, 32, CsrBlockLayout.BigBird(1, 2, 1024, 64, 0.75, 1, 7, 0), null, variant: variant);
                     Attention($"[{variant}] dense B1 H1 T50 d64 (one key tile)", 1, 1, 50, 64, null, null, variant: variant);
                     Attention($"[{variant}] window s0.5 bs64 B1 H2 T200 d64", 1, 2, 200, 64, CsrBlockLayout.Window(1, 2, 200, 64, 0.5), null, variant: variant);
+                    Attention($"[{variant}] bigbird s0.75 bs128 B2 H2 T2048 d64 lens{{2048,1500}} (split rows)", 2, 2, 2048, 64,
+                        CsrBlockLayout.BigBird(2, 2, 2048, 128, 0.75, 1, 11, 0), [2048, 1500], variant: variant);
+                    Attention($"[{variant}] dense B1 H2 T257 d64 fp16", 1, 2, 257, 64, null, null, CudaElementType.Float16, variant: variant);
                 });
             }
 
@@ -526,13 +529,13 @@ namespace SparseInference.CudaSelfTest
         private readonly List<string> results = [];
 
         /// <summary>
-        /// Kernel versions timed side by side: v1 one 16-row tile per warp, v2 two, v6 two with three K/V stages,
-        /// v7 two, software-pipelined over 32-key tiles, v9/v10 two with 128-key tiles and Q read from shared
-        /// memory (two and three stages). (v3, BF16 exponentials, v4, registers capped for 3 CTAs/SM, and v8,
-        /// v7 with one tile per warp, were slower; docs/cuda-notes.md.)
+        /// Kernel versions timed side by side: v5, the mma.sync kernel (the default before compute capability 9.0 had
+        /// its own), and the wgmma kernel: w1 one CTA per multiprocessor with three K/V stages, w2 two CTAs with two
+        /// stages (the default on 9.0), w3 w2 with BF16 exponentials. (The mma.sync versions v1–v10 are compared in
+        /// docs/cuda-notes.md and stay selectable.)
         /// </summary>
         public static AttentionKernelVariant[] Variants { get; } =
-            [new(16, false), new(32, false), new(32, false, 1, 3), new(32, false, 1, 3, Pipelined: true), new(32, false, WideKeyTiles: true), new(32, false, 1, 3, WideKeyTiles: true)];
+            [AttentionKernelVariant.Default, new(32, false, 1, 3, Wgmma: true), AttentionKernelVariant.Hopper, AttentionKernelVariant.Hopper with { FastExp = true }];
 
         public void RunAll()
         {

@@ -42,12 +42,35 @@ internal sealed class KernelCompiler
         return reader.ReadToEnd();
     }
 
+    /// <summary>
+    /// The marker line by which a source asks for the architecture-specific target of its device
+    /// (<c>sm_90a</c> on compute capability 9.0: wgmma, setmaxnreg), which runs on that architecture only.
+    /// </summary>
+    public const string ArchSpecificMarker = "// kernel-target: arch-specific";
+
+    /// <summary>Whether <paramref name="source"/> carries <see cref="ArchSpecificMarker"/>.</summary>
+    public static bool RequestsArchSpecificTarget(string source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        return source.Contains(ArchSpecificMarker, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The NVRTC target for a source on a device: <c>sm_XY</c>, or <c>sm_XYa</c> when the source asks for the
+    /// architecture-specific target and the device has one (compute capability 9.0; others get <c>sm_XY</c>).
+    /// </summary>
+    public static string TargetFor(string source, int computeMajor, int computeMinor) =>
+        RequestsArchSpecificTarget(source) && computeMajor == 9 && computeMinor == 0
+            ? $"sm_{computeMajor}{computeMinor}a"
+            : $"sm_{computeMajor}{computeMinor}";
+
     /// <summary>Returns the CUBIN for a source and defines, compiling only on a cache miss.</summary>
     public byte[] GetImage(string kernelName, string source, IReadOnlyList<string> defines)
     {
+        // The target is one of the options, so it is part of the cache key.
         var options = new List<string>
         {
-            $"--gpu-architecture=sm_{computeMajor}{computeMinor}",
+            $"--gpu-architecture={TargetFor(source, computeMajor, computeMinor)}",
             "--std=c++17",
             "-default-device",
         };

@@ -71,6 +71,7 @@ public class KernelCacheKeyTests
 
     [Theory]
     [InlineData("attention.cu", "attention_fwd")]
+    [InlineData("attention_sm90.cu", "attention_fwd_sm90")]
     [InlineData("elementwise.cu", "layer_norm_f32")]
     [InlineData("indexing.cu", "topk_rows_f32")]
     [InlineData("selection.cu", "block_topk_select")]
@@ -81,4 +82,27 @@ public class KernelCacheKeyTests
         Assert.Contains($"extern \"C\" __global__", source);
         Assert.Contains(entryPoint, source);
     }
+
+    [Theory]
+    [InlineData(9, 0, "sm_90a")]
+    [InlineData(8, 0, "sm_80")]
+    [InlineData(8, 9, "sm_89")]
+    [InlineData(10, 0, "sm_100")]
+    public void TargetFor_ArchSpecificSource_GetsSuffixOnComputeCapability90Only(int major, int minor, string expected) =>
+        Assert.Equal(expected, KernelCompiler.TargetFor("// kernel-target: arch-specific\nvoid f();", major, minor));
+
+    [Fact]
+    public void TargetFor_PlainSource_GetsPlainTarget() =>
+        Assert.Equal("sm_90", KernelCompiler.TargetFor("void f();", 9, 0));
+
+    [Theory]
+    [InlineData("attention_sm90.cu", true)]
+    [InlineData("attention.cu", false)]
+    [InlineData("elementwise.cu", false)]
+    public void RequestsArchSpecificTarget_EmbeddedKernel_OnlyTheWgmmaKernelAsks(string file, bool expected) =>
+        Assert.Equal(expected, KernelCompiler.RequestsArchSpecificTarget(KernelCompiler.ReadSource(file)));
+
+    [Fact]
+    public void Compute_ArchSpecificTargetOption_ChangesKey() =>
+        Assert.NotEqual(Key(options: ["--gpu-architecture=sm_90", "-DHEAD_DIM=64"]), Key(options: ["--gpu-architecture=sm_90a", "-DHEAD_DIM=64"]));
 }

@@ -1,0 +1,538 @@
+// Hopper attention forward (sm_90a): the same function, parameters and work list as attention.cu's
+// attention_fwd, with the products on warpgroup tensor-core instructions (wgmma.mma_async) instead of
+// mma.sync. One CTA computes one query tile of one (batch, head) as QUERY_TILE / 64 warpgroups of
+// 64 query rows each; the warpgroups share the key/value tiles in shared memory.
+//   S = Q·Kᵀ : wgmma m64nKEY_TILEk16, A = this warpgroup's Q rows, B = the K tile, both read by the
+//             tensor cores straight from shared memory (K-major, 128-byte swizzle), 4 k-steps of 16.
+//   O += P·V : wgmma m64n64k16, A = P from registers (the S accumulators rounded to 16 bits: two
+//             adjacent n8 accumulator tiles form one k16 A fragment), B = the V tile, MN-major
+//             (transposed) from shared memory, KEY_TILE/16 k-steps.
+// Tiles are copied by every thread with cp.async into a ring of STAGES buffers; the writes reach the
+// tensor cores' (async) proxy only after fence.proxy.async, before the barrier that publishes them.
+//
+// Shared-memory layout: every tile row is one head-dim-64 row of 128 bytes, 16-byte chunk c of row r at
+// r·128 + ((c ^ (r & 7))·16), tile bases 1024-byte aligned: the wgmma 128-byte swizzle pattern, which
+// keys on address bits, so the descriptors below need no base offset.
+//
+// Knobs (-D): QUERY_TILE (64, 128), KEY_TILE (64, 128; a layout's block size is a multiple of it),
+// STAGES (2 … 4), MIN_BLOCKS (CTAs per multiprocessor for the register allocation), USE_FP16 (0/1),
+// FAST_EXP (0/1, BF16): softmax exponentials as ex2.bf16x2, two per instruction, already packed as P.
+// EXP_EMU (0, 2, 4 …): every EXP_EMU-th n8 tile of scores takes its exponentials on the FMA pipe
+// (exp2_poly) instead of the special-function unit, which at head dim 64 is as busy as the tensor cores.
+// OVERLAP (0/1, needs STAGES ≥ 3): the products of tile j (Q·Kᵀ) and of tile j−1 (P·V) are issued
+// together, so the tensor cores run P·V while this warpgroup computes tile j's softmax.
+// HEAD_DIM must be 64 (one swizzle atom per row).
+
+// kernel-target: arch-specific
+// (the backend compiles this source for sm_90a: wgmma exists on that target only)
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#error attention_sm90.cu needs the sm_90a target
+#endif
+
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+#ifndef HEAD_DIM
+#define HEAD_DIM 64
+#endif
+#if HEAD_DIM != 64
+#error attention_sm90 supports head dim 64 only
+#endif
+#ifndef QUERY_TILE
+#define QUERY_TILE 128
+#endif
+#ifndef KEY_TILE
+#define KEY_TILE 128
+#endif
+#ifndef STAGES
+#define STAGES 3
+#endif
+#ifndef MIN_BLOCKS
+#define MIN_BLOCKS 1
+#endif
+#ifndef USE_FP16
+#define USE_FP16 0
+#endif
+#ifndef OVERLAP
+#define OVERLAP 0
+#endif
+#ifndef FAST_EXP
+#define FAST_EXP 0
+#endif
+#ifndef EXP_EMU
+#define EXP_EMU 0
+#endif
+#if FAST_EXP && (USE_FP16 || EXP_EMU)
+#error FAST_EXP is BF16 only, without EXP_EMU
+#endif
+#if OVERLAP && STAGES < 3
+#error OVERLAP needs STAGES >= 3
+#endif
+#if (QUERY_TILE != 64 && QUERY_TILE != 128) || (KEY_TILE != 64 && KEY_TILE != 128)
+#error QUERY_TILE and KEY_TILE must be 64 or 128
+#endif
+
+#if USE_FP16
+#define ELT "f16"
+#else
+#define ELT "bf16"
+#endif
+
+#define NWG (QUERY_TILE / 64)          // consumer warpgroups
+#define NTHREADS (NWG * 128)
+#define CHUNKS 8                        // 16-byte chunks per 128-byte row
+#define S_REGS (KEY_TILE / 2)           // S accumulators per thread (m64 × KEY_TILE over 128 threads)
+#define S_TILES (KEY_TILE / 8)
+#define PV_STEPS (KEY_TILE / 16)
+#define TILE_BYTES (KEY_TILE * 128)
+#define Q_BYTES (QUERY_TILE * 128)
+// Prefetch distance: tiles in flight ahead of the one being computed.
+#define AHEAD (OVERLAP ? STAGES - 2 : STAGES - 1)
+
+// Parameters passed by value as one struct; identical to attention.cu's (the host mirrors it).
+struct AttentionParams {
+    const u16* q; const u16* k; const u16* v; u16* o;
+    long long qStrideB, qStrideH, qStrideT;
+    long long kStrideB, kStrideH, kStrideT;
+    long long vStrideB, vStrideH, vStrideT;
+    long long oStrideB, oStrideH, oStrideT;
+    const int* seqLens;
+    const int* blockOffsets;
+    const int* blockIndices;
+    const int* work;
+    float* partialO;
+    float* partialML;
+    int batch, heads, seqLen;
+    int layoutHeads;
+    int blockSize;
+    int numQueryBlocks;
+    float scaleLog2;
+};
+
+__device__ __forceinline__ u32 smem_addr(const void* p) {
+    u32 a;
+    asm volatile("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
+__device__ __forceinline__ void cp_async16(u32 dst, const void* src, int srcBytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(srcBytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
+
+// Orders this thread's completed generic-proxy shared-memory writes (cp.async) before later
+// async-proxy reads (wgmma operands); the barrier after it extends that to the other threads.
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
+
+// Keeps the compiler from moving accumulator reads/writes across the asynchronous products.
+template <int N>
+__device__ __forceinline__ void reg_fence(float (&r)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i]) :: "memory");
+}
+
+// Shared-memory matrix descriptor, 128-byte swizzle: start address >> 4 in bits 0–13, leading byte
+// offset >> 4 in 16–29, stride byte offset >> 4 in 32–45, swizzle mode 1 (128 B) in bits 62–63.
+// K-major (Q, K): stride = 1024 bytes between 8-row groups; the leading offset is unused.
+// MN-major (V, transposed): stride = 1024 bytes between 8-key groups along K; the leading offset
+// (between 64-element groups along N) is unused at head dim 64.
+__device__ __forceinline__ u64 make_desc(u32 addr) {
+    return (u64)((addr & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
+}
+
+// wgmma wrappers: d (accumulators) in and out, A and B as described above; scale-d 0 overwrites d.
+__device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], unsigned long long descA, unsigned long long descB, int scaleD) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32." ELT "." ELT " "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(descA), "l"(descB), "r"(scaleD));
+}
+
+__device__ __forceinline__ void wgmma_ss_n64(float (&d)[32], unsigned long long descA, unsigned long long descB, int scaleD) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." ELT "." ELT " "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(descA), "l"(descB), "r"(scaleD));
+}
+
+__device__ __forceinline__ void wgmma_rs_n64_tb(float (&d)[32], u32 a0, u32 a1, u32 a2, u32 a3, unsigned long long descB, int scaleD) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32." ELT "." ELT " "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(descB), "r"(scaleD));
+}
+
+
+// Two floats to one register of two 16-bit values; lo lands in the low half.
+__device__ __forceinline__ u32 pack2(float lo, float hi) {
+    u32 r;
+#if USE_FP16
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+#else
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
+#endif
+    return r;
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ u32 ex2_bf16x2(u32 x) {
+    u32 y;
+    asm("ex2.approx.ftz.bf16x2 %0, %1;\n" : "=r"(y) : "r"(x));
+    return y;
+}
+
+// 2^x for x ≤ 0 on the FMA pipe instead of the special-function unit: round to an integer with the
+// 1.5·2^23 trick, a cubic for 2^f on [−0.5, 0.5] (relative error < 1e-3, under BF16 rounding of P),
+// the integer added to the exponent field. Below −125 (and −inf) it returns 0.
+__device__ __forceinline__ float exp2_poly(float x) {
+    float xc = fmaxf(x, -125.f);
+    float t = xc + 12582912.f;
+    float f = xc - (t - 12582912.f);
+    float p = fmaf(f, fmaf(f, fmaf(f, 0.0555041087f, 0.2402264923f), 0.6931471806f), 1.0f);
+    float r = __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
+    return x < -125.f ? 0.f : r;
+}
+
+__device__ __forceinline__ float exp2_sel(float x, bool emulate) { return emulate ? exp2_poly(x) : fast_exp2(x); }
+
+// Rows [row0, row0+ROWS) of one (batch, head) slice into a swizzled tile; rows past `limit` are
+// zero-filled (never read from memory).
+template <int ROWS>
+__device__ __forceinline__ void load_tile(u32 tileAddr, const u16* base, long long strideT, int row0, int limit, int tid) {
+#pragma unroll
+    for (int c = tid; c < ROWS * CHUNKS; c += NTHREADS) {
+        int r = c / CHUNKS, cc = c % CHUNKS;
+        int gr = row0 + r;
+        bool ok = gr < limit;
+        const u16* src = base + (long long)(ok ? gr : 0) * strideT + cc * 8;
+        cp_async16(tileAddr + r * 128 + ((cc ^ (r & 7)) << 4), src, ok ? 16 : 0);
+    }
+}
+
+// S = Q·Kᵀ for this warpgroup's 64 rows and one key tile (issued, not waited for).
+__device__ __forceinline__ void issue_qk(float (&s)[S_REGS], u64 descQ, u64 descK) {
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+        // 16 elements = 32 bytes further along the swizzled row: +2 in the address field.
+#if KEY_TILE == 128
+        wgmma_ss_n128(s, descQ + 2 * kk, descK + 2 * kk, kk);
+#else
+        wgmma_ss_n64(s, descQ + 2 * kk, descK + 2 * kk, kk);
+#endif
+    }
+}
+
+// O += P·V for one key tile (issued, not waited for); P packed as A fragments.
+__device__ __forceinline__ void issue_pv(float (&o)[32], const u32 (&pa)[PV_STEPS][4], u64 descV) {
+#pragma unroll
+    for (int ks = 0; ks < PV_STEPS; ++ks) {
+        // 16 keys = 16 rows of 128 bytes further: +2048 bytes, +128 in the address field.
+        wgmma_rs_n64_tb(o, pa[ks][0], pa[ks][1], pa[ks][2], pa[ks][3], descV + 128 * ks, 1);
+    }
+}
+
+// Online softmax of one tile's scores (log2 domain): updates the running max and sum, returns the
+// factor the output accumulated so far must be scaled by, and packs P as the next product's A.
+// The thread holds, for n8 tile j, keys 8j + 2·t4 + {0, 1} of rows g (s[4j], s[4j+1]) and g + 8
+// (s[4j+2], s[4j+3]). MASKED: keys at or past `len` count as −inf (read, never written: the score
+// registers stay untouched while another product may be in flight).
+template <bool MASKED>
+__device__ __forceinline__ void softmax_tile(const float (&s)[S_REGS], u32 (&pa)[PV_STEPS][4], float (&mRow)[2], float (&lRow)[2],
+                                             float (&corr)[2], float scaleLog2, int kStart, int len, int t4) {
+    const float NEG_INF = __int_as_float(0xff800000);
+    auto val = [&](int i) -> float {
+        if (!MASKED) return s[i];
+        int key = kStart + (i >> 2) * 8 + 2 * t4 + (i & 1);
+        return key < len ? s[i] : NEG_INF;
+    };
+    float mx[2] = {NEG_INF, NEG_INF};
+#pragma unroll
+    for (int j = 0; j < S_TILES; ++j) {
+        mx[0] = fmaxf(mx[0], fmaxf(val(4 * j), val(4 * j + 1)));
+        mx[1] = fmaxf(mx[1], fmaxf(val(4 * j + 2), val(4 * j + 3)));
+    }
+    float mUse[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        float mNew = fmaxf(mRow[r], mx[r] * scaleLog2);
+        mUse[r] = mNew == NEG_INF ? 0.f : mNew;
+        corr[r] = fast_exp2(mRow[r] - mUse[r]);
+        mRow[r] = mNew;
+        lRow[r] *= corr[r];
+    }
+#pragma unroll
+    for (int j = 0; j < S_TILES; ++j) {
+        // n8 tiles 2ks and 2ks+1 are the k16 A fragment of step ks: a0/a1 rows g/g+8 keys 0–7,
+        // a2/a3 rows g/g+8 keys 8–15 (the mma.sync m16n8k16 A layout, per warp).
+#if FAST_EXP
+        u32 x0 = ex2_bf16x2(pack2(fmaf(val(4 * j), scaleLog2, -mUse[0]), fmaf(val(4 * j + 1), scaleLog2, -mUse[0])));
+        u32 x1 = ex2_bf16x2(pack2(fmaf(val(4 * j + 2), scaleLog2, -mUse[1]), fmaf(val(4 * j + 3), scaleLog2, -mUse[1])));
+        lRow[0] += __uint_as_float(x0 << 16) + __uint_as_float(x0 & 0xffff0000u);
+        lRow[1] += __uint_as_float(x1 << 16) + __uint_as_float(x1 & 0xffff0000u);
+        pa[j >> 1][(j & 1) * 2] = x0;
+        pa[j >> 1][(j & 1) * 2 + 1] = x1;
+#else
+        const bool emu = EXP_EMU > 0 && (j % EXP_EMU) == EXP_EMU - 1;
+        float p0 = exp2_sel(fmaf(val(4 * j), scaleLog2, -mUse[0]), emu);
+        float p1 = exp2_sel(fmaf(val(4 * j + 1), scaleLog2, -mUse[0]), emu);
+        float p2 = exp2_sel(fmaf(val(4 * j + 2), scaleLog2, -mUse[1]), emu);
+        float p3 = exp2_sel(fmaf(val(4 * j + 3), scaleLog2, -mUse[1]), emu);
+        lRow[0] += p0 + p1;
+        lRow[1] += p2 + p3;
+        pa[j >> 1][(j & 1) * 2] = pack2(p0, p1);
+        pa[j >> 1][(j & 1) * 2 + 1] = pack2(p2, p3);
+#endif
+    }
+}
+
+// Only the tile holding the valid length's end pays for the mask.
+__device__ __forceinline__ void softmax_any(const float (&s)[S_REGS], u32 (&pa)[PV_STEPS][4], float (&mRow)[2], float (&lRow)[2],
+                                            float (&corr)[2], float scaleLog2, int kStart, int len, int t4) {
+    if (kStart + KEY_TILE > len) softmax_tile<true>(s, pa, mRow, lRow, corr, scaleLog2, kStart, len, t4);
+    else softmax_tile<false>(s, pa, mRow, lRow, corr, scaleLog2, kStart, len, t4);
+}
+
+__device__ __forceinline__ void scale_o(float (&o)[32], const float (&corr)[2]) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+        o[4 * i] *= corr[0]; o[4 * i + 1] *= corr[0];
+        o[4 * i + 2] *= corr[1]; o[4 * i + 3] *= corr[1];
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)
+attention_fwd_sm90(const AttentionParams p) {
+    extern __shared__ __align__(1024) unsigned char smem[];
+    const int tid = threadIdx.x, lane = tid & 31;
+    const int wg = tid >> 7, warpInWg = (tid >> 5) & 3;
+    int qTile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int listStart = 0, listEnd = 0, slot = -1;
+    if (p.work) {
+        const int* w = p.work + 4 * blockIdx.x;
+        int row = w[0];
+        qTile = row % p.numQueryBlocks;
+        h = (row / p.numQueryBlocks) % p.heads;
+        b = row / (p.numQueryBlocks * p.heads);
+        listStart = w[1];
+        listEnd = w[2];
+        slot = w[3];
+    }
+    const int len = p.seqLens ? p.seqLens[b] : p.seqLen;
+    const int q0 = qTile * QUERY_TILE;
+
+    const u16* qBase = p.q + b * p.qStrideB + h * p.qStrideH;
+    const u16* kBase = p.k + b * p.kStrideB + h * p.kStrideH;
+    const u16* vBase = p.v + b * p.vStrideB + h * p.vStrideH;
+    u16* oBase = p.o + b * p.oStrideB + h * p.oStrideH;
+
+    int numTiles;
+    const int tilesPerBlock = p.blockSize / KEY_TILE;
+    if (p.work) {
+        numTiles = (listEnd - listStart) * tilesPerBlock;
+    } else if (p.blockOffsets) {
+        int row = (b * p.layoutHeads + (p.layoutHeads == 1 ? 0 : h)) * p.numQueryBlocks + qTile;
+        listStart = p.blockOffsets[row];
+        numTiles = (p.blockOffsets[row + 1] - listStart) * tilesPerBlock;
+    } else {
+        numTiles = (len + KEY_TILE - 1) / KEY_TILE;
+    }
+
+    if (slot < 0 && (q0 >= len || numTiles == 0)) {
+        // Queries past the valid length produce zeros.
+        for (int c = tid; c < QUERY_TILE * CHUNKS; c += NTHREADS) {
+            int r = c / CHUNKS, cc = c % CHUNKS;
+            if (q0 + r < p.seqLen) {
+                unsigned long long* dst = (unsigned long long*)(oBase + (long long)(q0 + r) * p.oStrideT + cc * 8);
+                dst[0] = 0ull; dst[1] = 0ull;
+            }
+        }
+        return;
+    }
+
+    // The dynamic shared window is 1024-byte aligned here by rounding up (the host adds 1 KiB).
+    const u32 sQ = (smem_addr(smem) + 1023u) & ~1023u;
+    const u32 sK0 = sQ + Q_BYTES;
+    const u32 sV0 = sK0 + STAGES * TILE_BYTES;
+
+    auto tileStart = [&](int it) -> int {
+        if (!p.blockOffsets) return it * KEY_TILE;
+        int kb = p.blockIndices[listStart + it / tilesPerBlock];
+        return kb * p.blockSize + (it % tilesPerBlock) * KEY_TILE;
+    };
+
+    // Prologue: Q with tile 0, then tiles 1 … AHEAD−1; one commit group per tile, empty ones included,
+    // so that "tile it has landed" is always cp.async.wait_group AHEAD−1.
+    load_tile<QUERY_TILE>(sQ, qBase, p.qStrideT, q0, p.seqLen, tid);
+#pragma unroll
+    for (int t = 0; t < AHEAD; ++t) {
+        if (t < numTiles) {
+            int k0 = tileStart(t);
+            load_tile<KEY_TILE>(sK0 + t * TILE_BYTES, kBase, p.kStrideT, k0, p.seqLen, tid);
+            load_tile<KEY_TILE>(sV0 + t * TILE_BYTES, vBase, p.vStrideT, k0, p.seqLen, tid);
+        }
+        cp_async_commit();
+    }
+
+    const int t4 = lane & 3;
+    const u64 descQ = make_desc(sQ + wg * 64 * 128);
+    float o[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) o[i] = 0.f;
+    const float NEG_INF = __int_as_float(0xff800000);
+    float mRow[2] = {NEG_INF, NEG_INF}, lRow[2] = {0.f, 0.f};
+    float s[S_REGS];
+    u32 pa[PV_STEPS][4];
+    float corr[2];
+
+#if !OVERLAP
+    for (int it = 0; it < numTiles; ++it) {
+        cp_async_wait<AHEAD - 1>();
+        fence_proxy_async();
+        __syncthreads();   // tile it visible to every warpgroup; every thread is past iteration it−1
+        {
+            int t = it + AHEAD;
+            if (t < numTiles) {
+                int kn = tileStart(t);
+                int nb = t % STAGES;
+                load_tile<KEY_TILE>(sK0 + nb * TILE_BYTES, kBase, p.kStrideT, kn, p.seqLen, tid);
+                load_tile<KEY_TILE>(sV0 + nb * TILE_BYTES, vBase, p.vStrideT, kn, p.seqLen, tid);
+            }
+            cp_async_commit();
+        }
+        const int buf = it % STAGES;
+        wgmma_fence();
+        issue_qk(s, descQ, make_desc(sK0 + buf * TILE_BYTES));
+        wgmma_commit();
+        wgmma_wait<0>();
+        reg_fence(s);
+        softmax_any(s, pa, mRow, lRow, corr, p.scaleLog2, tileStart(it), len, t4);
+        scale_o(o, corr);
+        reg_fence(o);
+        wgmma_fence();
+        issue_pv(o, pa, make_desc(sV0 + buf * TILE_BYTES));
+        wgmma_commit();
+        wgmma_wait<0>();
+        reg_fence(o);
+    }
+#else
+    // Tile 0: scores and softmax only.
+    {
+        cp_async_wait<AHEAD - 1>();
+        fence_proxy_async();
+        __syncthreads();
+        {
+            int t = AHEAD;
+            if (t < numTiles) {
+                int kn = tileStart(t);
+                load_tile<KEY_TILE>(sK0 + (t % STAGES) * TILE_BYTES, kBase, p.kStrideT, kn, p.seqLen, tid);
+                load_tile<KEY_TILE>(sV0 + (t % STAGES) * TILE_BYTES, vBase, p.vStrideT, kn, p.seqLen, tid);
+            }
+            cp_async_commit();
+        }
+        wgmma_fence();
+        issue_qk(s, descQ, make_desc(sK0));
+        wgmma_commit();
+        wgmma_wait<0>();
+        reg_fence(s);
+        softmax_any(s, pa, mRow, lRow, corr, p.scaleLog2, tileStart(0), len, t4);
+    }
+    for (int it = 1; it < numTiles; ++it) {
+        cp_async_wait<AHEAD - 1>();
+        fence_proxy_async();
+        __syncthreads();   // tile it visible; every thread is past iteration it−1, so tile it−2's buffer is free
+        {
+            int t = it + AHEAD;
+            if (t < numTiles) {
+                int kn = tileStart(t);
+                int nb = t % STAGES;
+                load_tile<KEY_TILE>(sK0 + nb * TILE_BYTES, kBase, p.kStrideT, kn, p.seqLen, tid);
+                load_tile<KEY_TILE>(sV0 + nb * TILE_BYTES, vBase, p.vStrideT, kn, p.seqLen, tid);
+            }
+            cp_async_commit();
+        }
+        const int buf = it % STAGES, prev = (it - 1) % STAGES;
+        wgmma_fence();
+        issue_qk(s, descQ, make_desc(sK0 + buf * TILE_BYTES));
+        wgmma_commit();
+        issue_pv(o, pa, make_desc(sV0 + prev * TILE_BYTES));
+        wgmma_commit();
+        wgmma_wait<1>();   // scores of tile it are in; P·V of tile it−1 may still run
+        reg_fence(s);
+        u32 pn[PV_STEPS][4];
+        softmax_any(s, pn, mRow, lRow, corr, p.scaleLog2, tileStart(it), len, t4);
+        wgmma_wait<0>();
+        reg_fence(o);
+        scale_o(o, corr);
+#pragma unroll
+        for (int ks = 0; ks < PV_STEPS; ++ks) { pa[ks][0] = pn[ks][0]; pa[ks][1] = pn[ks][1]; pa[ks][2] = pn[ks][2]; pa[ks][3] = pn[ks][3]; }
+    }
+    {
+        const int last = (numTiles - 1) % STAGES;
+        wgmma_fence();
+        issue_pv(o, pa, make_desc(sV0 + last * TILE_BYTES));
+        wgmma_commit();
+        wgmma_wait<0>();
+        reg_fence(o);
+    }
+#endif
+
+    const int g = lane >> 2;
+    const int rowBase = wg * 64 + warpInWg * 16 + g;
+    if (slot >= 0) {
+        // A part of a split row: unnormalised output, running max and sum, for attention_combine.
+        float* po = p.partialO + (long long)slot * QUERY_TILE * HEAD_DIM;
+        float* pml = p.partialML + (long long)slot * QUERY_TILE * 2;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float l = lRow[r];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            int lr = rowBase + r * 8;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                *(float2*)(po + lr * HEAD_DIM + i * 8 + 2 * t4) = make_float2(o[4 * i + 2 * r], o[4 * i + 2 * r + 1]);
+            }
+            if (t4 == 0) { pml[2 * lr] = mRow[r]; pml[2 * lr + 1] = l; }
+        }
+        return;
+    }
+
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float l = lRow[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        float inv = l > 0.f ? 1.f / l : 0.f;
+        int row = q0 + rowBase + r * 8;
+        if (row < p.seqLen) {
+            bool valid = row < len;
+            u16* dst = oBase + (long long)row * p.oStrideT + 2 * t4;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                u32 v = valid ? pack2(o[4 * i + 2 * r] * inv, o[4 * i + 2 * r + 1] * inv) : 0u;
+                *(u32*)(dst + i * 8) = v;
+            }
+        }
+    }
+}
