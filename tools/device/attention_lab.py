@@ -300,6 +300,7 @@ sm90("wg_s2_2cta_emu4", stages=2, minb=2, emu=4)
 sm90("wg_s2_2cta_emu2", stages=2, minb=2, emu=2)
 sm90("wg_ov_s3_fe", overlap=1, fe=1)
 sm90("wg_ov_s3_emu4", overlap=1, emu=4)
+sm90("wg_ov_s4", stages=4, overlap=1)
 
 
 def main():

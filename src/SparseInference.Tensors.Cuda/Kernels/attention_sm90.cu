@@ -69,6 +69,9 @@ typedef unsigned long long u64;
 #if OVERLAP && STAGES < 3
 #error OVERLAP needs STAGES >= 3
 #endif
+#if OVERLAP && FAST_EXP
+#error OVERLAP packs P after the previous product retires; FAST_EXP packs it in the softmax
+#endif
 #if (QUERY_TILE != 64 && QUERY_TILE != 128) || (KEY_TILE != 64 && KEY_TILE != 128)
 #error QUERY_TILE and KEY_TILE must be 64 or 128
 #endif
@@ -256,7 +259,7 @@ __device__ __forceinline__ void issue_pv(float (&o)[32], const u32 (&pa)[PV_STEP
 // (s[4j+2], s[4j+3]). MASKED: keys at or past `len` count as −inf (read, never written: the score
 // registers stay untouched while another product may be in flight).
 template <bool MASKED>
-__device__ __forceinline__ void softmax_tile(const float (&s)[S_REGS], u32 (&pa)[PV_STEPS][4], float (&mRow)[2], float (&lRow)[2],
+__device__ __forceinline__ void softmax_tile(const float (&s)[S_REGS], float (&pf)[S_REGS], u32 (&pa)[PV_STEPS][4], float (&mRow)[2], float (&lRow)[2],
                                              float (&corr)[2], float scaleLog2, int kStart, int len, int t4) {
     const float NEG_INF = __int_as_float(0xff800000);
     auto val = [&](int i) -> float {
@@ -300,17 +303,36 @@ __device__ __forceinline__ void softmax_tile(const float (&s)[S_REGS], u32 (&pa)
         float p3 = exp2_sel(fmaf(val(4 * j + 3), scaleLog2, -mUse[1]), emu);
         lRow[0] += p0 + p1;
         lRow[1] += p2 + p3;
+#if OVERLAP
+        pf[4 * j] = p0; pf[4 * j + 1] = p1; pf[4 * j + 2] = p2; pf[4 * j + 3] = p3;
+#else
+        // Packed at once: the floats die here, which the 128-register budget of two CTAs per SM needs.
         pa[j >> 1][(j & 1) * 2] = pack2(p0, p1);
         pa[j >> 1][(j & 1) * 2 + 1] = pack2(p2, p3);
+#endif
 #endif
     }
 }
 
-// Only the tile holding the valid length's end pays for the mask.
-__device__ __forceinline__ void softmax_any(const float (&s)[S_REGS], u32 (&pa)[PV_STEPS][4], float (&mRow)[2], float (&lRow)[2],
+// Only the tile holding the valid length's end pays for the mask. With OVERLAP, P comes out as floats
+// (pf) and pack_p turns it into A fragments only after the product that reads the previous fragments
+// has retired, so no wgmma input is written while a wgmma is in flight; otherwise P is packed at once.
+__device__ __forceinline__ void softmax_any(const float (&s)[S_REGS], float (&pf)[S_REGS], u32 (&pa)[PV_STEPS][4], float (&mRow)[2], float (&lRow)[2],
                                             float (&corr)[2], float scaleLog2, int kStart, int len, int t4) {
-    if (kStart + KEY_TILE > len) softmax_tile<true>(s, pa, mRow, lRow, corr, scaleLog2, kStart, len, t4);
-    else softmax_tile<false>(s, pa, mRow, lRow, corr, scaleLog2, kStart, len, t4);
+    if (kStart + KEY_TILE > len) softmax_tile<true>(s, pf, pa, mRow, lRow, corr, scaleLog2, kStart, len, t4);
+    else softmax_tile<false>(s, pf, pa, mRow, lRow, corr, scaleLog2, kStart, len, t4);
+}
+
+// n8 tiles 2ks and 2ks+1 are the k16 A fragment of step ks: a0/a1 rows g/g+8 keys 0–7, a2/a3 rows
+// g/g+8 keys 8–15 (the mma.sync m16n8k16 A layout, per warp).
+__device__ __forceinline__ void pack_p(const float (&pf)[S_REGS], u32 (&pa)[PV_STEPS][4]) {
+#if OVERLAP
+#pragma unroll
+    for (int j = 0; j < S_TILES; ++j) {
+        pa[j >> 1][(j & 1) * 2] = pack2(pf[4 * j], pf[4 * j + 1]);
+        pa[j >> 1][(j & 1) * 2 + 1] = pack2(pf[4 * j + 2], pf[4 * j + 3]);
+    }
+#endif
 }
 
 __device__ __forceinline__ void scale_o(float (&o)[32], const float (&corr)[2]) {
@@ -381,19 +403,26 @@ attention_fwd_sm90(const AttentionParams p) {
         return kb * p.blockSize + (it % tilesPerBlock) * KEY_TILE;
     };
 
+    // Key-tile starts in a register ring, ring[i] = start of tile it + i: each block index is read from
+    // global memory one tile before its load is issued, so the read's latency is off the critical path.
+    int ring[AHEAD + 1];
+#pragma unroll
+    for (int i = 0; i <= AHEAD; ++i) ring[i] = i < numTiles ? tileStart(i) : 0;
+
     // Prologue: Q with tile 0, then tiles 1 … AHEAD−1; one commit group per tile, empty ones included,
     // so that "tile it has landed" is always cp.async.wait_group AHEAD−1.
     load_tile<QUERY_TILE>(sQ, qBase, p.qStrideT, q0, p.seqLen, tid);
 #pragma unroll
     for (int t = 0; t < AHEAD; ++t) {
         if (t < numTiles) {
-            int k0 = tileStart(t);
+            int k0 = ring[t];
             load_tile<KEY_TILE>(sK0 + t * TILE_BYTES, kBase, p.kStrideT, k0, p.seqLen, tid);
             load_tile<KEY_TILE>(sV0 + t * TILE_BYTES, vBase, p.vStrideT, k0, p.seqLen, tid);
         }
         cp_async_commit();
     }
 
+#define SHIFT_RING(next) do { _Pragma("unroll") for (int i_ = 0; i_ < AHEAD; ++i_) ring[i_] = ring[i_ + 1]; ring[AHEAD] = (next); } while (0)
     const int t4 = lane & 3;
     const u64 descQ = make_desc(sQ + wg * 64 * 128);
     float o[32];
@@ -401,19 +430,20 @@ attention_fwd_sm90(const AttentionParams p) {
     for (int i = 0; i < 32; ++i) o[i] = 0.f;
     const float NEG_INF = __int_as_float(0xff800000);
     float mRow[2] = {NEG_INF, NEG_INF}, lRow[2] = {0.f, 0.f};
-    float s[S_REGS];
+    float s[S_REGS], pf[S_REGS];
     u32 pa[PV_STEPS][4];
     float corr[2];
 
 #if !OVERLAP
     for (int it = 0; it < numTiles; ++it) {
+        const int fetched = it + AHEAD + 1 < numTiles ? tileStart(it + AHEAD + 1) : 0;
         cp_async_wait<AHEAD - 1>();
         fence_proxy_async();
         __syncthreads();   // tile it visible to every warpgroup; every thread is past iteration it−1
         {
             int t = it + AHEAD;
             if (t < numTiles) {
-                int kn = tileStart(t);
+                int kn = ring[AHEAD];
                 int nb = t % STAGES;
                 load_tile<KEY_TILE>(sK0 + nb * TILE_BYTES, kBase, p.kStrideT, kn, p.seqLen, tid);
                 load_tile<KEY_TILE>(sV0 + nb * TILE_BYTES, vBase, p.vStrideT, kn, p.seqLen, tid);
@@ -426,9 +456,11 @@ attention_fwd_sm90(const AttentionParams p) {
         wgmma_commit();
         wgmma_wait<0>();
         reg_fence(s);
-        softmax_any(s, pa, mRow, lRow, corr, p.scaleLog2, tileStart(it), len, t4);
+        softmax_any(s, pf, pa, mRow, lRow, corr, p.scaleLog2, ring[0], len, t4);
+        pack_p(pf, pa);
         scale_o(o, corr);
         reg_fence(o);
+        SHIFT_RING(fetched);
         wgmma_fence();
         issue_pv(o, pa, make_desc(sV0 + buf * TILE_BYTES));
         wgmma_commit();
@@ -441,10 +473,11 @@ attention_fwd_sm90(const AttentionParams p) {
         cp_async_wait<AHEAD - 1>();
         fence_proxy_async();
         __syncthreads();
+        const int fetched = AHEAD + 1 < numTiles ? tileStart(AHEAD + 1) : 0;
         {
             int t = AHEAD;
             if (t < numTiles) {
-                int kn = tileStart(t);
+                int kn = ring[AHEAD];
                 load_tile<KEY_TILE>(sK0 + (t % STAGES) * TILE_BYTES, kBase, p.kStrideT, kn, p.seqLen, tid);
                 load_tile<KEY_TILE>(sV0 + (t % STAGES) * TILE_BYTES, vBase, p.vStrideT, kn, p.seqLen, tid);
             }
@@ -455,16 +488,19 @@ attention_fwd_sm90(const AttentionParams p) {
         wgmma_commit();
         wgmma_wait<0>();
         reg_fence(s);
-        softmax_any(s, pa, mRow, lRow, corr, p.scaleLog2, tileStart(0), len, t4);
+        softmax_any(s, pf, pa, mRow, lRow, corr, p.scaleLog2, ring[0], len, t4);
+        pack_p(pf, pa);
+        SHIFT_RING(fetched);
     }
     for (int it = 1; it < numTiles; ++it) {
+        const int fetched = it + AHEAD + 1 < numTiles ? tileStart(it + AHEAD + 1) : 0;
         cp_async_wait<AHEAD - 1>();
         fence_proxy_async();
         __syncthreads();   // tile it visible; every thread is past iteration it−1, so tile it−2's buffer is free
         {
             int t = it + AHEAD;
             if (t < numTiles) {
-                int kn = tileStart(t);
+                int kn = ring[AHEAD];
                 int nb = t % STAGES;
                 load_tile<KEY_TILE>(sK0 + nb * TILE_BYTES, kBase, p.kStrideT, kn, p.seqLen, tid);
                 load_tile<KEY_TILE>(sV0 + nb * TILE_BYTES, vBase, p.vStrideT, kn, p.seqLen, tid);
@@ -477,15 +513,15 @@ attention_fwd_sm90(const AttentionParams p) {
         wgmma_commit();
         issue_pv(o, pa, make_desc(sV0 + prev * TILE_BYTES));
         wgmma_commit();
-        wgmma_wait<1>();   // scores of tile it are in; P·V of tile it−1 may still run
-        reg_fence(s);
-        u32 pn[PV_STEPS][4];
-        softmax_any(s, pn, mRow, lRow, corr, p.scaleLog2, tileStart(it), len, t4);
+        // Scores of tile it are in; P·V of tile it−1 may still run. No register fence on s here: a (fake)
+        // definition of a wgmma input while a product is in flight makes ptxas serialise every wgmma (C7513).
+        wgmma_wait<1>();
+        softmax_any(s, pf, pa, mRow, lRow, corr, p.scaleLog2, ring[0], len, t4);
         wgmma_wait<0>();
         reg_fence(o);
         scale_o(o, corr);
-#pragma unroll
-        for (int ks = 0; ks < PV_STEPS; ++ks) { pa[ks][0] = pn[ks][0]; pa[ks][1] = pn[ks][1]; pa[ks][2] = pn[ks][2]; pa[ks][3] = pn[ks][3]; }
+        pack_p(pf, pa);
+        SHIFT_RING(fetched);
     }
     {
         const int last = (numTiles - 1) % STAGES;
