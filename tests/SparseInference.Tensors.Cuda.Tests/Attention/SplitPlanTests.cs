@@ -59,4 +59,49 @@ public class SplitPlanTests
         var rows = Enumerable.Range(0, plan.Value.Work.Length / 4).Select(i => plan.Value.Work[4 * i]).Distinct().Count();
         Assert.Equal(4 * shared.NumQueryBlocks, rows);
     }
+
+    [Fact]
+    public void PlanWork_DenseLayout_IsNull() =>
+        Assert.Null(CudaBackend.PlanWork(CsrBlockLayout.Dense(2, 4, 1024, 128), heads: 4));
+
+    [Fact]
+    public void PlanWork_WindowLayout_ListsEveryRowOnceLongestFirstWithoutSplits()
+    {
+        var layout = CsrBlockLayout.Window(2, 1, 4096, 128, 0.5);
+
+        var plan = CudaBackend.PlanWork(layout, heads: 3);
+
+        Assert.NotNull(plan);
+        var (work, combine, slots) = plan.Value;
+        Assert.Empty(combine);
+        Assert.Equal(0, slots);
+        var rows = Enumerable.Range(0, work.Length / 4).Select(i => work.AsSpan(4 * i, 4).ToArray()).ToArray();
+        Assert.Equal(2 * 3 * layout.NumQueryBlocks, rows.Length);
+        Assert.Equal(rows.Length, rows.Select(w => w[0]).Distinct().Count());
+        Assert.All(rows, w => Assert.Equal(-1, w[3]));
+        var lengths = rows.Select(w => w[2] - w[1]).ToArray();
+        Assert.Equal(lengths.OrderByDescending(l => l), lengths);
+        Assert.True(lengths[0] > lengths[^1], "a window layout has shorter rows at the sequence ends");
+    }
+
+    [Fact]
+    public void PlanWork_BigBird_KeepsSplitPiecesFirstThenWholeRowsLongestFirst()
+    {
+        var layout = CsrBlockLayout.BigBird(2, 3, 4096, 128, 0.9, globalBlocks: 1, seed: 5, layer: 0);
+        var split = CudaBackend.PlanSplits(layout, heads: 3);
+
+        var plan = CudaBackend.PlanWork(layout, heads: 3);
+
+        Assert.NotNull(split);
+        Assert.NotNull(plan);
+        Assert.Equal(split.Value.Combine, plan.Value.Combine);
+        Assert.Equal(split.Value.Slots, plan.Value.Slots);
+        var pieces = split.Value.Work.Length - split.Value.Work.Chunk(4).Count(w => w[3] < 0) * 4;
+        Assert.Equal(split.Value.Work.AsSpan(0, pieces).ToArray(), plan.Value.Work.AsSpan(0, pieces).ToArray());
+        var whole = plan.Value.Work.Skip(pieces).Chunk(4).ToArray();
+        Assert.All(whole, w => Assert.Equal(-1, w[3]));
+        Assert.Equal(split.Value.Work.Skip(pieces).Chunk(4).Select(w => w[0]).Order(), whole.Select(w => w[0]).Order());
+        var lengths = whole.Select(w => w[2] - w[1]).ToArray();
+        Assert.Equal(lengths.OrderByDescending(l => l), lengths);
+    }
 }
