@@ -144,13 +144,16 @@ def csr(sel_bhn):
     return offsets.to(torch.int32), indices.to(torch.int32)
 
 
+LPT = False
+
+
 def plan_splits(offsets, batch, lheads, heads, nqb):
     rows = len(offsets) - 1
     off = offsets.tolist()
     mean = (off[-1]) / rows if rows else 0
     cap = max(4, int(-(-2 * mean // 1)))
     longest = max(off[r + 1] - off[r] for r in range(rows))
-    if longest <= cap:
+    if longest <= cap and not LPT:
         return None
     split, whole, combine, slots = [], [], [], 0
     for b in range(batch):
@@ -169,6 +172,11 @@ def plan_splits(offsets, batch, lheads, heads, nqb):
                     c = s0 + (e0 - s0) * (i + 1) // parts
                     split += [row, a, c, slots]
                     slots += 1
+    if LPT:
+        # Longest rows first (stable), so the last wave holds the short ones.
+        items = [whole[i:i + 4] for i in range(0, len(whole), 4)]
+        items.sort(key=lambda w: -(w[2] - w[1]))
+        whole = [x for w in items for x in w]
     return split + whole, combine, slots
 
 
@@ -194,7 +202,7 @@ class Case:
             self.plan = plan_splits(off, b, self.lheads, h, nqb)
             if self.plan:
                 self.work = torch.tensor(self.plan[0], dtype=torch.int32, device=dev)
-                self.comb = torch.tensor(self.plan[1], dtype=torch.int32, device=dev)
+                self.comb = torch.tensor(self.plan[1] or [0], dtype=torch.int32, device=dev)
         else:
             self.plan = None
 
@@ -246,7 +254,7 @@ class Case:
         stream = torch.cuda.current_stream().cuda_stream
         partial = None
         if self.plan:
-            slots = self.plan[2]
+            slots = max(1, self.plan[2])
             partial = (torch.empty(slots * kern.query_tile * self.d, device=o.device), torch.empty(slots * kern.query_tile * 2, device=o.device))
         p = self.params(kern, o, partial)
         keep = [partial]
@@ -263,7 +271,7 @@ class Case:
         def run():
             keep  # noqa: B018 (keeps buffers alive)
             ck(cuda.cuLaunchKernel(kern.f, grid[0], grid[1], grid[2], kern.threads, 1, 1, kern.smem, ctypes.c_void_p(stream), arg, None), "launch")
-            if self.plan:
+            if self.plan and nsplit:
                 ck(cuda.cuLaunchKernel(combine.f, nsplit, 1, 1, 256, 1, 1, 0, ctypes.c_void_p(stream), cargs, None), "launch combine")
         run.p = p
         return run
@@ -310,7 +318,10 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT", "/tmp/lab-out"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-bench", action="store_true")
+    ap.add_argument("--lpt", action="store_true", help="every sparse layout through a work list, longest rows first")
     args = ap.parse_args()
+    global LPT
+    LPT = args.lpt
     os.makedirs(args.out, exist_ok=True)
     dev = torch.device("cuda")
     torch.cuda.init()
