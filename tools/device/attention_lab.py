@@ -288,9 +288,9 @@ VARIANTS = {
 }
 
 
-def sm90(name, qt=128, kt=128, stages=3, minb=1, overlap=0, fe=0, emu=0):
-    VARIANTS[name] = ("attention_sm90.cu", "attention_fwd_sm90", [f"QUERY_TILE={qt}", f"KEY_TILE={kt}", f"STAGES={stages}", f"MIN_BLOCKS={minb}", f"OVERLAP={overlap}", "USE_FP16=0", f"FAST_EXP={fe}", f"EXP_EMU={emu}"],
-                      "sm_90a", qt // 64 * 128, qt, qt * 128 + stages * 2 * kt * 128 + 1024)
+def sm90(name, qt=128, kt=128, stages=3, minb=1, overlap=0, fe=0, emu=0, producer=0):
+    VARIANTS[name] = ("attention_sm90.cu", "attention_fwd_sm90", [f"QUERY_TILE={qt}", f"KEY_TILE={kt}", f"STAGES={stages}", f"MIN_BLOCKS={minb}", f"OVERLAP={overlap}", "USE_FP16=0", f"FAST_EXP={fe}", f"EXP_EMU={emu}", f"PRODUCER={producer}"],
+                      "sm_90a", (qt // 64 + producer) * 128, qt, qt * 128 + stages * 2 * kt * 128 + 1024 + (256 if producer else 0))
 
 
 sm90("wg_s3")
@@ -301,6 +301,8 @@ sm90("wg_k64_ov_s3_2cta", kt=64, stages=3, minb=2, overlap=1)
 sm90("wg_k64_ov_s4_2cta", kt=64, stages=4, minb=2, overlap=1)
 sm90("wg_ov_s3", overlap=1)
 sm90("wg_ov_s4", stages=4, overlap=1)
+sm90("ws_s3", stages=3, overlap=1, producer=1)
+sm90("ws_s4", stages=4, overlap=1, producer=1)
 sm90("wg_q64_k64", qt=64, kt=64, stages=3)
 sm90("wg_q64_k64_3cta", qt=64, kt=64, stages=3, minb=3)
 sm90("wg_s2_2cta_fe", stages=2, minb=2, fe=1)

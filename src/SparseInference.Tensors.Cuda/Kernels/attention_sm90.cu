@@ -82,8 +82,14 @@ typedef unsigned long long u64;
 #define ELT "bf16"
 #endif
 
+#ifndef PRODUCER
+#define PRODUCER 0
+#endif
+#if PRODUCER && (!OVERLAP || QUERY_TILE != 128 || MIN_BLOCKS != 1)
+#error PRODUCER needs OVERLAP, QUERY_TILE 128 and MIN_BLOCKS 1
+#endif
 #define NWG (QUERY_TILE / 64)          // consumer warpgroups
-#define NTHREADS (NWG * 128)
+#define NTHREADS ((NWG + PRODUCER) * 128)
 #define CHUNKS 8                        // 16-byte chunks per 128-byte row
 #define S_REGS (KEY_TILE / 2)           // S accumulators per thread (m64 × KEY_TILE over 128 threads)
 #define S_TILES (KEY_TILE / 8)
@@ -219,10 +225,10 @@ __device__ __forceinline__ float exp2_sel(float x, bool emulate) { return emulat
 
 // Rows [row0, row0+ROWS) of one (batch, head) slice into a swizzled tile; rows past `limit` are
 // zero-filled (never read from memory).
-template <int ROWS>
+template <int ROWS, int THREADS = NTHREADS>
 __device__ __forceinline__ void load_tile(u32 tileAddr, const u16* base, long long strideT, int row0, int limit, int tid) {
 #pragma unroll
-    for (int c = tid; c < ROWS * CHUNKS; c += NTHREADS) {
+    for (int c = tid; c < ROWS * CHUNKS; c += THREADS) {
         int r = c / CHUNKS, cc = c % CHUNKS;
         int gr = row0 + r;
         bool ok = gr < limit;
@@ -343,6 +349,7 @@ __device__ __forceinline__ void scale_o(float (&o)[32], const float (&corr)[2]) 
     }
 }
 
+#if !PRODUCER
 extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)
 attention_fwd_sm90(const AttentionParams p) {
     extern __shared__ __align__(1024) unsigned char smem[];
@@ -572,3 +579,210 @@ attention_fwd_sm90(const AttentionParams p) {
         }
     }
 }
+#endif  // !PRODUCER
+
+#if PRODUCER
+__device__ __forceinline__ void mbar_init(u32 addr, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(addr), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(u32 addr, int parity) {
+    u32 done;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done) : "r"(addr), "r"(parity) : "memory");
+    } while (!done);
+}
+__device__ __forceinline__ void mbar_arrive(u32 addr) {
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" :: "r"(addr) : "memory");
+}
+// Arrives on the barrier once every cp.async this thread issued before has landed (the barrier's count
+// includes this arrival: noinc).
+__device__ __forceinline__ void cp_async_mbar_arrive(u32 addr) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" :: "r"(addr) : "memory");
+}
+__device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;\n" :: "r"(id) : "memory"); }
+__device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" :: "r"(id) : "memory"); }
+
+// Warp-specialised form (FA3's layout): warpgroup 0 only copies (cp.async into a ring of STAGES buffers, each
+// completing on a "full" mbarrier; it refills a buffer once both consumers arrived on its "empty" mbarrier) and
+// gives its registers to warpgroups 1–2, which compute 64 query rows each with the overlapped loop and take
+// turns issuing their products (named barriers 1 and 2), so one warpgroup's softmax runs under the other's products.
+extern "C" __global__ void __launch_bounds__(NTHREADS, 1)
+attention_fwd_sm90(const AttentionParams p) {
+    extern __shared__ __align__(1024) unsigned char smem[];
+    const int tid = threadIdx.x, lane = tid & 31;
+    const int wg = tid >> 7, warpInWg = (tid >> 5) & 3;
+    int qTile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    int listStart = 0, listEnd = 0, slot = -1;
+    if (p.work) {
+        const int* w = p.work + 4 * blockIdx.x;
+        int row = w[0];
+        qTile = row % p.numQueryBlocks;
+        h = (row / p.numQueryBlocks) % p.heads;
+        b = row / (p.numQueryBlocks * p.heads);
+        listStart = w[1];
+        listEnd = w[2];
+        slot = w[3];
+    }
+    const int len = p.seqLens ? p.seqLens[b] : p.seqLen;
+    const int q0 = qTile * QUERY_TILE;
+    const u16* qBase = p.q + b * p.qStrideB + h * p.qStrideH;
+    const u16* kBase = p.k + b * p.kStrideB + h * p.kStrideH;
+    const u16* vBase = p.v + b * p.vStrideB + h * p.vStrideH;
+    u16* oBase = p.o + b * p.oStrideB + h * p.oStrideH;
+
+    int numTiles;
+    const int tilesPerBlock = p.blockSize / KEY_TILE;
+    if (p.work) {
+        numTiles = (listEnd - listStart) * tilesPerBlock;
+    } else if (p.blockOffsets) {
+        int row = (b * p.layoutHeads + (p.layoutHeads == 1 ? 0 : h)) * p.numQueryBlocks + qTile;
+        listStart = p.blockOffsets[row];
+        numTiles = (p.blockOffsets[row + 1] - listStart) * tilesPerBlock;
+    } else {
+        numTiles = (len + KEY_TILE - 1) / KEY_TILE;
+    }
+
+    if (slot < 0 && (q0 >= len || numTiles == 0)) {
+        for (int c = tid; c < QUERY_TILE * CHUNKS; c += NTHREADS) {
+            int r = c / CHUNKS, cc = c % CHUNKS;
+            if (q0 + r < p.seqLen) {
+                unsigned long long* dst = (unsigned long long*)(oBase + (long long)(q0 + r) * p.oStrideT + cc * 8);
+                dst[0] = 0ull; dst[1] = 0ull;
+            }
+        }
+        return;
+    }
+
+    const u32 sQ = (smem_addr(smem) + 1023u) & ~1023u;
+    const u32 sK0 = sQ + Q_BYTES;
+    const u32 sV0 = sK0 + STAGES * TILE_BYTES;
+    const u32 sBar = sV0 + STAGES * TILE_BYTES;   // full[STAGES], empty[STAGES], Q: 8 bytes each
+    auto fullBar = [&](int i) { return sBar + 8u * i; };
+    auto emptyBar = [&](int i) { return sBar + 8u * (STAGES + i); };
+    const u32 qBar = sBar + 16u * STAGES;
+    if (tid == 0) {
+        for (int i = 0; i < STAGES; ++i) { mbar_init(fullBar(i), 128); mbar_init(emptyBar(i), NWG * 128); }
+        mbar_init(qBar, 128);
+    }
+    __syncthreads();
+
+    auto tileStart = [&](int it) -> int {
+        if (!p.blockOffsets) return it * KEY_TILE;
+        int kb = p.blockIndices[listStart + it / tilesPerBlock];
+        return kb * p.blockSize + (it % tilesPerBlock) * KEY_TILE;
+    };
+
+    if (wg == 0) {
+        // Producer.
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+        load_tile<QUERY_TILE, 128>(sQ, qBase, p.qStrideT, q0, p.seqLen, tid);
+        cp_async_mbar_arrive(qBar);
+        for (int t = 0; t < numTiles; ++t) {
+            const int stage = t % STAGES;
+            if (t >= STAGES) mbar_wait(emptyBar(stage), ((t / STAGES) + 1) & 1);
+            const int k0 = tileStart(t);
+            load_tile<KEY_TILE, 128>(sK0 + stage * TILE_BYTES, kBase, p.kStrideT, k0, p.seqLen, tid);
+            load_tile<KEY_TILE, 128>(sV0 + stage * TILE_BYTES, vBase, p.vStrideT, k0, p.seqLen, tid);
+            cp_async_mbar_arrive(fullBar(stage));
+        }
+        cp_async_wait<0>();
+        return;
+    }
+
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+    const int cw = wg - 1;                 // consumer warpgroup: rows cw·64 …
+    const int myTurn = 1 + cw, otherTurn = 2 - cw;
+    const int t4 = lane & 3;
+    const u64 descQ = make_desc(sQ + cw * 64 * 128);
+    float o[32];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) o[i] = 0.f;
+    const float NEG_INF = __int_as_float(0xff800000);
+    float mRow[2] = {NEG_INF, NEG_INF}, lRow[2] = {0.f, 0.f};
+    float s[S_REGS], pf[S_REGS];
+    u32 pa[PV_STEPS][4];
+    float corr[2];
+
+    mbar_wait(qBar, 0);
+    if (cw == 1) named_arrive(1);          // consumer 0 issues first
+    {
+        mbar_wait(fullBar(0), 0);
+        fence_proxy_async();
+        named_sync(myTurn);
+        wgmma_fence();
+        issue_qk(s, descQ, make_desc(sK0));
+        wgmma_commit();
+        named_arrive(otherTurn);
+        wgmma_wait<0>();
+        softmax_any(s, pf, pa, mRow, lRow, corr, p.scaleLog2, tileStart(0), len, t4);
+        pack_p(pf, pa);
+    }
+    for (int it = 1; it < numTiles; ++it) {
+        const int stage = it % STAGES, prev = (it - 1) % STAGES;
+        const int kStart = tileStart(it);
+        mbar_wait(fullBar(stage), (it / STAGES) & 1);
+        fence_proxy_async();
+        named_sync(myTurn);
+        wgmma_fence();
+        issue_qk(s, descQ, make_desc(sK0 + stage * TILE_BYTES));
+        wgmma_commit();
+        issue_pv(o, pa, make_desc(sV0 + prev * TILE_BYTES));
+        wgmma_commit();
+        named_arrive(otherTurn);
+        wgmma_wait<1>();
+        softmax_any(s, pf, pa, mRow, lRow, corr, p.scaleLog2, kStart, len, t4);
+        wgmma_wait<0>();
+        mbar_arrive(emptyBar(prev));       // tile it−1 fully read (K by its scores, V by this P·V)
+        reg_fence(o);
+        scale_o(o, corr);
+        pack_p(pf, pa);
+    }
+    {
+        named_sync(myTurn);
+        wgmma_fence();
+        issue_pv(o, pa, make_desc(sV0 + ((numTiles - 1) % STAGES) * TILE_BYTES));
+        wgmma_commit();
+        if (cw == 0) named_arrive(otherTurn);  // consumer 1 takes the last turn; every arrival has its sync
+        wgmma_wait<0>();
+        reg_fence(o);
+    }
+
+    const int g = lane >> 2;
+    const int rowBase = cw * 64 + warpInWg * 16 + g;
+    if (slot >= 0) {
+        float* po = p.partialO + (long long)slot * QUERY_TILE * HEAD_DIM;
+        float* pml = p.partialML + (long long)slot * QUERY_TILE * 2;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float l = lRow[r];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            int lr = rowBase + r * 8;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                *(float2*)(po + lr * HEAD_DIM + i * 8 + 2 * t4) = make_float2(o[4 * i + 2 * r], o[4 * i + 2 * r + 1]);
+            }
+            if (t4 == 0) { pml[2 * lr] = mRow[r]; pml[2 * lr + 1] = l; }
+        }
+        return;
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float l = lRow[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        float inv = l > 0.f ? 1.f / l : 0.f;
+        int row = q0 + rowBase + r * 8;
+        if (row < p.seqLen) {
+            bool valid = row < len;
+            u16* dst = oBase + (long long)row * p.oStrideT + 2 * t4;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                u32 v = valid ? pack2(o[4 * i + 2 * r] * inv, o[4 * i + 2 * r + 1] * inv) : 0u;
+                *(u32*)(dst + i * 8) = v;
+            }
+        }
+    }
+}
+#endif  // PRODUCER
