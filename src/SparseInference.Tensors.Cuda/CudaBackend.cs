@@ -1060,7 +1060,9 @@ public sealed unsafe partial class CudaBackend : IDisposable
         int sharedBytes;
         if (chosen.Wgmma && SupportsWgmmaAttention(Device, geometry, layout?.Layout, type, out _))
         {
-            (f, threads, sharedBytes) = WgmmaAttentionFunction(chosen, type);
+            (f, threads, sharedBytes, queryTile) = layout is null && chosen.WarpSpecializedDense
+                ? WgmmaDenseFunction(type)
+                : WgmmaAttentionFunction(chosen, type);
         }
         else
         {
@@ -1139,11 +1141,26 @@ public sealed unsafe partial class CudaBackend : IDisposable
         ];
     }
 
-    private (nint Function, uint Threads, int SharedBytes) WgmmaAttentionFunction(AttentionKernelVariant variant, CudaElementType type)
+    private (nint Function, uint Threads, int SharedBytes, int QueryTile) WgmmaAttentionFunction(AttentionKernelVariant variant, CudaElementType type)
     {
         // Q tile, K and V ring, and 1 KiB for the kernel to align the window to the 1024-byte swizzle atom.
         var sharedBytes = (128 * 128) + (variant.Stages * 2 * 128 * 128) + 1024;
-        return (AttentionFunction("attention_sm90.cu", "attention_fwd_sm90", WgmmaDefines(variant, type), sharedBytes), 256, sharedBytes);
+        return (AttentionFunction("attention_sm90.cu", "attention_fwd_sm90", WgmmaDefines(variant, type), sharedBytes), 256, sharedBytes, 128);
+    }
+
+    /// <summary>Defines of the warp-specialised dense build: 192-query tiles (three consumer warpgroups), four stages.</summary>
+    private static string[] WgmmaDenseDefines(CudaElementType type) =>
+    [
+        "HEAD_DIM=64", "QUERY_TILE=192", "KEY_TILE=128", "STAGES=4", "MIN_BLOCKS=1", "OVERLAP=1", "PRODUCER=1", "INPLACE_P=1",
+        $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}",
+    ];
+
+    private (nint Function, uint Threads, int SharedBytes, int QueryTile) WgmmaDenseFunction(CudaElementType type)
+    {
+        // Q tile, K and V ring, the ring's mbarriers, and 1 KiB for the 1024-byte alignment; a producer and three consumer warpgroups.
+        const int queryTile = 192, stages = 4;
+        var sharedBytes = (queryTile * 128) + (stages * 2 * 128 * 128) + 256 + 1024;
+        return (AttentionFunction("attention_sm90.cu", "attention_fwd_sm90", WgmmaDenseDefines(type), sharedBytes), 512, sharedBytes, queryTile);
     }
 
     private nint AttentionFunction(string sourceFile, string function, string[] defines, int sharedBytes)

@@ -529,13 +529,16 @@ namespace SparseInference.CudaSelfTest
         private readonly List<string> results = [];
 
         /// <summary>
-        /// Kernel versions timed side by side: v5, the mma.sync kernel (the default before compute capability 9.0 had
-        /// its own), and the wgmma kernel: w1 one CTA per multiprocessor with three K/V stages, w2 two CTAs with two
-        /// stages (the default on 9.0), w3 w2 with BF16 exponentials. (The mma.sync versions v1–v10 are compared in
-        /// docs/cuda-notes.md and stay selectable.)
+        /// Kernel versions timed side by side (docs/cuda-notes.md): v5, the mma.sync kernel (the default before compute
+        /// capability 9.0 had its own); the wgmma kernel w1 (one CTA per multiprocessor, three K/V stages), w8 (two CTAs,
+        /// two stages) on every call, w8 with BF16 exponentials, and the default (w8 for block-sparse calls, the
+        /// warp-specialised three-consumer build w11 for dense ones). (The mma.sync versions v1–v10 stay selectable.)
         /// </summary>
         public static AttentionKernelVariant[] Variants { get; } =
-            [AttentionKernelVariant.Default, new(32, false, 1, 3, Wgmma: true), AttentionKernelVariant.Hopper, AttentionKernelVariant.Hopper with { FastExp = true }];
+        [
+            AttentionKernelVariant.Default, new(32, false, 1, 3, Wgmma: true), AttentionKernelVariant.Hopper with { WarpSpecializedDense = false },
+            AttentionKernelVariant.Hopper with { WarpSpecializedDense = false, FastExp = true }, AttentionKernelVariant.Hopper,
+        ];
 
         public void RunAll()
         {

@@ -288,8 +288,8 @@ VARIANTS = {
 }
 
 
-def sm90(name, qt=128, kt=128, stages=3, minb=1, overlap=0, fe=0, emu=0, producer=0):
-    VARIANTS[name] = ("attention_sm90.cu", "attention_fwd_sm90", [f"QUERY_TILE={qt}", f"KEY_TILE={kt}", f"STAGES={stages}", f"MIN_BLOCKS={minb}", f"OVERLAP={overlap}", "USE_FP16=0", f"FAST_EXP={fe}", f"EXP_EMU={emu}", f"PRODUCER={producer}"],
+def sm90(name, qt=128, kt=128, stages=3, minb=1, overlap=0, fe=0, emu=0, producer=0, inplace=0):
+    VARIANTS[name] = ("attention_sm90.cu", "attention_fwd_sm90", [f"QUERY_TILE={qt}", f"KEY_TILE={kt}", f"STAGES={stages}", f"MIN_BLOCKS={minb}", f"OVERLAP={overlap}", "USE_FP16=0", f"FAST_EXP={fe}", f"EXP_EMU={emu}", f"PRODUCER={producer}", f"INPLACE_P={inplace}"],
                       "sm_90a", (qt // 64 + producer) * 128, qt, qt * 128 + stages * 2 * kt * 128 + 1024 + (256 if producer else 0))
 
 
@@ -303,6 +303,9 @@ sm90("wg_ov_s3", overlap=1)
 sm90("wg_ov_s4", stages=4, overlap=1)
 sm90("ws_s3", stages=3, overlap=1, producer=1)
 sm90("ws_s4", stages=4, overlap=1, producer=1)
+sm90("ws_s4_ip", stages=4, overlap=1, producer=1, inplace=1)
+sm90("ws3_s4", qt=192, stages=4, overlap=1, producer=1, inplace=1)
+sm90("ws3_s3", qt=192, stages=3, overlap=1, producer=1, inplace=1)
 sm90("wg_q64_k64", qt=64, kt=64, stages=3)
 sm90("wg_q64_k64_3cta", qt=64, kt=64, stages=3, minb=3)
 sm90("wg_s2_2cta_fe", stages=2, minb=2, fe=1)
@@ -378,6 +381,8 @@ def main():
                 continue
             if c.sel is None and (k.query_tile == 64) != (c.block == 64):
                 continue
+            if c.sel is not None and k.query_tile != c.block:
+                continue
             for rep in range(2):
                 o = torch.full_like(c.q, float("nan"))
                 run = c.make_runner(k, combine[name], o)
@@ -438,7 +443,7 @@ def main():
         line = [cname, f"{density:.3f}", peer, f"{pms:.4f}", f"{flops / pms / 1e9:.0f}"]
         res = {}
         for name, k in kernels.items():
-            if k.query_tile != B or name in bad:
+            if name in bad or (k.query_tile != B and not (sel is None and k.query_tile == 192)):
                 continue
             o = torch.full_like(c.q, float("nan"))
             run = c.make_runner(k, combine[name], o)

@@ -21,6 +21,12 @@
 // (exp2_poly) instead of the special-function unit, which at head dim 64 is as busy as the tensor cores.
 // OVERLAP (0/1, needs STAGES ≥ 3): the products of tile j (Q·Kᵀ) and of tile j−1 (P·V) are issued
 // together, so the tensor cores run P·V while this warpgroup computes tile j's softmax.
+// PRODUCER (0/1, needs OVERLAP, MIN_BLOCKS 1): the warp-specialised build (FA3's layout, kernel at the end of the
+// file): a producer warpgroup copies, QUERY_TILE / 64 consumer warpgroups compute and take turns issuing their
+// products. QUERY_TILE 192 (three consumers; dense calls only, since a block-sparse query block is 128 rows) is the
+// dense default on Hopper: at head dim 64 a warpgroup's softmax takes about as long as its products, so two
+// consumers leave the tensor cores idle. INPLACE_P (0/1): the exponentials overwrite the scores (the registers
+// three consumers can have).
 // HEAD_DIM must be 64 (one swizzle atom per row).
 
 // kernel-target: arch-specific
@@ -72,7 +78,7 @@ typedef unsigned long long u64;
 #if OVERLAP && FAST_EXP
 #error OVERLAP packs P after the previous product retires; FAST_EXP packs it in the softmax
 #endif
-#if (QUERY_TILE != 64 && QUERY_TILE != 128) || (KEY_TILE != 64 && KEY_TILE != 128)
+#if (QUERY_TILE != 64 && QUERY_TILE != 128 && !(PRODUCER && QUERY_TILE == 192)) || (KEY_TILE != 64 && KEY_TILE != 128)
 #error QUERY_TILE and KEY_TILE must be 64 or 128
 #endif
 
@@ -85,8 +91,11 @@ typedef unsigned long long u64;
 #ifndef PRODUCER
 #define PRODUCER 0
 #endif
-#if PRODUCER && (!OVERLAP || QUERY_TILE != 128 || MIN_BLOCKS != 1)
-#error PRODUCER needs OVERLAP, QUERY_TILE 128 and MIN_BLOCKS 1
+#ifndef INPLACE_P
+#define INPLACE_P 0
+#endif
+#if PRODUCER && (!OVERLAP || (QUERY_TILE != 128 && QUERY_TILE != 192) || MIN_BLOCKS != 1)
+#error PRODUCER needs OVERLAP, QUERY_TILE 128 or 192 (dense only) and MIN_BLOCKS 1
 #endif
 #define NWG (QUERY_TILE / 64)          // consumer warpgroups
 #define NTHREADS ((NWG + PRODUCER) * 128)
@@ -675,7 +684,11 @@ attention_fwd_sm90(const AttentionParams p) {
 
     if (wg == 0) {
         // Producer.
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+    #if NWG == 3
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 32;\n" ::: "memory");
+#else
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+#endif
         load_tile<QUERY_TILE, 128>(sQ, qBase, p.qStrideT, q0, p.seqLen, tid);
         cp_async_mbar_arrive(qBar);
         for (int t = 0; t < numTiles; ++t) {
@@ -690,9 +703,14 @@ attention_fwd_sm90(const AttentionParams p) {
         return;
     }
 
+#if NWG == 3
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 160;\n" ::: "memory");
+#else
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+#endif
     const int cw = wg - 1;                 // consumer warpgroup: rows cw·64 …
-    const int myTurn = 1 + cw, otherTurn = 2 - cw;
+    // Turns go round the consumers: each waits on its own named barrier, then arrives on the next one's.
+    const int myTurn = 1 + cw, otherTurn = 1 + (cw + 1) % NWG;
     const int t4 = lane & 3;
     const u64 descQ = make_desc(sQ + cw * 64 * 128);
     float o[32];
@@ -700,12 +718,17 @@ attention_fwd_sm90(const AttentionParams p) {
     for (int i = 0; i < 32; ++i) o[i] = 0.f;
     const float NEG_INF = __int_as_float(0xff800000);
     float mRow[2] = {NEG_INF, NEG_INF}, lRow[2] = {0.f, 0.f};
+#if INPLACE_P
+    float s[S_REGS];
+    float (&pf)[S_REGS] = s;               // exponentials written over the scores (registers for 3 consumers)
+#else
     float s[S_REGS], pf[S_REGS];
+#endif
     u32 pa[PV_STEPS][4];
     float corr[2];
 
     mbar_wait(qBar, 0);
-    if (cw == 1) named_arrive(1);          // consumer 0 issues first
+    if (cw == NWG - 1) named_arrive(1);    // consumer 0 issues first
     {
         mbar_wait(fullBar(0), 0);
         fence_proxy_async();
@@ -743,7 +766,7 @@ attention_fwd_sm90(const AttentionParams p) {
         wgmma_fence();
         issue_pv(o, pa, make_desc(sV0 + ((numTiles - 1) % STAGES) * TILE_BYTES));
         wgmma_commit();
-        if (cw == 0) named_arrive(otherTurn);  // consumer 1 takes the last turn; every arrival has its sync
+        if (cw != NWG - 1) named_arrive(otherTurn);  // the last consumer's last turn ends the round: every arrival has its sync
         wgmma_wait<0>();
         reg_fence(o);
     }

@@ -37,9 +37,10 @@ public class WgmmaAttentionTests
         Assert.False(CudaBackend.SupportsWgmmaAttention(Device(9, 0), AttentionGeometry.Contiguous(1, 1, 256, 64), null, CudaElementType.Float32, out _));
 
     [Fact]
-    public void Hopper_Variant_UsesWgmmaWithTwoStagesAndTwoCtasPerMultiprocessor()
+    public void Hopper_Variant_UsesWgmmaWithTwoStagesAndTwoCtasPerMultiprocessorAndWarpSpecializedDense()
     {
         Assert.True(AttentionKernelVariant.Hopper.Wgmma);
+        Assert.True(AttentionKernelVariant.Hopper.WarpSpecializedDense);
         Assert.Equal(2, AttentionKernelVariant.Hopper.Stages);
         Assert.Equal(2, AttentionKernelVariant.Hopper.MinBlocksPerMultiprocessor);
         Assert.False(AttentionKernelVariant.Default.Wgmma);
@@ -95,6 +96,11 @@ public class WgmmaAttentionTests
                     {
                         var baseOffset = ((b * heads) + h) * t;
                         var keys = layout.KeyBlocks(b, h, i / block).ToArray().SelectMany(kb => Enumerable.Range(kb * block, block)).Where(j => j < lens[b]).ToArray();
+                        var row = i;
+                        var scores = i < lens[b] ? keys.Select(j => Enumerable.Range(0, d).Sum(x => (double)q[((baseOffset + row) * d) + x] * k[((baseOffset + j) * d) + x]) / Math.Sqrt(d)).ToArray() : [0.0];
+                        var max = scores.Max();
+                        var weights = scores.Select(s => Math.Exp(s - max)).ToArray();
+                        var sum = weights.Sum();
                         for (var c = 0; c < d; c++)
                         {
                             var actual = BitConverter.UInt32BitsToSingle((uint)got[((baseOffset + i) * d) + c] << 16);
@@ -105,13 +111,86 @@ public class WgmmaAttentionTests
                                 continue;
                             }
 
-                            var scores = keys.Select(j => Enumerable.Range(0, d).Sum(x => (double)q[((baseOffset + i) * d) + x] * k[((baseOffset + j) * d) + x]) / Math.Sqrt(d)).ToArray();
-                            var max = scores.Max();
-                            var weights = scores.Select(s => Math.Exp(s - max)).ToArray();
-                            var expected = keys.Select((j, m) => weights[m] * v[((baseOffset + j) * d) + c]).Sum() / weights.Sum();
+                            var column = c;
+                            var expected = keys.Select((j, m) => weights[m] * v[((baseOffset + j) * d) + column]).Sum() / sum;
                             num += (actual - expected) * (actual - expected);
                             den += expected * expected;
                         }
+                    }
+                }
+            }
+
+            Assert.True(Math.Sqrt(num / den) <= 1e-2, $"relative error {Math.Sqrt(num / den):E2} > 1e-2");
+        }
+    }
+
+    /// <summary>
+    /// Dense calls of the Hopper variant (the warp-specialised 192-query build on 9.0; elsewhere the mma.sync kernel)
+    /// against a double-precision reference: two sequences, the second ending inside a key tile and inside a query tile.
+    /// </summary>
+    [GpuFact]
+    public void Attention_WgmmaVariantDenseRagged_MatchesReference()
+    {
+        Assert.True(CudaBackend.TryCreate(out var gpu, out var reason), reason);
+        using (gpu)
+        {
+            const int batch = 2, heads = 3, t = 700, d = 64;
+            int[] lens = [700, 450];
+            var geometry = AttentionGeometry.Contiguous(batch, heads, t, d);
+            var n = (int)geometry.Elements;
+            var rng = new Random(23);
+            float Bf16Round(float f) => BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(f) & 0xFFFF0000u);
+            float[] Random(float scale) => Enumerable.Range(0, n).Select(_ => Bf16Round((float)(((rng.NextDouble() * 2) - 1) * scale))).ToArray();
+            ushort[] Bits(float[] x) => x.Select(f => (ushort)(BitConverter.SingleToUInt32Bits(f) >> 16)).ToArray();
+            var q = Random(1.5f);
+            var k = Random(1.5f);
+            var v = Random(1f);
+            using var dq = gpu!.Allocate(n * 2L);
+            using var dk = gpu.Allocate(n * 2L);
+            using var dv = gpu.Allocate(n * 2L);
+            using var dout = gpu.Allocate(n * 2L);
+            using var dlens = gpu.Allocate(lens.Length * 4L);
+            gpu.Upload<ushort>(Bits(q), dq);
+            gpu.Upload<ushort>(Bits(k), dk);
+            gpu.Upload<ushort>(Bits(v), dv);
+            gpu.Upload<int>(lens, dlens);
+            gpu.Fill32(dout, 0x7FC07FC0);
+            gpu.Attention(dq, dk, dv, dout, geometry, null, dlens, variant: AttentionKernelVariant.Hopper);
+            var got = new ushort[n];
+            gpu.Download<ushort>(dout, got);
+
+            double num = 0, den = 0;
+            for (var bh = 0; bh < batch * heads; bh++)
+            {
+                var len = lens[bh / heads];
+                var baseOffset = bh * t;
+                for (var i = 0; i < t; i += i < 380 ? 3 : 1)
+                {
+                    var row = i;
+                    var weights = Array.Empty<double>();
+                    double sum = 0;
+                    if (i < len)
+                    {
+                        var scores = Enumerable.Range(0, len).Select(j => Enumerable.Range(0, d).Sum(x => (double)q[((baseOffset + row) * d) + x] * k[((baseOffset + j) * d) + x]) / Math.Sqrt(d)).ToArray();
+                        var max = scores.Max();
+                        weights = scores.Select(s => Math.Exp(s - max)).ToArray();
+                        sum = weights.Sum();
+                    }
+
+                    for (var c = 0; c < d; c++)
+                    {
+                        var actual = BitConverter.UInt32BitsToSingle((uint)got[((baseOffset + i) * d) + c] << 16);
+                        Assert.False(float.IsNaN(actual), $"output ({bh}, {i}, {c}) was not written");
+                        if (i >= len)
+                        {
+                            Assert.Equal(0f, actual);
+                            continue;
+                        }
+
+                        var column = c;
+                        var expected = weights.Select((w, j) => w * v[((baseOffset + j) * d) + column]).Sum() / sum;
+                        num += (actual - expected) * (actual - expected);
+                        den += expected * expected;
                     }
                 }
             }
