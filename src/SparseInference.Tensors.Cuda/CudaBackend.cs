@@ -722,10 +722,31 @@ public sealed unsafe partial class CudaBackend : IDisposable
     /// <summary>The attention kernel variant used when a call names none.</summary>
     public AttentionKernelVariant AttentionVariant { get; set; } = AttentionKernelVariant.Default;
 
-    /// <summary>Whether <see cref="Attention"/> runs this geometry and layout on the GPU.</summary>
+    /// <summary>
+    /// Whether <see cref="Attention"/> runs this geometry and layout on the GPU: on the tensor-core kernel
+    /// (head dim 16/32/64/128, block size 16/32/64/128, 16-byte rows) or else on the small-head kernel
+    /// (head dim up to 64, block size up to 256).
+    /// </summary>
     public static bool SupportsAttention(AttentionGeometry geometry, CsrBlockLayout? layout, out string? why)
     {
         ArgumentNullException.ThrowIfNull(geometry);
+        why = null;
+        if (layout is not null && (layout.Batch != geometry.Batch || (layout.Heads != geometry.Heads && layout.Heads != 1)
+            || layout.NumQueryBlocks != CsrBlockLayout.BlockCount(geometry.SeqLen, layout.BlockSize)))
+        {
+            why = $"layout [{layout.Batch}, {layout.Heads}, {layout.NumQueryBlocks} query blocks] does not match batch {geometry.Batch}, heads {geometry.Heads}, {CsrBlockLayout.BlockCount(geometry.SeqLen, layout.BlockSize)} query blocks";
+        }
+        else if (!TensorCoreKernelTakes(geometry, layout, out var tensorCoreWhy) && !SmallHeadKernelTakes(geometry, layout, out var smallWhy))
+        {
+            why = $"{tensorCoreWhy} for the tensor-core kernel, and {smallWhy} for the small-head kernel";
+        }
+
+        return why is null;
+    }
+
+    /// <summary>Whether the tensor-core kernel (attention.cu) takes this call.</summary>
+    internal static bool TensorCoreKernelTakes(AttentionGeometry geometry, CsrBlockLayout? layout, out string? why)
+    {
         why = null;
         if (geometry.HeadDim is not (16 or 32 or 64 or 128))
         {
@@ -738,11 +759,6 @@ public sealed unsafe partial class CudaBackend : IDisposable
         else if (new[] { geometry.Q, geometry.K, geometry.V, geometry.O }.Any(s => s.Token % 8 != 0 || s.Head % 8 != 0 || s.Batch % 8 != 0))
         {
             why = "strides must be multiples of 8 elements (16-byte rows)";
-        }
-        else if (layout is not null && (layout.Batch != geometry.Batch || (layout.Heads != geometry.Heads && layout.Heads != 1)
-            || layout.NumQueryBlocks != CsrBlockLayout.BlockCount(geometry.SeqLen, layout.BlockSize)))
-        {
-            why = $"layout [{layout.Batch}, {layout.Heads}, {layout.NumQueryBlocks} query blocks] does not match batch {geometry.Batch}, heads {geometry.Heads}, {CsrBlockLayout.BlockCount(geometry.SeqLen, layout.BlockSize)} query blocks";
         }
 
         return why is null;
@@ -937,6 +953,12 @@ public sealed unsafe partial class CudaBackend : IDisposable
         if (type == CudaElementType.Float32)
         {
             throw new NotSupportedException("CUDA attention takes BF16 or FP16 tensors; convert FP32 first.");
+        }
+
+        if (!TensorCoreKernelTakes(geometry, layout?.Layout, out _))
+        {
+            SmallHeadAttention(q, k, v, o, geometry, layout, seqLens, type);
+            return;
         }
 
         var queryTile = layout?.Layout.BlockSize ?? 128;
