@@ -313,6 +313,54 @@ public sealed unsafe partial class CudaBackend : IDisposable
     }
 
     /// <summary>
+    /// LayerNorm of BF16 rows (a BF16 residual stream): as <see cref="LayerNorm"/>, x holding rows·cols BF16 values.
+    /// <paramref name="y"/> (FP32) and <paramref name="y16"/> (BF16) are each optional; at least one is written.
+    /// </summary>
+    public void LayerNormBFloat16Input(CudaBuffer x, CudaBuffer gamma, CudaBuffer beta, CudaBuffer? y, CudaBuffer? y16, int rows, int cols, float eps)
+    {
+        if (y is null && y16 is null)
+        {
+            throw new ArgumentException("y: expected an FP32 or a BF16 output, got neither.", nameof(y));
+        }
+
+        CheckRange(x, 0, (long)rows * cols * 2, nameof(x));
+        CheckRange(gamma, 0, (long)cols * 4, nameof(gamma));
+        CheckRange(beta, 0, (long)cols * 4, nameof(beta));
+        if (y is not null)
+        {
+            CheckRange(y, 0, (long)rows * cols * 4, nameof(y));
+        }
+
+        if (y16 is not null)
+        {
+            CheckRange(y16, 0, (long)rows * cols * 2, nameof(y16));
+        }
+
+        context.MakeCurrent();
+        ulong px = x.Pointer, pg = gamma.Pointer, pb = beta.Pointer, py = y?.Pointer ?? 0, py16 = y16?.Pointer ?? 0;
+        var vector = cols % 128 == 0 && cols <= 1024 && (pg | pb | py) % 16 == 0 && (px | py16) % 8 == 0;
+        var name = vector ? "layer_norm_bf16_vec" : "layer_norm_bf16";
+        var f = Function("residual.cu", name);
+        void** args = stackalloc void*[] { &px, &pg, &pb, &py, &py16, &rows, &cols, &eps };
+        const int warps = 8;
+        Launch(f, (uint)((rows + warps - 1) / warps), 1, 1, warps * 32, 0, args, name);
+    }
+
+    /// <summary>y = a + b over n elements, each of a, b, y FP32 or BF16 (the flag says which); y may be a or b.</summary>
+    public void AddMixed(CudaBuffer a, bool aBf16, CudaBuffer b, bool bBf16, CudaBuffer y, bool yBf16, long n)
+    {
+        CheckRange(a, 0, n * (aBf16 ? 2 : 4), nameof(a));
+        CheckRange(b, 0, n * (bBf16 ? 2 : 4), nameof(b));
+        CheckRange(y, 0, n * (yBf16 ? 2 : 4), nameof(y));
+        context.MakeCurrent();
+        var f = Function("residual.cu", "add_mixed");
+        ulong pa = a.Pointer, pb = b.Pointer, py = y.Pointer;
+        int fa = aBf16 ? 1 : 0, fb = bBf16 ? 1 : 0, fy = yBf16 ? 1 : 0;
+        void** args = stackalloc void*[] { &pa, &fa, &pb, &fb, &py, &fy, &n };
+        Launch(f, GridFor(n, 256), 1, 1, 256, 0, args, "add_mixed");
+    }
+
+    /// <summary>
     /// y = GELU(x) (exact erf form, y may be x) and y16 = y rounded to BF16, in one pass. Falls back to two
     /// passes when n or the addresses do not allow 16-byte accesses.
     /// </summary>
