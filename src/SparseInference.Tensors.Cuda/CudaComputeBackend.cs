@@ -87,7 +87,10 @@ public sealed class CudaComputeBackend : IComputeBackend
     /// <summary>Device memory by use (weights, workspace, activations), for metrics.</summary>
     public DeviceMemoryStatistics MemoryStatistics => Device.Memory.Statistics;
 
-    public bool Supports(TensorOp op, DType dtype) => op switch
+    public bool Supports(TensorOp op, DType dtype) => SupportsOp(op, dtype);
+
+    /// <summary>What <see cref="Supports"/> answers (the same on every device).</summary>
+    internal static bool SupportsOp(TensorOp op, DType dtype) => op switch
     {
         TensorOp.Copy or TensorOp.Embedding or TensorOp.Gather => true,
         TensorOp.TopK => dtype == DType.F32,
