@@ -156,6 +156,19 @@ public sealed unsafe partial class CudaBackend : IDisposable
         context.MakeCurrent();
         fixed (T* p = source)
         {
+            if (bytes > 0 && bytes <= StagingLimit)
+            {
+                lock (stagingGate)
+                {
+                    var staged = Staging(bytes);
+                    Buffer.MemoryCopy(p, (void*)staged, bytes, bytes);
+                    CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync(destination.Pointer + (ulong)destinationOffsetBytes, (void*)staged, (nuint)bytes, Stream), nameof(CudaDriver.cuMemcpyHtoDAsync));
+                    Synchronize();
+                }
+
+                return;
+            }
+
             CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync(destination.Pointer + (ulong)destinationOffsetBytes, p, (nuint)bytes, Stream), nameof(CudaDriver.cuMemcpyHtoDAsync));
             Synchronize();
         }
@@ -170,9 +183,47 @@ public sealed unsafe partial class CudaBackend : IDisposable
         context.MakeCurrent();
         fixed (T* p = destination)
         {
+            if (bytes > 0 && bytes <= StagingLimit)
+            {
+                lock (stagingGate)
+                {
+                    var staged = Staging(bytes);
+                    CudaDriver.Check(CudaDriver.cuMemcpyDtoHAsync((void*)staged, source.Pointer + (ulong)sourceOffsetBytes, (nuint)bytes, Stream), nameof(CudaDriver.cuMemcpyDtoHAsync));
+                    Synchronize();
+                    Buffer.MemoryCopy((void*)staged, p, bytes, bytes);
+                }
+
+                return;
+            }
+
             CudaDriver.Check(CudaDriver.cuMemcpyDtoHAsync(p, source.Pointer + (ulong)sourceOffsetBytes, (nuint)bytes, Stream), nameof(CudaDriver.cuMemcpyDtoHAsync));
             Synchronize();
         }
+    }
+
+    /// <summary>
+    /// Host copies up to this size go through one page-locked staging buffer: the copy engine reads and writes pinned
+    /// memory directly, where a copy from pageable memory is staged by the driver in small synchronous chunks (a
+    /// forward's 1 MiB input took 0.12 ms that way). Larger copies (weights at load) stay pageable.
+    /// </summary>
+    private const long StagingLimit = 16L << 20;
+
+    private readonly Lock stagingGate = new();
+    private CudaPinnedHostMemoryHandle? staging;
+
+    /// <summary>The staging buffer, grown (to a power of two, at least 1 MiB) when <paramref name="bytes"/> do not fit.</summary>
+    private nint Staging(long bytes)
+    {
+        if (staging is null || staging.Bytes < bytes)
+        {
+            staging?.Dispose();
+            staging = null;
+            var size = Math.Max(1L << 20, (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)bytes));
+            CudaDriver.Check(CudaDriver.cuMemHostAlloc(out var pointer, (nuint)size, 0), nameof(CudaDriver.cuMemHostAlloc));
+            staging = new CudaPinnedHostMemoryHandle(pointer, size, context.DangerousGetHandle());
+        }
+
+        return staging.Pointer;
     }
 
     /// <summary>Device-to-device copy, queued.</summary>
@@ -1158,6 +1209,12 @@ public sealed unsafe partial class CudaBackend : IDisposable
             }
 
             ltPlans.Clear();
+            lock (stagingGate)
+            {
+                staging?.Dispose();
+                staging = null;
+            }
+
             ltWorkspace?.Dispose();
             ltHandle?.Dispose();
             Memory.Dispose();
