@@ -397,6 +397,28 @@ public sealed unsafe partial class CudaBackend : IDisposable
         Launch(f, (uint)((rows + warps - 1) / warps), 1, 1, warps * 32, 0, args, name);
     }
 
+    /// <summary>
+    /// C = alpha·A·Bᵀ + beta·C + bias for a small inner dimension k (A [m, k], B [n, k] FP32, bias [n] FP32 or null):
+    /// one thread per output, FP32 arithmetic; C FP32, or BF16 with <paramref name="cBf16"/>.
+    /// </summary>
+    public void LinearSmallK(CudaBuffer a, CudaBuffer b, CudaBuffer? bias, CudaBuffer c, bool cBf16, float alpha, float beta, int m, int n, int k)
+    {
+        CheckRange(a, 0, (long)m * k * 4, nameof(a));
+        CheckRange(b, 0, (long)n * k * 4, nameof(b));
+        CheckRange(c, 0, (long)m * n * (cBf16 ? 2 : 4), nameof(c));
+        if (bias is not null)
+        {
+            CheckRange(bias, 0, (long)n * 4, nameof(bias));
+        }
+
+        context.MakeCurrent();
+        var f = Function("small_k.cu", "linear_small_k");
+        ulong pa = a.Pointer, pb = b.Pointer, pbias = bias?.Pointer ?? 0, pc = c.Pointer;
+        int flag = cBf16 ? 1 : 0;
+        void** args = stackalloc void*[] { &pa, &pb, &pbias, &pc, &flag, &alpha, &beta, &m, &n, &k };
+        Launch(f, GridFor((long)m * n, 256), 1, 1, 256, 0, args, "linear_small_k");
+    }
+
     /// <summary>y = a + b over n elements, each of a, b, y FP32 or BF16 (the flag says which); y may be a or b.</summary>
     public void AddMixed(CudaBuffer a, bool aBf16, CudaBuffer b, bool bBf16, CudaBuffer y, bool yBf16, long n)
     {

@@ -137,6 +137,52 @@ public sealed class ResidualPrecisionTests
     }
 
     [GpuFact]
+    public void Linear_SmallInnerDimensionWithBf16Products_IsComputedInFp32()
+    {
+        Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason), reason);
+        using (gpu)
+        using (var cpu = new CpuBackend())
+        {
+            var g = gpu!;
+            g.MatMulPrecision = CudaMatMulPrecision.BFloat16;
+            const int rows = 300, outFeatures = 96;
+            var rng = new Random(41);
+            float[] Random(int n) => Enumerable.Range(0, n).Select(_ => (float)((rng.NextDouble() * 2) - 1)).ToArray();
+
+            // K = 8 takes the FP32 small-K kernel (BF16 operands would be ~3e-3 off); K = 17 the BF16 tensor cores.
+            foreach (var k in new[] { 8, CudaComputeBackend.SmallK + 1 })
+            {
+                var x = Random(rows * k);
+                var w = Random(outFeatures * k);
+                var b = Random(outFeatures);
+                var c0 = Bf16Bits(Random(rows * outFeatures));
+                using var cx = cpu.FromHost(x, rows, k);
+                using var cw = cpu.FromHost(w, outFeatures, k);
+                using var cb = cpu.FromHost(b, outFeatures);
+                using var cy = cpu.Allocate(rows, outFeatures);
+                using var cc = cpu.FromHost(Widen(c0), rows, outFeatures);
+                cpu.Linear(cx, cw, cb, cy);
+                cpu.MatMul(cx, cw, cc, new MatMulOptions(TransposeB: true, Beta: 1f), cb);
+
+                using var gx = g.FromHost(x, rows, k);
+                using var gw = g.FromHost(w, outFeatures, k);
+                using var gb = g.FromHost(b, outFeatures);
+                using var gy = g.FromHost(Enumerable.Repeat(float.NaN, rows * outFeatures).ToArray(), rows, outFeatures);
+                using var gc = Bf16Tensor(g, c0, rows, outFeatures);
+                g.Linear(gx, gw, gb, gy);
+                g.MatMul(gx, gw, gc, new MatMulOptions(TransposeB: true, Beta: 1f), gb);
+
+                var got = gy.ToArray<float>();
+                var err = RelativeError(got, cy.ToArray<float>());
+                Assert.DoesNotContain(got, float.IsNaN);
+                Assert.True(k <= CudaComputeBackend.SmallK ? err <= 1e-5 : err is > 1e-4 and <= Bf16Tolerance, $"K {k}, FP32 output: relative error {err:E2}");
+                var errC = RelativeError(Widen(ReadBf16(gc)), cc.ToArray<float>());
+                Assert.True(errC <= Bf16Tolerance, $"K {k}, BF16 C accumulated: relative error {errC:E2}");
+            }
+        }
+    }
+
+    [GpuFact]
     public void Add_Bf16PlusF32IntoBf16_IsTheRoundedFp32Sum()
     {
         Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason), reason);
