@@ -398,11 +398,22 @@ public sealed unsafe partial class CudaBackend : IDisposable
     }
 
     /// <summary>
-    /// C = alpha·A·Bᵀ + beta·C + bias for a small inner dimension k (A [m, k], B [n, k] FP32, bias [n] FP32 or null):
-    /// one thread per output, FP32 arithmetic; C FP32, or BF16 with <paramref name="cBf16"/>.
+    /// C = alpha·A·Bᵀ + beta·C + bias for a small inner dimension k ≤ 16 (A [m, k], B [n, k] FP32, bias [n] FP32 or
+    /// null): tiles of 64 rows × 256 columns with the operands staged in shared memory, FP32 arithmetic; C FP32, or BF16
+    /// with <paramref name="cBf16"/>.
     /// </summary>
     public void LinearSmallK(CudaBuffer a, CudaBuffer b, CudaBuffer? bias, CudaBuffer c, bool cBf16, float alpha, float beta, int m, int n, int k)
     {
+        if (k < 1 || k > 16)
+        {
+            throw new ArgumentOutOfRangeException(nameof(k), k, "k: expected 1 … 16 (SMALL_K_MAX of small_k.cu).");
+        }
+
+        if (m > 65535L * 64)
+        {
+            throw new ArgumentOutOfRangeException(nameof(m), m, $"m: expected at most {65535L * 64} rows (the grid's second dimension).");
+        }
+
         CheckRange(a, 0, (long)m * k * 4, nameof(a));
         CheckRange(b, 0, (long)n * k * 4, nameof(b));
         CheckRange(c, 0, (long)m * n * (cBf16 ? 2 : 4), nameof(c));
@@ -416,7 +427,8 @@ public sealed unsafe partial class CudaBackend : IDisposable
         ulong pa = a.Pointer, pb = b.Pointer, pbias = bias?.Pointer ?? 0, pc = c.Pointer;
         int flag = cBf16 ? 1 : 0;
         void** args = stackalloc void*[] { &pa, &pb, &pbias, &pc, &flag, &alpha, &beta, &m, &n, &k };
-        Launch(f, GridFor((long)m * n, 256), 1, 1, 256, 0, args, "linear_small_k");
+        const int Rows = 64, Columns = 256; // SMALL_K_ROWS, SMALL_K_COLS of small_k.cu
+        Launch(f, (uint)((n + Columns - 1) / Columns), (uint)((m + Rows - 1) / Rows), 1, Columns, 0, args, "linear_small_k");
     }
 
     /// <summary>y = a + b over n elements, each of a, b, y FP32 or BF16 (the flag says which); y may be a or b.</summary>

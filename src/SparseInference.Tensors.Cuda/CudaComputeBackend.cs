@@ -308,12 +308,12 @@ public sealed class CudaComputeBackend : IComputeBackend
 
     /// <summary>
     /// With BF16 products: a Linear product with K ≤ <see cref="SmallK"/> (the input projection of a few channels) in
-    /// FP32 by one kernel (cuBLASLt's tiles are far deeper than K: 0.08 ms for the 32 MiB output of an 8-channel
+    /// FP32 by one tiled kernel (cuBLASLt's tiles are far deeper than K: 0.08 ms for the 32 MiB output of an 8-channel
     /// projection at batch 8 × T 4096); C FP32 or BF16. False where the product is not of that form.
     /// </summary>
     private bool SmallKProduct(Tensor a, Tensor b, Tensor c, MatMulGeometry g, MatMulOptions options, Tensor? bias)
     {
-        if (MatMulPrecision == CudaMatMulPrecision.Float32 || g.Batch != 1 || g.K < 1 || g.K > SmallK || g.M < 1 || g.N < 1
+        if (MatMulPrecision == CudaMatMulPrecision.Float32 || g.Batch != 1 || g.K < 1 || g.K > SmallK || g.M < 1 || g.M > 65535L * 64 || g.N < 1
             || !options.TransposeB || options.TransposeA || options.Activation != Activation.None)
         {
             return false;
