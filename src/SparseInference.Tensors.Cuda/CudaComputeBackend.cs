@@ -15,6 +15,11 @@ namespace SparseInference.Tensors.Cuda;
 /// attention) write the copy in the same pass. Every op marks its output written, which drops the copy. One backend
 /// serves one caller at a time (one stream).
 /// </para>
+/// <para>
+/// BF16 tensors: with <see cref="CudaMatMulPrecision.BFloat16"/> the contract's <see cref="ResidualDType"/> is BF16, and
+/// the residual stream's ops (Add, LayerNorm, MatMul's C, Embedding's output, ScatterAddRows' destination) take BF16
+/// tensors: read widened, computed in FP32, stored rounded (docs/model-format.md, "Precision").
+/// </para>
 /// </summary>
 public sealed class CudaComputeBackend : IComputeBackend
 {
