@@ -7,13 +7,17 @@
 # Environment: DURATION (s per level, default 8), WARMUP (s, default 2), SWAP_SECONDS (default 30),
 # SKIP_BUILD=1 to use existing Release builds, SERVER_LOG_LEVEL (default: the shipped appsettings, per-request
 # logs at Information included), SKAB_DIR (default ../shared/data/skab) for replayed windows.
+# Elsewhere (a machine with more cores, no SDK): SERVER_BIN / LOADGEN_BIN name self-contained executables instead
+# of the Release builds; SERVER_CPUS / LOADGEN_CPUS (taskset CPU lists) keep the two on separate cores;
+# PARTS (default "batching overhead swap") picks the parts; SKIP_SUMMARY=1 leaves the summary and plot to summarize.py.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/benchmarks/serving"
 RESULTS="${RESULTS:-$HERE/results}"
 PLOT="${PLOT:-$ROOT/docs/plots/batching-latency-throughput.png}"
-PY=/usr/bin/python3
+PY="${PY:-/usr/bin/python3}"
+PARTS="${PARTS:-batching overhead swap}"
 DURATION="${DURATION:-8}"
 WARMUP="${WARMUP:-2}"
 SWAP_SECONDS="${SWAP_SECONDS:-30}"
@@ -23,12 +27,16 @@ SKAB_DIR="${SKAB_DIR:-$ROOT/../shared/data/skab}"
 TOKEN="serving-benchmark-token"
 mkdir -p "$RESULTS" "$(dirname "$PLOT")"
 
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+if [[ "${SKIP_BUILD:-0}" != 1 && -z "${SERVER_BIN:-}" ]]; then
   dotnet build -c Release "$ROOT/src/SparseInference.Server/SparseInference.Server.csproj" -v q -nologo
   dotnet build -c Release "$ROOT/tools/SparseInference.LoadGen/SparseInference.LoadGen.csproj" -v q -nologo
 fi
 SERVER_DLL="$ROOT/src/SparseInference.Server/bin/Release/net10.0/SparseInference.Server.dll"
 LOADGEN_DLL="$ROOT/tools/SparseInference.LoadGen/bin/Release/net10.0/SparseInference.LoadGen.dll"
+SERVER_CMD=(dotnet "$SERVER_DLL"); [[ -z "${SERVER_BIN:-}" ]] || { SERVER_CMD=("$SERVER_BIN"); SERVER_DLL="$SERVER_BIN"; }
+LOADGEN_CMD=(dotnet "$LOADGEN_DLL"); [[ -z "${LOADGEN_BIN:-}" ]] || LOADGEN_CMD=("$LOADGEN_BIN")
+[[ -z "${SERVER_CPUS:-}" ]] || SERVER_CMD=(taskset -c "$SERVER_CPUS" "${SERVER_CMD[@]}")
+[[ -z "${LOADGEN_CPUS:-}" ]] || LOADGEN_CMD=(taskset -c "$LOADGEN_CPUS" "${LOADGEN_CMD[@]}")
 
 CSV_ARGS=()
 if [[ -d "$SKAB_DIR" ]]; then CSV_ARGS=(--csv-dir "$SKAB_DIR"); else echo "SKAB not found at $SKAB_DIR: synthetic windows" >&2; fi
@@ -51,7 +59,7 @@ for s in socks: s.close()')
 SparseInference__Ports__Metrics=$METRICS SparseInference__Ports__Admin=$ADMIN \
 SparseInference__ModelRepository="$REPO" SparseInference__Admin__Token="$TOKEN" \
 SparseInference__Shutdown__DrainDelaySeconds=0 \
-  exec env ${SERVER_LOG_LEVEL:+"Logging__LogLevel__Default=$SERVER_LOG_LEVEL"} dotnet "$SERVER_DLL" >"$WORK/server.log" 2>&1) &
+  exec env ${SERVER_LOG_LEVEL:+"Logging__LogLevel__Default=$SERVER_LOG_LEVEL"} "${SERVER_CMD[@]}" >"$WORK/server.log" 2>&1) &
 SERVER_PID=$!
 cleanup() {
   kill "$SERVER_PID" 2>/dev/null || true
@@ -70,12 +78,12 @@ curl -fs "http://127.0.0.1:$REST/v2/health/ready" >/dev/null || { cat "$WORK/ser
 REST_URL="http://127.0.0.1:$REST"
 GRPC_URL="http://127.0.0.1:$GRPC"
 ADMIN_URL="http://127.0.0.1:$ADMIN"
-loadgen() { dotnet "$LOADGEN_DLL" --url "$REST_URL" --grpc-url "$GRPC_URL" "${CSV_ARGS[@]}" --json "$@"; }
+loadgen() { "${LOADGEN_CMD[@]}" --url "$REST_URL" --grpc-url "$GRPC_URL" "${CSV_ARGS[@]}" --json "$@"; }
 stats() { curl -fs "$REST_URL/v2/models/$1/stats"; }
 
 {
   echo "{\"started_utc\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
-  echo " \"cpu\": \"$(lscpu | sed -n 's/^Model name: *//p' | head -1)\", \"cores\": $(nproc),"
+  echo " \"cpu\": \"$(lscpu | sed -n 's/^Model name: *//p' | head -1)\", \"cores\": $(nproc), \"server_cpus\": \"${SERVER_CPUS:-all}\", \"loadgen_cpus\": \"${LOADGEN_CPUS:-all}\","
   echo " \"uptime_start\": \"$(uptime)\","
   echo " \"duration_s\": $DURATION, \"warmup_s\": $WARMUP, \"swap_seconds\": $SWAP_SECONDS}"
 } >"$RESULTS/machine.json"
@@ -93,7 +101,7 @@ for model in skab-pump skab-pump-batch8 skab-pump-unbatched; do
 done
 
 # 1. Batching on vs off, interleaved per concurrency level so machine-load drift hits both alike.
-for c in 1 8 32 128; do
+if [[ " $PARTS " == *" batching "* ]]; then for c in 1 8 32 128; do
   for mode in off on on8; do
     case $mode in off) model=skab-pump-unbatched ;; on) model=skab-pump ;; on8) model=skab-pump-batch8 ;; esac
     echo "batching $mode, concurrency $c" >&2
@@ -101,15 +109,17 @@ for c in 1 8 32 128; do
     loadgen -m "$model" --encoding binary --concurrency "$c" --duration "$DURATION" --warmup "$WARMUP" \
       >"$RESULTS/batching-$mode-c$c.json"
   done
-done
+done; fi
 
 # Per-batch-size compute of the engine over the whole sweep (the stats endpoint's batch_stats).
+if [[ " $PARTS " == *" batching "* ]]; then
 stats skab-pump >"$RESULTS/batching-on.stats.json"
 stats skab-pump-unbatched >"$RESULTS/batching-off.stats.json"
 stats skab-pump-batch8 >"$RESULTS/batching-on8.stats.json"
+fi
 
 # 2. Overhead at concurrency 1: server stats (total, queue, compute) around each run.
-for proto in rest-binary rest-json grpc; do
+if [[ " $PARTS " == *" overhead "* ]]; then for proto in rest-binary rest-json grpc; do
   case $proto in
     rest-binary) args=(--protocol rest --encoding binary) ;;
     rest-json) args=(--protocol rest --encoding json) ;;
@@ -123,8 +133,9 @@ for proto in rest-binary rest-json grpc; do
     stats "$model" >"$WORK/after.json"
     "$PY" "$HERE/stats_delta.py" "$WORK/before.json" "$WORK/after.json" >"$RESULTS/overhead-$proto-$model.server.json"
   done
-done
+done; fi
 
+if [[ " $PARTS " == *" swap "* ]]; then
 # 3. Swap under load: a variant 'swap' serves 100%; its sparsity flips through the admin API during the middle phase.
 AUTH="Authorization: Bearer $TOKEN"
 curl -fs -X PUT -H "$AUTH" -H 'Content-Type: application/json' \
@@ -144,7 +155,8 @@ echo "swap: after" >&2
 load_sample swap-after
 loadgen -m skab-pump --encoding binary --concurrency 8 --duration "$PHASE" --warmup 1 >"$RESULTS/swap-after.json"
 curl -fs -H "$AUTH" "$ADMIN_URL/admin/models/skab-pump/variants" >"$RESULTS/swap-final-table.json" || true
+fi
 
 load_sample end
 echo "{\"finished_utc\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\", \"uptime_end\": \"$(uptime)\"}" >"$RESULTS/machine-end.json"
-"$PY" "$HERE/summarize.py" "$RESULTS" "$PLOT"
+[[ "${SKIP_SUMMARY:-0}" == 1 ]] || "$PY" "$HERE/summarize.py" "$RESULTS" "$PLOT"

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 results, plot_path = sys.argv[1], sys.argv[2]
+TITLE = sys.argv[3] if len(sys.argv) > 3 else ""
 
 
 def load(name):
@@ -80,8 +81,15 @@ summary["batching"]["engine_by_batch_size"] = {
 with open(os.path.join(results, "load.txt"), encoding="utf-8") as f:
     summary["machine"]["load_samples"] = [line.strip() for line in f if line.strip()]
 
+def present(name):
+    return os.path.exists(os.path.join(results, name))
+
+
+# The overhead and swap parts are optional (run.sh's PARTS).
 for proto in ("rest-binary", "rest-json", "grpc"):
     for model in ("skab-pump", "skab-pump-unbatched"):
+        if not present(f"overhead-{proto}-{model}.json"):
+            continue
         client = level(f"overhead-{proto}-{model}.json")
         server = load(f"overhead-{proto}-{model}.server.json")
         compute = (server.get("compute_infer") or {}).get("avg_us")
@@ -99,9 +107,10 @@ for proto in ("rest-binary", "rest-json", "grpc"):
             "client_p50_minus_compute_us": client["latency_ms"]["p50"] * 1000 - compute if compute else None,
         }
 
-for phase in ("before", "during", "after"):
-    summary["swap"][phase] = level(f"swap-{phase}.json")
-summary["swap"]["changes"] = load("swap-changes.json")
+if present("swap-changes.json"):
+    for phase in ("before", "during", "after"):
+        summary["swap"][phase] = level(f"swap-{phase}.json")
+    summary["swap"]["changes"] = load("swap-changes.json")
 
 with open(os.path.join(results, "summary.json"), "w", encoding="utf-8") as f:
     json.dump(summary, f, indent=2)
@@ -123,7 +132,10 @@ for ax, pct in ((ax50, "p50"), (ax99, "p99")):
     ax.set_title(f"skab-pump, REST binary: {pct} vs throughput")
 fig.legend(*ax50.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
 m = summary["machine"]
-fig.suptitle(f"Dynamic batching on vs off, concurrency 1/8/32/128 — {m['cpu']}, {m['cores']} cores (shared), {m['started_utc']}", fontsize=9)
+cores = f"{m['cores']} cores (shared)" if m.get("server_cpus", "all") == "all" else \
+    f"server on CPUs {m['server_cpus']}, load generator on CPUs {m['loadgen_cpus']}"
+fig.suptitle(f"Dynamic batching on vs off, concurrency 1/8/32/128{', ' + TITLE if TITLE else ''}\n"
+             f"{m['cpu']}, {cores}, {m['started_utc']}", fontsize=9)
 fig.tight_layout(rect=(0, 0.06, 1, 1))
 fig.savefig(plot_path, dpi=110)
 
@@ -147,8 +159,9 @@ print("overhead (c=1):")
 for key, d in summary["overhead"].items():
     print(f"  {key:<32} client p50 {d['client_p50_ms']*1000:.0f} us  server total {d['server_total_avg_us'] or 0:.0f}  queue {d['server_queue_avg_us'] or 0:.0f}  "
           f"compute {d['server_compute_avg_us'] or 0:.0f}  server-compute {d['server_minus_compute_avg_us'] or 0:.0f}  client p50-compute {d['client_p50_minus_compute_us'] or 0:.0f}")
-print("swap:")
-for phase in ("before", "during", "after"):
-    d = summary["swap"][phase]
-    print(f"  {phase:<6} ok {d['succeeded']} failures {d['failures']} throughput {d['throughput_per_s']:.1f} p99 {d['latency_ms']['p99']:.2f} ms")
-print("  changes:", summary["swap"]["changes"])
+if summary["swap"]:
+    print("swap:")
+    for phase in ("before", "during", "after"):
+        d = summary["swap"][phase]
+        print(f"  {phase:<6} ok {d['succeeded']} failures {d['failures']} throughput {d['throughput_per_s']:.1f} p99 {d['latency_ms']['p99']:.2f} ms")
+    print("  changes:", summary["swap"]["changes"])

@@ -7,7 +7,9 @@ namespace SparseInference.Models;
 /// <summary>
 /// The activations of one forward on the backend (input, residual stream, normalised rows, qkv, attention output,
 /// feed-forward hidden, head output), sized for up to <see cref="Capacity"/> rows and reused by later forwards, so a
-/// forward allocates no backend memory. Used by one forward at a time (see <see cref="WorkspacePool"/>).
+/// forward allocates no backend memory. The residual stream is stored in the backend's
+/// <see cref="IComputeBackend.ResidualDType"/> (F32 on the CPU; BF16 on a GPU computing as a BF16 model); every other
+/// activation is F32. Used by one forward at a time (see <see cref="WorkspacePool"/>).
 /// </summary>
 internal sealed class EncoderWorkspace : IDisposable
 {
@@ -26,6 +28,12 @@ internal sealed class EncoderWorkspace : IDisposable
     {
         _config = config;
         Capacity = capacity;
+        ResidualDType = backend.ResidualDType;
+        if (ResidualDType is not (DType.F32 or DType.BF16))
+        {
+            throw new NotSupportedException($"Backend '{backend.Name}' reports residual dtype {ResidualDType}; expected F32 or BF16.");
+        }
+
         int d = config.DModel;
         var owned = new List<Tensor>();
         try
@@ -36,21 +44,25 @@ internal sealed class EncoderWorkspace : IDisposable
                 return t;
             }
 
+            // Not zeroed: a forward writes every row it reads (the input rows are uploaded, padding included, and each op
+            // writes its whole output before the next reads it), and a long sequence's workspace is made anew per
+            // forward, where zeroing would be a pass over all of it (0.67 GB at batch 8 × T 4096, d_model 512).
+            Tensor F32(int columns) => Add(backend.Allocate(new Shape(capacity, columns), DType.F32, zeroed: false));
             if (config.InputKind == InputKind.Continuous)
             {
-                _values = Add(backend.Allocate(capacity, config.InputChannels));
+                _values = F32(config.InputChannels);
             }
             else
             {
-                _ids = Add(backend.Allocate(new Shape(capacity), DType.I32));
+                _ids = Add(backend.Allocate(new Shape(capacity), DType.I32, zeroed: false));
             }
 
-            _x = Add(backend.Allocate(capacity, d));
-            _h = Add(backend.Allocate(capacity, d));
-            _qkv = Add(backend.Allocate(capacity, 3 * d));
-            _attended = Add(backend.Allocate(capacity, d));
-            _hidden = Add(backend.Allocate(capacity, config.DFf));
-            _head = Add(backend.Allocate(capacity, config.OutputDim));
+            _x = Add(backend.Allocate(new Shape(capacity, d), ResidualDType, zeroed: false));
+            _h = F32(d);
+            _qkv = F32(3 * d);
+            _attended = F32(d);
+            _hidden = F32(config.DFf);
+            _head = F32(config.OutputDim);
         }
         catch
         {
@@ -58,9 +70,13 @@ internal sealed class EncoderWorkspace : IDisposable
             throw;
         }
 
-        Bytes = ((long)capacity * (config.InputKind == InputKind.Continuous ? config.InputChannels : 1)
-                 + (long)capacity * (6L * d + config.DFf + config.OutputDim)) * sizeof(float);
+        Bytes = (((long)capacity * (config.InputKind == InputKind.Continuous ? config.InputChannels : 1)
+                 + (long)capacity * (5L * d + config.DFf + config.OutputDim)) * sizeof(float))
+                + ((long)capacity * d * ResidualDType.SizeInBytes());
     }
+
+    /// <summary>The dtype of the residual stream <see cref="SequenceViews.X"/> (the backend's at allocation).</summary>
+    public DType ResidualDType { get; }
 
     /// <summary>Rows (batch × time) the workspace holds.</summary>
     public int Capacity { get; }
@@ -165,6 +181,13 @@ internal sealed class WorkspacePool(IComputeBackend backend, ModelConfig config)
     {
         if (_idle.TryTake(out var workspace))
         {
+            if (workspace.ResidualDType != backend.ResidualDType)
+            {
+                // The backend's precision changed since this workspace was made: its residual stream has the old dtype.
+                workspace.Dispose();
+                return new EncoderWorkspace(backend, config, rows);
+            }
+
             if (workspace.Capacity >= rows)
             {
                 return workspace;

@@ -15,6 +15,11 @@ namespace SparseInference.Tensors.Cuda;
 /// attention) write the copy in the same pass. Every op marks its output written, which drops the copy. One backend
 /// serves one caller at a time (one stream).
 /// </para>
+/// <para>
+/// BF16 tensors: with <see cref="CudaMatMulPrecision.BFloat16"/> the contract's <see cref="ResidualDType"/> is BF16, and
+/// the residual stream's ops (Add, LayerNorm, MatMul's C, Embedding's output, ScatterAddRows' destination) take BF16
+/// tensors: read widened, computed in FP32, stored rounded (docs/model-format.md, "Precision").
+/// </para>
 /// </summary>
 public sealed class CudaComputeBackend : IComputeBackend
 {
@@ -51,11 +56,31 @@ public sealed class CudaComputeBackend : IComputeBackend
     public CudaMatMulPrecision MatMulPrecision { get; set; } = CudaMatMulPrecision.Float32;
 
     /// <summary>
-    /// With <see cref="CudaMatMulPrecision.BFloat16"/>: GELU computed by cuBLASLt in the product's epilogue (its own
-    /// GELU form, not necessarily the contract's exact erf form; the self-test measures the difference) instead of a
-    /// separate exact pass over the BF16 output. Off by default.
+    /// With <see cref="CudaMatMulPrecision.BFloat16"/> (and for products into a BF16 tensor): GELU computed by cuBLASLt
+    /// in the product's epilogue instead of a separate exact erf pass over the BF16 output. On by default: cuBLASLt
+    /// documents no formula for its GELU, but over pre-activations in [−6, 6] it is 2.8e-3 (relative) from the exact
+    /// FP32 GELU, against 3.2e-3 for the exact pass on BF16 inputs (the self-test measures both on every run), inside
+    /// the BF16 tolerance of docs/model-format.md ("Precision"). False selects the exact pass.
     /// </summary>
-    public bool GeluInEpilogue { get; set; }
+    public bool GeluInEpilogue { get; set; } = true;
+
+    /// <summary>
+    /// With <see cref="CudaMatMulPrecision.BFloat16"/>: the model's residual stream is stored in BF16
+    /// (<see cref="ResidualDType"/> = BF16), so the accumulating products read and write it in BF16 and LayerNorm reads
+    /// BF16 rows. On by default; false keeps the residual stream in FP32 (the earlier path, for comparison).
+    /// </summary>
+    public bool BFloat16Residual { get; set; } = true;
+
+    /// <summary>
+    /// The contract's residual dtype (<see cref="IComputeBackend.ResidualDType"/>): BF16 with
+    /// <see cref="CudaMatMulPrecision.BFloat16"/> products and <see cref="BFloat16Residual"/>, otherwise F32.
+    /// Read by a model when it allocates its activations.
+    /// </summary>
+    public DType ResidualDType => ResidualDTypeFor(MatMulPrecision, BFloat16Residual);
+
+    /// <summary>The residual dtype a backend with these settings reports (BF16 only for BF16 outputs and a BF16 residual).</summary>
+    public static DType ResidualDTypeFor(CudaMatMulPrecision precision, bool bfloat16Residual) =>
+        precision == CudaMatMulPrecision.BFloat16 && bfloat16Residual ? DType.BF16 : DType.F32;
 
     /// <summary>The device, its kernels and memory pool.</summary>
     public CudaBackend Device { get; }
@@ -67,13 +92,17 @@ public sealed class CudaComputeBackend : IComputeBackend
     /// <summary>Device memory by use (weights, workspace, activations), for metrics.</summary>
     public DeviceMemoryStatistics MemoryStatistics => Device.Memory.Statistics;
 
-    public bool Supports(TensorOp op, DType dtype) => op switch
+    public bool Supports(TensorOp op, DType dtype) => SupportsOp(op, dtype);
+
+    /// <summary>What <see cref="Supports"/> answers (the same on every device).</summary>
+    internal static bool SupportsOp(TensorOp op, DType dtype) => op switch
     {
         TensorOp.Copy or TensorOp.Embedding or TensorOp.Gather => true,
-        TensorOp.ScatterAddRows or TensorOp.TopK => dtype == DType.F32,
-        TensorOp.Convert => dtype is DType.F32 or DType.BF16,
-        TensorOp.MatMul or TensorOp.BiasAdd or TensorOp.Add or TensorOp.Scale or TensorOp.LayerNorm
-            or TensorOp.Gelu or TensorOp.Sigmoid or TensorOp.Softmax or TensorOp.Attention => dtype == DType.F32,
+        TensorOp.TopK => dtype == DType.F32,
+        // BF16 in the residual stream's places (IComputeBackend.ResidualDType): Add, LayerNorm's x and output,
+        // MatMul's C, ScatterAddRows' destination, conversions.
+        TensorOp.Convert or TensorOp.Add or TensorOp.LayerNorm or TensorOp.MatMul or TensorOp.ScatterAddRows => dtype is DType.F32 or DType.BF16,
+        TensorOp.BiasAdd or TensorOp.Scale or TensorOp.Gelu or TensorOp.Sigmoid or TensorOp.Softmax or TensorOp.Attention => dtype == DType.F32,
         _ => false,
     };
 
@@ -166,11 +195,22 @@ public sealed class CudaComputeBackend : IComputeBackend
         ArgumentNullException.ThrowIfNull(options);
         RequireF32(a, nameof(a));
         RequireF32(b, nameof(b));
-        RequireF32(c, nameof(c));
+        RequireFloat(c, nameof(c));
         var g = MatMulGeometry.Resolve(a, b, c, options, bias);
         if (bias is not null)
         {
             RequireF32(bias, nameof(bias));
+        }
+
+        if (SmallKProduct(a, b, c, g, options, bias))
+        {
+            return;
+        }
+
+        if (c.DType == DType.BF16)
+        {
+            MatMulIntoBFloat16(a, b, c, g, options, bias);
+            return;
         }
 
         var n = c.ElementCount;
@@ -268,6 +308,69 @@ public sealed class CudaComputeBackend : IComputeBackend
         return true;
     }
 
+    /// <summary>Largest inner dimension that <see cref="SmallKProduct"/> takes.</summary>
+    internal const int SmallK = 16;
+
+    /// <summary>
+    /// With BF16 products: a Linear product with K ≤ <see cref="SmallK"/> (the input projection of a few channels) in
+    /// FP32 by one tiled kernel (cuBLASLt's tiles are far deeper than K: 0.08 ms for the 32 MiB output of an 8-channel
+    /// projection at batch 8 × T 4096); C FP32 or BF16. False where the product is not of that form.
+    /// </summary>
+    private bool SmallKProduct(Tensor a, Tensor b, Tensor c, MatMulGeometry g, MatMulOptions options, Tensor? bias)
+    {
+        if (MatMulPrecision == CudaMatMulPrecision.Float32 || g.Batch != 1 || g.K < 1 || g.K > SmallK || g.M < 1 || g.M > 65535L * 64 || g.N < 1
+            || !options.TransposeB || options.TransposeA || options.Activation != Activation.None)
+        {
+            return false;
+        }
+
+        var av = View(a, nameof(a));
+        var bv = View(b, nameof(b));
+        var biasView = bias is null ? null : View(bias, nameof(bias));
+        var cv = Output(c, nameof(c), reads: options.Beta != 0);
+        Device.LinearSmallK(av, bv, biasView, cv, c.DType == DType.BF16, options.Alpha, options.Beta, g.M, g.N, g.K);
+        return true;
+    }
+
+    /// <summary>
+    /// C stored in BF16 (a BF16 residual stream): C = act(alpha·A·B + beta·C + bias) by cuBLASLt with BF16 C and D,
+    /// FP32 accumulation, bias in the epilogue, so the residual is read and written once in BF16. Elsewhere (FP32
+    /// products, batched products, GELU over an accumulation, no algorithm for the shape) C is widened into an FP32
+    /// temporary, the FP32 path runs, and the result is rounded back.
+    /// </summary>
+    private void MatMulIntoBFloat16(Tensor a, Tensor b, Tensor c, MatMulGeometry g, MatMulOptions options, Tensor? bias)
+    {
+        var gelu = options.Activation == Activation.Gelu;
+        if (MatMulPrecision != CudaMatMulPrecision.Float32 && g.Batch == 1 && g.M > 0 && g.N > 0 && g.K > 0 && !(gelu && options.Beta != 0))
+        {
+            var cv = RawView(c, nameof(c));
+            var a16 = Bf16Of(a, nameof(a));
+            var b16 = Bf16Of(b, nameof(b));
+            var bias16 = bias is null ? null : Bf16Of(bias, nameof(bias));
+            var epilogueGelu = gelu && GeluInEpilogue;
+            if (Device.GemmBFloat16(a16, b16, cv, g.M, g.N, g.K, options.TransposeA, options.TransposeB, options.Alpha, options.Beta, bias16,
+                    bf16Output: true, gelu: epilogueGelu))
+            {
+                if (gelu && !epilogueGelu)
+                {
+                    Device.GeluBFloat16(cv, c.ElementCount);
+                }
+
+                Output(c, nameof(c), reads: true);
+                return;
+            }
+        }
+
+        using var wide = Allocate(c.Shape, DType.F32, zeroed: false);
+        if (options.Beta != 0)
+        {
+            Convert(c, wide);
+        }
+
+        MatMul(a, b, wide, options, bias);
+        Convert(wide, c);
+    }
+
     private void Epilogue(CudaBuffer c, CudaBuffer? bias, Activation activation, long n, int cols)
     {
         if (activation == Activation.Gelu)
@@ -296,10 +399,20 @@ public sealed class CudaComputeBackend : IComputeBackend
 
     public void Add(Tensor a, Tensor b, Tensor output)
     {
-        RequireF32(a, nameof(a));
+        RequireFloat(a, nameof(a));
         SameShape(a, b, nameof(b));
         SameShape(a, output, nameof(output));
-        Device.Add(View(a, nameof(a)), View(b, nameof(b)), Output(output, nameof(output)), a.ElementCount);
+        RequireFloat(b, nameof(b));
+        RequireFloat(output, nameof(output));
+        if (a.DType == DType.F32 && b.DType == DType.F32 && output.DType == DType.F32)
+        {
+            Device.Add(View(a, nameof(a)), View(b, nameof(b)), Output(output, nameof(output)), a.ElementCount);
+            return;
+        }
+
+        // A BF16 residual stream (the positions added to the input projection): FP32 sum, rounded when stored in BF16.
+        Device.AddMixed(View(a, nameof(a)), a.DType == DType.BF16, View(b, nameof(b)), b.DType == DType.BF16,
+            Output(output, nameof(output)), output.DType == DType.BF16, a.ElementCount);
     }
 
     public void Scale(Tensor x, float alpha, Tensor output)
@@ -311,8 +424,9 @@ public sealed class CudaComputeBackend : IComputeBackend
 
     public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float epsilon, Tensor output)
     {
-        RequireF32(x, nameof(x));
+        RequireFloat(x, nameof(x));
         SameShape(x, output, nameof(output));
+        RequireFloat(output, nameof(output));
         var cols = x.Dim(-1);
         if (gamma.Rank != 1 || gamma.Dim(0) != cols)
         {
@@ -327,6 +441,23 @@ public sealed class CudaComputeBackend : IComputeBackend
         var rows = checked((int)x.Shape.LeadingCount);
         var xv = View(x, nameof(x));
         var y = Output(output, nameof(output));
+        var g = View(gamma, nameof(gamma));
+        var bt = View(beta, nameof(beta));
+        if (output.DType == DType.BF16)
+        {
+            // Normalised rows stored in BF16 only. (The FP32-input kernel checks its y against x's FP32 size and
+            // writes no FP32 values here.)
+            if (x.DType == DType.BF16)
+            {
+                Device.LayerNormBFloat16Input(xv, g, bt, null, y, rows, cols, epsilon);
+            }
+            else
+            {
+                Device.LayerNorm(xv, g, bt, xv, rows, cols, epsilon, y, writeFloat32: false);
+            }
+
+            return;
+        }
 
         // With BF16 products the normalised rows are a product's operand next: write their BF16 copy in this pass.
         // With BFloat16 products the rows are kept in BF16 only until an FP32 read (like a product's output).
@@ -334,7 +465,15 @@ public sealed class CudaComputeBackend : IComputeBackend
             ? Device.Allocate(output.ElementCount * 2, MemoryCategory.Workspace)
             : null;
         var bf16Only = y16 is not null && MatMulPrecision == CudaMatMulPrecision.BFloat16;
-        Device.LayerNorm(xv, View(gamma, nameof(gamma)), View(beta, nameof(beta)), y, rows, cols, epsilon, y16, writeFloat32: !bf16Only);
+        if (x.DType == DType.BF16)
+        {
+            Device.LayerNormBFloat16Input(xv, g, bt, bf16Only ? null : y, y16, rows, cols, epsilon);
+        }
+        else
+        {
+            Device.LayerNorm(xv, g, bt, y, rows, cols, epsilon, y16, writeFloat32: !bf16Only);
+        }
+
         if (y16 is not null)
         {
             SetBf16Copy(output, y16, fp32Pending: bf16Only);
@@ -365,6 +504,16 @@ public sealed class CudaComputeBackend : IComputeBackend
     public void Embedding(Tensor table, Tensor ids, Tensor output)
     {
         ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(output);
+        if (table.DType == DType.F32 && output.DType == DType.BF16)
+        {
+            // Rows of an FP32 table into a BF16 residual stream: gathered, then rounded (once per forward).
+            using var wide = Allocate(output.Shape, DType.F32, zeroed: false);
+            Embedding(table, ids, wide);
+            Convert(wide, output);
+            return;
+        }
+
         RequireI32(ids, nameof(ids));
         if (table.Rank != 2)
         {
@@ -421,6 +570,17 @@ public sealed class CudaComputeBackend : IComputeBackend
 
     public void ScatterAddRows(Tensor source, Tensor indices, Tensor destination, Tensor? rowScale = null)
     {
+        ArgumentNullException.ThrowIfNull(destination);
+        if (destination.DType == DType.BF16)
+        {
+            // A BF16 residual stream (the gated pattern): widened, rows added in FP32, rounded back.
+            using var wide = Allocate(destination.Shape, DType.F32, zeroed: false);
+            Convert(destination, wide);
+            ScatterAddRows(source, indices, wide, rowScale);
+            Convert(wide, destination);
+            return;
+        }
+
         RequireF32(source, nameof(source));
         RequireF32(destination, nameof(destination));
         RequireI32(indices, nameof(indices));
@@ -840,6 +1000,15 @@ public sealed class CudaComputeBackend : IComputeBackend
         if (t.DType != DType.F32)
         {
             throw new ArgumentException($"{name}: expected F32, got {t.DType}.", name);
+        }
+    }
+
+    private static void RequireFloat(Tensor t, string name)
+    {
+        ArgumentNullException.ThrowIfNull(t, name);
+        if (t.DType is not (DType.F32 or DType.BF16))
+        {
+            throw new ArgumentException($"{name}: expected F32 or BF16, got {t.DType}.", name);
         }
     }
 

@@ -4,7 +4,8 @@ namespace SparseInference.Tensors;
 /// A compute backend: owns tensor storage and runs the ops on it. Every op takes its output tensor
 /// (allocated by the caller on the same backend), so a forward pass can reuse buffers. Ops compute in F32;
 /// ids and indices are I32. Shapes are checked and a mismatch throws <see cref="ArgumentException"/> naming the
-/// argument, expected and actual value. Element-wise ops accept output == input (in place).
+/// argument, expected and actual value. Element-wise ops accept output == input (in place). Data tensors are F32, except
+/// the residual stream of a backend whose <see cref="ResidualDType"/> is BF16.
 /// Call <see cref="Supports"/> before an op a backend may lack; an unsupported call throws <see cref="NotSupportedException"/>.
 /// </summary>
 public interface IComputeBackend : IDisposable
@@ -17,6 +18,18 @@ public interface IComputeBackend : IDisposable
 
     /// <summary>Whether <paramref name="op"/> runs with operands of <paramref name="dtype"/> (the data dtype; indices are always I32).</summary>
     bool Supports(TensorOp op, DType dtype);
+
+    /// <summary>
+    /// The dtype in which a model keeps its residual stream on this backend: the activations summed across layers
+    /// (the input projection's or embedding's output, the positions added to it, the C of the accumulating products,
+    /// LayerNorm's input, the gated pattern's scatter-add destination). <see cref="DType.F32"/>, the reference and the
+    /// default, or <see cref="DType.BF16"/>: then the backend also takes BF16 tensors in exactly those places (Add's
+    /// operands and output, LayerNorm's x and output, MatMul's C, Embedding's output, ScatterAddRows' destination,
+    /// Copy, Convert) and reports <see cref="Supports"/> true for them with BF16. Every op still computes in FP32: BF16
+    /// values are widened when read and results rounded to nearest-even BF16 when stored. The tolerance this buys
+    /// against the F32 reference is written in docs/model-format.md ("Precision").
+    /// </summary>
+    DType ResidualDType => DType.F32;
 
     /// <summary>Allocates a tensor on this backend, zero-filled when <paramref name="zeroed"/>.</summary>
     Tensor Allocate(Shape shape, DType dtype, bool zeroed = true);

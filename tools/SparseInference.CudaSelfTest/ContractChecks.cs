@@ -37,6 +37,9 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
         Guard(() => PackedAttention(batch: 2, seqLen: 512, heads: 2, headDim: 32, blockSize: 32, lengths: [512, 300]));
         Guard(() => PackedAttention(batch: 2, seqLen: 1000, heads: 4, headDim: 64, blockSize: 128, lengths: []));
         Guard(() => PackedAttention(batch: 2, seqLen: 300, heads: 4, headDim: 64, blockSize: 0, lengths: [300, 45]));
+        // The small-head kernel: the default sensor model's 4 heads of 8 over 64-step windows, dense and blocks of 8.
+        Guard(() => PackedAttention(batch: 5, seqLen: 64, heads: 4, headDim: 8, blockSize: 0, lengths: [64, 64, 23, 64, 1]));
+        Guard(() => PackedAttention(batch: 3, seqLen: 64, heads: 4, headDim: 8, blockSize: 8, lengths: [64, 37, 64]));
 
         // BF16-input products: cuBLASLt with the bias in the epilogue, GELU with the output's BF16 copy, and the
         // kept BF16 copies of operands, which must follow every write of the tensor they copy.

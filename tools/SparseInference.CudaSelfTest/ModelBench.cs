@@ -41,12 +41,19 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
         using var model = EncoderModel.Load(modelDir, backend);
         using var backend32 = new CudaComputeBackend(gpu, ownsDevice: false);
         using var model32 = EncoderModel.Load(modelDir, backend32);
-        using var backendOut16 = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16 };
+        // BFloat16 products: the earlier paths (FP32 residual stream, exact or epilogue GELU) and the defaults (BF16
+        // residual stream, epilogue GELU), plus the BF16 residual with the exact GELU pass.
+        using var backendOut16 = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = false, BFloat16Residual = false };
         using var modelOut16 = EncoderModel.Load(modelDir, backendOut16);
-        using var backendGelu = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = true };
+        using var backendGelu = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = true, BFloat16Residual = false };
         using var modelGelu = EncoderModel.Load(modelDir, backendGelu);
+        using var backendRes = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16 };
+        using var modelRes = EncoderModel.Load(modelDir, backendRes);
+        using var backendResExact = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = false };
+        using var modelResExact = EncoderModel.Load(modelDir, backendResExact);
+        Console.WriteLine($"residual stream: {backendRes.ResidualDType} with the BFloat16 defaults (GELU in epilogue: {backendRes.GeluInEpilogue}), {backendGelu.ResidualDType} with BFloat16Residual off");
         var stats = gpu.Memory.Statistics;
-        Console.WriteLine($"weights on the GPU (three copies: BF16-input, BF16-output and FP32 products): in use {stats.InUseBytes >> 20} MiB");
+        Console.WriteLine($"weights on the GPU (six copies: BF16-input, four BF16-output and FP32 products): in use {stats.InUseBytes >> 20} MiB");
 
         // Correctness: fresh random input, GPU vs the fused CPU engine.
         var rng = new Random(Environment.TickCount);
@@ -54,7 +61,11 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
         foreach (var (name, spec) in Cases)
         {
             var want = cpu.Forward(check, spec);
-            foreach (var (label, m) in new[] { ("bf16 products", model), ("bf16 outputs ", modelOut16), ("bf16 + epilogue GELU", modelGelu), ("fp32 products", model32) })
+            foreach (var (label, m) in new[]
+            {
+                ("bf16 products", model), ("bf16 outputs, fp32 residual", modelOut16), ("bf16 outputs, fp32 residual, epilogue GELU", modelGelu),
+                ("bf16 outputs, bf16 residual, epilogue GELU (default)", modelRes), ("bf16 outputs, bf16 residual, exact GELU", modelResExact), ("fp32 products", model32),
+            })
             {
                 ForwardResult got;
                 try
@@ -81,7 +92,11 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
         // Timing: synchronised wall time of the whole forward (input upload and output download included).
         var results = new List<string>();
         var input = Input(new Random(7), batch, time, ragged: false);
-        foreach (var (label, m, cases) in new[] { ("bf16", model, Cases), ("bf16out", modelOut16, Cases), ("bf16gelu", modelGelu, Cases), ("fp32", model32, Cases[..1]) })
+        foreach (var (label, m, cases) in new[]
+        {
+            ("bf16", model, Cases), ("bf16out", modelOut16, Cases), ("bf16gelu", modelGelu, Cases), ("bf16res", modelRes, Cases), ("bf16resx", modelResExact, Cases),
+            ("fp32", model32, Cases[..1]),
+        })
         {
             foreach (var (name, spec) in cases)
             {
@@ -135,9 +150,10 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
     /// </summary>
     private void OpBreakdown(string modelDir, ForwardInput input)
     {
-        foreach (var precision in new[] { CudaMatMulPrecision.BFloat16Inputs, CudaMatMulPrecision.BFloat16 })
+        foreach (var bf16Residual in new[] { false, true })
         {
-            using var backend = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = precision };
+            using var backend = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16, BFloat16Residual = bf16Residual };
+            var precision = $"BFloat16, {backend.ResidualDType} residual, GELU in epilogue";
             var timing = new OpTimingBackend(backend);
             using var m = EncoderModel.Load(modelDir, timing);
             foreach (var (name, spec) in new[] { Cases[0], Cases[2] })

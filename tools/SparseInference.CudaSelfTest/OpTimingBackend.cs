@@ -34,6 +34,8 @@ internal sealed class OpTimingBackend(CudaComputeBackend inner) : IComputeBacken
 
     public bool Supports(TensorOp op, DType dtype) => inner.Supports(op, dtype);
 
+    public DType ResidualDType => inner.ResidualDType;
+
     public Tensor Allocate(Shape shape, DType dtype, bool zeroed = true) => inner.Allocate(shape, dtype, zeroed);
 
     public void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination)
