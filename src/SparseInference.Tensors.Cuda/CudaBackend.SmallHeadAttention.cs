@@ -44,24 +44,7 @@ public sealed unsafe partial class CudaBackend
         };
         context.MakeCurrent();
         var f = Function("attention_small.cu", "attention_small", defines);
-        var p = new AttentionParams
-        {
-            Q = q.Pointer, K = k.Pointer, V = v.Pointer, O = o.Pointer,
-            QStrideB = geometry.Q.Batch, QStrideH = geometry.Q.Head, QStrideT = geometry.Q.Token,
-            KStrideB = geometry.K.Batch, KStrideH = geometry.K.Head, KStrideT = geometry.K.Token,
-            VStrideB = geometry.V.Batch, VStrideH = geometry.V.Head, VStrideT = geometry.V.Token,
-            OStrideB = geometry.O.Batch, OStrideH = geometry.O.Head, OStrideT = geometry.O.Token,
-            SeqLens = seqLens?.Pointer ?? 0,
-            BlockOffsets = layout?.Offsets.Pointer ?? 0,
-            BlockIndices = layout?.Indices.Pointer ?? 0,
-            Batch = geometry.Batch,
-            Heads = geometry.Heads,
-            SeqLen = geometry.SeqLen,
-            LayoutHeads = layout?.Layout.Heads ?? geometry.Heads,
-            BlockSize = layout?.Layout.BlockSize ?? rows,
-            NumQueryBlocks = layout?.Layout.NumQueryBlocks ?? CsrBlockLayout.BlockCount(geometry.SeqLen, rows),
-            ScaleLog2 = (float)(1.0 / Math.Sqrt(geometry.HeadDim) * 1.4426950408889634),
-        };
+        var p = AttentionParamsFor(q, k, v, o, geometry, layout, seqLens, denseBlock: rows, queryTile: rows);
         void** args = stackalloc void*[] { &p };
         Launch(f, (uint)CsrBlockLayout.BlockCount(geometry.SeqLen, rows), (uint)geometry.Heads, (uint)geometry.Batch,
             (uint)rows, 0, args, "attention_small");

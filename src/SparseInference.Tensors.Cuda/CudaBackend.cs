@@ -1159,6 +1159,27 @@ public sealed unsafe partial class CudaBackend : IDisposable
         public float ScaleLog2;
     }
 
+    /// <summary>The kernels' parameters for one call; a dense call counts <paramref name="queryTile"/>-row query blocks.</summary>
+    private static AttentionParams AttentionParamsFor(CudaBuffer q, CudaBuffer k, CudaBuffer v, CudaBuffer o, AttentionGeometry geometry,
+        DeviceBlockLayout? layout, CudaBuffer? seqLens, int denseBlock, int queryTile) => new()
+    {
+        Q = q.Pointer, K = k.Pointer, V = v.Pointer, O = o.Pointer,
+        QStrideB = geometry.Q.Batch, QStrideH = geometry.Q.Head, QStrideT = geometry.Q.Token,
+        KStrideB = geometry.K.Batch, KStrideH = geometry.K.Head, KStrideT = geometry.K.Token,
+        VStrideB = geometry.V.Batch, VStrideH = geometry.V.Head, VStrideT = geometry.V.Token,
+        OStrideB = geometry.O.Batch, OStrideH = geometry.O.Head, OStrideT = geometry.O.Token,
+        SeqLens = seqLens?.Pointer ?? 0,
+        BlockOffsets = layout?.Offsets.Pointer ?? 0,
+        BlockIndices = layout?.Indices.Pointer ?? 0,
+        Batch = geometry.Batch,
+        Heads = geometry.Heads,
+        SeqLen = geometry.SeqLen,
+        LayoutHeads = layout?.Layout.Heads ?? geometry.Heads,
+        BlockSize = layout?.Layout.BlockSize ?? denseBlock,
+        NumQueryBlocks = layout?.Layout.NumQueryBlocks ?? CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile),
+        ScaleLog2 = (float)(1.0 / Math.Sqrt(geometry.HeadDim) * 1.4426950408889634),
+    };
+
     /// <summary>
     /// O = softmax(Q·Kᵀ/√d)·V per (batch, head) on BF16 or FP16 tensors, FP32 accumulation. Dense when
     /// <paramref name="layout"/> is null, else only the listed key blocks per query block.
@@ -1226,24 +1247,7 @@ public sealed unsafe partial class CudaBackend : IDisposable
             threads = (uint)(queryTile / (16 * mTiles) * 32);
         }
 
-        var p = new AttentionParams
-        {
-            Q = q.Pointer, K = k.Pointer, V = v.Pointer, O = o.Pointer,
-            QStrideB = geometry.Q.Batch, QStrideH = geometry.Q.Head, QStrideT = geometry.Q.Token,
-            KStrideB = geometry.K.Batch, KStrideH = geometry.K.Head, KStrideT = geometry.K.Token,
-            VStrideB = geometry.V.Batch, VStrideH = geometry.V.Head, VStrideT = geometry.V.Token,
-            OStrideB = geometry.O.Batch, OStrideH = geometry.O.Head, OStrideT = geometry.O.Token,
-            SeqLens = seqLens?.Pointer ?? 0,
-            BlockOffsets = layout?.Offsets.Pointer ?? 0,
-            BlockIndices = layout?.Indices.Pointer ?? 0,
-            Batch = geometry.Batch,
-            Heads = geometry.Heads,
-            SeqLen = geometry.SeqLen,
-            LayoutHeads = layout?.Layout.Heads ?? geometry.Heads,
-            BlockSize = layout?.Layout.BlockSize ?? DenseTile,
-            NumQueryBlocks = layout?.Layout.NumQueryBlocks ?? CsrBlockLayout.BlockCount(geometry.SeqLen, queryTile),
-            ScaleLog2 = (float)(1.0 / Math.Sqrt(geometry.HeadDim) * 1.4426950408889634),
-        };
+        var p = AttentionParamsFor(q, k, v, o, geometry, layout, seqLens, denseBlock: DenseTile, queryTile);
         void** args = stackalloc void*[] { &p };
         var plan = layout is null ? null : PlanFor(layout, geometry.Heads);
         if (plan is null)

@@ -84,7 +84,8 @@ class Params(ctypes.Structure):
 class Kernel:
     def __init__(self, src_dir, file, func, defines, arch, smem, threads, query_tile):
         src = open(os.path.join(src_dir, file)).read()
-        opts = [f"--gpu-architecture={arch}", "--std=c++17", "-default-device", "--ptxas-options=-v"] + [f"-D{d}" for d in defines]
+        # attention_common.cuh sits beside the kernels (the backend splices it in; here NVRTC finds it on the path).
+        opts = [f"--gpu-architecture={arch}", "--std=c++17", "-default-device", "--ptxas-options=-v", f"--include-path={src_dir}"] + [f"-D{d}" for d in defines]
         self.cubin, self.log, self.ptx = nvrtc_compile(src, file, opts)
         self.module = ctypes.c_void_p()
         ck(cuda.cuModuleLoadData(ctypes.byref(self.module), self.cubin), "cuModuleLoadData")

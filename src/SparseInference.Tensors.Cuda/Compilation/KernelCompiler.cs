@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text;
+using System.Text.RegularExpressions;
 using SparseInference.Tensors.Cuda.Interop;
 
 namespace SparseInference.Tensors.Cuda.Compilation;
@@ -9,7 +10,7 @@ namespace SparseInference.Tensors.Cuda.Compilation;
 /// Compiles the embedded .cu sources with NVRTC for the device's architecture and keeps the CUBIN
 /// images on disk, keyed by <see cref="KernelCacheKey"/>.
 /// </summary>
-internal sealed class KernelCompiler
+internal sealed partial class KernelCompiler
 {
     private readonly int computeMajor;
     private readonly int computeMinor;
@@ -32,15 +33,21 @@ internal sealed class KernelCompiler
     /// <summary>Compilations done (not served from the disk cache), for diagnostics.</summary>
     public int Compilations { get; private set; }
 
-    /// <summary>Reads an embedded kernel source, e.g. "attention.cu".</summary>
+    /// <summary>
+    /// Reads an embedded kernel source, e.g. "attention.cu", with each <c>#include "x.cuh"</c> line replaced by that
+    /// embedded file: NVRTC compiles without include paths, and the spliced text is what the cache key hashes.
+    /// </summary>
     public static string ReadSource(string fileName)
     {
         var resource = "SparseInference.Tensors.Cuda.Kernels." + fileName;
         using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(resource)
             ?? throw new InvalidOperationException($"Embedded kernel source '{resource}' is missing from the assembly.");
         using var reader = new StreamReader(stream, Encoding.UTF8);
-        return reader.ReadToEnd();
+        return IncludeLine().Replace(reader.ReadToEnd(), m => ReadSource(m.Groups[1].Value));
     }
+
+    [GeneratedRegex("""^#include "([A-Za-z0-9_]+\.cuh)"[ \t]*\r?$""", RegexOptions.Multiline)]
+    private static partial Regex IncludeLine();
 
     /// <summary>
     /// The marker line by which a source asks for the architecture-specific target of its device

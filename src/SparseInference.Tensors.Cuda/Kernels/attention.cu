@@ -7,7 +7,8 @@
 // than the others (BigBird's global query blocks) is spread over several CTAs that write unnormalised
 // partial results, and attention_combine merges them, so one long row no longer sets the run time.
 //
-// Compiled by NVRTC without include paths, so no headers: BF16 is handled as raw 16-bit words and
+// Compiled by NVRTC without include paths, so no system headers (attention_common.cuh is spliced in by the backend's
+// source reader): BF16 is handled as raw 16-bit words and
 // everything Hopper-specific goes through inline PTX.
 //
 // Compile-time knobs (-D): HEAD_DIM (16, 32, 64, 128), QUERY_TILE (16 … 128), KEY_TILE (16, 32, 64;
@@ -25,8 +26,6 @@
 // STAGES (2 or 3): K/V buffers. With three, the load of tile j+2 goes into the buffer tile j−1 used,
 // which every warp has left once it passes iteration j's barrier: one barrier per tile instead of two.
 
-typedef unsigned short u16;
-typedef unsigned int u32;
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 64
@@ -81,25 +80,7 @@ typedef unsigned int u32;
 #define O_TILES (HEAD_DIM / 8)         // n-tiles of O per warp
 #define PV_STEPS (KEY_TILE / 16)       // k-steps of P·V
 
-// Parameters passed by value as one struct; the host mirrors this layout field for field.
-struct AttentionParams {
-    const u16* q; const u16* k; const u16* v; u16* o;
-    long long qStrideB, qStrideH, qStrideT;
-    long long kStrideB, kStrideH, kStrideT;
-    long long vStrideB, vStrideH, vStrideT;
-    long long oStrideB, oStrideH, oStrideT;
-    const int* seqLens;        // [B] valid lengths, or null: all T
-    const int* blockOffsets;   // [B*H*numQueryBlocks + 1], or null: dense
-    const int* blockIndices;   // key block ids
-    const int* work;           // [numWork][4]: (b·heads + h)·numQueryBlocks + qb, list start, list end, partial slot (−1: final); or null
-    float* partialO;           // [slots][QUERY_TILE][HEAD_DIM] unnormalised outputs of split rows
-    float* partialML;          // [slots][QUERY_TILE][2] running max (log2 domain) and sum
-    int batch, heads, seqLen;
-    int layoutHeads;           // heads in the layout: `heads`, or 1 when one row serves every head
-    int blockSize;             // key block size of the layout (multiple of KEY_TILE)
-    int numQueryBlocks;        // query blocks per (batch, head) in the layout
-    float scaleLog2;           // softmax scale · log2(e)
-};
+#include "attention_common.cuh"
 
 // Swizzled 16-byte chunk index inside a [rows][CHUNKS] tile: ldmatrix reads of 8 rows at one
 // logical chunk hit 8 different bank groups.
@@ -112,16 +93,6 @@ __device__ __forceinline__ int swz(int row, int c) {
 #endif
 }
 
-__device__ __forceinline__ u32 smem_addr(const void* p) {
-    u32 a;
-    asm volatile("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-    return a;
-}
-
-__device__ __forceinline__ void cp_async16(u32 dst, const void* src, int srcBytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(srcBytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
 
@@ -142,29 +113,6 @@ __device__ __forceinline__ void mma16816(float* d, const u32* a, u32 b0, u32 b1)
 #endif
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Two floats to one register of two 16-bit values; lo lands in the low half.
-__device__ __forceinline__ u32 pack2(float lo, float hi) {
-    u32 r;
-#if USE_FP16
-    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-#else
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-#endif
-    return r;
-}
-
-__device__ __forceinline__ u32 ex2_bf16x2(u32 x) {
-    u32 y;
-    asm("ex2.approx.ftz.bf16x2 %0, %1;\n" : "=r"(y) : "r"(x));
-    return y;
-}
-
-__device__ __forceinline__ float fast_exp2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
 }
 
 // Loads rows [row0, row0+rows) of one (batch, head) slice into a swizzled tile; rows past
@@ -291,50 +239,12 @@ extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)
 attention_fwd(const AttentionParams p) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    int qTile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    int listStart = 0, listEnd = 0, slot = -1;
-    if (p.work) {
-        const int* w = p.work + 4 * blockIdx.x;
-        int row = w[0];
-        qTile = row % p.numQueryBlocks;
-        h = (row / p.numQueryBlocks) % p.heads;
-        b = row / (p.numQueryBlocks * p.heads);
-        listStart = w[1];
-        listEnd = w[2];
-        slot = w[3];
-    }
-    const int len = p.seqLens ? p.seqLens[b] : p.seqLen;
-    const int q0 = qTile * QUERY_TILE;
-
-    const u16* qBase = p.q + b * p.qStrideB + h * p.qStrideH;
-    const u16* kBase = p.k + b * p.kStrideB + h * p.kStrideH;
-    const u16* vBase = p.v + b * p.vStrideB + h * p.vStrideH;
-    u16* oBase = p.o + b * p.oStrideB + h * p.oStrideH;
-
-    // The key tiles this CTA visits.
-    int numTiles;
-    const int tilesPerBlock = p.blockSize / KEY_TILE;
-    if (p.work) {
-        numTiles = (listEnd - listStart) * tilesPerBlock;
-    } else if (p.blockOffsets) {
-        int row = (b * p.layoutHeads + (p.layoutHeads == 1 ? 0 : h)) * p.numQueryBlocks + qTile;
-        listStart = p.blockOffsets[row];
-        numTiles = (p.blockOffsets[row + 1] - listStart) * tilesPerBlock;
-    } else {
-        numTiles = (len + KEY_TILE - 1) / KEY_TILE;
-    }
-
-    if (slot < 0 && (q0 >= len || numTiles == 0)) {
-        // Queries past the valid length produce zeros.
-        for (int c = tid; c < QUERY_TILE * CHUNKS; c += NTHREADS) {
-            int r = c / CHUNKS, cc = c % CHUNKS;
-            if (q0 + r < p.seqLen) {
-                unsigned long long* dst = (unsigned long long*)(oBase + (long long)(q0 + r) * p.oStrideT + cc * 8);
-                dst[0] = 0ull; dst[1] = 0ull;
-            }
-        }
-        return;
-    }
+    AttentionTask task = attention_task(p, QUERY_TILE, KEY_TILE);
+    if (zero_if_empty(p, task, QUERY_TILE, tid, NTHREADS)) return;
+    int b = task.b, h = task.h, qTile = task.qTile, len = task.len, q0 = task.q0;
+    int listStart = task.listStart, listEnd = task.listEnd, slot = task.slot;
+    int numTiles = task.numTiles, tilesPerBlock = task.tilesPerBlock;
+    const u16* qBase = task.qBase; const u16* kBase = task.kBase; const u16* vBase = task.vBase; u16* oBase = task.oBase;
 
     const u32 sQ = smem_addr(smem);
     const int tileBytes = KEY_TILE * HEAD_DIM * 2;

@@ -35,8 +35,6 @@
 #error attention_sm90.cu needs the sm_90a target
 #endif
 
-typedef unsigned short u16;
-typedef unsigned int u32;
 typedef unsigned long long u64;
 
 #ifndef HEAD_DIM
@@ -108,36 +106,8 @@ typedef unsigned long long u64;
 // Prefetch distance: tiles in flight ahead of the one being computed.
 #define AHEAD (OVERLAP ? STAGES - 2 : STAGES - 1)
 
-// Parameters passed by value as one struct; identical to attention.cu's (the host mirrors it).
-struct AttentionParams {
-    const u16* q; const u16* k; const u16* v; u16* o;
-    long long qStrideB, qStrideH, qStrideT;
-    long long kStrideB, kStrideH, kStrideT;
-    long long vStrideB, vStrideH, vStrideT;
-    long long oStrideB, oStrideH, oStrideT;
-    const int* seqLens;
-    const int* blockOffsets;
-    const int* blockIndices;
-    const int* work;
-    float* partialO;
-    float* partialML;
-    int batch, heads, seqLen;
-    int layoutHeads;
-    int blockSize;
-    int numQueryBlocks;
-    float scaleLog2;
-};
+#include "attention_common.cuh"
 
-__device__ __forceinline__ u32 smem_addr(const void* p) {
-    u32 a;
-    asm volatile("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-    return a;
-}
-
-__device__ __forceinline__ void cp_async16(u32 dst, const void* src, int srcBytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(srcBytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
 
@@ -194,29 +164,6 @@ __device__ __forceinline__ void wgmma_rs_n64_tb(float (&d)[32], u32 a0, u32 a1, 
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(descB), "r"(scaleD));
 }
 
-
-// Two floats to one register of two 16-bit values; lo lands in the low half.
-__device__ __forceinline__ u32 pack2(float lo, float hi) {
-    u32 r;
-#if USE_FP16
-    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-#else
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-#endif
-    return r;
-}
-
-__device__ __forceinline__ float fast_exp2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
-__device__ __forceinline__ u32 ex2_bf16x2(u32 x) {
-    u32 y;
-    asm("ex2.approx.ftz.bf16x2 %0, %1;\n" : "=r"(y) : "r"(x));
-    return y;
-}
 
 // 2^x for x ≤ 0 on the FMA pipe instead of the special-function unit: round to an integer with the
 // 1.5·2^23 trick, a cubic for 2^f on [−0.5, 0.5] (relative error < 1e-3, under BF16 rounding of P),
@@ -358,55 +305,58 @@ __device__ __forceinline__ void scale_o(float (&o)[32], const float (&corr)[2]) 
     }
 }
 
+// A consumer warpgroup's 64 rows at the end: a part of a split row leaves its unnormalised output, running max and
+// sum for attention_combine; a whole row is normalised and stored as 16-bit values (zeros past the valid length).
+__device__ __forceinline__ void store_rows(const AttentionParams& p, const float (&o)[32], const float (&mRow)[2],
+                                           const float (&lRow)[2], int slot, int rowBase, int q0, int len, u16* oBase, int t4) {
+    if (slot >= 0) {
+        float* po = p.partialO + (long long)slot * QUERY_TILE * HEAD_DIM;
+        float* pml = p.partialML + (long long)slot * QUERY_TILE * 2;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float l = lRow[r];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            int lr = rowBase + r * 8;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                *(float2*)(po + lr * HEAD_DIM + i * 8 + 2 * t4) = make_float2(o[4 * i + 2 * r], o[4 * i + 2 * r + 1]);
+            }
+            if (t4 == 0) { pml[2 * lr] = mRow[r]; pml[2 * lr + 1] = l; }
+        }
+        return;
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float l = lRow[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        float inv = l > 0.f ? 1.f / l : 0.f;
+        int row = q0 + rowBase + r * 8;
+        if (row < p.seqLen) {
+            bool valid = row < len;
+            u16* dst = oBase + (long long)row * p.oStrideT + 2 * t4;
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                u32 v = valid ? pack2(o[4 * i + 2 * r] * inv, o[4 * i + 2 * r + 1] * inv) : 0u;
+                *(u32*)(dst + i * 8) = v;
+            }
+        }
+    }
+}
+
 #if !PRODUCER
 extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)
 attention_fwd_sm90(const AttentionParams p) {
     extern __shared__ __align__(1024) unsigned char smem[];
     const int tid = threadIdx.x, lane = tid & 31;
     const int wg = tid >> 7, warpInWg = (tid >> 5) & 3;
-    int qTile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    int listStart = 0, listEnd = 0, slot = -1;
-    if (p.work) {
-        const int* w = p.work + 4 * blockIdx.x;
-        int row = w[0];
-        qTile = row % p.numQueryBlocks;
-        h = (row / p.numQueryBlocks) % p.heads;
-        b = row / (p.numQueryBlocks * p.heads);
-        listStart = w[1];
-        listEnd = w[2];
-        slot = w[3];
-    }
-    const int len = p.seqLens ? p.seqLens[b] : p.seqLen;
-    const int q0 = qTile * QUERY_TILE;
-
-    const u16* qBase = p.q + b * p.qStrideB + h * p.qStrideH;
-    const u16* kBase = p.k + b * p.kStrideB + h * p.kStrideH;
-    const u16* vBase = p.v + b * p.vStrideB + h * p.vStrideH;
-    u16* oBase = p.o + b * p.oStrideB + h * p.oStrideH;
-
-    int numTiles;
-    const int tilesPerBlock = p.blockSize / KEY_TILE;
-    if (p.work) {
-        numTiles = (listEnd - listStart) * tilesPerBlock;
-    } else if (p.blockOffsets) {
-        int row = (b * p.layoutHeads + (p.layoutHeads == 1 ? 0 : h)) * p.numQueryBlocks + qTile;
-        listStart = p.blockOffsets[row];
-        numTiles = (p.blockOffsets[row + 1] - listStart) * tilesPerBlock;
-    } else {
-        numTiles = (len + KEY_TILE - 1) / KEY_TILE;
-    }
-
-    if (slot < 0 && (q0 >= len || numTiles == 0)) {
-        // Queries past the valid length produce zeros.
-        for (int c = tid; c < QUERY_TILE * CHUNKS; c += NTHREADS) {
-            int r = c / CHUNKS, cc = c % CHUNKS;
-            if (q0 + r < p.seqLen) {
-                unsigned long long* dst = (unsigned long long*)(oBase + (long long)(q0 + r) * p.oStrideT + cc * 8);
-                dst[0] = 0ull; dst[1] = 0ull;
-            }
-        }
-        return;
-    }
+    AttentionTask task = attention_task(p, QUERY_TILE, KEY_TILE);
+    if (zero_if_empty(p, task, QUERY_TILE, tid, NTHREADS)) return;
+    int b = task.b, h = task.h, qTile = task.qTile, len = task.len, q0 = task.q0;
+    int listStart = task.listStart, listEnd = task.listEnd, slot = task.slot;
+    int numTiles = task.numTiles, tilesPerBlock = task.tilesPerBlock;
+    const u16* qBase = task.qBase; const u16* kBase = task.kBase; const u16* vBase = task.vBase; u16* oBase = task.oBase;
 
     // The dynamic shared window is 1024-byte aligned here by rounding up (the host adds 1 KiB).
     const u32 sQ = (smem_addr(smem) + 1023u) & ~1023u;
@@ -551,42 +501,7 @@ attention_fwd_sm90(const AttentionParams p) {
 
     const int g = lane >> 2;
     const int rowBase = wg * 64 + warpInWg * 16 + g;
-    if (slot >= 0) {
-        // A part of a split row: unnormalised output, running max and sum, for attention_combine.
-        float* po = p.partialO + (long long)slot * QUERY_TILE * HEAD_DIM;
-        float* pml = p.partialML + (long long)slot * QUERY_TILE * 2;
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float l = lRow[r];
-            l += __shfl_xor_sync(0xffffffffu, l, 1);
-            l += __shfl_xor_sync(0xffffffffu, l, 2);
-            int lr = rowBase + r * 8;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                *(float2*)(po + lr * HEAD_DIM + i * 8 + 2 * t4) = make_float2(o[4 * i + 2 * r], o[4 * i + 2 * r + 1]);
-            }
-            if (t4 == 0) { pml[2 * lr] = mRow[r]; pml[2 * lr + 1] = l; }
-        }
-        return;
-    }
-
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        float l = lRow[r];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        float inv = l > 0.f ? 1.f / l : 0.f;
-        int row = q0 + rowBase + r * 8;
-        if (row < p.seqLen) {
-            bool valid = row < len;
-            u16* dst = oBase + (long long)row * p.oStrideT + 2 * t4;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                u32 v = valid ? pack2(o[4 * i + 2 * r] * inv, o[4 * i + 2 * r + 1] * inv) : 0u;
-                *(u32*)(dst + i * 8) = v;
-            }
-        }
-    }
+    store_rows(p, o, mRow, lRow, slot, rowBase, q0, len, oBase, t4);
 }
 #endif  // !PRODUCER
 
@@ -621,47 +536,12 @@ attention_fwd_sm90(const AttentionParams p) {
     extern __shared__ __align__(1024) unsigned char smem[];
     const int tid = threadIdx.x, lane = tid & 31;
     const int wg = tid >> 7, warpInWg = (tid >> 5) & 3;
-    int qTile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    int listStart = 0, listEnd = 0, slot = -1;
-    if (p.work) {
-        const int* w = p.work + 4 * blockIdx.x;
-        int row = w[0];
-        qTile = row % p.numQueryBlocks;
-        h = (row / p.numQueryBlocks) % p.heads;
-        b = row / (p.numQueryBlocks * p.heads);
-        listStart = w[1];
-        listEnd = w[2];
-        slot = w[3];
-    }
-    const int len = p.seqLens ? p.seqLens[b] : p.seqLen;
-    const int q0 = qTile * QUERY_TILE;
-    const u16* qBase = p.q + b * p.qStrideB + h * p.qStrideH;
-    const u16* kBase = p.k + b * p.kStrideB + h * p.kStrideH;
-    const u16* vBase = p.v + b * p.vStrideB + h * p.vStrideH;
-    u16* oBase = p.o + b * p.oStrideB + h * p.oStrideH;
-
-    int numTiles;
-    const int tilesPerBlock = p.blockSize / KEY_TILE;
-    if (p.work) {
-        numTiles = (listEnd - listStart) * tilesPerBlock;
-    } else if (p.blockOffsets) {
-        int row = (b * p.layoutHeads + (p.layoutHeads == 1 ? 0 : h)) * p.numQueryBlocks + qTile;
-        listStart = p.blockOffsets[row];
-        numTiles = (p.blockOffsets[row + 1] - listStart) * tilesPerBlock;
-    } else {
-        numTiles = (len + KEY_TILE - 1) / KEY_TILE;
-    }
-
-    if (slot < 0 && (q0 >= len || numTiles == 0)) {
-        for (int c = tid; c < QUERY_TILE * CHUNKS; c += NTHREADS) {
-            int r = c / CHUNKS, cc = c % CHUNKS;
-            if (q0 + r < p.seqLen) {
-                unsigned long long* dst = (unsigned long long*)(oBase + (long long)(q0 + r) * p.oStrideT + cc * 8);
-                dst[0] = 0ull; dst[1] = 0ull;
-            }
-        }
-        return;
-    }
+    AttentionTask task = attention_task(p, QUERY_TILE, KEY_TILE);
+    if (zero_if_empty(p, task, QUERY_TILE, tid, NTHREADS)) return;
+    int b = task.b, h = task.h, qTile = task.qTile, len = task.len, q0 = task.q0;
+    int listStart = task.listStart, listEnd = task.listEnd, slot = task.slot;
+    int numTiles = task.numTiles, tilesPerBlock = task.tilesPerBlock;
+    const u16* qBase = task.qBase; const u16* kBase = task.kBase; const u16* vBase = task.vBase; u16* oBase = task.oBase;
 
     const u32 sQ = (smem_addr(smem) + 1023u) & ~1023u;
     const u32 sK0 = sQ + Q_BYTES;
@@ -773,39 +653,6 @@ attention_fwd_sm90(const AttentionParams p) {
 
     const int g = lane >> 2;
     const int rowBase = cw * 64 + warpInWg * 16 + g;
-    if (slot >= 0) {
-        float* po = p.partialO + (long long)slot * QUERY_TILE * HEAD_DIM;
-        float* pml = p.partialML + (long long)slot * QUERY_TILE * 2;
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            float l = lRow[r];
-            l += __shfl_xor_sync(0xffffffffu, l, 1);
-            l += __shfl_xor_sync(0xffffffffu, l, 2);
-            int lr = rowBase + r * 8;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                *(float2*)(po + lr * HEAD_DIM + i * 8 + 2 * t4) = make_float2(o[4 * i + 2 * r], o[4 * i + 2 * r + 1]);
-            }
-            if (t4 == 0) { pml[2 * lr] = mRow[r]; pml[2 * lr + 1] = l; }
-        }
-        return;
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        float l = lRow[r];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        float inv = l > 0.f ? 1.f / l : 0.f;
-        int row = q0 + rowBase + r * 8;
-        if (row < p.seqLen) {
-            bool valid = row < len;
-            u16* dst = oBase + (long long)row * p.oStrideT + 2 * t4;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) {
-                u32 v = valid ? pack2(o[4 * i + 2 * r] * inv, o[4 * i + 2 * r + 1] * inv) : 0u;
-                *(u32*)(dst + i * 8) = v;
-            }
-        }
-    }
+    store_rows(p, o, mRow, lRow, slot, rowBase, q0, len, oBase, t4);
 }
 #endif  // PRODUCER

@@ -7,8 +7,6 @@
 // Compile-time knobs (-D): HEAD_DIM (1 … 64), ROWS (query rows per CTA: the layout's block size, or 64 dense),
 // KEYS (keys staged per step; a listed block longer than KEYS takes several steps), USE_FP16 (0/1).
 
-typedef unsigned short u16;
-
 #ifndef HEAD_DIM
 #define HEAD_DIM 8
 #endif
@@ -22,25 +20,7 @@ typedef unsigned short u16;
 #define USE_FP16 0
 #endif
 
-// The host mirrors this layout field for field (CudaBackend.AttentionParams), as for attention.cu.
-struct AttentionParams {
-    const u16* q; const u16* k; const u16* v; u16* o;
-    long long qStrideB, qStrideH, qStrideT;
-    long long kStrideB, kStrideH, kStrideT;
-    long long vStrideB, vStrideH, vStrideT;
-    long long oStrideB, oStrideH, oStrideT;
-    const int* seqLens;
-    const int* blockOffsets;
-    const int* blockIndices;
-    const int* work;           // unused here: rows are short, nothing is split
-    float* partialO;
-    float* partialML;
-    int batch, heads, seqLen;
-    int layoutHeads;
-    int blockSize;
-    int numQueryBlocks;
-    float scaleLog2;
-};
+#include "attention_common.cuh"
 
 __device__ __forceinline__ float to_float(u16 x) {
 #if USE_FP16

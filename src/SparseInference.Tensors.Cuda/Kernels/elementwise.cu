@@ -1,14 +1,8 @@
 // Row-wise and element-wise FP32 kernels of the encoder layer, plus BF16 conversions.
-// Compiled by NVRTC without include paths: no headers. Element-wise kernels allow y == x (in place),
-// so no pointer is declared __restrict__.
+// Compiled by NVRTC without include paths: no system headers (the backend splices the file below in). Element-wise
+// kernels allow y == x (in place), so no pointer is declared __restrict__.
 
-typedef unsigned short u16;
-
-__device__ __forceinline__ unsigned short f32_to_bf16_rn(float f) {
-    unsigned short r;
-    asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(r) : "f"(f));
-    return r;
-}
+#include "layer_norm.cuh"
 
 // LayerNorm over the last dimension, biased variance (model-format.md). One warp per row, two
 // passes over the row (mean, then centred sum of squares) so large offsets do not cancel.
@@ -23,25 +17,8 @@ extern "C" __global__ void layer_norm_f32(const float* x, const float* gamma,
     int lane = threadIdx.x & 31;
     if (row >= rows) return;
     const float* xr = x + (long long)row * cols;
-    float sum = 0.f;
-    for (int c = lane; c < cols; c += 32) sum += xr[c];
-    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    float mean = sum / cols;
-    float sq = 0.f;
-    for (int c = lane; c < cols; c += 32) { float d = xr[c] - mean; sq += d * d; }
-    for (int o = 16; o > 0; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
-    float rstd = rsqrtf(sq / cols + eps);
-    float* yr = y + (long long)row * cols;
-    if (y16) {
-        unsigned short* yr16 = y16 + (long long)row * cols;
-        for (int c = lane; c < cols; c += 32) {
-            float v = (xr[c] - mean) * rstd * gamma[c] + beta[c];
-            if (y) yr[c] = v;
-            yr16[c] = f32_to_bf16_rn(v);
-        }
-    } else {
-        for (int c = lane; c < cols; c += 32) yr[c] = (xr[c] - mean) * rstd * gamma[c] + beta[c];
-    }
+    layer_norm_row([&](int c) { return xr[c]; }, gamma, beta, y ? y + (long long)row * cols : nullptr,
+                   y16 ? y16 + (long long)row * cols : nullptr, cols, eps, lane);
 }
 
 // LayerNorm for rows of 128·k values (k ≤ 8, 16-byte aligned): one warp per row keeps the row in
@@ -57,45 +34,11 @@ extern "C" __global__ void layer_norm_f32_vec(const float4* x, const float4* gam
     int per = n4 >> 5;
     const float4* xr = x + (long long)row * n4;
     float4 v[8];
-    float sum = 0.f;
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-        if (i < per) {
-            v[i] = xr[lane + 32 * i];
-            sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
-        }
+        if (i < per) v[i] = xr[lane + 32 * i];
     }
-    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    float mean = sum / cols;
-    float sq = 0.f;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-        if (i < per) {
-            float a = v[i].x - mean, b = v[i].y - mean, c = v[i].z - mean, d = v[i].w - mean;
-            sq += (a * a + b * b) + (c * c + d * d);
-        }
-    }
-    for (int o = 16; o > 0; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
-    float rstd = rsqrtf(sq / cols + eps);
-    float4* yr = y + (long long)row * n4;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-        if (i < per) {
-            int c4 = lane + 32 * i;
-            float4 g = gamma[c4], bb = beta[c4], o;
-            o.x = (v[i].x - mean) * rstd * g.x + bb.x;
-            o.y = (v[i].y - mean) * rstd * g.y + bb.y;
-            o.z = (v[i].z - mean) * rstd * g.z + bb.z;
-            o.w = (v[i].w - mean) * rstd * g.w + bb.w;
-            if (y) yr[c4] = o;
-            if (y16) {
-                uint2 h;
-                h.x = (unsigned)f32_to_bf16_rn(o.x) | ((unsigned)f32_to_bf16_rn(o.y) << 16);
-                h.y = (unsigned)f32_to_bf16_rn(o.z) | ((unsigned)f32_to_bf16_rn(o.w) << 16);
-                y16[(long long)row * n4 + c4] = h;
-            }
-        }
-    }
+    layer_norm_vec_row(v, per, gamma, beta, y ? y + (long long)row * n4 : nullptr, y16 ? y16 + (long long)row * n4 : nullptr, cols, eps, lane);
 }
 
 // y = GELU(x) (exact erf form) and y16 = the same rounded to BF16, four elements per thread
@@ -110,8 +53,8 @@ extern "C" __global__ void gelu_f32_bf16x4(const float4* x, float4* y, uint2* y1
         z.w = 0.5f * z.w * (1.f + erff(z.w * 0.70710678118654752f));
         y[i] = z;
         uint2 h;
-        h.x = (unsigned)f32_to_bf16_rn(z.x) | ((unsigned)f32_to_bf16_rn(z.y) << 16);
-        h.y = (unsigned)f32_to_bf16_rn(z.z) | ((unsigned)f32_to_bf16_rn(z.w) << 16);
+        h.x = (unsigned)bf16_round(z.x) | ((unsigned)bf16_round(z.y) << 16);
+        h.y = (unsigned)bf16_round(z.z) | ((unsigned)bf16_round(z.w) << 16);
         y16[i] = h;
     }
 }
@@ -122,7 +65,7 @@ __device__ __forceinline__ float gelu_exact(float z) { return 0.5f * z * (1.f + 
 __device__ __forceinline__ unsigned gelu_bf16x2(unsigned h) {
     float a = gelu_exact(__uint_as_float(h << 16));
     float b = gelu_exact(__uint_as_float(h & 0xffff0000u));
-    return (unsigned)f32_to_bf16_rn(a) | ((unsigned)f32_to_bf16_rn(b) << 16);
+    return (unsigned)bf16_round(a) | ((unsigned)bf16_round(b) << 16);
 }
 
 // y = GELU(y) in place on BF16 values, eight per thread (n a multiple of 8, 16-byte aligned): the
@@ -141,7 +84,7 @@ extern "C" __global__ void gelu_bf16x8_inplace(uint4* y, long long n8) {
 // y = GELU(y) in place on BF16 values, one per thread (any n).
 extern "C" __global__ void gelu_bf16_inplace(unsigned short* y, long long n) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-        y[i] = f32_to_bf16_rn(gelu_exact(__uint_as_float(((unsigned)y[i]) << 16)));
+        y[i] = bf16_round(gelu_exact(__uint_as_float(((unsigned)y[i]) << 16)));
 }
 
 // FP32 → BF16, four elements per thread (n a multiple of 4, 16-byte aligned).
@@ -149,8 +92,8 @@ extern "C" __global__ void f32_to_bf16_x4(const float4* x, uint2* y, long long n
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
         float4 z = x[i];
         uint2 h;
-        h.x = (unsigned)f32_to_bf16_rn(z.x) | ((unsigned)f32_to_bf16_rn(z.y) << 16);
-        h.y = (unsigned)f32_to_bf16_rn(z.z) | ((unsigned)f32_to_bf16_rn(z.w) << 16);
+        h.x = (unsigned)bf16_round(z.x) | ((unsigned)bf16_round(z.y) << 16);
+        h.y = (unsigned)bf16_round(z.z) | ((unsigned)bf16_round(z.w) << 16);
         y[i] = h;
     }
 }
@@ -191,22 +134,14 @@ extern "C" __global__ void add_f32(const float* a, const float* b,
         y[i] = a[i] + b[i];
 }
 
-__device__ __forceinline__ float bf16_to_f32(u16 v) { return __uint_as_float(((unsigned)v) << 16); }
-
-__device__ __forceinline__ u16 f32_to_bf16(float f) {
-    unsigned short r;
-    asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(r) : "f"(f));
-    return r;
-}
-
 extern "C" __global__ void f32_to_bf16_kernel(const float* x, u16* y, long long n) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-        y[i] = f32_to_bf16(x[i]);
+        y[i] = bf16_round(x[i]);
 }
 
 extern "C" __global__ void bf16_to_f32_kernel(const u16* x, float* y, long long n) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-        y[i] = bf16_to_f32(x[i]);
+        y[i] = bf16_widen(x[i]);
 }
 
 // y = alpha·x.

@@ -2,9 +2,7 @@
 // pooled scores S(qb, kb) = q̄·k̄ / √d, and per query block the block itself plus the K − 1 other
 // blocks with the largest score (ties: lower kb). Compiled by NVRTC without include paths.
 
-typedef unsigned short u16;
-
-__device__ __forceinline__ float bf16_to_f32(u16 v) { return __uint_as_float(((unsigned)v) << 16); }
+#include "bf16.cuh"
 
 // out[(b·H + h)·n + blk][c] = mean over the block's positions t < len of x[b, h, t, c]. One CTA per
 // (block, head, batch), one thread per dimension.
@@ -16,7 +14,7 @@ extern "C" __global__ void pool_blocks_bf16(const u16* x, long long strideB, lon
     const u16* base = x + b * strideB + h * strideH;
     for (int c = threadIdx.x; c < headDim; c += blockDim.x) {
         float sum = 0.f;
-        for (int t = t0; t < t1; ++t) sum += bf16_to_f32(base[(long long)t * strideT + c]);
+        for (int t = t0; t < t1; ++t) sum += bf16_widen(base[(long long)t * strideT + c]);
         out[(((long long)b * heads + h) * n + blk) * headDim + c] = t1 > t0 ? sum / (t1 - t0) : 0.f;
     }
 }

@@ -3,19 +3,13 @@
 // Here a block of 256 threads computes a tile of SMALL_K_ROWS rows × 256 columns in FP32 from FP32
 // operands: the tile's B rows (k ≤ 16 values each) are staged transposed in shared memory, its A rows
 // likewise, so every thread reads B conflict-free and A as a broadcast, and writes C coalesced. The cost
-// is the write of C. No headers (NVRTC without include paths).
+// is the write of C.
 
-typedef unsigned short u16;
+#include "bf16.cuh"
 
 #define SMALL_K_MAX 16
 #define SMALL_K_ROWS 64
 #define SMALL_K_COLS 256
-
-__device__ __forceinline__ u16 small_k_bf16_round(float f) {
-    unsigned short r;
-    asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(r) : "f"(f));
-    return r;
-}
 
 // C = alpha·A·Bᵀ + beta·C + bias; A [m, k], B [n, k] (a Linear weight), bias [n] or null, k ≤ SMALL_K_MAX,
 // C [m, n] FP32 (cBf16 = 0) or BF16 (cBf16 = 1, read widened and stored rounded to nearest even).
@@ -44,8 +38,8 @@ extern "C" __global__ void linear_small_k(const float* a, const float* b, const 
         long long i = (long long)(row0 + r) * n + col;
         if (cBf16) {
             u16* cp = (u16*)c + i;
-            if (beta != 0.f) v += beta * __uint_as_float(((unsigned)*cp) << 16);
-            *cp = small_k_bf16_round(v);
+            if (beta != 0.f) v += beta * bf16_widen(*cp);
+            *cp = bf16_round(v);
         } else {
             float* cp = (float*)c + i;
             if (beta != 0.f) v += beta * *cp;

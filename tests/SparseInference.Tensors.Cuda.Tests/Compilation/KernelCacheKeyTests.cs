@@ -75,12 +75,37 @@ public class KernelCacheKeyTests
     [InlineData("elementwise.cu", "layer_norm_f32")]
     [InlineData("indexing.cu", "topk_rows_f32")]
     [InlineData("selection.cu", "block_topk_select")]
+    [InlineData("attention_small.cu", "attention_small")]
     public void ReadSource_EmbeddedKernel_IsPresent(string file, string entryPoint)
     {
         var source = KernelCompiler.ReadSource(file);
 
         Assert.Contains($"extern \"C\" __global__", source);
         Assert.Contains(entryPoint, source);
+    }
+
+    [Theory]
+    [InlineData("attention.cu")]
+    [InlineData("attention_sm90.cu")]
+    [InlineData("attention_small.cu")]
+    public void ReadSource_AttentionKernel_SplicesTheCommonHeaderOnce(string file)
+    {
+        var source = KernelCompiler.ReadSource(file);
+
+        Assert.DoesNotContain("#include", source);
+        Assert.Equal(1, source.Split("struct AttentionParams {").Length - 1);
+        Assert.Contains("attention_task(", source);
+    }
+
+    [Fact]
+    public void ReadSource_NestedInclude_SplicesEachHeaderOnce()
+    {
+        // elementwise.cu takes layer_norm.cuh, which takes bf16.cuh.
+        var source = KernelCompiler.ReadSource("elementwise.cu");
+
+        Assert.DoesNotContain("#include", source);
+        Assert.Equal(1, source.Split("__device__ __forceinline__ u16 bf16_round(").Length - 1);
+        Assert.Contains("layer_norm_vec_row(", source);
     }
 
     [Theory]
