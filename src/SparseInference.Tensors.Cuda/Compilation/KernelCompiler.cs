@@ -1,7 +1,6 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text;
-using System.Text.RegularExpressions;
 using SparseInference.Tensors.Cuda.Interop;
 
 namespace SparseInference.Tensors.Cuda.Compilation;
@@ -10,7 +9,7 @@ namespace SparseInference.Tensors.Cuda.Compilation;
 /// Compiles the embedded .cu sources with NVRTC for the device's architecture and keeps the CUBIN
 /// images on disk, keyed by <see cref="KernelCacheKey"/>.
 /// </summary>
-internal sealed partial class KernelCompiler
+internal sealed class KernelCompiler
 {
     private readonly int computeMajor;
     private readonly int computeMinor;
@@ -43,11 +42,18 @@ internal sealed partial class KernelCompiler
         using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(resource)
             ?? throw new InvalidOperationException($"Embedded kernel source '{resource}' is missing from the assembly.");
         using var reader = new StreamReader(stream, Encoding.UTF8);
-        return IncludeLine().Replace(reader.ReadToEnd(), m => ReadSource(m.Groups[1].Value));
-    }
+        var lines = reader.ReadToEnd().Split('\n');
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var line = lines[i].TrimEnd();
+            if (line.StartsWith("#include \"", StringComparison.Ordinal) && line.EndsWith(".cuh\"", StringComparison.Ordinal))
+            {
+                lines[i] = ReadSource(line["#include \"".Length..^1]);
+            }
+        }
 
-    [GeneratedRegex("""^#include "([A-Za-z0-9_]+\.cuh)"[ \t]*\r?$""", RegexOptions.Multiline)]
-    private static partial Regex IncludeLine();
+        return string.Join('\n', lines);
+    }
 
     /// <summary>
     /// The marker line by which a source asks for the architecture-specific target of its device
