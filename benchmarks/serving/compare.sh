@@ -4,7 +4,7 @@
 #   benchmarks/serving/compare.sh BEFORE_ROOT AFTER_ROOT [OUT_DIR]
 # BEFORE_ROOT / AFTER_ROOT: checkouts (e.g. from `git archive <commit> | tar -x -C dir`) with
 # src/SparseInference.Server built in Release. Each server starts from its own output folder (shipped appsettings.json).
-# Levels: REST binary, one 64x8 window per request; concurrency 1 and 8 unbatched, 32 off / on (32) / on8 (8).
+# Levels: REST binary, one 64x8 window per request; concurrency 1 unbatched and batched (32), 8 unbatched, 32 off / on (32) / on8 (8).
 # Environment: DURATION (s per level, default 5), WARMUP (default 1), ROUNDS (default 2), SKAB_DIR.
 set -euo pipefail
 
@@ -69,7 +69,7 @@ done
 : >"$OUT/load.txt"
 echo "{\"started_utc\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\", \"uptime\": \"$(uptime)\", \"before\": \"$BEFORE\", \"after\": \"$AFTER\"}" >"$OUT/machine.json"
 for round in $(seq 1 "$ROUNDS"); do
-  for level in off-c1 off-c8 off-c32 on-c32 on8-c32; do
+  for level in off-c1 on-c1 off-c8 off-c32 on-c32 on8-c32; do
     mode=${level%-c*}; c=${level#*-c}
     case $mode in off) model=skab-pump-unbatched ;; on) model=skab-pump ;; on8) model=skab-pump-batch8 ;; esac
     for name in before after; do
@@ -84,7 +84,7 @@ echo "{\"finished_utc\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\", \"uptime\": \"$(upt
 import json, os, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
 summary = {}
-for level in ("off-c1", "off-c8", "off-c32", "on-c32", "on8-c32"):
+for level in ("off-c1", "on-c1", "off-c8", "off-c32", "on-c32", "on8-c32"):
     for name in ("before", "after"):
         runs = []
         for r in range(1, rounds + 1):
