@@ -241,9 +241,8 @@ attention_fwd(const AttentionParams p) {
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     AttentionTask task = attention_task(p, QUERY_TILE, KEY_TILE);
     if (zero_if_empty(p, task, QUERY_TILE, tid, NTHREADS)) return;
-    int b = task.b, h = task.h, qTile = task.qTile, len = task.len, q0 = task.q0;
-    int listStart = task.listStart, listEnd = task.listEnd, slot = task.slot;
-    int numTiles = task.numTiles, tilesPerBlock = task.tilesPerBlock;
+    const int len = task.len, q0 = task.q0, listStart = task.listStart, slot = task.slot;
+    const int numTiles = task.numTiles, tilesPerBlock = task.tilesPerBlock;
     const u16* qBase = task.qBase; const u16* kBase = task.kBase; const u16* vBase = task.vBase; u16* oBase = task.oBase;
 
     const u32 sQ = smem_addr(smem);

@@ -353,9 +353,8 @@ attention_fwd_sm90(const AttentionParams p) {
     const int wg = tid >> 7, warpInWg = (tid >> 5) & 3;
     AttentionTask task = attention_task(p, QUERY_TILE, KEY_TILE);
     if (zero_if_empty(p, task, QUERY_TILE, tid, NTHREADS)) return;
-    int b = task.b, h = task.h, qTile = task.qTile, len = task.len, q0 = task.q0;
-    int listStart = task.listStart, listEnd = task.listEnd, slot = task.slot;
-    int numTiles = task.numTiles, tilesPerBlock = task.tilesPerBlock;
+    const int len = task.len, q0 = task.q0, listStart = task.listStart, slot = task.slot;
+    const int numTiles = task.numTiles, tilesPerBlock = task.tilesPerBlock;
     const u16* qBase = task.qBase; const u16* kBase = task.kBase; const u16* vBase = task.vBase; u16* oBase = task.oBase;
 
     // The dynamic shared window is 1024-byte aligned here by rounding up (the host adds 1 KiB).
@@ -538,9 +537,8 @@ attention_fwd_sm90(const AttentionParams p) {
     const int wg = tid >> 7, warpInWg = (tid >> 5) & 3;
     AttentionTask task = attention_task(p, QUERY_TILE, KEY_TILE);
     if (zero_if_empty(p, task, QUERY_TILE, tid, NTHREADS)) return;
-    int b = task.b, h = task.h, qTile = task.qTile, len = task.len, q0 = task.q0;
-    int listStart = task.listStart, listEnd = task.listEnd, slot = task.slot;
-    int numTiles = task.numTiles, tilesPerBlock = task.tilesPerBlock;
+    const int len = task.len, q0 = task.q0, listStart = task.listStart, slot = task.slot;
+    const int numTiles = task.numTiles, tilesPerBlock = task.tilesPerBlock;
     const u16* qBase = task.qBase; const u16* kBase = task.kBase; const u16* vBase = task.vBase; u16* oBase = task.oBase;
 
     const u32 sQ = (smem_addr(smem) + 1023u) & ~1023u;
