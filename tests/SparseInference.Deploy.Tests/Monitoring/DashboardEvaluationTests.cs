@@ -96,10 +96,17 @@ public sealed class DashboardEvaluationTests
                     return;
                 }
 
-                var body = System.Text.Encoding.UTF8.GetBytes(AssumedMetrics.Exposition(Interlocked.Increment(ref _scrapes)));
-                context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
-                await context.Response.OutputStream.WriteAsync(body);
-                context.Response.Close();
+                try
+                {
+                    var body = System.Text.Encoding.UTF8.GetBytes(AssumedMetrics.Exposition(Interlocked.Increment(ref _scrapes)));
+                    context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+                    await context.Response.OutputStream.WriteAsync(body);
+                    context.Response.Close();
+                }
+                catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
+                {
+                    // Prometheus gave up on a slow scrape and closed the connection; serve the next one.
+                }
             }
         }
     }

@@ -87,13 +87,43 @@ public sealed class PrometheusProcess : IDisposable
     }
 
     /// <summary>Waits until the target has been scraped successfully at least <paramref name="scrapes"/> times after <paramref name="since"/>.</summary>
-    public Task WaitForScrapesAsync(string job, int scrapes, DateTimeOffset since, TimeSpan budget) =>
-        WaitUntilAsync(async () =>
+    public async Task WaitForScrapesAsync(string job, int scrapes, DateTimeOffset since, TimeSpan budget)
+    {
+        try
         {
-            var window = Math.Max(1, (int)Math.Ceiling((DateTimeOffset.UtcNow - since).TotalSeconds));
-            var result = await QueryAsync($"sum_over_time(up{{job=\"{job}\"}}[{window}s]) >= {scrapes}");
-            return result.SeriesCount > 0;
-        }, budget, $"{scrapes} successful scrapes of job {job}");
+            await WaitUntilAsync(async () =>
+            {
+                var window = Math.Max(1, (int)Math.Ceiling((DateTimeOffset.UtcNow - since).TotalSeconds));
+                var result = await QueryAsync($"sum_over_time(up{{job=\"{job}\"}}[{window}s]) >= {scrapes}");
+                return result.SeriesCount > 0;
+            }, budget, $"{scrapes} successful scrapes of job {job}");
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}; target health: {await TargetHealthAsync(job)}", e);
+        }
+    }
+
+    /// <summary>Prometheus' own account of the job's targets: health, last error, last scrape duration.</summary>
+    public async Task<string> TargetHealthAsync(string job)
+    {
+        try
+        {
+            using var response = await _http.GetAsync(new Uri("api/v1/targets", UriKind.Relative));
+            using var body = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync());
+            var targets = body.RootElement.GetProperty("data").GetProperty("activeTargets").EnumerateArray()
+                .Where(t => t.GetProperty("labels").TryGetProperty("job", out var j) && j.GetString() == job)
+                .Select(t => $"{t.GetProperty("scrapeUrl").GetString()} {t.GetProperty("health").GetString()}"
+                             + $" lastError='{t.GetProperty("lastError").GetString()}'"
+                             + $" lastScrapeDuration={t.GetProperty("lastScrapeDuration").GetDouble():F3}s")
+                .ToList();
+            return targets.Count == 0 ? "no active target" : string.Join("; ", targets);
+        }
+        catch (Exception e) when (e is HttpRequestException or JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return $"unavailable ({e.GetType().Name}: {e.Message})";
+        }
+    }
 
     public void Dispose()
     {
