@@ -35,8 +35,8 @@ public sealed class HighResolutionTimeProviderTests
         var later = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         // Due far enough ahead that the cancel below always comes first, even with this thread descheduled on a busy
         // machine (other tests' timers share the provider's thread).
-        using var cancelled = HighResolutionTimeProvider.Shared.CreateTimer(_ => cancelledFired = true, null, TimeSpan.FromMilliseconds(20), Timeout.InfiniteTimeSpan);
-        using var control = HighResolutionTimeProvider.Shared.CreateTimer(_ => later.TrySetResult(), null, TimeSpan.FromMilliseconds(40), Timeout.InfiniteTimeSpan);
+        using var cancelled = HighResolutionTimeProvider.Shared.CreateTimer(_ => cancelledFired = true, null, TimeSpan.FromMilliseconds(300), Timeout.InfiniteTimeSpan);
+        using var control = HighResolutionTimeProvider.Shared.CreateTimer(_ => later.TrySetResult(), null, TimeSpan.FromMilliseconds(400), Timeout.InfiniteTimeSpan);
 
         cancelled.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         await Eventually.CompletesAsync(later.Task.ContinueWith(_ => 0), "the later timer fires");
