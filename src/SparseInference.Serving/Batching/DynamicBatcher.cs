@@ -28,6 +28,9 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
     private const int Cancelled = 2;
     private const int Expired = 3;
 
+    // Arming a timer takes about a microsecond; a clock that moved on further meanwhile means the thread was descheduled.
+    private const long ArmSlackMicroseconds = 20;
+
     private readonly IBatchExecutor<TRequest, TResponse> _executor;
     private readonly TimeProvider _time;
     private readonly ServingMetrics? _metrics;
@@ -37,6 +40,7 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
     private readonly int _maxBatchSize;
     private readonly int[] _preferredDescending;
     private readonly long _queueDelayTicks;
+    private readonly long _armSlackTicks;
     private readonly int _priorityLevels;
     private readonly int _defaultPriority;
     private readonly int _maxQueueSize;
@@ -105,6 +109,7 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
         _maxBatchSize = options.MaxBatchSize;
         _preferredDescending = options.PreferredBatchSizes.Distinct().OrderDescending().ToArray();
         _queueDelayTicks = MicrosecondsToTicks(options.MaxQueueDelayMicroseconds);
+        _armSlackTicks = MicrosecondsToTicks(ArmSlackMicroseconds);
         _priorityLevels = options.PriorityLevels;
         _defaultPriority = options.DefaultPriorityLevel;
         _maxQueueSize = options.MaxQueueSize;
@@ -343,10 +348,9 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
 
                 if (Volatile.Read(ref _stopping) != 0 && Volatile.Read(ref _queued) == 0 && Volatile.Read(ref _busy) == 0)
                     break;
-                if (ArmTimer(now, nextDispatchAt))
+                if (ArmTimer(nextDispatchAt))
                 {
-                    // The clock reached the moment while the loop ran: go again rather than wait for a timer that,
-                    // armed relative to a stale reading, would aim past it.
+                    // The clock reached the moment while the loop ran: go again rather than wait for the timer.
                     continue;
                 }
             }
@@ -577,7 +581,7 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
     }
 
     /// <summary>Arms the timer for the next dispatch or deadline; true when the clock has already reached it.</summary>
-    private bool ArmTimer(long now, long nextDispatchAt)
+    private bool ArmTimer(long nextDispatchAt)
     {
         var next = nextDispatchAt;
         if (_deadlines.TryPeek(out _, out var deadline) && deadline < next)
@@ -593,23 +597,39 @@ public sealed class DynamicBatcher<TRequest, TResponse> : IAsyncDisposable
             return false;
         }
         if (next != _armedFor)
-            Arm(now, next);
+            Arm(next);
         // Checked after arming: a clock that moves on later fires the armed timer, one that moved before is seen here.
         return _time.GetTimestamp() >= next;
     }
 
-    private void Arm(long now, long next)
+    /// <summary>
+    /// Arms the one-shot timer for the instant <paramref name="next"/>. The timer takes a relative due time, so it
+    /// is computed from a fresh clock reading, and recomputed if the clock moved on while arming (the thread was
+    /// descheduled): a timer aimed from a stale reading would fire late by that much.
+    /// </summary>
+    private void Arm(long next)
     {
         _armedFor = next;
-        // Round up so the timer never aims before the moment it is for; after an early firing ask for at least
-        // a millisecond, so a millisecond-granular timer cannot spin on a due time it rounds down to zero.
-        var dueTicks = (long)Math.Ceiling((next - now) * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency));
+        var minimumTicks = 0L;
         if (_firedEarly)
         {
-            dueTicks = Math.Max(dueTicks, TimeSpan.TicksPerMillisecond);
+            // After an early firing ask for at least a millisecond, so a millisecond-granular timer cannot spin on
+            // a due time it rounds down to zero.
+            minimumTicks = TimeSpan.TicksPerMillisecond;
             _firedEarly = false;
         }
-        _timer.Change(TimeSpan.FromTicks(Math.Max(dueTicks, 0)), Timeout.InfiniteTimeSpan);
+
+        var from = _time.GetTimestamp();
+        while (true)
+        {
+            // Round up so the timer never aims before the moment it is for.
+            var dueTicks = (long)Math.Ceiling((next - from) * ((double)TimeSpan.TicksPerSecond / _time.TimestampFrequency));
+            _timer.Change(TimeSpan.FromTicks(Math.Max(dueTicks, minimumTicks)), Timeout.InfiniteTimeSpan);
+            var after = _time.GetTimestamp();
+            if (after - from <= _armSlackTicks || after >= next)
+                return;
+            from = after;
+        }
     }
 
     private async Task RunBatchAsync(List<Pending> members)

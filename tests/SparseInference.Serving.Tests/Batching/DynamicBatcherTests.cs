@@ -74,6 +74,30 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task EnqueueAsync_ClockMovesWhileTheTimerIsArmed_BatchIsStillSentAtTheDelay()
+    {
+        var executor = new TestExecutor();
+        var batcher = Create(executor, o => o.MaxQueueDelayMicroseconds = 1000);
+        await SettledAsync(batcher);
+        // The scheduler thread is descheduled for 400 µs between reading the clock and arming its timer, once.
+        var descheduled = 0;
+        _clock.BeforeTimerArmed = () =>
+        {
+            if (Interlocked.Exchange(ref descheduled, 1) == 0)
+                _clock.AdvanceMicroseconds(400);
+        };
+
+        var request = batcher.EnqueueAsync(new Work("a"));
+        await SettledAsync(batcher);
+        Assert.Equal(1, descheduled);
+        Assert.Empty(executor.Batches);
+
+        _clock.AdvanceMicroseconds(600);
+        await Eventually.CompletesAsync(request, "the request is sent at the delay, not 400 µs after it");
+        Assert.Equal([["a"]], executor.Batches);
+    }
+
+    [Fact]
     public async Task EnqueueAsync_SystemClockSequentialPartialBatches_EachIsSentAfterTheDelay()
     {
         // The real clock's timers count whole milliseconds and can fire before a sub-millisecond due time;

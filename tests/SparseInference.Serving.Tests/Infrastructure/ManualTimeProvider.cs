@@ -17,6 +17,9 @@ public sealed class ManualTimeProvider : TimeProvider
 
     public override DateTimeOffset GetUtcNow() => Epoch.AddTicks(GetTimestamp());
 
+    /// <summary>Runs on the arming thread before a timer takes a finite due time: lets a test move the clock mid-arm.</summary>
+    public Action? BeforeTimerArmed { get; set; }
+
     public int ActiveTimers
     {
         get
@@ -79,6 +82,8 @@ public sealed class ManualTimeProvider : TimeProvider
 
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
+            if (dueTime != Timeout.InfiniteTimeSpan)
+                owner.BeforeTimerArmed?.Invoke();
             lock (owner._gate)
             {
                 DueAt = dueTime == Timeout.InfiniteTimeSpan ? long.MaxValue : owner.GetTimestamp() + dueTime.Ticks;
