@@ -105,7 +105,7 @@ public sealed class PrometheusProcess : IDisposable
     }
 
     /// <summary>Prometheus' own account of the job's targets: health, last error, last scrape duration.</summary>
-    public async Task<string> TargetHealthAsync(string job)
+    private async Task<string> TargetHealthAsync(string job)
     {
         try
         {
