@@ -1,3 +1,4 @@
+using SparseInference.Testing;
 namespace SparseInference.LoadGen.Tests;
 
 public sealed class SensorCsvTests
@@ -74,13 +75,12 @@ public sealed class SensorCsvTests
         Assert.Equal(1, new WindowSource([shortLine, new SensorLine("ok", 1, [1, 2])], 2, 1).Lines);
     }
 
-    [Fact]
+    [SkippableFact]
     public void ReadDirectory_Skab_ReadsEveryRecordingAsALineWithEightSensors()
     {
-        var directory = SkabDirectory();
-        Assert.True(directory is not null, "SKAB data not found: set SKAB_DIR, or place it at shared/data/skab beside the repository root or one of its ancestors (../shared/data/skab).");
+        var directory = SkabDataset.Require(Path.Combine("valve1", "0.csv"));
 
-        var lines = SensorCsv.ReadDirectory(directory!, expectedChannels: 8);
+        var lines = SensorCsv.ReadDirectory(directory, expectedChannels: 8);
 
         Assert.Contains(lines, l => l.Id == "valve1/0");
         Assert.Contains(lines, l => l.Id == "anomaly-free/anomaly-free");
@@ -89,22 +89,5 @@ public sealed class SensorCsvTests
         // First row of valve1/0.csv: 0.0265878;0.0401113;1.3302;0.054711;79.3366;26.0199;233.062;32.0
         var valve = lines.Single(l => l.Id == "valve1/0");
         Assert.Equal([0.0265878f, 0.0401113f, 1.3302f, 0.054711f, 79.3366f, 26.0199f, 233.062f, 32.0f], valve.Values[..8]);
-    }
-
-    private static string? SkabDirectory()
-    {
-        if (Environment.GetEnvironmentVariable("SKAB_DIR") is { Length: > 0 } fromEnv && Directory.Exists(fromEnv))
-            return fromEnv;
-        // Beside the repository root (../shared/data/skab), or beside an ancestor when the checkout is a worktree further down.
-        var root = new DirectoryInfo(AppContext.BaseDirectory);
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "SparseInference.sln")))
-            root = root.Parent;
-        for (var dir = root?.Parent; dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.Combine(dir.FullName, "shared", "data", "skab");
-            if (Directory.Exists(candidate))
-                return candidate;
-        }
-        return null;
     }
 }

@@ -65,7 +65,7 @@ public static class ExternalTool
         catch (System.ComponentModel.Win32Exception e)
         {
             throw new InvalidOperationException(
-                $"{start.FileName}: expected on PATH, actual not found ({e.Message}); run deploy/ci/install-validators.sh", e);
+                $"{start.FileName}: expected on PATH, actual not found ({e.Message}); run tools/test.sh, which installs the peers (deploy/ci/install-peers.sh)", e);
         }
     }
 }

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using SparseInference.Evaluate;
 using SparseInference.Models;
 using SparseInference.Server.FunctionalTests.Infrastructure;
+using SparseInference.Testing;
 
 namespace SparseInference.Server.FunctionalTests.Evaluation;
 
@@ -20,13 +21,13 @@ public sealed class SkabEvaluationTests(ServerFixture server)
     private static readonly string[] Features =
         ["Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature", "Thermocouple", "Voltage", "Volume Flow RateRMS"];
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("rest-binary", "dense")]
     [InlineData("grpc", "block-topk-0.75")]
     [InlineData("rest-json", "window-0.75")]
     public async Task RunAsync_OneSkabFileThroughServer_MetricsEqualEngineComputation(string protocol, string variant)
     {
-        var skab = SkabDirectory();
+        var skab = SkabDataset.Require(Path.Combine("valve2", "3.csv"));
         var output = Directory.CreateTempSubdirectory("si-evaluation-");
         var json = Path.Combine(output.FullName, "evaluation.json");
         var command = EvaluateCommand.Parse(
@@ -142,19 +143,5 @@ public sealed class SkabEvaluationTests(ServerFixture server)
                 z[(r * Features.Length) + c] = (float)((column[r] - mean) / std);
         }
         return (z, [.. raw.Select(cells => double.Parse(cells[label], CultureInfo.InvariantCulture) != 0 ? 1 : 0)]);
-    }
-
-    /// <summary>SKAB_DIR, else ../shared/data/skab next to the repository root; a missing folder fails the test by name.</summary>
-    private static string SkabDirectory()
-    {
-        var fromEnvironment = Environment.GetEnvironmentVariable("SKAB_DIR");
-        var path = string.IsNullOrEmpty(fromEnvironment)
-            ? Path.GetFullPath(Path.Combine(RepositoryPaths.Root, "..", "shared", "data", "skab"))
-            : Path.GetFullPath(fromEnvironment);
-        if (!System.IO.File.Exists(Path.Combine(path, "valve2", "3.csv")))
-        {
-            Assert.Fail($"SKAB data not found: expected '{Path.Combine(path, "valve2", "3.csv")}' ({(string.IsNullOrEmpty(fromEnvironment) ? "../shared/data/skab next to the repository root" : "from SKAB_DIR")}); set SKAB_DIR to the folder holding valve1/ and valve2/.");
-        }
-        return path;
     }
 }

@@ -77,7 +77,7 @@ public sealed class PythonGrpcPeerTests(ServerFixture server)
     {
         if (!File.Exists(Python))
         {
-            Assert.Fail($"{Python} is missing; CI installs python3-grpcio and python3-grpc-tools.");
+            Assert.Fail($"{Python} is missing; tools/test.sh installs python3-grpcio and python3-grpc-tools.");
         }
 
         var start = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -95,7 +95,7 @@ public sealed class PythonGrpcPeerTests(ServerFixture server)
         var code = process.ExitCode;
         if (code == 3)
         {
-            Assert.Fail($"the Python gRPC peer cannot run: {await stderr} (CI installs python3-grpcio and python3-grpc-tools).");
+            Assert.Fail($"the Python gRPC peer cannot run: {await stderr} (tools/test.sh installs python3-grpcio and python3-grpc-tools).");
         }
 
         return (code, await stdout, await stderr);

@@ -24,7 +24,7 @@ public static class Promtool
         catch (Win32Exception ex)
         {
             throw new InvalidOperationException(
-                "promtool was not found on PATH. Install it (Debian/Ubuntu: apt-get install prometheus); CI installs it in .ci/run.", ex);
+                "promtool was not found on PATH. Install it (Debian/Ubuntu: apt-get install prometheus); tools/test.sh installs it.", ex);
         }
         using (process)
         {
