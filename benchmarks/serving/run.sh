@@ -87,6 +87,10 @@ GRPC_URL="http://127.0.0.1:$GRPC"
 ADMIN_URL="http://127.0.0.1:$ADMIN"
 loadgen() { "${LOADGEN_CMD[@]}" --url "$REST_URL" --grpc-url "$GRPC_URL" "${CSV_ARGS[@]}" --json "$@"; }
 stats() { curl -fs "$REST_URL/v2/models/$1/stats"; }
+# The server's CPU time (user + system, clock ticks) and a model's served requests: CPU per request is a figure that
+# other load on the machine disturbs far less than throughput.
+server_cpu() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+served() { stats "$1" | "$PY" -c 'import json, sys; print(sum(m["inference_stats"]["success"]["count"] for m in json.load(sys.stdin)["model_stats"]))'; }
 
 {
   echo "{\"started_utc\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
@@ -124,8 +128,12 @@ if [[ " $PARTS " == *" batching "* ]]; then
         mode=${MODES[$(( (i + round - 1) % ${#MODES[@]} ))]}
         echo "batching round $round, $mode, concurrency $c" >&2
         load_sample "batching-$mode-c$c-r$round"
+        cpu0=$(server_cpu); served0=$(served "${MODEL[$mode]}")
         loadgen -m "${MODEL[$mode]}" --encoding binary --concurrency "$c" --duration "$DURATION" --warmup "$WARMUP" \
           >"$RESULTS/batching-$mode-c$c-r$round.json"
+        cpu1=$(server_cpu); served1=$(served "${MODEL[$mode]}")
+        echo "{\"server_cpu_ticks\": $((cpu1 - cpu0)), \"ticks_per_s\": $(getconf CLK_TCK), \"served\": $((served1 - served0))}" \
+          >"$RESULTS/batching-$mode-c$c-r$round.cpu.json"
       done
     done
   done
