@@ -116,13 +116,7 @@ public sealed class ServingMetricsTests : IDisposable
             clock.AdvanceMicroseconds(750);
             await Eventually.CompletesAsync(Task.WhenAll(tasks), "the batch completes");
 
-            var parsed = PrometheusText.Parse(await _collector.CollectAsync());
-            Assert.Equal(0, parsed.Value("sparseinference_queue_depth", ("variant", "bigbird-0.9")));
-            Assert.Equal(1, parsed.Value("sparseinference_batch_size_count", ("variant", "bigbird-0.9")));
-            Assert.Equal(3, parsed.Value("sparseinference_batch_size_sum", ("variant", "bigbird-0.9")));
-            Assert.Equal(1 - 24d / 30, parsed.Value("sparseinference_batch_padding_waste_sum", ("variant", "bigbird-0.9")), 12);
-            Assert.Equal(3 * 0.001, parsed.Value("sparseinference_queue_duration_seconds_sum", ("variant", "bigbird-0.9")), 12);
-            Assert.Equal(1, parsed.Value("sparseinference_rejections_total", ("variant", "bigbird-0.9"), ("reason", "queue_full")));
+            await AssertBatcherSeriesAsync(batches: 1, sequences: 3, queueSeconds: 3 * 0.001);
         }
         finally
         {
@@ -152,19 +146,25 @@ public sealed class ServingMetricsTests : IDisposable
             executor.Open();
             await Eventually.CompletesAsync(Task.WhenAll(tasks.Append(blocker)), "both batches complete");
 
-            var parsed = PrometheusText.Parse(await _collector.CollectAsync());
-            Assert.Equal(0, parsed.Value("sparseinference_queue_depth", ("variant", "bigbird-0.9")));
-            Assert.Equal(2, parsed.Value("sparseinference_batch_size_count", ("variant", "bigbird-0.9")));
-            Assert.Equal(4, parsed.Value("sparseinference_batch_size_sum", ("variant", "bigbird-0.9")));
-            Assert.Equal(1 - 24d / 30, parsed.Value("sparseinference_batch_padding_waste_sum", ("variant", "bigbird-0.9")), 12);
             // The blocker did not wait; the three waited 250 µs for the worker.
-            Assert.Equal(3 * 0.00025, parsed.Value("sparseinference_queue_duration_seconds_sum", ("variant", "bigbird-0.9")), 12);
-            Assert.Equal(1, parsed.Value("sparseinference_rejections_total", ("variant", "bigbird-0.9"), ("reason", "queue_full")));
+            await AssertBatcherSeriesAsync(batches: 2, sequences: 4, queueSeconds: 3 * 0.00025);
         }
         finally
         {
             executor.Open();
             await batcher.DisposeAsync();
         }
+    }
+
+    /// <summary>After the batches of a, b, c (lengths 10, 6, 8, one batch) and one request refused for a full queue.</summary>
+    private async Task AssertBatcherSeriesAsync(int batches, int sequences, double queueSeconds)
+    {
+        var parsed = PrometheusText.Parse(await _collector.CollectAsync());
+        Assert.Equal(0, parsed.Value("sparseinference_queue_depth", ("variant", "bigbird-0.9")));
+        Assert.Equal(batches, parsed.Value("sparseinference_batch_size_count", ("variant", "bigbird-0.9")));
+        Assert.Equal(sequences, parsed.Value("sparseinference_batch_size_sum", ("variant", "bigbird-0.9")));
+        Assert.Equal(1 - 24d / 30, parsed.Value("sparseinference_batch_padding_waste_sum", ("variant", "bigbird-0.9")), 12);
+        Assert.Equal(queueSeconds, parsed.Value("sparseinference_queue_duration_seconds_sum", ("variant", "bigbird-0.9")), 12);
+        Assert.Equal(1, parsed.Value("sparseinference_rejections_total", ("variant", "bigbird-0.9"), ("reason", "queue_full")));
     }
 }
