@@ -5,6 +5,7 @@
 # BEFORE_ROOT / AFTER_ROOT: checkouts (e.g. from `git archive <commit> | tar -x -C dir`) with
 # src/SparseInference.Server built in Release. Each server starts from its own output folder (shipped appsettings.json).
 # Levels: REST binary, one 64x8 window per request; concurrency 1 unbatched and batched (32), 8 unbatched, 32 off / on (32) / on8 (8).
+# "on" is Triton's delay policy (500 us): both builds must read serving.json's batching.policy.
 # Environment: DURATION (s per level, default 5), WARMUP (default 1), ROUNDS (default 2), SKAB_DIR.
 set -euo pipefail
 
@@ -61,7 +62,7 @@ start after "$AFTER"
 loadgen() { dotnet "$LOADGEN_DLL" --url "$1" "${CSV_ARGS[@]}" --encoding binary --json "${@:2}"; }
 # Unmeasured warm-up of every model on both (JIT, connections, batchers).
 for name in before after; do
-  for model in skab-pump skab-pump-batch8 skab-pump-unbatched; do
+  for model in skab-pump-delay skab-pump-delay8 skab-pump-unbatched; do
     loadgen "${URL[$name]}" -m "$model" --concurrency 8 --duration 3 --warmup 0 >/dev/null || true
   done
 done
@@ -71,7 +72,7 @@ echo "{\"started_utc\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\", \"uptime\": \"$(upti
 for round in $(seq 1 "$ROUNDS"); do
   for level in off-c1 on-c1 off-c8 off-c32 on-c32 on8-c32; do
     mode=${level%-c*}; c=${level#*-c}
-    case $mode in off) model=skab-pump-unbatched ;; on) model=skab-pump ;; on8) model=skab-pump-batch8 ;; esac
+    case $mode in off) model=skab-pump-unbatched ;; on) model=skab-pump-delay ;; on8) model=skab-pump-delay8 ;; esac
     for name in before after; do
       echo "round $round $level $name $(date -u +%H:%M:%S) $(uptime | sed 's/.*load average: //')" | tee -a "$OUT/load.txt" >&2
       loadgen "${URL[$name]}" -m "$model" --concurrency "$c" --duration "$DURATION" --warmup "$WARMUP" >"$OUT/$name-$level-r$round.json"

@@ -1,4 +1,5 @@
-"""Builds a model repository of three models on one model's weights: batching on (32 or 8 per forward) and off (max_batch_size 1)."""
+"""Builds a model repository of five models on one model's weights: unbatched, and batches of up to 32 or 8 windows
+under the work-conserving policy (the default) and under Triton's delay policy."""
 import json
 import os
 import sys
@@ -8,12 +9,16 @@ with open(os.path.join(source, "serving.json"), encoding="utf-8") as f:
     manifest = json.load(f)
 
 configs = {
-    # Batching on: up to 32 windows per forward, at most 500 us of waiting for a batch to fill.
-    "skab-pump": {"max_batch_size": 32, "max_queue_delay_microseconds": 500},
-    # Batching on with the scheduler's default batch size (8) and the same delay.
-    "skab-pump-batch8": {"max_batch_size": 8, "max_queue_delay_microseconds": 500},
+    # Work-conserving (the default policy): a free worker sends what is queued at once, up to 32 windows per forward.
+    # The overhead and swap parts use this model.
+    "skab-pump": {"policy": "work_conserving", "max_batch_size": 32},
+    # Work-conserving with the scheduler's default batch size (8).
+    "skab-pump-batch8": {"policy": "work_conserving", "max_batch_size": 8},
+    # Triton's delay policy: a partial batch waits up to 500 us for batch-mates; up to 32, or 8, windows per forward.
+    "skab-pump-delay": {"policy": "delay", "max_batch_size": 32, "max_queue_delay_microseconds": 500},
+    "skab-pump-delay8": {"policy": "delay", "max_batch_size": 8, "max_queue_delay_microseconds": 500},
     # Batching off: every request is its own forward (same queue and worker, no grouping).
-    "skab-pump-unbatched": {"max_batch_size": 1, "max_queue_delay_microseconds": 0},
+    "skab-pump-unbatched": {"max_batch_size": 1},
 }
 for name, batching in configs.items():
     directory = os.path.join(target, name)

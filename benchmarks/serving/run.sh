@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Serving benchmarks against a real Release server process on loopback:
-#   1. dynamic batching on vs off (skab-pump, one 64x8 window per request, concurrency sweep)
+#   1. batching policies (skab-pump, REST binary, one 64x8 window per request, concurrency 1/8/32/128, levels and modes
+#      interleaved): unbatched; work-conserving (the default policy) with batches of up to 32 and 8; Triton's delay
+#      policy (500 us) with batches of up to 32 and 8
 #   2. server overhead at concurrency 1 (REST binary, REST JSON, gRPC)
 #   3. variant swap under load (8 clients; the serving variant's sparsity changed through the admin API)
-# Writes benchmarks/serving/results/*.json and docs/plots/batching-latency-throughput.png.
-# Environment: DURATION (s per level, default 8), WARMUP (s, default 2), SWAP_SECONDS (default 30),
+# Writes RESULTS (default benchmarks/serving/results-policies)/*.json with summary.json, and PLOT (default
+# docs/plots/batching-policies.png).
+# Environment: DURATION (s per level, default 8), WARMUP (s, default 2), ROUNDS (repeats of the batching sweep,
+# default 1; the summary takes medians), SWAP_SECONDS (default 30), CONCURRENCY (default "1 8 32 128"), MODES (default
+# "off wc wc8 delay delay8"),
 # SKIP_BUILD=1 to use existing Release builds, SERVER_LOG_LEVEL (default: the shipped appsettings, per-request
 # logs at Information included), SKAB_DIR (default ../shared/data/skab) for replayed windows.
 # Elsewhere (a machine with more cores, no SDK): SERVER_BIN / LOADGEN_BIN name self-contained executables instead
@@ -14,13 +19,15 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/benchmarks/serving"
-RESULTS="${RESULTS:-$HERE/results}"
-PLOT="${PLOT:-$ROOT/docs/plots/batching-latency-throughput.png}"
+RESULTS="${RESULTS:-$HERE/results-policies}"
+PLOT="${PLOT:-$ROOT/docs/plots/batching-policies.png}"
 PY="${PY:-/usr/bin/python3}"
 PARTS="${PARTS:-batching overhead swap}"
 DURATION="${DURATION:-8}"
 WARMUP="${WARMUP:-2}"
 SWAP_SECONDS="${SWAP_SECONDS:-30}"
+ROUNDS="${ROUNDS:-1}"
+CONCURRENCY="${CONCURRENCY:-1 8 32 128}"
 SKAB_DIR="${SKAB_DIR:-$ROOT/../shared/data/skab}"
 # A worktree sits one level deeper than the main checkout.
 [[ -d "$SKAB_DIR" ]] || [[ ! -d "$ROOT/../../shared/data/skab" ]] || SKAB_DIR="$(cd "$ROOT/../../shared/data/skab" && pwd)"
@@ -41,7 +48,7 @@ LOADGEN_CMD=(dotnet "$LOADGEN_DLL"); [[ -z "${LOADGEN_BIN:-}" ]] || LOADGEN_CMD=
 CSV_ARGS=()
 if [[ -d "$SKAB_DIR" ]]; then CSV_ARGS=(--csv-dir "$SKAB_DIR"); else echo "SKAB not found at $SKAB_DIR: synthetic windows" >&2; fi
 
-# A model repository of three models on the same weights: batching on (max_batch_size 32 and 8) and off (1).
+# A model repository of five models on the same weights: unbatched, work-conserving and delay policy (32 and 8 each).
 REPO="$(mktemp -d)"
 WORK="$(mktemp -d)"
 "$PY" "$HERE/make_repository.py" "$ROOT/models/skab-pump" "$REPO"
@@ -80,42 +87,58 @@ GRPC_URL="http://127.0.0.1:$GRPC"
 ADMIN_URL="http://127.0.0.1:$ADMIN"
 loadgen() { "${LOADGEN_CMD[@]}" --url "$REST_URL" --grpc-url "$GRPC_URL" "${CSV_ARGS[@]}" --json "$@"; }
 stats() { curl -fs "$REST_URL/v2/models/$1/stats"; }
+# The server's CPU time (user + system, clock ticks) and a model's served requests: CPU per request is a figure that
+# other load on the machine disturbs far less than throughput.
+server_cpu() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+served() { stats "$1" | "$PY" -c 'import json, sys; print(sum(m["inference_stats"]["success"]["count"] for m in json.load(sys.stdin)["model_stats"]))'; }
 
 {
   echo "{\"started_utc\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
   echo " \"cpu\": \"$(lscpu | sed -n 's/^Model name: *//p' | head -1)\", \"cores\": $(nproc), \"server_cpus\": \"${SERVER_CPUS:-all}\", \"loadgen_cpus\": \"${LOADGEN_CPUS:-all}\","
   echo " \"uptime_start\": \"$(uptime)\","
-  echo " \"duration_s\": $DURATION, \"warmup_s\": $WARMUP, \"swap_seconds\": $SWAP_SECONDS}"
+  echo " \"duration_s\": $DURATION, \"warmup_s\": $WARMUP, \"rounds\": $ROUNDS, \"swap_seconds\": $SWAP_SECONDS,"
+  echo " \"server_device\": \"${SparseInference__Device:-cpu}\", \"commit\": \"$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)\"}"
 } >"$RESULTS/machine.json"
 
 : >"$RESULTS/load.txt"
 load_sample() { echo "$1 $(date -u +%H:%M:%S) $(uptime | sed 's/.*load average: //')" >>"$RESULTS/load.txt"; }
 
-# Unmeasured warm-up of both models and all three protocol paths (JIT, connection pools, first batchers).
+# Batching modes: the model each one serves from (make_repository.py).
+declare -A MODEL=([off]=skab-pump-unbatched [wc]=skab-pump [wc8]=skab-pump-batch8 [delay]=skab-pump-delay [delay8]=skab-pump-delay8)
+read -r -a MODES <<<"${MODES:-off wc wc8 delay delay8}"
+
+# Unmeasured warm-up of every model and, for the overhead part, all three protocol paths (JIT, connection pools, first batchers).
 load_sample warmup
-for model in skab-pump skab-pump-batch8 skab-pump-unbatched; do
+for mode in "${MODES[@]}"; do
+  model=${MODEL[$mode]}
   # Exit status ignored: on a busy machine the first call of a path can outlast a short warm-up window.
   loadgen -m "$model" --encoding binary --concurrency 8 --duration 4 --warmup 0 >/dev/null || true
-  loadgen -m "$model" --encoding json --concurrency 1 --duration 2 --warmup 0 >/dev/null || true
-  loadgen -m "$model" --protocol grpc --concurrency 1 --duration 2 --warmup 0 >/dev/null || true
+  if [[ " $PARTS " == *" overhead "* && ( $mode == off || $mode == wc ) ]]; then
+    loadgen -m "$model" --encoding json --concurrency 1 --duration 2 --warmup 0 >/dev/null || true
+    loadgen -m "$model" --protocol grpc --concurrency 1 --duration 2 --warmup 0 >/dev/null || true
+  fi
 done
 
-# 1. Batching on vs off, interleaved per concurrency level so machine-load drift hits both alike.
-if [[ " $PARTS " == *" batching "* ]]; then for c in 1 8 32 128; do
-  for mode in off on on8; do
-    case $mode in off) model=skab-pump-unbatched ;; on) model=skab-pump ;; on8) model=skab-pump-batch8 ;; esac
-    echo "batching $mode, concurrency $c" >&2
-    load_sample "batching-$mode-c$c"
-    loadgen -m "$model" --encoding binary --concurrency "$c" --duration "$DURATION" --warmup "$WARMUP" \
-      >"$RESULTS/batching-$mode-c$c.json"
-  done
-done; fi
-
-# Per-batch-size compute of the engine over the whole sweep (the stats endpoint's batch_stats).
+# 1. Batching policies, interleaved: each concurrency level runs every mode back to back, and each round starts with
+#    the next mode, so machine-load drift and position in the sequence hit every mode alike.
 if [[ " $PARTS " == *" batching "* ]]; then
-stats skab-pump >"$RESULTS/batching-on.stats.json"
-stats skab-pump-unbatched >"$RESULTS/batching-off.stats.json"
-stats skab-pump-batch8 >"$RESULTS/batching-on8.stats.json"
+  for round in $(seq 1 "$ROUNDS"); do
+    for c in $CONCURRENCY; do
+      for i in "${!MODES[@]}"; do
+        mode=${MODES[$(( (i + round - 1) % ${#MODES[@]} ))]}
+        echo "batching round $round, $mode, concurrency $c" >&2
+        load_sample "batching-$mode-c$c-r$round"
+        cpu0=$(server_cpu); served0=$(served "${MODEL[$mode]}")
+        loadgen -m "${MODEL[$mode]}" --encoding binary --concurrency "$c" --duration "$DURATION" --warmup "$WARMUP" \
+          >"$RESULTS/batching-$mode-c$c-r$round.json"
+        cpu1=$(server_cpu); served1=$(served "${MODEL[$mode]}")
+        echo "{\"server_cpu_ticks\": $((cpu1 - cpu0)), \"ticks_per_s\": $(getconf CLK_TCK), \"served\": $((served1 - served0))}" \
+          >"$RESULTS/batching-$mode-c$c-r$round.cpu.json"
+      done
+    done
+  done
+  # Per-batch-size compute of the engine over the whole sweep (the stats endpoint's batch_stats).
+  for mode in "${MODES[@]}"; do stats "${MODEL[$mode]}" >"$RESULTS/batching-$mode.stats.json"; done
 fi
 
 # 2. Overhead at concurrency 1: server stats (total, queue, compute) around each run.

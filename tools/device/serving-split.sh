@@ -4,7 +4,8 @@
 # so that the client's own CPU no longer competes with the server's, plus the engine-only cost of one window alone
 # and in batches on the server's cores (the ceiling that batching can reach).
 # SERVER_DEVICE=cuda serves the models from the GPU instead (the CUDA libraries are looked up as gpu-all.sh does) and
-# skips the engine-only CPU benchmark.
+# skips the engine-only CPU benchmark. The batching part compares unbatched serving, the work-conserving policy and
+# Triton's delay policy (run.sh); DURATION, WARMUP, ROUNDS, CONCURRENCY and MODES pass through to it.
 #   CARRY holds server.tar.xz, loadgen.tar.xz and bench.tar.xz (self-contained linux-x64 publishes); results in $OUT.
 set -euo pipefail
 OUT=${OUT:-/tmp/serving-split-out}

@@ -110,7 +110,7 @@ public sealed partial class BatchingInferenceExecutor(TimeProvider time, ILogger
     private DynamicBatcher<BatchItem, ForwardResult> Create(ModelVersion model, string variant)
     {
         var options = ReadOptions(model.Manifest, model.ModelName);
-        Log.BatcherCreated(logger, model.ModelName, model.Version, variant, options.MaxBatchSize, options.MaxQueueDelayMicroseconds, options.MaxQueueSize);
+        Log.BatcherCreated(logger, model.ModelName, model.Version, variant, options.Policy, options.MaxBatchSize, options.MaxQueueDelayMicroseconds, options.MaxQueueSize);
         return new DynamicBatcher<BatchItem, ForwardResult>(
             new ForwardBatchExecutor(time), options, time, metrics, new VariantLabels(model.ModelName, model.Version, variant), logger);
     }
@@ -249,7 +249,7 @@ public sealed partial class BatchingInferenceExecutor(TimeProvider time, ILogger
     private static partial class Log
     {
         [LoggerMessage(EventId = 420, Level = LogLevel.Information,
-            Message = "Batching {Model} version {Version} variant {Variant}: max batch {MaxBatchSize}, queue delay {DelayUs} us, max queue {MaxQueueSize}")]
-        public static partial void BatcherCreated(ILogger logger, string model, string version, string variant, int maxBatchSize, long delayUs, int maxQueueSize);
+            Message = "Batching {Model} version {Version} variant {Variant}: policy {Policy}, max batch {MaxBatchSize}, queue delay {DelayUs} us (delay policy only), max queue {MaxQueueSize}")]
+        public static partial void BatcherCreated(ILogger logger, string model, string version, string variant, string policy, int maxBatchSize, long delayUs, int maxQueueSize);
     }
 }

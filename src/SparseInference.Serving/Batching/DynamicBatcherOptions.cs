@@ -18,18 +18,27 @@ public enum TimeoutAction
 /// </summary>
 public sealed class DynamicBatcherOptions
 {
+    /// <summary>
+    /// When a partial batch goes: <see cref="BatchingPolicies.WorkConserving"/> (default: as soon as a worker is free,
+    /// so batching never adds latency at low load) or <see cref="BatchingPolicies.Delay"/> (Triton's: it waits up to
+    /// <see cref="MaxQueueDelayMicroseconds"/> for batch-mates).
+    /// </summary>
+    public string Policy { get; set; } = BatchingPolicies.WorkConserving;
+
     /// <summary>Largest number of requests executed as one batch. Default 8.</summary>
     public int MaxBatchSize { get; set; } = 8;
 
     /// <summary>
-    /// How long the oldest queued request may wait for batch-mates before a partial batch is sent.
-    /// Default 500 µs: long enough to gather a burst, short next to a CPU forward (milliseconds).
+    /// Delay policy only: how long the oldest queued request may wait for batch-mates before a partial batch is sent.
+    /// Default 500 µs: long enough to gather a burst, short next to a CPU forward (milliseconds). The work-conserving
+    /// policy never holds a batch back while a worker is free, so it has no use for it.
     /// </summary>
     public long MaxQueueDelayMicroseconds { get; set; } = 500;
 
     /// <summary>
-    /// Batch sizes sent as soon as they can be formed, without waiting for the queue delay
-    /// (the largest formable one wins). Empty: only <see cref="MaxBatchSize"/> is sent at once.
+    /// Batch sizes to prefer. Delay policy: sent as soon as they can be formed, without waiting for the queue delay
+    /// (the largest formable one wins); empty, only <see cref="MaxBatchSize"/> is sent at once. Work-conserving policy:
+    /// a batch is trimmed to one only where the rest can start at once on another free worker.
     /// </summary>
     public IList<int> PreferredBatchSizes { get; set; } = [];
 
@@ -68,6 +77,8 @@ public sealed class DynamicBatcherOptions
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
+        if (Policy is null || !BatchingPolicies.All.Contains(Policy))
+            errors.Add($"{nameof(Policy)} must be one of {string.Join(", ", BatchingPolicies.All)}, but was {(Policy is null ? "null" : $"'{Policy}'")}.");
         if (MaxBatchSize < 1)
             errors.Add($"{nameof(MaxBatchSize)} must be at least 1, but was {MaxBatchSize}.");
         if (MaxQueueDelayMicroseconds < 0)

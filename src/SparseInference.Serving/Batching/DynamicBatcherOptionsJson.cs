@@ -5,7 +5,8 @@ namespace SparseInference.Serving.Batching;
 /// <summary>
 /// Reads a model's <c>batching</c> block (serving.json) into <see cref="DynamicBatcherOptions"/>. Keys follow
 /// Triton's <c>dynamic_batching</c> in snake_case; <c>max_queue_delay_ms</c> is accepted beside
-/// <c>max_queue_delay_microseconds</c>. Unknown keys and wrong types are errors naming the key.
+/// <c>max_queue_delay_microseconds</c>, and <c>policy</c> (<c>"work_conserving"</c>, the default, or <c>"delay"</c>)
+/// picks the batching policy. Unknown keys and wrong types are errors naming the key.
 /// </summary>
 public static class DynamicBatcherOptionsJson
 {
@@ -25,6 +26,7 @@ public static class DynamicBatcherOptionsJson
             var value = property.Value;
             switch (property.Name)
             {
+                case "policy": options.Policy = Policy(key, value); break;
                 case "max_batch_size": options.MaxBatchSize = Int(key, value); break;
                 case "max_queue_delay_microseconds": options.MaxQueueDelayMicroseconds = Long(key, value); break;
                 case "max_queue_delay_ms": options.MaxQueueDelayMicroseconds = (long)Math.Round(Number(key, value) * 1000); break;
@@ -42,7 +44,7 @@ public static class DynamicBatcherOptionsJson
                 case "default_queue_policy": ReadQueuePolicy(options, value, key); break;
                 default:
                     throw new FormatException(
-                        $"{key} is not a known batching setting; expected one of max_batch_size, max_queue_delay_microseconds, max_queue_delay_ms, " +
+                        $"{key} is not a known batching setting; expected one of policy, max_batch_size, max_queue_delay_microseconds, max_queue_delay_ms, " +
                         "preferred_batch_size, priority_levels, default_priority_level, workers, max_padding_waste, default_queue_policy.");
             }
         }
@@ -77,6 +79,14 @@ public static class DynamicBatcherOptionsJson
                         $"{key} is not a known queue policy setting; expected one of max_queue_size, default_timeout_microseconds, timeout_action, allow_timeout_override.");
             }
         }
+    }
+
+    private static string Policy(string key, JsonElement value)
+    {
+        var name = value.ValueKind == JsonValueKind.String ? value.GetString()!.ToLowerInvariant() : null;
+        return name is not null && BatchingPolicies.All.Contains(name)
+            ? name
+            : throw new FormatException($"{key} must be one of {string.Join(", ", BatchingPolicies.All.Select(p => $"\"{p}\""))}, but was {value.GetRawText()}.");
     }
 
     private static int Int(string key, JsonElement value) =>

@@ -76,6 +76,37 @@ public sealed class BatchedServingTests(ServerFixture server)
     }
 
     [Fact]
+    public async Task Infer_DefaultPolicyWithAQueueDelayConfigured_LoneRequestsAreNotHeldForIt()
+    {
+        const string name = ServerFixture.ThrottledName;
+        // Two seconds of queue delay would hold every lone request that long under the delay policy.
+        var config = """{"batching":{"max_batch_size":8,"max_queue_delay_microseconds":2000000}}""";
+        var load = new StringContent("{\"parameters\":{\"config\":" + System.Text.Json.JsonSerializer.Serialize(config) + "}}", Encoding.UTF8, "application/json");
+        Assert.Equal(HttpStatusCode.OK, (await server.Rest.PostAsync($"/v2/repository/models/{name}/load", load)).StatusCode);
+        try
+        {
+            var values = SensorWindows.Make(1, 64, ServerFixture.Channels);
+            var started = DateTime.UtcNow;
+            for (var i = 0; i < 3; i++)
+            {
+                var reply = await InferClient.InferAsync(server.Rest, name, values, [1, 64, ServerFixture.Channels]);
+                Assert.Equal(HttpStatusCode.OK, reply.Status);
+            }
+            var elapsed = DateTime.UtcNow - started;
+
+            var queue = (await InferClient.StatsAsync(server.Rest, name))["inference_stats"]!["queue"]!;
+            Assert.Equal(3, queue["count"]!.GetValue<long>());
+            // Generous bounds for a loaded machine; the delay policy would need 6 s and report 2 s of queue per request.
+            Assert.True(elapsed < TimeSpan.FromSeconds(5), $"three lone requests took {elapsed}");
+            Assert.True(queue["ns"]!.GetValue<long>() < 3 * 1_000_000_000L, $"queue time {queue["ns"]} ns for three lone requests");
+        }
+        finally
+        {
+            Assert.Equal(HttpStatusCode.OK, (await server.Rest.PostAsync($"/v2/repository/models/{name}/load", null)).StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task Infer_TimeoutShorterThanQueueDelay_Returns504AndDeadlineExceededWithoutExecuting()
     {
         var values = SensorWindows.Make(1, 8, C);

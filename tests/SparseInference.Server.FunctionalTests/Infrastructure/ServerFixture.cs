@@ -23,7 +23,7 @@ public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
     public const string ClassifierName = "classifier";
     public const int MaxGrpcMessageBytes = 1 << 20;
 
-    /// <summary>A small model whose queue waits long enough (100 ms) for concurrent requests to meet in one batch.</summary>
+    /// <summary>A small model on the delay policy, whose queue waits long enough (100 ms) for concurrent requests to meet in one batch.</summary>
     public const string BatchedName = "batched";
     public const int BatchedChannels = 3;
 
@@ -39,7 +39,7 @@ public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
             { "name": "dense", "pattern": "dense", "sparsity": 0.0 },
             { "name": "window-0.5", "pattern": "window", "sparsity": 0.5 }
           ],
-          "batching": { "max_batch_size": 16, "max_queue_delay_ms": 100 }
+          "batching": { "policy": "delay", "max_batch_size": 16, "max_queue_delay_ms": 100 }
         }
         """;
 

@@ -46,7 +46,7 @@ public sealed class BatchingInferenceExecutorTests : IDisposable
     public async Task ExecuteAsync_ConcurrentRequests_RunAsOneBatchEachGettingItsOwnOutput()
     {
         _temp.AddVersion("m", "1", channels: 2, maxSeqLen: 8, threshold: 0.1)
-            .WithServing("m", """{"batching":{"max_batch_size":8,"max_queue_delay_ms":300}}""");
+            .WithServing("m", """{"batching":{"policy":"delay","max_batch_size":8,"max_queue_delay_ms":300}}""");
         using var repository = _temp.Open();
         repository.LoadAll();
         var model = repository.Resolve("m", null);

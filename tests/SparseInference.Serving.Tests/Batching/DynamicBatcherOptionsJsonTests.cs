@@ -13,6 +13,7 @@ public sealed class DynamicBatcherOptionsJsonTests
     {
         var options = Read("""
             {
+              "policy": "delay",
               "max_batch_size": 16,
               "max_queue_delay_microseconds": 750,
               "preferred_batch_size": [4, 8],
@@ -24,6 +25,7 @@ public sealed class DynamicBatcherOptionsJsonTests
             }
             """);
 
+        Assert.Equal(BatchingPolicies.Delay, options.Policy);
         Assert.Equal(16, options.MaxBatchSize);
         Assert.Equal(750, options.MaxQueueDelayMicroseconds);
         Assert.Equal([4, 8], options.PreferredBatchSizes);
@@ -51,6 +53,17 @@ public sealed class DynamicBatcherOptionsJsonTests
         var options = DynamicBatcherOptionsJson.Read(null);
         Assert.Equal(new DynamicBatcherOptions().MaxBatchSize, options.MaxBatchSize);
         Assert.Equal(new DynamicBatcherOptions().MaxQueueSize, options.MaxQueueSize);
+        Assert.Equal(BatchingPolicies.WorkConserving, options.Policy);
+    }
+
+    [Theory]
+    [InlineData("\"work_conserving\"", BatchingPolicies.WorkConserving)]
+    [InlineData("\"DELAY\"", BatchingPolicies.Delay)]
+    public void Read_Policy_SelectsIt(string value, string expected)
+    {
+        var options = Read($$"""{ "policy": {{value}}, "max_queue_delay_microseconds": 300 }""");
+        Assert.Equal(expected, options.Policy);
+        Assert.Equal(300, options.MaxQueueDelayMicroseconds);
     }
 
     [Theory]
@@ -58,6 +71,8 @@ public sealed class DynamicBatcherOptionsJsonTests
     [InlineData("""{ "max_batch_sise": 8 }""", "batching.max_batch_sise is not a known batching setting")]
     [InlineData("""{ "default_queue_policy": { "timeout_action": "DROP" } }""", "batching.default_queue_policy.timeout_action must be \"REJECT\" or \"DELAY\", but was \"DROP\".")]
     [InlineData("""{ "preferred_batch_size": [2, 2.5] }""", "batching.preferred_batch_size[1] must be an integer, but was 2.5.")]
+    [InlineData("""{ "policy": "eager" }""", "batching.policy must be one of \"work_conserving\", \"delay\", but was \"eager\".")]
+    [InlineData("""{ "policy": 1 }""", "batching.policy must be one of \"work_conserving\", \"delay\", but was 1.")]
     public void Read_BadEntry_ThrowsNamingTheKey(string json, string message)
     {
         var ex = Assert.Throws<FormatException>(() => Read(json));

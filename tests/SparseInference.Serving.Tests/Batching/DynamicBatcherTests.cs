@@ -34,14 +34,160 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     private Task SettledAsync(DynamicBatcher<Work, string> batcher) =>
         Eventually.TrueAsync(() => batcher.IsIdle, "the scheduler is idle");
 
+    /// <summary>Sends a request that the gated executor holds, so that the only worker is busy; returns its task.</summary>
+    private static async Task<Task<string>> OccupyTheWorkerAsync(TestExecutor executor, DynamicBatcher<Work, string> batcher)
+    {
+        var blocker = batcher.EnqueueAsync(new Work("blocker"));
+        await executor.WaitForBatchesAsync(1);
+        return blocker;
+    }
+
     private static async Task FinishedAsync(DynamicBatcher<Work, string> batcher, int batches) =>
         await Eventually.TrueAsync(() => batcher.FinishedBatches >= batches, $"{batches} batches have finished");
+
+    [Fact]
+    public async Task EnqueueAsync_DefaultPolicyLoneRequest_RunsAtOnceWithTheClockStandingStill()
+    {
+        var executor = new TestExecutor();
+        // A queue delay configured under the default policy is not waited for.
+        var batcher = Create(executor, o => o.MaxQueueDelayMicroseconds = 10_000_000);
+
+        var result = await Eventually.CompletesAsync(batcher.SubmitAsync(new Work("a")), "a lone request runs with the clock standing still");
+
+        Assert.Equal(new BatchResult<string>("done:a", TimeSpan.Zero, TimeSpan.Zero, 1), result);
+        Assert.Equal([["a"]], executor.Batches);
+        Assert.Equal(0, _clock.GetTimestamp());
+    }
+
+    [Fact]
+    public async Task EnqueueAsync_DefaultPolicyRequestsArrivingWhileBusy_GoTogetherAtTheNextFreeWorker()
+    {
+        var executor = new TestExecutor { Gated = true };
+        var batcher = Create(executor, o => o.MaxBatchSize = 4);
+
+        var first = batcher.SubmitAsync(new Work("first"));
+        await executor.WaitForBatchesAsync(1);
+        var waiting = new List<Task<BatchResult<string>>>();
+        foreach (var name in new[] { "b", "c", "d", "e", "f" })
+        {
+            _clock.AdvanceMicroseconds(100);
+            waiting.Add(batcher.SubmitAsync(new Work(name)));
+        }
+        await SettledAsync(batcher);
+        Assert.Single(executor.Batches);
+
+        await executor.ReleaseOneAsync();
+        await executor.WaitForBatchesAsync(2);
+        Assert.Equal(["b", "c", "d", "e"], executor.Batches[1]);
+        await executor.ReleaseOneAsync();
+        await executor.WaitForBatchesAsync(3);
+        Assert.Equal(["f"], executor.Batches[2]);
+        await executor.ReleaseOneAsync();
+
+        var results = await Eventually.CompletesAsync(Task.WhenAll(waiting.Prepend(first)), "every request completes");
+        // Queue time is the wait for the busy worker: "b" came 100 µs after "first" and left at 500 µs.
+        Assert.Equal(TimeSpan.FromMicroseconds(400), results[1].QueueTime);
+        Assert.Equal(4, results[1].BatchSize);
+        Assert.Equal(TimeSpan.Zero, results[5].QueueTime);
+        Assert.Equal(3, batcher.Statistics.ExecutionCount);
+        Assert.Equal(6, batcher.Statistics.InferenceCount);
+    }
+
+    [Fact]
+    public async Task EnqueueAsync_DefaultPolicyTwoWorkers_SecondRequestTakesTheIdleWorkerAtOnce()
+    {
+        var executor = new TestExecutor { Gated = true };
+        var batcher = Create(executor, o => o.Workers = 2);
+
+        var a = batcher.EnqueueAsync(new Work("a"));
+        await executor.WaitForBatchesAsync(1);
+        var b = batcher.EnqueueAsync(new Work("b"));
+        await executor.WaitForBatchesAsync(2);
+        var c = batcher.EnqueueAsync(new Work("c"));
+        var d = batcher.EnqueueAsync(new Work("d"));
+        await SettledAsync(batcher);
+        Assert.Equal(2, executor.Batches.Count);
+
+        await executor.ReleaseOneAsync();
+        await executor.WaitForBatchesAsync(3);
+        Assert.Equal(["c", "d"], executor.Batches[2]);
+        executor.Open();
+        await Eventually.CompletesAsync(Task.WhenAll(a, b, c, d), "every request completes");
+        Assert.Equal(0, _clock.GetTimestamp());
+    }
+
+    [Fact]
+    public async Task EnqueueAsync_DefaultPolicyTimeoutPassesBehindABusyWorker_RejectedWithoutReachingExecutor()
+    {
+        var executor = new TestExecutor { Gated = true };
+        var batcher = Create(executor);
+        var blocker = await OccupyTheWorkerAsync(executor, batcher);
+
+        var expiring = batcher.EnqueueAsync(new Work("late"), new BatchRequestOptions(TimeoutMicroseconds: 500));
+        var patient = batcher.EnqueueAsync(new Work("patient"));
+        _clock.AdvanceMicroseconds(499);
+        await SettledAsync(batcher);
+        Assert.False(expiring.IsCompleted);
+
+        _clock.AdvanceMicroseconds(1);
+        await Assert.ThrowsAsync<DeadlineExceededException>(() => Eventually.CompletesAsync(expiring, "the request expires"));
+        Assert.Equal(1, batcher.QueueDepth);
+
+        await executor.ReleaseOneAsync();
+        await executor.WaitForBatchesAsync(2);
+        await executor.ReleaseOneAsync();
+        await Eventually.CompletesAsync(Task.WhenAll(blocker, patient), "the other requests run");
+        Assert.Equal([["blocker"], ["patient"]], executor.Batches);
+        Assert.Equal(1, batcher.Statistics.RejectedDeadline);
+    }
+
+    [Fact]
+    public async Task EnqueueAsync_DefaultPolicyCancelledBehindABusyWorker_NeverReachesExecutor()
+    {
+        var executor = new TestExecutor { Gated = true };
+        var batcher = Create(executor);
+        using var cts = new CancellationTokenSource();
+        var blocker = await OccupyTheWorkerAsync(executor, batcher);
+
+        var cancelled = batcher.EnqueueAsync(new Work("gone"), cancellationToken: cts.Token);
+        var kept = batcher.EnqueueAsync(new Work("kept"));
+        await SettledAsync(batcher);
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+        Assert.Equal(1, batcher.QueueDepth);
+
+        executor.Open();
+        await Eventually.CompletesAsync(Task.WhenAll(blocker, kept), "the other requests run");
+        Assert.Equal([["blocker"], ["kept"]], executor.Batches);
+        Assert.Equal(1, batcher.Statistics.Cancelled);
+    }
+
+    [Fact]
+    public async Task DisposeAsync_DefaultPolicyRequestsBehindABusyWorker_RunsThemBeforeStopping()
+    {
+        var executor = new TestExecutor { Gated = true };
+        var batcher = Create(executor);
+        var blocker = await OccupyTheWorkerAsync(executor, batcher);
+        var queued = batcher.EnqueueAsync(new Work("queued"));
+        await SettledAsync(batcher);
+
+        var disposing = batcher.DisposeAsync().AsTask();
+        executor.Open();
+        await Eventually.CompletesAsync(disposing.ContinueWith(_ => true), "the batcher stops");
+
+        Assert.Equal("done:queued", await queued);
+        Assert.Equal("done:blocker", await blocker);
+    }
 
     [Fact]
     public async Task EnqueueAsync_FullBatch_DispatchesWithoutWaitingForDelay()
     {
         var executor = new TestExecutor();
-        var batcher = Create(executor, o => o.MaxQueueDelayMicroseconds = 10_000_000);
+        var batcher = Create(executor, o =>
+        {
+            o.Policy = BatchingPolicies.Delay;
+            o.MaxQueueDelayMicroseconds = 10_000_000;
+        });
 
         var tasks = Enumerable.Range(0, 4).Select(i => batcher.EnqueueAsync(new Work($"r{i}"))).ToArray();
         var results = await Eventually.CompletesAsync(Task.WhenAll(tasks), "a full batch completes with the clock standing still");
@@ -56,7 +202,11 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     public async Task EnqueueAsync_PartialBatch_DispatchesExactlyAtMaxQueueDelay()
     {
         var executor = new TestExecutor();
-        var batcher = Create(executor, o => o.MaxQueueDelayMicroseconds = 1000);
+        var batcher = Create(executor, o =>
+        {
+            o.Policy = BatchingPolicies.Delay;
+            o.MaxQueueDelayMicroseconds = 1000;
+        });
 
         var a = batcher.EnqueueAsync(new Work("a"));
         _clock.AdvanceMicroseconds(200);
@@ -77,7 +227,11 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     public async Task EnqueueAsync_ClockMovesWhileTheTimerIsArmed_BatchIsStillSentAtTheDelay()
     {
         var executor = new TestExecutor();
-        var batcher = Create(executor, o => o.MaxQueueDelayMicroseconds = 1000);
+        var batcher = Create(executor, o =>
+        {
+            o.Policy = BatchingPolicies.Delay;
+            o.MaxQueueDelayMicroseconds = 1000;
+        });
         await SettledAsync(batcher);
         // The scheduler thread is descheduled for 400 µs between reading the clock and arming its timer, once.
         var descheduled = 0;
@@ -104,7 +258,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         // every lone request must still go out.
         var executor = new TestExecutor();
         // 1000 µs is exactly one timer millisecond: the case that used to strand a request.
-        var options = new DynamicBatcherOptions { MaxBatchSize = 16, MaxQueueDelayMicroseconds = 1000 };
+        var options = new DynamicBatcherOptions { Policy = BatchingPolicies.Delay, MaxBatchSize = 16, MaxQueueDelayMicroseconds = 1000 };
         await using var batcher = new DynamicBatcher<Work, string>(executor, options, TimeProvider.System);
 
         for (var i = 0; i < 30; i++)
@@ -122,6 +276,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var executor = new TestExecutor { Gated = true };
         var batcher = Create(executor, o =>
         {
+            o.Policy = BatchingPolicies.Delay;
             o.MaxBatchSize = 8;
             o.PreferredBatchSizes = [2, 4];
             o.MaxQueueDelayMicroseconds = 1000;
@@ -205,6 +360,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         // A batch can never fill (MaxBatchSize > MaxQueueSize) and the clock stands still, so nothing leaves the queue.
         var batcher = Create(executor, o =>
         {
+            o.Policy = BatchingPolicies.Delay;
             o.MaxQueueSize = 10;
             o.MaxBatchSize = 32;
             o.MaxQueueDelayMicroseconds = 1000;
@@ -295,7 +451,11 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     public async Task EnqueueAsync_ClientTimeoutPassesWhileQueued_NeverReachesExecutor()
     {
         var executor = new TestExecutor();
-        var batcher = Create(executor, o => o.MaxQueueDelayMicroseconds = 1000);
+        var batcher = Create(executor, o =>
+        {
+            o.Policy = BatchingPolicies.Delay;
+            o.MaxQueueDelayMicroseconds = 1000;
+        });
 
         var expiring = batcher.EnqueueAsync(new Work("late"), new BatchRequestOptions(TimeoutMicroseconds: 500));
         var patient = batcher.EnqueueAsync(new Work("patient"));
@@ -321,6 +481,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var executor = new TestExecutor();
         var batcher = Create(executor, o =>
         {
+            o.Policy = BatchingPolicies.Delay;
             o.DefaultTimeoutMicroseconds = 300;
             o.MaxQueueDelayMicroseconds = 1000;
         });
@@ -340,6 +501,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var executor = new TestExecutor { Gated = true };
         var batcher = Create(executor, o =>
         {
+            o.Policy = BatchingPolicies.Delay;
             o.MaxBatchSize = 2;
             o.MaxQueueDelayMicroseconds = 100;
             o.TimeoutAction = TimeoutAction.Delay;
@@ -375,7 +537,11 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     public async Task EnqueueAsync_CancelledWhileQueued_NeverReachesExecutor()
     {
         var executor = new TestExecutor();
-        var batcher = Create(executor, o => o.MaxQueueDelayMicroseconds = 1000);
+        var batcher = Create(executor, o =>
+        {
+            o.Policy = BatchingPolicies.Delay;
+            o.MaxQueueDelayMicroseconds = 1000;
+        });
         using var cts = new CancellationTokenSource();
 
         var cancelled = batcher.EnqueueAsync(new Work("gone"), cancellationToken: cts.Token);
@@ -407,7 +573,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     public async Task ExecuteAsync_PoisonedRequestInBatch_FailsAloneAndBatchMatesSucceed()
     {
         var executor = new TestExecutor { Poisoned = ["bad"] };
-        var batcher = Create(executor);
+        var batcher = Create(executor, o => o.Policy = BatchingPolicies.Delay);
 
         var tasks = new[] { "a", "bad", "c", "d" }.Select(id => batcher.EnqueueAsync(new Work(id))).ToArray();
         await Eventually.TrueAsync(() => tasks.All(t => t.IsCompleted), "every request has an outcome");
@@ -428,6 +594,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var executor = new TestExecutor();
         var batcher = Create(executor, o =>
         {
+            o.Policy = BatchingPolicies.Delay;
             o.MaxBatchSize = 4;
             o.MaxPaddingWaste = 0.25;
             o.MaxQueueDelayMicroseconds = 1000;
@@ -454,7 +621,11 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     public async Task DisposeAsync_WithQueuedRequests_SendsThemWithoutWaitingForDelay()
     {
         var executor = new TestExecutor();
-        var batcher = Create(executor, o => o.MaxQueueDelayMicroseconds = 10_000_000);
+        var batcher = Create(executor, o =>
+        {
+            o.Policy = BatchingPolicies.Delay;
+            o.MaxQueueDelayMicroseconds = 10_000_000;
+        });
         var request = batcher.EnqueueAsync(new Work("a"));
 
         await batcher.DisposeAsync();
@@ -467,7 +638,11 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     public async Task Statistics_AfterBatch_ReportsQueueTimeAndCounts()
     {
         var executor = new TestExecutor();
-        var batcher = Create(executor, o => o.MaxQueueDelayMicroseconds = 1000);
+        var batcher = Create(executor, o =>
+        {
+            o.Policy = BatchingPolicies.Delay;
+            o.MaxQueueDelayMicroseconds = 1000;
+        });
 
         var a = batcher.EnqueueAsync(new Work("a"));
         var b = batcher.EnqueueAsync(new Work("b"));
@@ -487,7 +662,11 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     public async Task SubmitAsync_Batch_ReportsQueueTimeComputeTimeAndBatchSize()
     {
         var executor = new TestExecutor { OnExecute = () => _clock.AdvanceMicroseconds(300) };
-        var batcher = Create(executor, o => o.MaxQueueDelayMicroseconds = 1000);
+        var batcher = Create(executor, o =>
+        {
+            o.Policy = BatchingPolicies.Delay;
+            o.MaxQueueDelayMicroseconds = 1000;
+        });
 
         var first = batcher.SubmitAsync(new Work("a"));
         _clock.AdvanceMicroseconds(400);
@@ -509,6 +688,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
         var executor = new TestExecutor();
         var batcher = Create(executor, o =>
         {
+            o.Policy = BatchingPolicies.Delay;
             o.MaxBatchSize = 4;
             o.MaxQueueDelayMicroseconds = 1000;
         });
@@ -550,6 +730,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
     {
         var options = new DynamicBatcherOptions
         {
+            Policy = "triton",
             MaxBatchSize = 0,
             PreferredBatchSizes = [5],
             PriorityLevels = 2,
@@ -561,6 +742,7 @@ public sealed class DynamicBatcherTests : IAsyncLifetime
 
         var ex = Assert.Throws<OptionsValidationException>(() => new DynamicBatcher<Work, string>(new TestExecutor(), options, _clock));
 
+        Assert.Contains(ex.Failures, f => f.Contains("Policy must be one of work_conserving, delay, but was 'triton'"));
         Assert.Contains(ex.Failures, f => f.Contains("MaxBatchSize must be at least 1, but was 0"));
         Assert.Contains(ex.Failures, f => f.Contains("PreferredBatchSizes") && f.Contains("5"));
         Assert.Contains(ex.Failures, f => f.Contains("DefaultPriorityLevel") && f.Contains("was 3"));

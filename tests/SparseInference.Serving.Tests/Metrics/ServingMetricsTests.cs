@@ -98,11 +98,11 @@ public sealed class ServingMetricsTests : IDisposable
     }
 
     [Fact]
-    public async Task DynamicBatcher_WithMetrics_RecordsQueueBatchAndRejectionSeries()
+    public async Task DynamicBatcher_DelayPolicyWithMetrics_RecordsQueueBatchAndRejectionSeries()
     {
         var clock = new ManualTimeProvider();
         var executor = new TestExecutor();
-        var options = new DynamicBatcherOptions { MaxBatchSize = 4, MaxQueueSize = 3, MaxQueueDelayMicroseconds = 1000 };
+        var options = new DynamicBatcherOptions { Policy = BatchingPolicies.Delay, MaxBatchSize = 4, MaxQueueSize = 3, MaxQueueDelayMicroseconds = 1000 };
         var batcher = new DynamicBatcher<Work, string>(executor, options, clock, _metrics, Sparse);
         try
         {
@@ -116,17 +116,55 @@ public sealed class ServingMetricsTests : IDisposable
             clock.AdvanceMicroseconds(750);
             await Eventually.CompletesAsync(Task.WhenAll(tasks), "the batch completes");
 
-            var parsed = PrometheusText.Parse(await _collector.CollectAsync());
-            Assert.Equal(0, parsed.Value("sparseinference_queue_depth", ("variant", "bigbird-0.9")));
-            Assert.Equal(1, parsed.Value("sparseinference_batch_size_count", ("variant", "bigbird-0.9")));
-            Assert.Equal(3, parsed.Value("sparseinference_batch_size_sum", ("variant", "bigbird-0.9")));
-            Assert.Equal(1 - 24d / 30, parsed.Value("sparseinference_batch_padding_waste_sum", ("variant", "bigbird-0.9")), 12);
-            Assert.Equal(3 * 0.001, parsed.Value("sparseinference_queue_duration_seconds_sum", ("variant", "bigbird-0.9")), 12);
-            Assert.Equal(1, parsed.Value("sparseinference_rejections_total", ("variant", "bigbird-0.9"), ("reason", "queue_full")));
+            await AssertBatcherSeriesAsync(batches: 1, sequences: 3, queueSeconds: 3 * 0.001);
         }
         finally
         {
             await batcher.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task DynamicBatcher_WorkConservingWithMetrics_RecordsQueueBatchAndRejectionSeries()
+    {
+        var clock = new ManualTimeProvider();
+        var executor = new TestExecutor { Gated = true };
+        var options = new DynamicBatcherOptions { MaxBatchSize = 4, MaxQueueSize = 3 };
+        var batcher = new DynamicBatcher<Work, string>(executor, options, clock, _metrics, Sparse);
+        try
+        {
+            // The first request runs at once and holds the only worker; the next three wait for it.
+            var blocker = batcher.EnqueueAsync(new Work("blocker", 10));
+            await executor.WaitForBatchesAsync(1);
+            var tasks = new[] { batcher.EnqueueAsync(new Work("a", 10)), batcher.EnqueueAsync(new Work("b", 6)), batcher.EnqueueAsync(new Work("c", 8)) };
+            Assert.Throws<QueueFullException>(() => { _ = batcher.EnqueueAsync(new Work("d")); });
+            var queued = PrometheusText.Parse(await _collector.CollectAsync());
+            Assert.Equal(3, queued.Value("sparseinference_queue_depth", ("variant", "bigbird-0.9")));
+
+            clock.AdvanceMicroseconds(250);
+            await Eventually.TrueAsync(() => batcher.IsIdle, "the scheduler is idle");
+            executor.Open();
+            await Eventually.CompletesAsync(Task.WhenAll(tasks.Append(blocker)), "both batches complete");
+
+            // The blocker did not wait; the three waited 250 µs for the worker.
+            await AssertBatcherSeriesAsync(batches: 2, sequences: 4, queueSeconds: 3 * 0.00025);
+        }
+        finally
+        {
+            executor.Open();
+            await batcher.DisposeAsync();
+        }
+    }
+
+    /// <summary>After the batches of a, b, c (lengths 10, 6, 8, one batch) and one request refused for a full queue.</summary>
+    private async Task AssertBatcherSeriesAsync(int batches, int sequences, double queueSeconds)
+    {
+        var parsed = PrometheusText.Parse(await _collector.CollectAsync());
+        Assert.Equal(0, parsed.Value("sparseinference_queue_depth", ("variant", "bigbird-0.9")));
+        Assert.Equal(batches, parsed.Value("sparseinference_batch_size_count", ("variant", "bigbird-0.9")));
+        Assert.Equal(sequences, parsed.Value("sparseinference_batch_size_sum", ("variant", "bigbird-0.9")));
+        Assert.Equal(1 - 24d / 30, parsed.Value("sparseinference_batch_padding_waste_sum", ("variant", "bigbird-0.9")), 12);
+        Assert.Equal(queueSeconds, parsed.Value("sparseinference_queue_duration_seconds_sum", ("variant", "bigbird-0.9")), 12);
+        Assert.Equal(1, parsed.Value("sparseinference_rejections_total", ("variant", "bigbird-0.9"), ("reason", "queue_full")));
     }
 }
