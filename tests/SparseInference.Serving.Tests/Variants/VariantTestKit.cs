@@ -136,7 +136,11 @@ internal static class VariantTestKit
         IDictionary<string, string?>? settings = null,
         Action<IServiceCollection>? configure = null)
     {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings ?? new Dictionary<string, string?>()).Build();
+        // Every provider gets a store of its own: rollout state written by one test never reaches another.
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["SparseInference:State:Directory"] = TempStateDirectory() })
+            .AddInMemoryCollection(settings ?? new Dictionary<string, string?>())
+            .Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging(b => b.SetMinimumLevel(LogLevel.Warning));
@@ -155,6 +159,26 @@ internal static class VariantTestKit
         services.AddSparseInferenceVariants();
         return services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
     }
+
+    private static readonly Lazy<string> StateRoot = new(() =>
+    {
+        var root = Directory.CreateTempSubdirectory("si-state-tests-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (IOException)
+            {
+                // A temp directory left behind is harmless.
+            }
+        };
+        return root;
+    });
+
+    /// <summary>A new empty state directory; all of them go when the test process exits.</summary>
+    public static string TempStateDirectory() => Directory.CreateDirectory(Path.Combine(StateRoot.Value, Guid.NewGuid().ToString("N"))).FullName;
 
     public static (VariantCatalog Catalog, VariantRegistry Registry, SpecEchoModel DefaultModel) Catalog(ServiceProvider provider)
     {
