@@ -190,14 +190,26 @@ public sealed partial class DirectoryStateStore : IStateStore, IDisposable
     {
         var directory = Path.GetDirectoryName(path)!;
         var lockPath = Path.Combine(directory, $".{Path.GetFileName(path)}.lock");
+        try
+        {
+            Directory.CreateDirectory(directory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new StateStoreException($"state document {id}: cannot create '{directory}': {ex.Message}", ex);
+        }
+
         var started = _time.GetTimestamp();
         var wait = TimeSpan.FromMilliseconds(2);
         while (true)
         {
             try
             {
-                Directory.CreateDirectory(directory);
                 return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (Exception ex) when (ex is UnauthorizedAccessException or DirectoryNotFoundException)
+            {
+                throw new StateStoreException($"state document {id}: cannot open the lock file '{lockPath}': {ex.Message}", ex);
             }
             catch (IOException ex)
             {
@@ -206,10 +218,6 @@ public sealed partial class DirectoryStateStore : IStateStore, IDisposable
                 {
                     throw new StateStoreException($"state document {id}: another writer held '{lockPath}' for more than {_lockTimeout.TotalSeconds:0.###} s: {ex.Message}", ex);
                 }
-            }
-            catch (UnauthorizedAccessException ex)
-            {
-                throw new StateStoreException($"state document {id}: cannot open the lock file '{lockPath}': {ex.Message}", ex);
             }
 
             await Task.Delay(wait, _time, cancellationToken).ConfigureAwait(false);

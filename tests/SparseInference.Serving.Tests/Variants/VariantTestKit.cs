@@ -69,6 +69,9 @@ internal sealed class TestModelSource : IVariantModelSource
     /// <summary>When set, loads wait for it to complete.</summary>
     public TaskCompletionSource? HoldLoads { get; set; }
 
+    /// <summary>Directories this source cannot load (present on one replica, absent on another).</summary>
+    public HashSet<string> MissingHere { get; } = [];
+
     /// <summary>Signalled when a load has started.</summary>
     public TaskCompletionSource LoadStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -81,7 +84,7 @@ internal sealed class TestModelSource : IVariantModelSource
             await hold.Task.WaitAsync(cancellationToken);
         }
 
-        if (weightsDirectory.Contains("missing", StringComparison.Ordinal))
+        if (weightsDirectory.Contains("missing", StringComparison.Ordinal) || MissingHere.Contains(weightsDirectory))
         {
             throw new DirectoryNotFoundException($"weights directory '{weightsDirectory}' does not exist");
         }
