@@ -93,6 +93,7 @@ public sealed class ComputeDeviceTests
                 ["SparseInference:ModelRepository"] = Path.Combine(RepositoryPaths.Root, "models"),
                 ["SparseInference:Shutdown:DrainDelaySeconds"] = "0",
                 ["SparseInference:Device"] = device,
+                [TestStateDirectory.Key] = TestStateDirectory.Create(),
             };
             UseKestrel();
         }

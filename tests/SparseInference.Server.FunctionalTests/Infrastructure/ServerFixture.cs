@@ -80,6 +80,9 @@ public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
 
     public string RepositoryRoot { get; }
 
+    /// <summary>The server's rollout state store.</summary>
+    public string StateDirectory { get; } = TestStateDirectory.Create();
+
     /// <summary>The default model's <c>anomaly_threshold</c>, read from its config.json.</summary>
     public double AnomalyThreshold { get; }
     public int RestPort { get; }
@@ -108,6 +111,7 @@ public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
             ["SparseInference:Shutdown:DrainDelaySeconds"] = "0",
             ["SparseInference:Limits:MaxGrpcMessageBytes"] = MaxGrpcMessageBytes.ToString(),
             ["SparseInference:Admin:Token"] = AdminToken,
+            [TestStateDirectory.Key] = StateDirectory,
         };
         AddSettings(settings);
         builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(settings));

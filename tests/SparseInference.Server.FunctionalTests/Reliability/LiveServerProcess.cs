@@ -92,6 +92,7 @@ internal sealed class LiveServerProcess : IDisposable
         start.Environment["SparseInference__Ports__Metrics"] = ports[2].ToString(CultureInfo.InvariantCulture);
         start.Environment["SparseInference__Ports__Admin"] = ports[3].ToString(CultureInfo.InvariantCulture);
         start.Environment["SparseInference__ModelRepository"] = repository;
+        start.Environment["SparseInference__State__Directory"] = TestStateDirectory.Create();
         foreach (var (name, value) in settings ?? new Dictionary<string, string>())
         {
             start.Environment[name] = value;

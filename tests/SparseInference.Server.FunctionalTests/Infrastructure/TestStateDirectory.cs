@@ -1,0 +1,29 @@
+namespace SparseInference.Server.FunctionalTests.Infrastructure;
+
+/// <summary>
+/// A state store directory of its own for each test server, so rollout state written by one server never reaches
+/// another (nor the server project's content root); all of them go when the test process exits.
+/// </summary>
+public static class TestStateDirectory
+{
+    private static readonly Lazy<string> Root = new(() =>
+    {
+        var root = Directory.CreateTempSubdirectory("si-functional-state-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (IOException)
+            {
+                // A temp directory left behind is harmless.
+            }
+        };
+        return root;
+    });
+
+    public const string Key = "SparseInference:State:Directory";
+
+    public static string Create() => Directory.CreateDirectory(Path.Combine(Root.Value, Guid.NewGuid().ToString("N"))).FullName;
+}
