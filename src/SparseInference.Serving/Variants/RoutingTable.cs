@@ -72,7 +72,10 @@ public sealed class RoutingTable
         return _splitVariants[^1];
     }
 
-    /// <summary>Variants that this split gives more traffic than the previous one did, plus the shadow candidate.</summary>
+    /// <summary>
+    /// Variants that this split gives more traffic than the previous one did (unless a rollback restored it), plus
+    /// the shadow candidate.
+    /// </summary>
     public IReadOnlyCollection<string> Candidates()
     {
         var result = new HashSet<string>(StringComparer.Ordinal);
@@ -81,7 +84,7 @@ public sealed class RoutingTable
             result.Add(Shadow.Name);
         }
 
-        if (!History.IsEmpty)
+        if (!History.IsEmpty && !Rollout.RolledBack)
         {
             var previous = History[0];
             foreach (var w in Split.Weights)

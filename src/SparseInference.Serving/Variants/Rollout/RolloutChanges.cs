@@ -78,7 +78,7 @@ internal static class RolloutChanges
             history = history.RemoveAt(history.Count - 1);
         }
 
-        return new(VariantChangeStatus.Applied, state with { Split = split, History = history });
+        return new(VariantChangeStatus.Applied, state with { Split = split, History = history, RolledBack = false });
     }
 
     /// <summary>Sends 100% of traffic to one variant (and stops shadowing it).</summary>
@@ -108,7 +108,7 @@ internal static class RolloutChanges
             return new(VariantChangeStatus.Conflict, state, $"rollback: the earlier split no longer fits the variants: {string.Join("; ", errors)}");
         }
 
-        return new(VariantChangeStatus.Applied, state with { Split = previous, History = state.History.RemoveAt(0) });
+        return new(VariantChangeStatus.Applied, state with { Split = previous, History = state.History.RemoveAt(0), RolledBack = true });
     }
 
     /// <summary>

@@ -39,6 +39,9 @@ public sealed class RolloutDocument
 
     public GuardrailTripRecord? LastGuardrailTrip { get; set; }
 
+    /// <summary>True when a rollback restored the split (guardrails then judge no variant for having grown); absent otherwise.</summary>
+    public bool? RolledBack { get; set; }
+
     public static RolloutDocument From(string model, RolloutState state) => new()
     {
         Revision = state.Revision,
@@ -51,6 +54,7 @@ public sealed class RolloutDocument
         History = [.. state.History.Select(SplitDocument.From)],
         Guardrails = state.Guardrails is { } g ? GuardrailDocument.From(g) : null,
         LastGuardrailTrip = state.LastGuardrailTrip,
+        RolledBack = state.RolledBack ? true : null,
     };
 
     /// <summary>The state this document describes, or the errors that keep it from being one (each naming field, expected and actual).</summary>
@@ -135,7 +139,8 @@ public sealed class RolloutDocument
             guardrails,
             LastGuardrailTrip,
             UpdatedAt,
-            UpdatedBy);
+            UpdatedBy,
+            RolledBack ?? false);
     }
 }
 

@@ -15,6 +15,10 @@ namespace SparseInference.Serving.Variants.Rollout;
 /// <param name="History">Earlier splits, most recent first; rollback restores the first.</param>
 /// <param name="Guardrails">The model's own guardrail bounds; null: the configured ones.</param>
 /// <param name="LastGuardrailTrip">The latest automatic rollback, on whichever replica it happened.</param>
+/// <param name="RolledBack">
+/// The split was restored by a rollback. Guardrails then judge no variant for having grown: the restored split
+/// is the one that served before, and judging its baseline would roll back through the whole history.
+/// </param>
 public sealed record RolloutState(
     long Revision,
     ImmutableArray<VariantDefinition> Variants,
@@ -24,7 +28,8 @@ public sealed record RolloutState(
     GuardrailSettings? Guardrails = null,
     GuardrailTripRecord? LastGuardrailTrip = null,
     DateTimeOffset? UpdatedAt = null,
-    string? UpdatedBy = null)
+    string? UpdatedBy = null,
+    bool RolledBack = false)
 {
     /// <summary>A model without a document: its manifest's variants, <paramref name="defaultVariant"/> at 100%.</summary>
     public static RolloutState Initial(string defaultVariant) => new(0, [], [], SplitConfig.Single(defaultVariant), []);
