@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Text.Json.Nodes;
+using SparseInference.Deploy.Tests.Infrastructure;
 using Xunit.Abstractions;
 
 namespace SparseInference.Deploy.Tests.Replicas;
@@ -154,6 +155,31 @@ public sealed class FleetRolloutTests(ITestOutputHelper output)
             $"{outcomes.Count(o => o.Outcome.Attempts > 1)} retried, {failed.Count} failed; proxy connections per replica {string.Join("/", proxy.ConnectionsPerBackend)}; {clock.Elapsed.TotalSeconds:F1} s in all");
         Assert.True(failed.Count == 0, $"{failed.Count} of {outcomes.Count} requests failed:\n{string.Join("\n", failed.Take(5).Select(f => $"{f.Key}: {string.Join(" | ", f.Outcome.Failures)}"))}");
         Assert.All(phases.Select((p, i) => p.Requests - (i == 0 ? 0 : phases[i - 1].Requests)), n => Assert.True(n > 0, "the load generator sent nothing during a phase"));
+    }
+
+    /// <summary>tools/rollout/rollout.sh pointed at one replica: each step it takes reaches the other one through the store.</summary>
+    [Fact]
+    public async Task RolloutScript_PointedAtOneReplica_EveryStepReachesEveryReplica()
+    {
+        var options = new ReplicaSetOptions { Environment = new Dictionary<string, string> { ["SparseInference__State__WatchFileSystem"] = "false" } };
+        using var set = await ReplicaSet.StartAsync(2, StartupBudget, options);
+
+        var run = ExternalTool.Run(
+            "bash",
+            [
+                RepositoryLayout.PathOf("tools", "rollout", "rollout.sh"), "--url", $"http://127.0.0.1:{set.Replicas[0].AdminPort}", "--model", ReplicaSet.Model,
+                "--candidate", Window, "--steps", "shadow,10", "--flag-threshold", "0.5", "--guardrails", """{"enabled":true,"maxErrorRate":0.05}""", "--yes",
+            ],
+            environment: new Dictionary<string, string> { ["SPARSEINFERENCE_ADMIN_TOKEN"] = ReplicaSet.AdminToken },
+            timeout: TimeSpan.FromMinutes(1));
+
+        Assert.True(run.ExitCode == 0, run.Describe());
+        // Guardrails, the shadow step and the 10% step: three revisions, each printed as the script wrote it.
+        Assert.Contains("rollout revision 3 in the store", run.StandardOutput, StringComparison.Ordinal);
+        await set.WaitForRevisionAsync(3, set.Replicas, ConvergenceBound);
+        var other = (await set.RolloutAsync(set.Replicas[1]))!["serving"]!;
+        Assert.Equal($$$"""{"weights":{"dense":90,"{{{Window}}}":10},"shadow":{"variant":"{{{Window}}}","percent":100,"flagThreshold":0.5}}""", other["split"]!.ToJsonString());
+        Assert.Equal((true, 0.05), ((bool)other["guardrails"]!["enabled"]!, (double)other["guardrails"]!["maxErrorRate"]!));
     }
 
     private static JsonObject SplitBody(IEnumerable<(string Variant, double Weight)> weights, string experiment) => new()

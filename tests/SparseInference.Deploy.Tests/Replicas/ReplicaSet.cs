@@ -21,7 +21,7 @@ public sealed partial class ReplicaSet : IDisposable
 {
     public const string Model = "skab-pump";
 
-    private const string AdminToken = "replica-set-admin-token-0123456789";
+    public const string AdminToken = "replica-set-admin-token-0123456789";
 
     private static readonly string[] PortNames = ["Rest", "Grpc", "Metrics", "Admin"];
 
