@@ -283,9 +283,10 @@ public sealed partial class VariantRegistry
     {
         var previous = _status.LastError;
         Volatile.Write(ref _status, new RolloutStatus(desiredRevision, Current.Version, new RolloutApplyError(revision, reason, message, now, now + _retryInterval), now));
-        _metrics.RecordApplyFailure(Model, reason);
+        // Counted and logged once per distinct failure, not at every poll that finds it again.
         if (previous?.Revision != revision || previous.Message != message)
         {
+            _metrics.RecordApplyFailure(Model, reason);
             Log.ApplyFailed(_logger, Model, revision, Current.Version, reason, message);
         }
     }
