@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using SparseInference.Server.FunctionalTests.Infrastructure;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Server.FunctionalTests.Hosting;
 

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Server.FunctionalTests.Infrastructure;
 

@@ -163,25 +163,8 @@ internal static class VariantTestKit
         return services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
     }
 
-    private static readonly Lazy<string> StateRoot = new(() =>
-    {
-        var root = Directory.CreateTempSubdirectory("si-state-tests-").FullName;
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            try
-            {
-                Directory.Delete(root, recursive: true);
-            }
-            catch (IOException)
-            {
-                // A temp directory left behind is harmless.
-            }
-        };
-        return root;
-    });
-
     /// <summary>A new empty state directory; all of them go when the test process exits.</summary>
-    public static string TempStateDirectory() => Directory.CreateDirectory(Path.Combine(StateRoot.Value, Guid.NewGuid().ToString("N"))).FullName;
+    public static string TempStateDirectory() => Infrastructure.TestStateDirectory.Create();
 
     public static (VariantCatalog Catalog, VariantRegistry Registry, SpecEchoModel DefaultModel) Catalog(ServiceProvider provider)
     {

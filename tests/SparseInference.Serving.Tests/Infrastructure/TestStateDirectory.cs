@@ -1,8 +1,9 @@
-namespace SparseInference.Server.FunctionalTests.Infrastructure;
+namespace SparseInference.Serving.Tests.Infrastructure;
 
 /// <summary>
-/// A state store directory of its own for each test server, so rollout state written by one server never reaches
-/// another (nor the server project's content root); all of them go when the test process exits.
+/// A state store directory of its own for each test server or service provider, so rollout state written by one
+/// never reaches another (nor the server project's content root); all of them go when the test process exits.
+/// Shared with the functional tests (linked there).
 /// </summary>
 public static class TestStateDirectory
 {
