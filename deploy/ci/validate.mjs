@@ -18,6 +18,7 @@ const kubernetesSchemas = {
   "v1/Secret": "kubernetes-models/_schemas/IoK8sApiCoreV1Secret",
   "v1/Service": "kubernetes-models/_schemas/IoK8sApiCoreV1Service",
   "v1/ServiceAccount": "kubernetes-models/_schemas/IoK8sApiCoreV1ServiceAccount",
+  "v1/PersistentVolumeClaim": "kubernetes-models/_schemas/IoK8sApiCoreV1PersistentVolumeClaim",
   "apps/v1/Deployment": "kubernetes-models/_schemas/IoK8sApiAppsV1Deployment",
   "policy/v1/PodDisruptionBudget": "kubernetes-models/_schemas/IoK8sApiPolicyV1PodDisruptionBudget",
   "autoscaling/v2/HorizontalPodAutoscaler": "kubernetes-models/_schemas/IoK8sApiAutoscalingV2HorizontalPodAutoscaler",

@@ -3,6 +3,11 @@
 #   0% -> shadow -> 10% -> 50% -> 100% (promote)
 # Before each step it prints the shadow comparison (MAE, max error, flag agreement, drops) and asks
 # for confirmation; answering "r" rolls the last step back. Needs bash and curl (jq pretty-prints if present).
+#
+# Every step is written to the model's shared rollout state, so one run drives the whole fleet: point
+# --url at any one replica (or at the admin Service in Kubernetes); every replica converges to each step
+# within one poll interval. After each step the script prints the revision written and where the
+# answering replica stands (desired and served revision).
 set -euo pipefail
 
 usage() {
@@ -18,6 +23,8 @@ Usage: rollout.sh --model NAME --candidate VARIANT [options]
   --weights DIR           with --create: load the candidate from its own weights directory
   --shadow-percent P      share of baseline traffic mirrored to the candidate (default: 100)
   --flag-threshold T      anomaly threshold for flag agreement in the comparison
+  --guardrails JSON       set the model's own guardrail bounds first, for every replica, e.g.
+                          '{"enabled":true,"maxP99LatencyMs":250,"minFlagAgreement":0.98}'
   --steps LIST            comma-separated steps (default: 0,shadow,10,50,100)
   --observe SECONDS       wait this long after each step before showing the comparison (default: 0)
   --yes                   do not ask; run every step
@@ -27,7 +34,7 @@ USAGE
 
 url="${SPARSEINFERENCE_ADMIN_URL:-http://localhost:8003}"
 token="${SPARSEINFERENCE_ADMIN_TOKEN:-}"
-model="" candidate="" baseline="dense" create="" weights="" shadow_percent="100" flag_threshold=""
+model="" candidate="" baseline="dense" create="" weights="" shadow_percent="100" flag_threshold="" guardrails=""
 steps="0,shadow,10,50,100" observe=0 assume_yes=0
 
 while [[ $# -gt 0 ]]; do
@@ -41,6 +48,7 @@ while [[ $# -gt 0 ]]; do
     --weights) weights="$2"; shift 2 ;;
     --shadow-percent) shadow_percent="$2"; shift 2 ;;
     --flag-threshold) flag_threshold="$2"; shift 2 ;;
+    --guardrails) guardrails="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
     --observe) observe="$2"; shift 2 ;;
     --yes|-y) assume_yes=1; shift ;;
@@ -56,6 +64,7 @@ fail() { echo "rollout.sh: $*" >&2; exit 1; }
 [[ "$shadow_percent" =~ ^[0-9]+([.][0-9]+)?$ ]] || fail "--shadow-percent: expected a number in [0, 100], actual '$shadow_percent'"
 [[ -z "$flag_threshold" || "$flag_threshold" =~ ^-?[0-9]+([.][0-9]+)?$ ]] || fail "--flag-threshold: expected a number, actual '$flag_threshold'"
 [[ "$observe" =~ ^[0-9]+$ ]] || fail "--observe: expected whole seconds, actual '$observe'"
+[[ -z "$guardrails" || "$guardrails" == \{*\} ]] || fail "--guardrails: expected a JSON object, actual '$guardrails'"
 
 base="${url%/}/admin/models/${model}"
 
@@ -88,6 +97,17 @@ shadow_json() {
   printf '{"variant":"%s","percent":%s%s}' "$candidate" "$shadow_percent" "$t"
 }
 
+# The fleet's state as the answering replica sees it: the revision in the store and the one it serves.
+show_state() {
+  local state
+  state="$(call GET /rollout)"
+  if command -v jq >/dev/null 2>&1; then
+    jq -r '"rollout revision \(.desiredRevision) in the store; replica \(.replica) serves \(.appliedRevision)" + (if .lastError then " (refused: \(.lastError.message))" else "" end)' <<<"$state"
+  else
+    echo "$state"
+  fi
+}
+
 show_comparison() {
   echo "--- comparison (${model}) ---"
   call GET /comparison | pretty
@@ -102,7 +122,7 @@ confirm() {
     case "$answer" in
       y|Y|yes) return 0 ;;
       n|N|no|"") echo "Stopped; the current split stays in place."; exit 0 ;;
-      r|R|rollback) call POST /rollback | pretty; echo "Rolled back."; exit 0 ;;
+      r|R|rollback) call POST /rollback | pretty; show_state; echo "Rolled back on every replica."; exit 0 ;;
     esac
   done
 }
@@ -116,6 +136,12 @@ if [[ -n "$create" ]]; then
   body+="}"
   echo "=== building ${candidate} (${pattern}, sparsity ${sparsity}) ==="
   call PUT "/variants/${candidate}" "$body" >/dev/null
+fi
+
+if [[ -n "$guardrails" ]]; then
+  echo "=== guardrails of ${model} (every replica) ==="
+  call PUT /guardrails "$guardrails" >/dev/null
+  show_state
 fi
 
 echo "=== variants of ${model} ==="
@@ -143,6 +169,7 @@ for step in "${plan[@]}"; do
   else
     call PUT /split "$body" | pretty
   fi
+  show_state
   if [[ "$observe" -gt 0 ]]; then
     echo "observing for ${observe}s ..."
     sleep "$observe"
@@ -150,4 +177,4 @@ for step in "${plan[@]}"; do
 done
 
 show_comparison
-echo "Rollout of ${candidate} on ${model} finished."
+echo "Rollout of ${candidate} on ${model} finished; every replica follows the shared state."

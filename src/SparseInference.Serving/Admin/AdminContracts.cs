@@ -2,6 +2,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using SparseInference.Serving.Variants.Comparison;
+using SparseInference.Serving.Variants.Rollout;
 
 namespace SparseInference.Serving.Admin;
 
@@ -18,21 +19,6 @@ public sealed class VariantBody
     public string? Weights { get; set; }
 }
 
-/// <summary>PUT /admin/models/{m}/split. Weights are relative (90/10 and 0.9/0.1 are the same split).</summary>
-public sealed class SplitBody
-{
-    public Dictionary<string, double>? Weights { get; set; }
-    public ShadowBody? Shadow { get; set; }
-    public string? Experiment { get; set; }
-}
-
-public sealed class ShadowBody
-{
-    public string? Variant { get; set; }
-    public double? Percent { get; set; }
-    public double? FlagThreshold { get; set; }
-}
-
 public sealed record ErrorBody(string Error);
 
 public sealed record VariantView(string Name, string Pattern, double Sparsity, int BlockSize, int GlobalBlocks, ulong Seed, string? Weights, long Generation, double Share, bool Shadow);
@@ -47,13 +33,30 @@ public sealed record ModelsView(IReadOnlyList<string> Models);
 
 public sealed record ComparisonView(string Model, long TableVersion, IReadOnlyList<ShadowPairSnapshot> Pairs);
 
+/// <summary>
+/// GET /admin/models/{m}/rollout: this replica against the shared state (desired and applied revision, the last
+/// failure to apply) and the state it serves, as its rollout document.
+/// </summary>
+public sealed record RolloutView(
+    string Model,
+    string Replica,
+    string Store,
+    long DesiredRevision,
+    long AppliedRevision,
+    bool Converged,
+    RolloutApplyError? LastError,
+    DateTimeOffset? CheckedAt,
+    RolloutDocument Serving);
+
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
     NumberHandling = JsonNumberHandling.Strict)]
 [JsonSerializable(typeof(VariantBody))]
-[JsonSerializable(typeof(SplitBody))]
+[JsonSerializable(typeof(SplitDocument))]
+[JsonSerializable(typeof(GuardrailDocument))]
+[JsonSerializable(typeof(RolloutView))]
 [JsonSerializable(typeof(ErrorBody))]
 [JsonSerializable(typeof(TableView))]
 [JsonSerializable(typeof(ModelsView))]

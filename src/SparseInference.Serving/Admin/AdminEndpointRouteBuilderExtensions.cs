@@ -1,9 +1,9 @@
-using System.Collections.Immutable;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using SparseInference.Serving.Variants;
 using SparseInference.Serving.Variants.Comparison;
+using SparseInference.Serving.Variants.Guardrails;
 
 namespace SparseInference.Serving.Admin;
 
@@ -13,6 +13,7 @@ public static class AdminEndpointRouteBuilderExtensions
     public const string DefaultWeights = "default";
 
     private const string VariantShape = "{\"pattern\": string, \"sparsity\": number in [0,1), \"blockSize\"?, \"globalBlocks\"?, \"seed\"?, \"weights\"?: directory or \"default\"}";
+    private const string GuardrailShape = "{\"enabled\"?: bool, \"window\"?: \"hh:mm:ss\", \"minSamples\"?, \"maxErrorRate\"?, \"maxP99LatencyMs\"?, \"maxMeanAbsoluteError\"?, \"minFlagAgreement\"?}";
     private const string SplitShape = "{\"weights\": {variant: number}, \"shadow\"?: {\"variant\": string, \"percent\": 0..100, \"flagThreshold\"?: number}, \"experiment\"?: string}";
 
     /// <summary>
@@ -69,30 +70,19 @@ public static class AdminEndpointRouteBuilderExtensions
         admin.MapPut("/models/{model}/split", (string model, HttpRequest request, VariantCatalog catalog) =>
             WithRegistry(catalog, model, async registry =>
             {
-                var (body, error) = await AdminResults.ReadBodyAsync(request, AdminJsonContext.Relaxed.SplitBody, SplitShape).ConfigureAwait(false);
+                var (body, error) = await AdminResults.ReadBodyAsync(request, AdminJsonContext.Relaxed.SplitDocument, SplitShape).ConfigureAwait(false);
                 if (error is not null)
                 {
                     return error;
                 }
 
-                if (body!.Weights is null)
+                var errors = new List<string>();
+                if (body!.ToSplitConfig("", errors, registry.Current.Split.Experiment) is not { } split)
                 {
-                    return AdminResults.Error(StatusCodes.Status400BadRequest, $"weights: expected {{variant: number}}, actual none");
+                    return AdminResults.Error(StatusCodes.Status400BadRequest, string.Join("; ", errors));
                 }
 
-                ShadowConfig? shadow = null;
-                if (body.Shadow is { } s)
-                {
-                    if (s.Variant is null || s.Percent is null)
-                    {
-                        return AdminResults.Error(StatusCodes.Status400BadRequest, $"shadow: expected {{\"variant\", \"percent\"}}, actual variant={s.Variant ?? "none"}, percent={s.Percent?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}");
-                    }
-
-                    shadow = new ShadowConfig(s.Variant, s.Percent.Value, s.FlagThreshold);
-                }
-
-                var split = new SplitConfig(body.Weights.Select(kv => new SplitWeight(kv.Key, kv.Value)).ToImmutableArray(), shadow, body.Experiment ?? registry.Current.Split.Experiment);
-                return AdminResults.FromChange(await registry.SetSplitAsync(split).ConfigureAwait(false));
+                return AdminResults.FromChange(await registry.SetSplitAsync(split, request.HttpContext.RequestAborted).ConfigureAwait(false));
             }));
 
         admin.MapPost("/models/{model}/promote/{variant}", (string model, string variant, VariantCatalog catalog) =>
@@ -100,6 +90,26 @@ public static class AdminEndpointRouteBuilderExtensions
 
         admin.MapPost("/models/{model}/rollback", (string model, VariantCatalog catalog) =>
             WithRegistry(catalog, model, async registry => AdminResults.FromChange(await registry.RollbackAsync("admin request").ConfigureAwait(false))));
+
+        admin.MapGet("/models/{model}/rollout", (string model, VariantCatalog catalog) =>
+            WithRegistry(catalog, model, registry => Task.FromResult(Results.Json(AdminResults.ToRolloutView(registry), AdminJsonContext.Relaxed.RolloutView))));
+
+        admin.MapPut("/models/{model}/guardrails", (string model, HttpRequest request, VariantCatalog catalog, GuardrailMonitor guardrails) =>
+            WithRegistry(catalog, model, async registry =>
+            {
+                var (body, error) = await AdminResults.ReadBodyAsync(request, AdminJsonContext.Relaxed.GuardrailDocument, GuardrailShape).ConfigureAwait(false);
+                if (error is not null)
+                {
+                    return error;
+                }
+
+                // Omitted fields take the bounds that hold now, so the document then carries all of them to every replica.
+                var settings = body!.ToSettings(guardrails.BoundsFor(model));
+                return AdminResults.FromChange(await registry.SetGuardrailsAsync(settings, request.HttpContext.RequestAborted).ConfigureAwait(false));
+            }));
+
+        admin.MapDelete("/models/{model}/guardrails", (string model, HttpRequest request, VariantCatalog catalog) =>
+            WithRegistry(catalog, model, async registry => AdminResults.FromChange(await registry.SetGuardrailsAsync(null, request.HttpContext.RequestAborted).ConfigureAwait(false))));
 
         admin.MapGet("/models/{model}/comparison", (string model, VariantCatalog catalog, ComparisonStore store) =>
             WithRegistry(catalog, model, registry => Task.FromResult(Results.Json(

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http;
 using SparseInference.Serving.Variants;
+using SparseInference.Serving.Variants.Rollout;
 
 namespace SparseInference.Serving.Admin;
 
@@ -21,6 +22,7 @@ internal static class AdminResults
         VariantChangeStatus.NotFound => Error(StatusCodes.Status404NotFound, result.Error ?? "not found"),
         VariantChangeStatus.Invalid => Error(StatusCodes.Status400BadRequest, result.Error ?? "invalid"),
         VariantChangeStatus.BuildFailed => Error(StatusCodes.Status422UnprocessableEntity, result.Error ?? "build failed"),
+        VariantChangeStatus.Unavailable => Error(StatusCodes.Status503ServiceUnavailable, result.Error ?? "state store unavailable"),
         _ => Error(StatusCodes.Status500InternalServerError, $"unexpected change status {result.Status}"),
     };
 
@@ -35,6 +37,15 @@ internal static class AdminResults
         var weights = table.Split.Weights.ToDictionary(w => w.Variant, w => w.Weight, StringComparer.Ordinal);
         var shadow = table.Split.Shadow is { } s ? new ShadowView(s.Variant, s.Percent, s.FlagThreshold) : null;
         return new TableView(table.Model, table.Version, variants, new SplitView(weights, shadow, table.Experiment), !table.History.IsEmpty);
+    }
+
+    public static RolloutView ToRolloutView(VariantRegistry registry)
+    {
+        var status = registry.Status;
+        var table = registry.Current;
+        return new RolloutView(
+            registry.Model, RolloutReplica.Name, registry.StoreLocation, status.DesiredRevision, table.Version, status.Converged, status.LastError, status.CheckedAt,
+            RolloutDocument.From(registry.Model, table.Rollout));
     }
 
     /// <summary>Reads a JSON body with a message naming what was wrong; null body or bad JSON yields an error result.</summary>

@@ -76,8 +76,8 @@ public sealed class RepositoryVariantModelSource(IServiceProvider services, IInf
 /// <summary>
 /// Keeps the variant catalog and the batching queues in step with the repository: a loaded model gets its
 /// manifest's variants (default at 100%, the others at 0%, on the loaded default weights; variants naming
-/// <c>weights</c> load them through the repository loader); an unloaded or reloaded one has its queues drained
-/// and, when unloaded, its variants removed.
+/// <c>weights</c> load them through the repository loader), then the model's shared rollout state; an unloaded
+/// or reloaded one has its queues drained and, when unloaded, its variants removed.
 /// </summary>
 public sealed partial class RepositoryVariantBinding(VariantCatalog catalog, IInferenceExecutor executor, ILogger<RepositoryVariantBinding> logger)
 {
@@ -99,19 +99,17 @@ public sealed partial class RepositoryVariantBinding(VariantCatalog catalog, IIn
 
         var definitions = Definitions(version);
         var initial = definitions.Single(d => d.Name == version.DefaultVariant);
-        var shared = definitions.Where(d => d.Name != initial.Name && d.WeightsDirectory is null);
-        var registry = catalog.AddModel(change.Name, new VersionVariantModel(version), initial, shared);
-        foreach (var own in definitions.Where(d => d.WeightsDirectory is not null))
+        // The shared rollout state is applied here, before the repository reports the model loaded (and so before
+        // the server reports ready): a replica that starts or restarts serves the fleet's split from its first request.
+        var (registry, failures) = catalog.AddModelAsync(change.Name, new VersionVariantModel(version), initial, definitions.Where(d => d.Name != initial.Name))
+            .GetAwaiter().GetResult();
+        foreach (var (own, error) in failures)
         {
-            var result = registry.UpsertVariantAsync(own).GetAwaiter().GetResult();
-            if (!result.Succeeded)
-            {
-                // The model serves its other variants; the operator sees why this one is missing.
-                Log.VariantBuildFailed(logger, change.Name, own.Name, own.WeightsDirectory!, result.Error ?? result.Status.ToString());
-            }
+            // The model serves its other variants; the operator sees why this one is missing.
+            Log.VariantBuildFailed(logger, change.Name, own.Name, own.WeightsDirectory!, error);
         }
 
-        Log.VariantsRegistered(logger, change.Name, version.Version, string.Join(",", definitions.Select(d => d.Name)), initial.Name);
+        Log.VariantsRegistered(logger, change.Name, version.Version, string.Join(",", definitions.Select(d => d.Name)), initial.Name, registry.Current.Version);
     }
 
     private static List<VariantDefinition> Definitions(ModelVersion version)
@@ -134,8 +132,8 @@ public sealed partial class RepositoryVariantBinding(VariantCatalog catalog, IIn
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 430, Level = LogLevel.Information, Message = "Variants of {Model} (version {Version}): {Variants}; {Default} serves 100%")]
-        public static partial void VariantsRegistered(ILogger logger, string model, string version, string variants, string @default);
+        [LoggerMessage(EventId = 430, Level = LogLevel.Information, Message = "Variants of {Model} (version {Version}): {Variants}, default {Default}; serving rollout revision {Revision}")]
+        public static partial void VariantsRegistered(ILogger logger, string model, string version, string variants, string @default, long revision);
 
         [LoggerMessage(EventId = 431, Level = LogLevel.Warning, Message = "Variant {Variant} of {Model} on weights {Weights} was not added: {Error}")]
         public static partial void VariantBuildFailed(ILogger logger, string model, string variant, string weights, string error);

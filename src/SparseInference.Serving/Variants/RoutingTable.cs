@@ -1,23 +1,24 @@
 using System.Collections.Immutable;
+using SparseInference.Serving.Variants.Rollout;
 
 namespace SparseInference.Serving.Variants;
 
 /// <summary>
-/// One model's variants and split at one moment. Immutable: a change builds a new table and the registry
-/// swaps the reference atomically, so a reader always sees a consistent set.
+/// One model's variants and split at one moment, built from one revision of its rollout state. Immutable: a
+/// change builds a new table and the registry swaps the reference atomically, so a reader always sees a
+/// consistent set.
 /// </summary>
 public sealed class RoutingTable
 {
     private readonly Variant[] _splitVariants;
     private readonly double[] _cumulative;
 
-    internal RoutingTable(string model, long version, ImmutableDictionary<string, Variant> variants, SplitConfig split, ImmutableList<SplitConfig> history)
+    internal RoutingTable(string model, RolloutState rollout, ImmutableDictionary<string, Variant> variants)
     {
+        var split = rollout.Split;
         Model = model;
-        Version = version;
+        Rollout = rollout;
         Variants = variants;
-        Split = split;
-        History = history;
         Experiment = split.Experiment ?? model;
 
         var entries = split.Weights.Where(w => w.Weight > 0).ToArray();
@@ -37,15 +38,18 @@ public sealed class RoutingTable
 
     public string Model { get; }
 
-    /// <summary>Increases by one with every applied change.</summary>
-    public long Version { get; }
+    /// <summary>The rollout state this table serves.</summary>
+    public RolloutState Rollout { get; }
+
+    /// <summary>The revision of the rollout state: the same number on every replica that serves the same state.</summary>
+    public long Version => Rollout.Revision;
 
     public ImmutableDictionary<string, Variant> Variants { get; }
 
-    public SplitConfig Split { get; }
+    public SplitConfig Split => Rollout.Split;
 
     /// <summary>Earlier splits, most recent first; rollback restores the first.</summary>
-    public ImmutableList<SplitConfig> History { get; }
+    public ImmutableList<SplitConfig> History => Rollout.History;
 
     /// <summary>Salt of the sticky hash: the split's experiment name, or the model name.</summary>
     public string Experiment { get; }
@@ -68,7 +72,10 @@ public sealed class RoutingTable
         return _splitVariants[^1];
     }
 
-    /// <summary>Variants that this split gives more traffic than the previous one did, plus the shadow candidate.</summary>
+    /// <summary>
+    /// Variants that this split gives more traffic than the previous one did (unless a rollback restored it), plus
+    /// the shadow candidate.
+    /// </summary>
     public IReadOnlyCollection<string> Candidates()
     {
         var result = new HashSet<string>(StringComparer.Ordinal);
@@ -77,7 +84,7 @@ public sealed class RoutingTable
             result.Add(Shadow.Name);
         }
 
-        if (!History.IsEmpty)
+        if (!History.IsEmpty && !Rollout.RolledBack)
         {
             var previous = History[0];
             foreach (var w in Split.Weights)

@@ -33,7 +33,7 @@ public sealed record SplitConfig(ImmutableArray<SplitWeight> Weights, ShadowConf
     }
 
     /// <summary>Checks the split against the variants that exist; each error names field, expected and actual.</summary>
-    public IReadOnlyList<string> Validate(IReadOnlyDictionary<string, Variant> variants)
+    public IReadOnlyList<string> Validate<TVariant>(IReadOnlyDictionary<string, TVariant> variants)
     {
         var errors = new List<string>();
         var known = string.Join(", ", variants.Keys.Order(StringComparer.Ordinal));

@@ -14,6 +14,8 @@ public enum VariantChangeStatus
     Invalid,
     /// <summary>Loading or warming the new variant failed; the old table keeps serving.</summary>
     BuildFailed,
+    /// <summary>The shared state store could not be read or written; nothing changed.</summary>
+    Unavailable,
 }
 
 /// <summary>Outcome of a change; <see cref="Table"/> is the table serving afterwards (old on failure).</summary>

@@ -1,6 +1,8 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using SparseInference.Serving.Variants.Comparison;
+using SparseInference.Serving.Variants.Rollout;
 
 namespace SparseInference.Serving.Variants;
 
@@ -35,6 +37,8 @@ public sealed class VariantMetrics
     private readonly Histogram<double> _requestDuration;
     private readonly Histogram<double> _density;
     private readonly Counter<long> _failures;
+    private readonly Counter<long> _applyFailures;
+    private readonly ConcurrentDictionary<VariantRegistry, bool> _registries = new();
 
     public VariantMetrics(IMeterFactory meterFactory, ComparisonStore store)
     {
@@ -48,7 +52,24 @@ public sealed class VariantMetrics
         _density = meter.CreateHistogram<double>("sparseinference_variant_attention_density", unit: null, description: "Computed attention pairs over dense pairs, by the variant that served the request (the cost side of an A/B).", tags: null, advice: DensityBuckets);
         _failures = meter.CreateCounter<long>("sparseinference_variant_failures_total", description: "Requests that failed on the server side, by variant.");
         meter.CreateObservableGauge("sparseinference_shadow_flag_agreement_ratio", () => FlagAgreement(store), description: "Share of output elements where primary and shadow agree on the anomaly flag, since start.");
+        _applyFailures = meter.CreateCounter<long>("sparseinference_rollout_apply_failures_total", description: "Rollout revisions this replica could not read or build (it kept serving the previous one), by reason.");
+        meter.CreateObservableGauge("sparseinference_rollout_revision", () => Revisions(desired: false), description: "Revision of the shared rollout state this replica serves, per model.");
+        meter.CreateObservableGauge("sparseinference_rollout_desired_revision", () => Revisions(desired: true), description: "Revision of the shared rollout state in the store as this replica last read it, per model.");
     }
+
+    /// <summary>Reports a registry's revisions and starts its failure series at 0, so a dashboard sees every replica before anything fails.</summary>
+    internal void Track(VariantRegistry registry)
+    {
+        _registries[registry] = true;
+        foreach (var reason in RolloutApplyFailures.All)
+        {
+            _applyFailures.Add(0, new("model", registry.Model), new("reason", reason));
+        }
+    }
+
+    internal void Untrack(VariantRegistry registry) => _registries.TryRemove(registry, out _);
+
+    internal void RecordApplyFailure(string model, string reason) => _applyFailures.Add(1, new("model", model), new("reason", reason));
 
     internal void RecordComparison(string model, string primary, string candidate, ComparisonSample sample)
     {
@@ -82,6 +103,15 @@ public sealed class VariantMetrics
             {
                 yield return new Measurement<double>(ratio, Tags(pair.Model, pair.Primary, pair.Candidate));
             }
+        }
+    }
+
+    private IEnumerable<Measurement<long>> Revisions(bool desired)
+    {
+        foreach (var registry in _registries.Keys)
+        {
+            var status = registry.Status;
+            yield return new Measurement<long>(desired ? status.DesiredRevision : status.AppliedRevision, new KeyValuePair<string, object?>("model", registry.Model));
         }
     }
 

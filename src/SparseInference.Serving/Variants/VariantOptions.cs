@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using SparseInference.Serving.Variants.Guardrails;
 
 namespace SparseInference.Serving.Variants;
 
@@ -23,6 +24,13 @@ public sealed class VariantOptions
     public string RoutingKeyHeader { get; set; } = "X-Routing-Key";
 
     public GuardrailOptions Guardrails { get; set; } = new();
+
+    /// <summary>
+    /// How long a replica waits before it tries again to build a rollout revision it could not build (weights it
+    /// cannot load, a warm-up that failed). It keeps serving the last revision it built meanwhile; a new revision
+    /// is tried at once.
+    /// </summary>
+    public TimeSpan ApplyRetryInterval { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>Bounds on a candidate's live behaviour; crossing one over the window rolls the split back.</summary>
@@ -51,6 +59,9 @@ public sealed class GuardrailOptions
 
     /// <summary>Smallest tolerated anomaly-flag agreement (0..1) against the primary; null disables.</summary>
     public double? MinFlagAgreement { get; set; }
+
+    /// <summary>The bounds as a model's rollout document holds them.</summary>
+    public GuardrailSettings ToSettings() => new(Enabled, Window, MinSamples, MaxErrorRate, MaxP99LatencyMs, MaxMeanAbsoluteError, MinFlagAgreement);
 }
 
 internal sealed class VariantOptionsValidator : IValidateOptions<VariantOptions>
@@ -80,44 +91,16 @@ internal sealed class VariantOptionsValidator : IValidateOptions<VariantOptions>
         }
 
         var g = options.Guardrails;
-        if (g.Window <= TimeSpan.Zero)
-        {
-            errors.Add($"{p}:Guardrails:Window: expected a positive duration, actual {g.Window}");
-        }
-
         if (g.EvaluationInterval <= TimeSpan.Zero)
         {
             errors.Add($"{p}:Guardrails:EvaluationInterval: expected a positive duration, actual {g.EvaluationInterval}");
         }
 
-        if (g.MinSamples < 1)
-        {
-            errors.Add($"{p}:Guardrails:MinSamples: expected >= 1, actual {g.MinSamples}");
-        }
+        errors.AddRange(g.ToSettings().Validate($"{p}:Guardrails:"));
 
-        if (g.MaxErrorRate is { } e && (e < 0 || e > 1))
+        if (options.ApplyRetryInterval <= TimeSpan.Zero)
         {
-            errors.Add($"{p}:Guardrails:MaxErrorRate: expected 0..1, actual {e}");
-        }
-
-        if (g.MinFlagAgreement is { } f && (f < 0 || f > 1))
-        {
-            errors.Add($"{p}:Guardrails:MinFlagAgreement: expected 0..1, actual {f}");
-        }
-
-        if (g.MaxP99LatencyMs is { } l && l <= 0)
-        {
-            errors.Add($"{p}:Guardrails:MaxP99LatencyMs: expected > 0, actual {l}");
-        }
-
-        if (g.MaxMeanAbsoluteError is { } m && m < 0)
-        {
-            errors.Add($"{p}:Guardrails:MaxMeanAbsoluteError: expected >= 0, actual {m}");
-        }
-
-        if (g.Enabled && g.MaxErrorRate is null && g.MaxP99LatencyMs is null && g.MaxMeanAbsoluteError is null && g.MinFlagAgreement is null)
-        {
-            errors.Add($"{p}:Guardrails: expected at least one bound when Enabled is true, actual none");
+            errors.Add($"{p}:ApplyRetryInterval: expected a positive duration, actual {options.ApplyRetryInterval}");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

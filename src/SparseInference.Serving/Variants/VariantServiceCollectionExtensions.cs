@@ -5,8 +5,10 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using SparseInference.Serving.Admin;
+using SparseInference.Serving.State;
 using SparseInference.Serving.Variants.Comparison;
 using SparseInference.Serving.Variants.Guardrails;
+using SparseInference.Serving.Variants.Rollout;
 using SparseInference.Serving.Variants.Routing;
 
 namespace SparseInference.Serving.Variants;
@@ -14,8 +16,9 @@ namespace SparseInference.Serving.Variants;
 public static class VariantServiceCollectionExtensions
 {
     /// <summary>
-    /// Registers variants, routing, shadow comparison, guardrails and the admin API's options. The host must
-    /// also register an <see cref="IVariantModelSource"/> (how to load weights and warm a variant).
+    /// Registers variants, routing, shadow comparison, guardrails, the admin API's options, and the shared rollout
+    /// state every replica converges to (the state store of <see cref="StateServiceCollectionExtensions.AddSparseInferenceState"/>).
+    /// The host must also register an <see cref="IVariantModelSource"/> (how to load weights and warm a variant).
     /// Every piece is added with TryAdd so a host or a test can replace it.
     /// </summary>
     public static IServiceCollection AddSparseInferenceVariants(this IServiceCollection services)
@@ -39,6 +42,8 @@ public static class VariantServiceCollectionExtensions
             .ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AdminOptions>, AdminOptionsValidator>());
 
+        services.AddSparseInferenceState();
+        services.TryAddSingleton<RolloutStore>();
         services.TryAddSingleton<IRoutingRandom, SharedRoutingRandom>();
         services.TryAddSingleton<ComparisonStore>();
         services.TryAddSingleton<IServingPressure, NoServingPressure>();
@@ -49,6 +54,7 @@ public static class VariantServiceCollectionExtensions
         services.TryAddSingleton<VariantRouter>();
         services.AddHostedService(sp => sp.GetRequiredService<ShadowDispatcher>());
         services.AddHostedService<GuardrailEvaluationService>();
+        services.AddHostedService<RolloutConvergenceService>();
         return services;
     }
 }

@@ -81,7 +81,7 @@ public sealed class ComposeFileTests
     [Theory]
     [InlineData("sparseinference", "cpu")]
     [InlineData("sparseinference-gpu", "cuda")]
-    public void ServerService_ComposeFile_PublishesServerPortsWithReadOnlyModelsAndEnoughGrace(string name, string device)
+    public void ServerService_ComposeFile_PublishesServerPortsWithReadOnlyModelsAStateVolumeAndEnoughGrace(string name, string device)
     {
         var defaults = ServiceDefaults.Current;
         var service = Compose["services"]![name]!;
@@ -92,9 +92,18 @@ public sealed class ComposeFileTests
         Assert.StartsWith("127.0.0.1:", admin, StringComparison.Ordinal);
         Assert.Equal(device, (string?)service["environment"]!["SparseInference__Device"]);
         Assert.True((bool)service["read_only"]!);
-        var models = ((string)service["volumes"]!.AsArray().Single()!).Split(':');
+        // SOURCE:TARGET[:MODE], where the source may be ${VARIABLE:-default} (a colon of its own).
+        var volumes = service["volumes"]!.AsArray().Select(v => ((string)v!).Split(':')).ToList();
+        static string Target(string[] volume) => volume[^1] is "ro" or "rw" ? volume[^2] : volume[^1];
+        var models = volumes.Single(v => Target(v) == (string?)service["environment"]!["SparseInference__ModelRepository"]);
         Assert.Equal("ro", models[^1]);
-        Assert.Equal(models[^2], (string?)service["environment"]!["SparseInference__ModelRepository"]);
+        // The rollout state: a named volume where the image keeps it (the root file system is read-only).
+        var dockerfile = File.ReadAllText(RepositoryLayout.PathOf((string)service["build"]!["dockerfile"]!));
+        var stateDirectory = System.Text.RegularExpressions.Regex.Match(dockerfile, @"SparseInference__State__Directory=(\S+)").Groups[1].Value;
+        var state = volumes.Single(v => Target(v) == stateDirectory);
+        Assert.Equal(2, state.Length);
+        Assert.True(Compose["volumes"]!.AsObject().ContainsKey(state[0]), $"{name}: the state volume '{state[0]}' is not a named volume");
+        Assert.Equal(2, volumes.Count);
         var grace = TimeSpan.FromSeconds(int.Parse(((string)service["stop_grace_period"]!).TrimEnd('s'), System.Globalization.CultureInfo.InvariantCulture));
         Assert.True(grace > TimeSpan.FromSeconds(defaults.DrainDelaySeconds + defaults.ShutdownTimeoutSeconds),
             $"stop_grace_period {grace} must exceed drain + shutdown timeout ({defaults.Source})");
@@ -109,6 +118,15 @@ public sealed class ComposeFileTests
         return plugin.ExitCode == 0
             ? ExternalTool.Run("docker", ["compose", .. withFile])
             : ExternalTool.Run("docker-compose", withFile);
+    }
+
+    [Fact]
+    public void StateVolumes_ComposeFile_CpuAndGpuServicesKeepStatesApart()
+    {
+        var services = Compose["services"]!.AsObject();
+        string StateVolume(string name) => services[name]!["volumes"]!.AsArray().Select(v => (string)v!).Single(v => v.Contains(":/var/lib/sparseinference/state", StringComparison.Ordinal)).Split(':')[0];
+
+        Assert.NotEqual(StateVolume("sparseinference"), StateVolume("sparseinference-gpu"));
     }
 
     [Fact]

@@ -18,7 +18,7 @@ public sealed class OverlayRenderTests
         Assert.Equal(
             [
                 "Deployment/sparseinference", "HorizontalPodAutoscaler/sparseinference", "NetworkPolicy/sparseinference",
-                "PodDisruptionBudget/sparseinference", "Service/sparseinference", "Service/sparseinference-admin", "Service/sparseinference-headless",
+                "PersistentVolumeClaim/sparseinference-state", "PodDisruptionBudget/sparseinference", "Service/sparseinference", "Service/sparseinference-admin", "Service/sparseinference-headless",
                 "ServiceAccount/sparseinference", "ServiceMonitor/sparseinference",
             ],
             kinds.Where(k => !k.StartsWith("ConfigMap/", StringComparison.Ordinal) && !k.StartsWith("Secret/", StringComparison.Ordinal)));

@@ -198,6 +198,27 @@ public sealed class ServiceContractTests
         Assert.StartsWith("sparseinference-admin-", (string?)token["valueFrom"]!["secretKeyRef"]!["name"], StringComparison.Ordinal);
     }
 
+    [Theory]
+    [MemberData(nameof(Overlays))]
+    public void StateVolume_Overlay_IsOneReadWriteManyClaimMountedWritableWhereTheServerKeepsItsState(string overlay)
+    {
+        var rendered = RenderedOverlay.Get(overlay);
+        var pod = rendered.Deployment["spec"]!["template"]!["spec"]!;
+        var server = rendered.ServerContainer;
+
+        var directory = (string?)server["env"]!.AsArray().Single(e => (string?)e!["name"] == "SparseInference__State__Directory")!["value"];
+        var mount = server["volumeMounts"]!.AsArray().Single(v => (string?)v!["mountPath"] == directory)!;
+        Assert.NotEqual(true, (bool?)mount["readOnly"]);
+        var volume = pod["volumes"]!.AsArray().Single(v => (string?)v!["name"] == (string?)mount["name"])!;
+        var claimName = (string?)volume["persistentVolumeClaim"]!["claimName"];
+        var claim = rendered.Single("PersistentVolumeClaim", claimName);
+        // Every replica reads and writes the same documents: one claim, shared by all pods of the Deployment.
+        Assert.Equal(["ReadWriteMany"], claim["spec"]!["accessModes"]!.AsArray().Select(m => (string?)m));
+        // The server reads no Kubernetes API for it: no token in the pod, no RBAC objects.
+        Assert.False((bool)pod["automountServiceAccountToken"]!);
+        Assert.DoesNotContain(rendered.Manifests, m => ((string?)m["apiVersion"])?.StartsWith("rbac.authorization.k8s.io", StringComparison.Ordinal) == true);
+    }
+
     private static Dictionary<string, int> NamedPorts(JsonNode container) =>
         container["ports"]!.AsArray().ToDictionary(p => (string)p!["name"]!, p => (int)(long)p!["containerPort"]!);
 

@@ -10,8 +10,9 @@ namespace SparseInference.Deploy.Tests.LiveServer;
 /// <summary>
 /// The real server started with what the CPU overlay gives a pod: the ConfigMap's settings file and the
 /// container's environment (Secret values resolved), its model directory seeded the way the init container
-/// seeds the /models volume (a copy of the published models/). One thing differs from a pod, on purpose:
-/// the four ports are free ports of this machine (other processes may hold 8000-8003 here).
+/// seeds the /models volume (a copy of the published models/). Two things differ from a pod, on purpose:
+/// the four ports are free ports of this machine (other processes may hold 8000-8003 here), and the state
+/// volume is a temporary directory.
 /// </summary>
 public sealed class ManifestConfiguredServerTests : IDisposable
 {
@@ -19,6 +20,7 @@ public sealed class ManifestConfiguredServerTests : IDisposable
 
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
     private readonly string _models = Directory.CreateTempSubdirectory("sparseinference-models-").FullName;
+    private readonly string _state = Directory.CreateTempSubdirectory("sparseinference-state-").FullName;
 
     [Fact]
     public async Task Start_CpuOverlaySettings_ServesLiveAndReadyOnTheRestPort()
@@ -74,6 +76,7 @@ public sealed class ManifestConfiguredServerTests : IDisposable
     {
         _http.Dispose();
         Directory.Delete(_models, recursive: true);
+        Directory.Delete(_state, recursive: true);
     }
 
     private (ServerProcess Server, int RestPort) StartFromOverlay(string overlay)
@@ -91,6 +94,9 @@ public sealed class ManifestConfiguredServerTests : IDisposable
         SeedModels(_models);
         var environment = ContainerEnvironment(rendered);
         environment["SparseInference__ModelRepository"] = _models;
+        // The state volume's mount path does not exist on this machine; the claim becomes a temporary directory.
+        Assert.Equal("/var/lib/sparseinference/state", environment["SparseInference__State__Directory"]);
+        environment["SparseInference__State__Directory"] = _state;
         return (ServerProcess.Start(settings.ToJsonString(), environment), ports["Rest"]);
     }
 

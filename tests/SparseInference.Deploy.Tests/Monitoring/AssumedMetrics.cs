@@ -49,6 +49,9 @@ public static class AssumedMetrics
         new("sparseinference_shadow_flag_agreement_ratio", MetricKind.Gauge, "model", "primary", "candidate"),
         new("sparseinference_shadow_dropped_total", MetricKind.Counter, "model", "primary", "candidate"),
         new("sparseinference_variant_guardrail_trips_total", MetricKind.Counter, "model", "variant", "bound"),
+        new("sparseinference_rollout_revision", MetricKind.Gauge, "model"),
+        new("sparseinference_rollout_desired_revision", MetricKind.Gauge, "model"),
+        new("sparseinference_rollout_apply_failures_total", MetricKind.Counter, "model", "reason"),
     ];
 
     public static IReadOnlySet<string> SeriesNames { get; } = All.SelectMany(m => m.SeriesNames).ToHashSet(StringComparer.Ordinal);

@@ -1,14 +1,13 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using Xunit.Abstractions;
 
 namespace SparseInference.Deploy.Tests.Replicas;
 
 /// <summary>
 /// Three real server processes on loopback behind a round-robin proxy, configured alike as the replicas of
-/// one Deployment are: the same settings file, the same model repository, the same variant split. Checks that
+/// one Deployment are: the same settings file, the same models, one shared rollout state. Checks that
 /// a routing key keeps its variant whichever replica serves it, and that losing a replica under load loses no
 /// request of a client that follows the retry policy of docs/deploy.md.
 /// </summary>
@@ -20,13 +19,14 @@ public sealed class MultiReplicaTests(ITestOutputHelper output)
     private const string Window = "window-0.75";
 
     private static readonly TimeSpan StartupBudget = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan ConvergenceBudget = TimeSpan.FromSeconds(10);
     private static readonly (string Variant, double Weight)[] Split = [(Dense, 50), (Window, 50)];
 
     [Fact]
     public async Task Infer_RoutingKeyOverThreeReplicas_EachKeyKeepsOneVariant()
     {
         using var set = await ReplicaSet.StartAsync(ReplicaCount, StartupBudget);
-        await set.ApplySplitEverywhereAsync(Split, Experiment);
+        await set.ApplySplitAsync(Split, Experiment, ConvergenceBudget);
         await using var proxy = new RoundRobinProxy(set.Replicas.Select(r => r.RestEndpoint).ToList());
         using var throughProxy = new RetryingInferenceClient(proxy.BaseAddress);
         var direct = set.Replicas.Select(r => new RetryingInferenceClient(new Uri($"http://127.0.0.1:{r.RestPort}"))).ToList();
@@ -75,7 +75,7 @@ public sealed class MultiReplicaTests(ITestOutputHelper output)
     public async Task Infer_OneReplicaTerminatedThenOneKilledUnderLoad_EveryRequestSucceeds()
     {
         using var set = await ReplicaSet.StartAsync(ReplicaCount, StartupBudget);
-        await set.ApplySplitEverywhereAsync(Split, Experiment);
+        await set.ApplySplitAsync(Split, Experiment, ConvergenceBudget);
         await using var proxy = new RoundRobinProxy(set.Replicas.Select(r => r.RestEndpoint).ToList());
         using var client = new RetryingInferenceClient(proxy.BaseAddress);
         var (terminated, killed) = (set.Replicas[0], set.Replicas[1]);
@@ -164,34 +164,7 @@ public sealed class MultiReplicaTests(ITestOutputHelper output)
         }));
     }
 
-    /// <summary>docs/variants.md: FNV-1a 64 of UTF-8 "experiment\0key", MurmurHash3 fmix64, top 53 bits onto the cumulative weights.</summary>
-    private static string ExpectedVariant(string key)
-    {
-        var hash = 0xcbf29ce484222325UL;
-        foreach (var b in Encoding.UTF8.GetBytes(Experiment + "\0" + key))
-        {
-            hash ^= b;
-            hash *= 0x100000001b3UL;
-        }
-
-        hash ^= hash >> 33;
-        hash *= 0xff51afd7ed558ccdUL;
-        hash ^= hash >> 33;
-        hash *= 0xc4ceb9fe1a85ec53UL;
-        hash ^= hash >> 33;
-        var point = (hash >> 11) * (1.0 / (1UL << 53)) * Split.Sum(s => s.Weight);
-        var cumulative = 0.0;
-        foreach (var (variant, weight) in Split)
-        {
-            cumulative += weight;
-            if (point < cumulative)
-            {
-                return variant;
-            }
-        }
-
-        return Split[^1].Variant;
-    }
+    private static string ExpectedVariant(string key) => DocumentedStickyHash.Variant(Experiment, key, Split);
 
     private static void Shuffle<T>(List<T> items, int seed)
     {

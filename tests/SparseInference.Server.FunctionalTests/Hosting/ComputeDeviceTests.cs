@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging;
 using SparseInference.Models;
 using SparseInference.Server.FunctionalTests.Infrastructure;
 using SparseInference.Tensors.Cuda;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Server.FunctionalTests.Hosting;
 
@@ -93,6 +94,7 @@ public sealed class ComputeDeviceTests
                 ["SparseInference:ModelRepository"] = Path.Combine(RepositoryPaths.Root, "models"),
                 ["SparseInference:Shutdown:DrainDelaySeconds"] = "0",
                 ["SparseInference:Device"] = device,
+                [TestStateDirectory.Key] = TestStateDirectory.Create(),
             };
             UseKestrel();
         }

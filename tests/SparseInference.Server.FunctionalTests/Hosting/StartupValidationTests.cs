@@ -4,6 +4,8 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
+using SparseInference.Server.FunctionalTests.Infrastructure;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Server.FunctionalTests.Hosting;
 
@@ -32,6 +34,18 @@ public sealed class StartupValidationTests
         var validation = Assert.IsType<OptionsValidationException>(ex is AggregateException aggregate ? aggregate.InnerException : ex);
         Assert.Contains("SparseInference:Ports:Rest must be a TCP port in 1..65535, got 70000", validation.Message);
         Assert.Contains("Ports:Grpc and Ports:Admin", validation.Message);
+    }
+
+    [Fact]
+    public void Start_StateDirectoryThatCannotBeCreated_FailsNamingKeyAndPath()
+    {
+        var file = Path.Combine(TestStateDirectory.Create(), "not-a-directory");
+        File.WriteAllText(file, "");
+        using var factory = new ConfiguredServer(new() { [TestStateDirectory.Key] = Path.Combine(file, "state") });
+        var ex = Assert.ThrowsAny<Exception>(factory.StartServer);
+        var validation = Assert.IsType<OptionsValidationException>(ex is AggregateException aggregate ? aggregate.InnerException : ex);
+        Assert.Contains("SparseInference:State:Directory: expected a directory this process can create and write", validation.Message);
+        Assert.Contains(file, validation.Message);
     }
 
     [Fact]
@@ -71,6 +85,7 @@ public sealed class StartupValidationTests
                 ["SparseInference:Ports:Metrics"] = FreePort().ToString(),
                 ["SparseInference:Ports:Admin"] = FreePort().ToString(),
                 ["SparseInference:Shutdown:DrainDelaySeconds"] = "0",
+                [TestStateDirectory.Key] = TestStateDirectory.Create(),
             };
             foreach (var (key, value) in overrides)
             {

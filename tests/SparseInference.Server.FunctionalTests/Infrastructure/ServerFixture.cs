@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Server.FunctionalTests.Infrastructure;
 
@@ -80,6 +81,9 @@ public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
 
     public string RepositoryRoot { get; }
 
+    /// <summary>The server's rollout state store.</summary>
+    public string StateDirectory { get; } = TestStateDirectory.Create();
+
     /// <summary>The default model's <c>anomaly_threshold</c>, read from its config.json.</summary>
     public double AnomalyThreshold { get; }
     public int RestPort { get; }
@@ -108,6 +112,7 @@ public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
             ["SparseInference:Shutdown:DrainDelaySeconds"] = "0",
             ["SparseInference:Limits:MaxGrpcMessageBytes"] = MaxGrpcMessageBytes.ToString(),
             ["SparseInference:Admin:Token"] = AdminToken,
+            [TestStateDirectory.Key] = StateDirectory,
         };
         AddSettings(settings);
         builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(settings));

@@ -48,6 +48,9 @@ public sealed class EndpointPolicyTests(ServerFixture server)
         ["POST /admin/models/{model}/promote/{variant}"] = Listener.Admin,
         ["POST /admin/models/{model}/rollback"] = Listener.Admin,
         ["GET /admin/models/{model}/comparison"] = Listener.Admin,
+        ["GET /admin/models/{model}/rollout"] = Listener.Admin,
+        ["PUT /admin/models/{model}/guardrails"] = Listener.Admin,
+        ["DELETE /admin/models/{model}/guardrails"] = Listener.Admin,
     };
 
     /// <summary>gRPC methods the registry serves; each is on the gRPC port only, behind API keys when configured (except the health pair).</summary>

@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using SparseInference.Server.FunctionalTests.Infrastructure;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Server.FunctionalTests.Reliability;
 
@@ -92,6 +93,7 @@ internal sealed class LiveServerProcess : IDisposable
         start.Environment["SparseInference__Ports__Metrics"] = ports[2].ToString(CultureInfo.InvariantCulture);
         start.Environment["SparseInference__Ports__Admin"] = ports[3].ToString(CultureInfo.InvariantCulture);
         start.Environment["SparseInference__ModelRepository"] = repository;
+        start.Environment["SparseInference__State__Directory"] = TestStateDirectory.Create();
         foreach (var (name, value) in settings ?? new Dictionary<string, string>())
         {
             start.Environment[name] = value;

@@ -7,6 +7,8 @@ using SparseInference.Serving.Admin;
 using SparseInference.Serving.Tests.Variants;
 using SparseInference.Serving.Variants;
 using SparseInference.Serving.Variants.Comparison;
+using SparseInference.Serving.Variants.Guardrails;
+using SparseInference.Serving.Variants.Rollout;
 using SparseInference.Serving.Variants.Routing;
 
 namespace SparseInference.Serving.Tests.Admin;
@@ -234,6 +236,78 @@ public class AdminEndpointsTests
 
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
         Assert.Equal("model: expected one of [pump-anomaly], actual 'ghost'", await Error(response));
+    }
+
+    [Fact]
+    public async Task GetRollout_AfterASplit_ReportsTheRevisionThisReplicaServesAndItsDocument()
+    {
+        await using var host = await AdminTestHost.StartAsync();
+        using var client = host.Client();
+        (await Ok(await client.PutAsync($"{Variants}/cand", Json("""{"pattern":"window","sparsity":0.5}""")))).Dispose();
+        (await Ok(await client.PutAsync("/admin/models/pump-anomaly/split", Json("""{"weights":{"dense":90,"cand":10},"experiment":"exp-7"}""")))).Dispose();
+
+        using var doc = await Ok(await client.GetAsync("/admin/models/pump-anomaly/rollout"));
+
+        var root = doc.RootElement;
+        Assert.Equal((2, 2, true), (root.GetProperty("desiredRevision").GetInt64(), root.GetProperty("appliedRevision").GetInt64(), root.GetProperty("converged").GetBoolean()));
+        Assert.Equal(RolloutReplica.Name, root.GetProperty("replica").GetString());
+        Assert.Equal(host.StateDirectory, root.GetProperty("store").GetString());
+        Assert.False(root.TryGetProperty("lastError", out _));
+        var serving = root.GetProperty("serving");
+        Assert.Equal(2, serving.GetProperty("revision").GetInt64());
+        Assert.Equal("exp-7", serving.GetProperty("split").GetProperty("experiment").GetString());
+        Assert.Equal("cand", Assert.Single(serving.GetProperty("variants").EnumerateArray()).GetProperty("name").GetString());
+        Assert.True(File.Exists(Path.Combine(host.StateDirectory, "pump-anomaly", "rollout.json")));
+    }
+
+    [Fact]
+    public async Task PutGuardrails_PartialBody_StoresEveryBoundForEveryReplicaAndDeleteReturnsToConfiguration()
+    {
+        await using var host = await AdminTestHost.StartAsync();
+        using var client = host.Client();
+
+        (await Ok(await client.PutAsync("/admin/models/pump-anomaly/guardrails", Json("""{"enabled":true,"maxP99LatencyMs":250,"window":"00:02:00"}""")))).Dispose();
+        var stored = host.Registry.Current.Rollout.Guardrails;
+        (await Ok(await client.DeleteAsync("/admin/models/pump-anomaly/guardrails"))).Dispose();
+
+        Assert.Equal(new GuardrailSettings(true, TimeSpan.FromMinutes(2), new GuardrailOptions().MinSamples, null, 250, null, null), stored);
+        Assert.Null(host.Registry.Current.Rollout.Guardrails);
+        Assert.Equal(2, host.Registry.Current.Version);
+    }
+
+    [Theory]
+    [InlineData("""{"enabled":true}""", "guardrails: expected at least one bound when Enabled is true, actual none")]
+    [InlineData("""{"maxErrorRate":2}""", "guardrails.maxErrorRate: expected 0..1, actual 2")]
+    [InlineData("""{"minSamples":0,"maxP99LatencyMs":5}""", "guardrails.minSamples: expected >= 1, actual 0")]
+    [InlineData("""{"maxErrorRat":0.1}""", "maxErrorRat")]
+    public async Task PutGuardrails_BadBody_Returns400NamingTheFieldAndWritesNothing(string body, string expectedInError)
+    {
+        await using var host = await AdminTestHost.StartAsync();
+        using var client = host.Client();
+
+        using var response = await client.PutAsync("/admin/models/pump-anomaly/guardrails", Json(body));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains(expectedInError, await Error(response));
+        Assert.False(Directory.Exists(Path.Combine(host.StateDirectory, "pump-anomaly")));
+    }
+
+    [Fact]
+    public async Task PutSplit_StateStoreCannotBeWritten_Returns503AndTheServedSplitStays()
+    {
+        await using var host = await AdminTestHost.StartAsync();
+        using var client = host.Client();
+        // A file where the model's directory would go: the store can read (nothing) but not write.
+        await File.WriteAllTextAsync(Path.Combine(host.StateDirectory, "pump-anomaly"), "");
+        var served = host.Registry.Current;
+
+        using var response = await client.PutAsync("/admin/models/pump-anomaly/split", Json("""{"weights":{"dense":1},"experiment":"x"}"""));
+
+        var error = await Error(response);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Contains("rollout state of model 'pump-anomaly'", error);
+        Assert.Contains("nothing changed", error);
+        Assert.Same(served, host.Registry.Current);
     }
 
     [Fact]

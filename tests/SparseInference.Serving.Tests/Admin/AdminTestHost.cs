@@ -19,8 +19,9 @@ internal sealed class AdminTestHost : IAsyncDisposable
 
     private readonly WebApplication _app;
 
-    private AdminTestHost(WebApplication app, int publicPort, int adminPort, TestModelSource source, VariantRegistry registry)
+    private AdminTestHost(WebApplication app, int publicPort, int adminPort, TestModelSource source, VariantRegistry registry, string stateDirectory)
     {
+        StateDirectory = stateDirectory;
         _app = app;
         PublicPort = publicPort;
         AdminPort = adminPort;
@@ -34,6 +35,9 @@ internal sealed class AdminTestHost : IAsyncDisposable
 
     public TestModelSource Source { get; }
 
+    /// <summary>The host's own state store directory.</summary>
+    public string StateDirectory { get; }
+
     public VariantRegistry Registry { get; }
 
     public IServiceProvider Services => _app.Services;
@@ -43,6 +47,7 @@ internal sealed class AdminTestHost : IAsyncDisposable
         source ??= new TestModelSource();
         var publicPort = FreePort();
         var adminPort = FreePort();
+        var stateDirectory = VariantTestKit.TempStateDirectory();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k =>
@@ -54,6 +59,8 @@ internal sealed class AdminTestHost : IAsyncDisposable
         {
             ["SparseInference:Admin:Token"] = token,
             ["SparseInference:Admin:Port"] = adminPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["SparseInference:State:Directory"] = stateDirectory,
+            ["SparseInference:State:LockTimeoutMilliseconds"] = "500",
         });
         builder.Services.AddSingleton<IVariantModelSource>(source);
         builder.Services.AddSparseInferenceVariants();
@@ -61,7 +68,7 @@ internal sealed class AdminTestHost : IAsyncDisposable
         app.MapSparseInferenceAdmin();
         await app.StartAsync();
         var registry = app.Services.GetRequiredService<VariantCatalog>().AddModel(VariantTestKit.Model, new SpecEchoModel(), new VariantDefinition("dense", "dense"));
-        return new AdminTestHost(app, publicPort, adminPort, source, registry);
+        return new AdminTestHost(app, publicPort, adminPort, source, registry, stateDirectory);
     }
 
     public HttpClient Client(string? bearer = Token, bool adminPort = true)

@@ -13,7 +13,11 @@ public class VariantServiceCollectionExtensionsTests
     private static ServiceCollection Services(Dictionary<string, string?> settings)
     {
         var services = new ServiceCollection();
-        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["SparseInference:State:Directory"] = VariantTestKit.TempStateDirectory() })
+            .AddInMemoryCollection(settings)
+            .Build();
+        services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging();
         services.AddSingleton<IVariantModelSource>(new TestModelSource());
         return services;
@@ -27,7 +31,8 @@ public class VariantServiceCollectionExtensionsTests
         services.AddSparseInferenceVariants();
         using var provider = services.BuildServiceProvider();
 
-        Assert.Equal(2, provider.GetServices<IHostedService>().Count());
+        // Shadow dispatcher, guardrail evaluation, rollout convergence.
+        Assert.Equal(3, provider.GetServices<IHostedService>().Count());
         Assert.Same(provider.GetRequiredService<VariantRouter>(), provider.GetRequiredService<VariantRouter>());
     }
 

@@ -69,6 +69,9 @@ internal sealed class TestModelSource : IVariantModelSource
     /// <summary>When set, loads wait for it to complete.</summary>
     public TaskCompletionSource? HoldLoads { get; set; }
 
+    /// <summary>Directories this source cannot load (present on one replica, absent on another).</summary>
+    public HashSet<string> MissingHere { get; } = [];
+
     /// <summary>Signalled when a load has started.</summary>
     public TaskCompletionSource LoadStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -81,7 +84,7 @@ internal sealed class TestModelSource : IVariantModelSource
             await hold.Task.WaitAsync(cancellationToken);
         }
 
-        if (weightsDirectory.Contains("missing", StringComparison.Ordinal))
+        if (weightsDirectory.Contains("missing", StringComparison.Ordinal) || MissingHere.Contains(weightsDirectory))
         {
             throw new DirectoryNotFoundException($"weights directory '{weightsDirectory}' does not exist");
         }
@@ -136,7 +139,11 @@ internal static class VariantTestKit
         IDictionary<string, string?>? settings = null,
         Action<IServiceCollection>? configure = null)
     {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings ?? new Dictionary<string, string?>()).Build();
+        // Every provider gets a store of its own: rollout state written by one test never reaches another.
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["SparseInference:State:Directory"] = TempStateDirectory() })
+            .AddInMemoryCollection(settings ?? new Dictionary<string, string?>())
+            .Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
         services.AddLogging(b => b.SetMinimumLevel(LogLevel.Warning));
@@ -155,6 +162,9 @@ internal static class VariantTestKit
         services.AddSparseInferenceVariants();
         return services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
     }
+
+    /// <summary>A new empty state directory; all of them go when the test process exits.</summary>
+    public static string TempStateDirectory() => Infrastructure.TestStateDirectory.Create();
 
     public static (VariantCatalog Catalog, VariantRegistry Registry, SpecEchoModel DefaultModel) Catalog(ServiceProvider provider)
     {

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SparseInference.Serving.Variants.Comparison;
+using SparseInference.Serving.Variants.Rollout;
 
 namespace SparseInference.Serving.Variants.Guardrails;
 
@@ -10,7 +11,9 @@ public sealed record GuardrailTrip(string Model, string Variant, string Bound, d
 
 /// <summary>
 /// Keeps a time window of each variant's request outcomes, latencies and shadow agreement, and rolls the
-/// split back when a candidate (a variant whose share just grew, or the shadow) crosses a configured bound.
+/// split back when a candidate (a variant whose share just grew, or the shadow) crosses a bound: the model's
+/// own bounds from its rollout state, else the configured ones. The rollback is written to the shared rollout
+/// state, so a trip on one replica rolls every replica back, and the trip is recorded there with its reason.
 /// </summary>
 public sealed partial class GuardrailMonitor(
     IOptionsMonitor<VariantOptions> options,
@@ -26,7 +29,7 @@ public sealed partial class GuardrailMonitor(
 
     public void RecordRequest(string model, string variant, TimeSpan latency, bool failed)
     {
-        if (!options.CurrentValue.Guardrails.Enabled)
+        if (!IsEnabled(model))
         {
             return;
         }
@@ -44,7 +47,7 @@ public sealed partial class GuardrailMonitor(
 
     public void RecordComparison(string model, string candidate, ComparisonSample sample)
     {
-        if (!options.CurrentValue.Guardrails.Enabled)
+        if (!IsEnabled(model))
         {
             return;
         }
@@ -60,17 +63,14 @@ public sealed partial class GuardrailMonitor(
         }
     }
 
-    /// <summary>Checks every candidate of every model against the bounds; rolls back those that cross one.</summary>
+    /// <summary>The bounds that hold for <paramref name="model"/> now: its rollout state's, else the configured ones.</summary>
+    public GuardrailSettings BoundsFor(string model) =>
+        catalog.TryGet(model, out var registry) && registry.Current.Rollout.Guardrails is { } own ? own : options.CurrentValue.Guardrails.ToSettings();
+
+    /// <summary>Checks every candidate of every model against its bounds; rolls back those that cross one.</summary>
     public async Task<IReadOnlyList<GuardrailTrip>> EvaluateAsync(CancellationToken cancellationToken = default)
     {
-        var bounds = options.CurrentValue.Guardrails;
         var trips = new List<GuardrailTrip>();
-        if (!bounds.Enabled)
-        {
-            return trips;
-        }
-
-        var cutoff = timeProvider.GetUtcNow() - bounds.Window;
         foreach (var model in catalog.Models)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -80,6 +80,13 @@ public sealed partial class GuardrailMonitor(
             }
 
             var table = registry.Current;
+            var bounds = table.Rollout.Guardrails ?? options.CurrentValue.Guardrails.ToSettings();
+            if (!bounds.Enabled)
+            {
+                continue;
+            }
+
+            var cutoff = timeProvider.GetUtcNow() - bounds.Window;
             foreach (var candidate in table.Candidates())
             {
                 if (!_windows.TryGetValue((model, candidate), out var window) || Check(window, cutoff, bounds) is not { } crossed)
@@ -89,9 +96,8 @@ public sealed partial class GuardrailMonitor(
 
                 var shadowOnly = table.Split.Shadow?.Variant == candidate && table.Split.WeightOf(candidate) <= (table.History.IsEmpty ? 0 : table.History[0].WeightOf(candidate));
                 var reason = $"{candidate} crossed {crossed.Bound}: limit {crossed.Limit}, actual {crossed.Actual:0.#####}";
-                var result = shadowOnly
-                    ? await registry.SetSplitAsync(table.Split with { Shadow = null }).ConfigureAwait(false)
-                    : await registry.RollbackAsync($"guardrail: {reason}").ConfigureAwait(false);
+                var record = new GuardrailTripRecord(timeProvider.GetUtcNow(), RolloutReplica.Name, candidate, crossed.Bound, crossed.Limit, crossed.Actual, table.Version, reason);
+                var result = await registry.GuardrailRollbackAsync(record, shadowOnly, cancellationToken).ConfigureAwait(false);
                 if (result.Succeeded)
                 {
                     lock (window)
@@ -103,6 +109,8 @@ public sealed partial class GuardrailMonitor(
                     metrics.RecordGuardrailTrip(model, candidate, crossed.Bound);
                 }
 
+                // A conflict means the shared state moved on (another replica rolled back first, or an operator
+                // changed it); the next evaluation judges the candidates of the state this replica serves then.
                 Log.Tripped(logger, model, reason, result.Status);
                 trips.Add(new GuardrailTrip(model, candidate, crossed.Bound, crossed.Limit, crossed.Actual, result.Status));
                 break; // the table changed; the next evaluation sees the new candidates
@@ -112,7 +120,10 @@ public sealed partial class GuardrailMonitor(
         return trips;
     }
 
-    private static (string Bound, double Limit, double Actual)? Check(Window window, DateTimeOffset cutoff, GuardrailOptions bounds)
+    private bool IsEnabled(string model) =>
+        catalog.TryGet(model, out var registry) && registry.Current.Rollout.Guardrails is { } own ? own.Enabled : options.CurrentValue.Guardrails.Enabled;
+
+    private static (string Bound, double Limit, double Actual)? Check(Window window, DateTimeOffset cutoff, GuardrailSettings bounds)
     {
         double[] latencies;
         long failures;
@@ -191,7 +202,10 @@ public sealed partial class GuardrailMonitor(
     }
 }
 
-/// <summary>Runs <see cref="GuardrailMonitor.EvaluateAsync"/> every evaluation interval, on the injected clock.</summary>
+/// <summary>
+/// Runs <see cref="GuardrailMonitor.EvaluateAsync"/> every evaluation interval, on the injected clock; also when
+/// guardrails are off in configuration, since a model's rollout state can turn them on.
+/// </summary>
 internal sealed class GuardrailEvaluationService(GuardrailMonitor monitor, IOptionsMonitor<VariantOptions> options, TimeProvider timeProvider)
     : Microsoft.Extensions.Hosting.BackgroundService
 {

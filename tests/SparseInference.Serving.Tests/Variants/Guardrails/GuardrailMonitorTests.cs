@@ -97,6 +97,39 @@ public class GuardrailMonitorTests
         Assert.Equal(10.0 / 70, trip.Actual, 9);
     }
 
+    /// <summary>
+    /// 50/50, then dense 100, then the candidate at 10%: the trip restores dense 100, where dense has grown against
+    /// the split before it. Judging dense there would roll back to 50/50 and so on through the history.
+    /// </summary>
+    [Fact]
+    public async Task Evaluate_AfterARollback_TheRestoredSplitsBaselineIsNotJudgedAndNothingCascades()
+    {
+        using var provider = VariantTestKit.Services(new TestModelSource(), time: new ManualTimeProvider(), settings: Bounds(("MaxP99LatencyMs", "50")));
+        var (_, registry, _) = VariantTestKit.Catalog(provider);
+        await VariantTestKit.WithVariants(registry, new VariantDefinition("cand", "block-topk", 0.9));
+        foreach (var split in new[] { VariantTestKit.Split(("dense", 50), ("cand", 50)), VariantTestKit.Split(("dense", 100)), VariantTestKit.Split(("dense", 90), ("cand", 10)) })
+        {
+            Assert.True((await registry.SetSplitAsync(split)).Succeeded);
+        }
+
+        var monitor = provider.GetRequiredService<GuardrailMonitor>();
+        for (var i = 0; i < 60; i++)
+        {
+            // Every variant is slow: the bound is crossed by the baseline too.
+            monitor.RecordRequest(VariantTestKit.Model, "cand", TimeSpan.FromMilliseconds(80), failed: false);
+            monitor.RecordRequest(VariantTestKit.Model, "dense", TimeSpan.FromMilliseconds(80), failed: false);
+        }
+
+        var trip = Assert.Single(await monitor.EvaluateAsync());
+        var afterTrip = registry.Current.Version;
+
+        Assert.Equal(("cand", VariantChangeStatus.Applied), (trip.Variant, trip.Outcome));
+        Assert.Empty(await monitor.EvaluateAsync());
+        Assert.Equal(1.0, registry.Current.Split.WeightOf("dense"));
+        Assert.Equal(afterTrip, registry.Current.Version);
+        Assert.True(registry.Current.Rollout.RolledBack);
+    }
+
     [Fact]
     public async Task Evaluate_FewerSamplesThanMinimum_NoVerdict()
     {
