@@ -4,7 +4,8 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.DependencyInjection;
+using Serilog.Core;
 
 namespace SparseInference.Server.FunctionalTests.Infrastructure;
 
@@ -97,7 +98,7 @@ public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        builder.ConfigureLogging(logging => logging.AddProvider(Logs).AddFilter<LogSink>("SparseInference", LogLevel.Debug));
+        builder.ConfigureServices(services => services.AddSingleton<ILogEventSink>(Logs));
         var settings = new Dictionary<string, string?>
         {
             ["SparseInference:Ports:Rest"] = RestPort.ToString(),
@@ -108,6 +109,8 @@ public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
             ["SparseInference:Shutdown:DrainDelaySeconds"] = "0",
             ["SparseInference:Limits:MaxGrpcMessageBytes"] = MaxGrpcMessageBytes.ToString(),
             ["SparseInference:Admin:Token"] = AdminToken,
+            // The server's own Debug events (gRPC cancellations, batch retries) reach the test sink.
+            ["Serilog:MinimumLevel:Override:SparseInference"] = "Debug",
         };
         AddSettings(settings);
         builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(settings));
