@@ -13,8 +13,8 @@ public static class GrpcServiceCollectionExtensions
 {
     /// <summary>
     /// gRPC on grpc-dotnet: <c>inference.GRPCInferenceService</c>, grpc.health.v1 following readiness, and server
-    /// reflection; messages up to <c>SparseInference:Limits:MaxGrpcMessageBytes</c> each way, gzip requests inflated no
-    /// further than that, API keys and statuses through interceptors.
+    /// reflection; messages up to <c>SparseInference:Limits:MaxGrpcMessageBytes</c> each way (a gzip request is refused
+    /// as it inflates past that, not after), API keys and statuses through interceptors.
     /// </summary>
     public static IServiceCollection AddSparseInferenceGrpc(this IServiceCollection services)
     {
@@ -29,7 +29,6 @@ public static class GrpcServiceCollectionExtensions
             var limit = serving.Value.Limits.MaxGrpcMessageBytes;
             grpc.MaxReceiveMessageSize = limit;
             grpc.MaxSendMessageSize = limit;
-            grpc.CompressionProviders = [new BoundedGzipCompressionProvider(limit)];
         });
         services.TryAddSingleton<InferenceGrpcService>();
         services.TryAddSingleton<GrpcApiKeyInterceptor>();
