@@ -70,7 +70,8 @@ internal sealed class LiveServerProcess : IDisposable
     /// Starts the server; <paramref name="readOutput"/> false leaves its standard output unread, so once the pipe's buffer is
     /// full every console write blocks, as on a stalled terminal or log collector.
     /// </summary>
-    public static LiveServerProcess Start(IReadOnlyDictionary<string, string>? settings = null, bool readOutput = true)
+    /// <param name="workingDirectory">The process's working directory (its content root); default the output folder, where appsettings.json is.</param>
+    public static LiveServerProcess Start(IReadOnlyDictionary<string, string>? settings = null, bool readOutput = true, string? workingDirectory = null)
     {
         var assembly = ServerAssembly;
         if (!File.Exists(assembly))
@@ -92,7 +93,7 @@ internal sealed class LiveServerProcess : IDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(assembly)!,
+            WorkingDirectory = workingDirectory ?? Path.GetDirectoryName(assembly)!,
         };
         start.ArgumentList.Add(assembly);
         start.Environment.Remove("ASPNETCORE_URLS");

@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Serilog;
+using Serilog.Events;
 using Serilog.Formatting;
 using Serilog.Formatting.Compact;
 using Serilog.Formatting.Display;
@@ -32,6 +33,11 @@ public static class LoggingSetup
         builder.Logging.ClearProviders();
         var formatter = ConsoleFormatter(builder.Environment);
         builder.Services.AddSerilog((services, logger) => logger
+            // Defaults for a server that finds no appsettings.json (started outside its content root): ASP.NET Core's and
+            // grpc-dotnet's per-request lines stay out, so the request log's line is the only one. Configuration overrides them.
+            .MinimumLevel.Information()
+            .MinimumLevel.Override("Microsoft.AspNetCore", LogEventLevel.Warning)
+            .MinimumLevel.Override("Grpc", LogEventLevel.Warning)
             .ReadFrom.Configuration(builder.Configuration, new ConfigurationReaderOptions { SectionName = SectionName })
             // Sinks registered as ILogEventSink services (tests register theirs) receive every event too.
             .ReadFrom.Services(services)

@@ -14,10 +14,18 @@ public sealed class ConsoleLogTests
 {
     private const int Requests = 40;
 
-    [Fact]
-    public async Task Production_FortyInferences_AtMostOneJsonLineEachWithTheOipFields()
+    /// <summary>
+    /// With the shipped appsettings.json, and without it (a server started outside its content root falls back to the
+    /// defaults in code, where ASP.NET Core's own per-request lines once added four more).
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Production_FortyInferences_AtMostOneJsonLineEachWithTheOipFields(bool withAppSettings)
     {
-        using var server = LiveServerProcess.Start(new Dictionary<string, string> { ["SparseInference__Shutdown__DrainDelaySeconds"] = "0" });
+        var elsewhere = Directory.CreateTempSubdirectory("si-cwd-");
+        using var server = LiveServerProcess.Start(
+            new Dictionary<string, string> { ["SparseInference__Shutdown__DrainDelaySeconds"] = "0" }, workingDirectory: withAppSettings ? null : elsewhere.FullName);
         await server.WaitReadyAsync(TimeSpan.FromSeconds(60));
         using var rest = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.RestPort}") };
         using var grpc = new GrpcTestClient(server.GrpcPort);
@@ -49,6 +57,7 @@ public sealed class ConsoleLogTests
 
         Assert.Equal(Requests / 2, requestLines.Count(l => l.GetProperty("Listener").GetString() == "rest"));
         Assert.Equal(Requests / 2, requestLines.Count(l => l.GetProperty("Listener").GetString() == "grpc" && l.GetProperty("GrpcStatus").GetString() == "0"));
+        elsewhere.Delete(recursive: true);
     }
 
     [Fact]
