@@ -18,8 +18,9 @@ namespace SparseInference.Server.Observability.Logging;
 /// </summary>
 public static class RequestLoggingApplicationBuilderExtensions
 {
+    /// <summary>Strings render without quotes (<c>:l</c>), so the JSON's rendered message reads as the console line does.</summary>
     public const string MessageTemplate =
-        "{" + RequestLogFields.Listener + "} {RequestMethod} {RequestPath} responded {StatusCode} in {Elapsed:0.000} ms{" + RequestLogFields.Inference + ":l}";
+        "{" + RequestLogFields.Listener + ":l} {RequestMethod:l} {RequestPath:l} responded {StatusCode} in {Elapsed:0.000} ms{" + RequestLogFields.Inference + ":l}";
 
     public static IApplicationBuilder UseSparseInferenceRequestLogging(this IApplicationBuilder app)
     {
