@@ -29,6 +29,7 @@ public static class GrpcServiceCollectionExtensions
             var limit = serving.Value.Limits.MaxGrpcMessageBytes;
             grpc.MaxReceiveMessageSize = limit;
             grpc.MaxSendMessageSize = limit;
+            grpc.CompressionProviders = [new GzipCompressionProvider()];
         });
         services.TryAddSingleton<InferenceGrpcService>();
         services.TryAddSingleton<GrpcApiKeyInterceptor>();

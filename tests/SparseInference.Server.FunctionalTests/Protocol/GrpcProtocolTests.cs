@@ -235,6 +235,18 @@ public sealed class GrpcProtocolTests(ServerFixture server)
     }
 
     [Fact]
+    public async Task ModelInfer_GzipFlagOnBytesThatAreNotGzip_InternalWithoutErrorLog()
+    {
+        var errorsBefore = server.Logs.Entries.Count(e => e.Level >= LogLevel.Error);
+        var result = await Grpc.CallAsync(
+            GrpcTestClient.Service + "ModelInfer", GrpcTestClient.FrameCompressed(RawRequest(new float[16], 1, 2).ToByteArray()), ModelInferResponse.Parser,
+            new Dictionary<string, string> { ["grpc-encoding"] = "gzip" });
+        Assert.Equal(GrpcStatusCode.Internal, result.Status);
+        Assert.Contains("not valid gzip", result.Message);
+        Assert.Equal(errorsBefore, server.Logs.Entries.Count(e => e.Level >= LogLevel.Error));
+    }
+
+    [Fact]
     public async Task ModelInfer_UnsupportedEncoding_Unimplemented()
     {
         var result = await Grpc.CallAsync(
