@@ -66,7 +66,7 @@ for s in socks: s.close()')
 SparseInference__Ports__Metrics=$METRICS SparseInference__Ports__Admin=$ADMIN \
 SparseInference__ModelRepository="$REPO" SparseInference__Admin__Token="$TOKEN" \
 SparseInference__Shutdown__DrainDelaySeconds=0 \
-  exec env ${SERVER_LOG_LEVEL:+"Logging__LogLevel__Default=$SERVER_LOG_LEVEL"} "${SERVER_CMD[@]}" >"$WORK/server.log" 2>&1) &
+  exec env ${SERVER_LOG_LEVEL:+"Serilog__MinimumLevel__Default=$SERVER_LOG_LEVEL"} "${SERVER_CMD[@]}" >"$WORK/server.log" 2>&1) &
 SERVER_PID=$!
 cleanup() {
   kill "$SERVER_PID" 2>/dev/null || true

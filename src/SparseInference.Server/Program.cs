@@ -1,12 +1,10 @@
-using SparseInference.Serving.Hosting;
+using SparseInference.Server.Hosting;
 
 var builder = WebApplication.CreateBuilder(args);
-builder.Logging.AddSparseInferenceLogging(builder.Configuration);
-builder.Services.AddSparseInference(builder.Configuration);
-builder.Services.AddSparseInferenceTracing(builder.Configuration);
+builder.AddSparseInferenceHost();
 
 var app = builder.Build();
-app.MapSparseInference();
+app.MapSparseInferenceHost();
 app.Run();
 
 public partial class Program;

@@ -58,16 +58,4 @@ public sealed class LoadGenOptionsTests
         Assert.Equal(100, delta.AverageQueueUs);
         Assert.Equal(2, delta.AverageBatch);
     }
-
-    [Fact]
-    public void GrpcFrame_Message_IsUncompressedFlagBigEndianLengthAndPayload()
-    {
-        var message = new ModelInferRequest { ModelName = "skab-pump", Id = "1" };
-
-        var frame = GrpcInferClient.Frame(message);
-
-        Assert.Equal(0, frame[0]);
-        Assert.Equal(message.CalculateSize(), (frame[1] << 24) | (frame[2] << 16) | (frame[3] << 8) | frame[4]);
-        Assert.Equal(message, ModelInferRequest.Parser.ParseFrom(frame.AsSpan(5)));
-    }
 }

@@ -7,6 +7,8 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
 using SparseInference.LoadGen;
 using SparseInference.Serving.Protocol.Grpc;
 
@@ -42,10 +44,10 @@ public static class ScoreClients
     public const string ScoreOutput = "score";
     public const string VariantParameter = "variant";
 
-    public static IScoreClient Create(Transport transport, HttpClient http, InferTarget target, int time) => transport switch
+    public static IScoreClient Create(Transport transport, HttpClient rest, GrpcChannel grpc, InferTarget target, int time) => transport switch
     {
-        Transport.Grpc => new GrpcScoreClient(http, target, time),
-        _ => new RestScoreClient(http, target, time, transport == Transport.RestBinary),
+        Transport.Grpc => new GrpcScoreClient(grpc, target, time),
+        _ => new RestScoreClient(rest, target, time, transport == Transport.RestBinary),
     };
 
     public static string Name(Transport transport) => transport switch
@@ -187,12 +189,11 @@ public sealed class RestScoreClient(HttpClient http, InferTarget target, int tim
     }
 }
 
-/// <summary>
-/// gRPC <c>ModelInfer</c> over HttpClient HTTP/2 with prior knowledge (h2c): one length-prefixed protobuf frame
-/// each way, the status from trailers or Trailers-Only headers, the score from <c>raw_output_contents</c>.
-/// </summary>
-public sealed class GrpcScoreClient(HttpClient http, InferTarget target, int time) : IScoreClient
+/// <summary>gRPC <c>ModelInfer</c> through grpc-dotnet's client; the score from <c>raw_output_contents</c>.</summary>
+public sealed class GrpcScoreClient(GrpcChannel channel, InferTarget target, int time) : IScoreClient
 {
+    private readonly CallInvoker _invoker = channel.CreateCallInvoker();
+
     public async Task<ScoreBatch> ScoreAsync(string requestId, string variant, float[] windows, int batch, CancellationToken cancellationToken)
     {
         var message = new ModelInferRequest { ModelName = target.Model, ModelVersion = target.Version ?? string.Empty, Id = requestId };
@@ -205,29 +206,16 @@ public sealed class GrpcScoreClient(HttpClient http, InferTarget target, int tim
         message.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = ScoreClients.ScoreOutput });
         message.RawInputContents.Add(UnsafeByteOperations.UnsafeWrap(ScoreClients.LittleEndianBytes(windows)));
 
-        using var request = new HttpRequestMessage(HttpMethod.Post, GrpcInferClient.ModelInferPath)
+        ModelInferResponse reply;
+        try
         {
-            Version = HttpVersion.Version20,
-            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Content = new ByteArrayContent(Frame(message)),
-        };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/grpc");
-        request.Headers.TryAddWithoutValidation("te", "trailers");
-
-        using var response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-        if (response.StatusCode != HttpStatusCode.OK)
-            throw new ServiceCallException($"gRPC ModelInfer (variant '{variant}') returned HTTP {(int)response.StatusCode}.");
-        var status = Header(response.TrailingHeaders, "grpc-status") ?? Header(response.Headers, "grpc-status");
-        if (status != "0")
-        {
-            var detail = Header(response.TrailingHeaders, "grpc-message") ?? Header(response.Headers, "grpc-message") ?? "";
-            throw new ServiceCallException($"gRPC ModelInfer (variant '{variant}', {batch} windows) failed with status {status ?? "missing"}: {Uri.UnescapeDataString(detail)}");
+            using var call = _invoker.AsyncUnaryCall(OipGrpc.ModelInfer, null, new CallOptions(cancellationToken: cancellationToken), message);
+            reply = await call.ResponseAsync.ConfigureAwait(false);
         }
-        if (body.Length < 5 || body[0] != 0)
-            throw new ServiceCallException($"gRPC ModelInfer (variant '{variant}'): expected one uncompressed response frame, got {body.Length} bytes.");
-        var length = (int)BinaryPrimitives.ReadUInt32BigEndian(body.AsSpan(1));
-        var reply = ModelInferResponse.Parser.ParseFrom(body, 5, length);
+        catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new ServiceCallException($"gRPC ModelInfer (variant '{variant}', {batch} windows) failed with status {ex.StatusCode}: {ex.Status.Detail}");
+        }
 
         var index = reply.Outputs.ToList().FindIndex(o => o.Name == ScoreClients.ScoreOutput);
         if (index < 0 || index >= reply.RawOutputContents.Count)
@@ -240,16 +228,4 @@ public sealed class GrpcScoreClient(HttpClient http, InferTarget target, int tim
             reply.Parameters.TryGetValue("dense_pairs", out var d) ? d.Int64Param : 0,
             reply.Parameters.TryGetValue(ScoreClients.VariantParameter, out var v) ? v.StringParam : "");
     }
-
-    private static byte[] Frame(IMessage message)
-    {
-        var size = message.CalculateSize();
-        var framed = new byte[5 + size];
-        BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)size);
-        message.WriteTo(framed.AsSpan(5));
-        return framed;
-    }
-
-    private static string? Header(HttpHeaders headers, string name) =>
-        headers.TryGetValues(name, out var values) ? values.FirstOrDefault() : null;
 }

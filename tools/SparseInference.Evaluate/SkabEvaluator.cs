@@ -104,13 +104,7 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
             PooledConnectionLifetime = TimeSpan.FromMinutes(30),
         };
         using var rest = new HttpClient(handler, disposeHandler: false) { BaseAddress = new Uri(settings.RestUrl), Timeout = settings.RequestTimeout };
-        using var grpc = new HttpClient(handler, disposeHandler: false)
-        {
-            BaseAddress = new Uri(settings.GrpcUrl),
-            DefaultRequestVersion = HttpVersion.Version20,
-            DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Timeout = settings.RequestTimeout,
-        };
+        using var grpc = OipGrpc.Channel(settings.GrpcUrl, TimeSpan.FromMinutes(30));
         var target = new InferTarget(settings.Model, settings.Version, "input", detector.Channels, new Dictionary<string, string>());
 
         var passes = new List<VariantResult>[settings.Transports.Count * variants.Count];
@@ -119,7 +113,7 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
             for (var t = 0; t < settings.Transports.Count; t++)
             {
                 var transport = settings.Transports[t];
-                var client = ScoreClients.Create(transport, transport == Transport.Grpc ? grpc : rest, target, detector.Window);
+                var client = ScoreClients.Create(transport, rest, grpc, target, detector.Window);
                 for (var v = 0; v < variants.Count; v++)
                 {
                     var result = await RunVariantAsync(client, ScoreClients.Name(transport), variants[v], chunks, rest, target, cancellationToken).ConfigureAwait(false);

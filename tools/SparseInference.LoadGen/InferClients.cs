@@ -5,6 +5,8 @@ using System.Net.Http.Headers;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
 using SparseInference.Serving.Protocol.Grpc;
 
 namespace SparseInference.LoadGen;
@@ -134,13 +136,10 @@ public sealed class RestInferClient(HttpClient http, InferTarget target, bool bi
     }
 }
 
-/// <summary>
-/// gRPC <c>inference.GRPCInferenceService/ModelInfer</c> over HttpClient HTTP/2 (cleartext, prior knowledge):
-/// length-prefixed protobuf frames, status read from trailers or from Trailers-Only headers.
-/// </summary>
-public sealed class GrpcInferClient(HttpClient http, InferTarget target) : IInferClient
+/// <summary>gRPC <c>inference.GRPCInferenceService/ModelInfer</c> through grpc-dotnet's client (Grpc.Net.Client).</summary>
+public sealed class GrpcInferClient(GrpcChannel channel, InferTarget target) : IInferClient
 {
-    public const string ModelInferPath = "/inference.GRPCInferenceService/ModelInfer";
+    private readonly CallInvoker _invoker = channel.CreateCallInvoker();
 
     public async Task<CallOutcome> InferAsync(string requestId, string lineId, ReadOnlyMemory<float> window, CancellationToken cancellationToken)
     {
@@ -156,42 +155,19 @@ public sealed class GrpcInferClient(HttpClient http, InferTarget target) : IInfe
         RestInferClient.WriteLittleEndian(window.Span, raw);
         message.RawInputContents.Add(UnsafeByteOperations.UnsafeWrap(raw));
 
-        using var request = new HttpRequestMessage(HttpMethod.Post, ModelInferPath)
+        try
         {
-            Version = HttpVersion.Version20,
-            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Content = new ByteArrayContent(Frame(message)),
-        };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/grpc");
-        request.Headers.TryAddWithoutValidation("te", "trailers");
-
-        using var response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-        if (response.StatusCode != HttpStatusCode.OK)
-            return new CallOutcome(false, $"http_{(int)response.StatusCode}");
-        var status = Header(response.TrailingHeaders, "grpc-status") ?? Header(response.Headers, "grpc-status");
-        if (status != "0")
-            return new CallOutcome(false, $"grpc_{status ?? "missing"}");
-        if (body.Length < 5)
-            return new CallOutcome(false, "grpc_no_message");
-        var length = (int)BinaryPrimitives.ReadUInt32BigEndian(body.AsSpan(1));
-        ModelInferResponse.Parser.ParseFrom(body, 5, length);
-        return CallOutcome.Ok;
+            using var call = _invoker.AsyncUnaryCall(OipGrpc.ModelInfer, null, new CallOptions(cancellationToken: cancellationToken), message);
+            await call.ResponseAsync.ConfigureAwait(false);
+            return CallOutcome.Ok;
+        }
+        catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new CallOutcome(false, $"grpc_{(int)ex.StatusCode}");
+        }
     }
 
     public void Dispose()
     {
     }
-
-    internal static byte[] Frame(IMessage message)
-    {
-        var size = message.CalculateSize();
-        var framed = new byte[5 + size];
-        BinaryPrimitives.WriteUInt32BigEndian(framed.AsSpan(1), (uint)size);
-        message.WriteTo(framed.AsSpan(5));
-        return framed;
-    }
-
-    private static string? Header(System.Net.Http.Headers.HttpHeaders headers, string name) =>
-        headers.TryGetValues(name, out var values) ? values.FirstOrDefault() : null;
 }

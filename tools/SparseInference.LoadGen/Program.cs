@@ -48,13 +48,7 @@ var handler = new SocketsHttpHandler
     PooledConnectionLifetime = TimeSpan.FromMinutes(10),
 };
 using var rest = new HttpClient(handler, disposeHandler: false) { BaseAddress = new Uri(options.RestUrl), Timeout = Timeout.InfiniteTimeSpan };
-using var grpc = new HttpClient(handler, disposeHandler: false)
-{
-    BaseAddress = new Uri(options.GrpcUrl),
-    DefaultRequestVersion = HttpVersion.Version20,
-    DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact,
-    Timeout = Timeout.InfiniteTimeSpan,
-};
+using var grpc = OipGrpc.Channel(options.GrpcUrl, TimeSpan.FromMinutes(10));
 var target = new InferTarget(options.Model, options.Version, options.InputName, options.Channels, options.Parameters);
 using IInferClient client = options.Protocol == Protocol.Grpc ? new GrpcInferClient(grpc, target) : new RestInferClient(rest, target, options.Binary);
 

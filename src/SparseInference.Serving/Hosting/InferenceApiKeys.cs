@@ -20,61 +20,29 @@ public sealed class InferenceAccessOptions
 }
 
 /// <summary>
-/// When API keys are configured, every request on the REST and gRPC ports must carry one: REST as
-/// <c>Authorization: Bearer &lt;key&gt;</c> or <c>X-API-Key</c>, gRPC as <c>authorization: Bearer &lt;key&gt;</c> metadata.
-/// Health probes stay open so that orchestrators need no key. Runs before routing, so no endpoint can be missed.
+/// The accepted inference API keys. Presented as <c>Authorization: Bearer &lt;key&gt;</c> or <c>X-API-Key</c> (REST) and as
+/// <c>authorization: Bearer &lt;key&gt;</c> metadata (gRPC, checked by the host's gRPC interceptor).
 /// </summary>
-internal sealed class InferenceApiKeyMiddleware(RequestDelegate next, IOptions<InferenceAccessOptions> access, IOptions<SparseInferenceOptions> serving)
+public sealed class InferenceApiKeys(IOptions<InferenceAccessOptions> access)
 {
-    private static readonly HashSet<string> OpenPaths = new(StringComparer.Ordinal)
-    {
-        "/v2/health/live", "/v2/health/ready",
-        "/inference.GRPCInferenceService/ServerLive", "/inference.GRPCInferenceService/ServerReady",
-    };
+    public const string MissingKeyMessage = "missing or unknown API key: expected 'Authorization: Bearer <key>' or 'X-API-Key: <key>'";
 
     private readonly byte[][] _keys = [.. access.Value.ApiKeys.Where(k => k.Length > 0).Select(Encoding.UTF8.GetBytes)];
 
-    public Task InvokeAsync(HttpContext context)
+    /// <summary>False when no key is configured: inference stays open.</summary>
+    public bool Required => _keys.Length > 0;
+
+    /// <summary>Whether the <c>Authorization</c> or <c>X-API-Key</c> value carries an accepted key.</summary>
+    public bool Accepts(string? authorization, string? apiKey) => Presented(authorization, apiKey) is { } key && Accepted(key);
+
+    private static string? Presented(string? authorization, string? apiKey)
     {
-        var ports = serving.Value.Ports;
-        var port = context.Connection.LocalPort;
-        if (_keys.Length == 0 || (port != ports.Rest && port != ports.Grpc) || OpenPaths.Contains(context.Request.Path.Value ?? ""))
-        {
-            return next(context);
-        }
-
-        if (Presented(context.Request.Headers) is { } key && Accepted(key))
-        {
-            return next(context);
-        }
-
-        const string message = "missing or unknown API key: expected 'Authorization: Bearer <key>' or 'X-API-Key: <key>'";
-        if (port == ports.Grpc)
-        {
-            // Trailers-only response: gRPC status 16 UNAUTHENTICATED in the headers.
-            context.Response.StatusCode = StatusCodes.Status200OK;
-            context.Response.ContentType = "application/grpc";
-            context.Response.Headers["grpc-status"] = "16";
-            context.Response.Headers["grpc-message"] = Uri.EscapeDataString(message);
-            return Task.CompletedTask;
-        }
-
-        context.Response.StatusCode = StatusCodes.Status401Unauthorized;
-        context.Response.Headers.WWWAuthenticate = "Bearer";
-        context.Response.ContentType = "application/json";
-        return context.Response.WriteAsync($$"""{"error":"{{message}}"}""");
-    }
-
-    private static string? Presented(IHeaderDictionary headers)
-    {
-        var authorization = headers.Authorization.ToString();
-        if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        if (authorization is not null && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
             return authorization["Bearer ".Length..].Trim();
         }
 
-        var apiKey = headers["X-API-Key"].ToString();
-        return apiKey.Length > 0 ? apiKey : null;
+        return string.IsNullOrEmpty(apiKey) ? null : apiKey;
     }
 
     private bool Accepted(string presented)
@@ -91,12 +59,41 @@ internal sealed class InferenceApiKeyMiddleware(RequestDelegate next, IOptions<I
     }
 }
 
+/// <summary>
+/// When API keys are configured, every request on the REST port must carry one. Health probes stay open so that
+/// orchestrators need no key. Runs before routing, so no endpoint can be missed.
+/// </summary>
+internal sealed class InferenceApiKeyMiddleware(RequestDelegate next, InferenceApiKeys keys, IOptions<SparseInferenceOptions> serving)
+{
+    private static readonly HashSet<string> OpenPaths = new(StringComparer.Ordinal) { "/v2/health/live", "/v2/health/ready" };
+
+    public Task InvokeAsync(HttpContext context)
+    {
+        if (!keys.Required || context.Connection.LocalPort != serving.Value.Ports.Rest || OpenPaths.Contains(context.Request.Path.Value ?? ""))
+        {
+            return next(context);
+        }
+
+        var headers = context.Request.Headers;
+        if (keys.Accepts(headers.Authorization.ToString(), headers["X-API-Key"].ToString()))
+        {
+            return next(context);
+        }
+
+        context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+        context.Response.Headers.WWWAuthenticate = "Bearer";
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsync($$"""{"error":"{{InferenceApiKeys.MissingKeyMessage}}"}""");
+    }
+}
+
 public static class InferenceApiKeyServiceCollectionExtensions
 {
-    /// <summary>Binds <see cref="InferenceAccessOptions"/> and puts the key check in front of the whole pipeline.</summary>
+    /// <summary>Binds <see cref="InferenceAccessOptions"/> and puts the REST key check in front of the whole pipeline.</summary>
     public static IServiceCollection AddInferenceApiKeys(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<InferenceAccessOptions>().Bind(configuration.GetSection(InferenceAccessOptions.SectionName));
+        services.TryAddSingleton<InferenceApiKeys>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartupFilter, InferenceApiKeyStartupFilter>());
         return services;
     }

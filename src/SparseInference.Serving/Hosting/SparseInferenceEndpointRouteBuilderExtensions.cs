@@ -3,9 +3,6 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using SparseInference.Serving.Admin;
-using SparseInference.Serving.Grpc;
-using SparseInference.Serving.Metrics;
-using SparseInference.Serving.Protocol.Grpc;
 using SparseInference.Serving.Protocol.Rest;
 
 namespace SparseInference.Serving.Hosting;
@@ -13,17 +10,13 @@ namespace SparseInference.Serving.Hosting;
 public static class SparseInferenceEndpointRouteBuilderExtensions
 {
     /// <summary>
-    /// Maps the Open Inference Protocol (REST on the REST port only, gRPC on the gRPC port only) and the Prometheus
-    /// exporter on the metrics port only, and the variants admin API on the admin port only.
+    /// Maps the Open Inference Protocol's REST API on the REST port only and the variants admin API on the admin port only;
+    /// the host maps gRPC and the metrics exporter.
     /// </summary>
     public static IEndpointRouteBuilder MapSparseInference(this IEndpointRouteBuilder endpoints)
     {
         var options = endpoints.ServiceProvider.GetRequiredService<IOptions<SparseInferenceOptions>>().Value;
         endpoints.MapOpenInferenceRest().RequireLocalPort(options.Ports.Rest);
-
-        var registry = endpoints.ServiceProvider.GetRequiredService<GrpcInferenceService>().Register(new GrpcMethodRegistry());
-        endpoints.MapGrpcMethods(registry, options.Limits.MaxGrpcMessageBytes).RequireLocalPort(options.Ports.Grpc);
-        endpoints.MapPrometheusMetrics().RequireLocalPort(options.Ports.Metrics);
         endpoints.MapSparseInferenceAdmin().RequireLocalPort(options.Ports.Admin);
         return endpoints;
     }

@@ -6,7 +6,6 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using SparseInference.Serving.Grpc;
 using SparseInference.Serving.Health;
 using SparseInference.Serving.Metrics;
 using SparseInference.Serving.Protocol;
@@ -21,7 +20,7 @@ public static class SparseInferenceServiceCollectionExtensions
 {
     /// <summary>
     /// Registers the serving stack from the <c>SparseInference</c> configuration section: options (validated at start),
-    /// the model repository, inference behind the dynamic batcher, variants with their admin API, the gRPC transport and Kestrel's four listeners. Every piece is added with
+    /// the model repository, inference behind the dynamic batcher, variants with their admin API, the OIP gRPC mapping and Kestrel's four listeners. Every piece is added with
     /// <c>TryAdd</c>, so a host or a test can replace it.
     /// </summary>
     public static IServiceCollection AddSparseInference(this IServiceCollection services, IConfiguration configuration)

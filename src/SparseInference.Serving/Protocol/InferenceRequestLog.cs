@@ -1,27 +1,14 @@
-using System.Diagnostics;
-using Microsoft.Extensions.Logging;
 using SparseInference.Serving.Metrics;
 
 namespace SparseInference.Serving.Protocol;
 
-/// <summary>The request log: one structured line per inference with what an operator filters and aggregates on.</summary>
-public sealed partial class InferenceRequestLog(ILogger<InferenceRequestLog> logger)
+/// <summary>
+/// The request log's inference fields: what one finished inference adds to the single log line of the request that carried
+/// it (model, version, variant, batch size, queue and compute time, protocol, outcome). The host's request logging
+/// writes the line; without a registered implementation nothing is recorded.
+/// </summary>
+public abstract class InferenceRequestLog
 {
-    public const int CompletedEventId = 1100;
-
-    /// <summary>Logs one finished inference; the trace id is the current activity's, empty when none is recorded.</summary>
-    public void Completed(VariantLabels labels, string protocol, int batchSize, TimeSpan queue, TimeSpan compute, string status)
-    {
-        if (!logger.IsEnabled(LogLevel.Information))
-            return;
-
-        var traceId = Activity.Current?.TraceId.ToHexString() ?? string.Empty;
-        InferenceCompleted(logger, labels.Model, labels.Version, labels.Variant, batchSize,
-            (long)queue.TotalMicroseconds, (long)compute.TotalMicroseconds, protocol, status, traceId);
-    }
-
-    [LoggerMessage(EventId = CompletedEventId, Level = LogLevel.Information,
-        Message = "Inference {Model} v{Version} variant {Variant} batch {BatchSize}: queue {QueueMicroseconds} µs, compute {ComputeMicroseconds} µs over {Protocol}, {Status} (trace {TraceId})")]
-    private static partial void InferenceCompleted(ILogger logger, string model, string version, string variant, int batchSize,
-        long queueMicroseconds, long computeMicroseconds, string protocol, string status, string traceId);
+    /// <summary>Records one finished inference; <paramref name="status"/> is one of the <see cref="RequestOutcomes"/>.</summary>
+    public abstract void Completed(VariantLabels labels, string protocol, int batchSize, TimeSpan queue, TimeSpan compute, string status);
 }

@@ -28,23 +28,23 @@ public sealed class ServiceContractTests
 
     [Theory]
     [MemberData(nameof(Overlays))]
-    public void Probes_Overlay_TargetHealthEndpointsOnTheRestPort(string overlay)
+    public void Probes_Overlay_LivenessOnTheRestPortReadinessThroughGrpcHealth(string overlay)
     {
         var server = RenderedOverlay.Get(overlay).ServerContainer;
         var ports = NamedPorts(server);
 
-        var expected = new Dictionary<string, string>
-        {
-            ["startupProbe"] = "/v2/health/live",
-            ["livenessProbe"] = "/v2/health/live",
-            ["readinessProbe"] = "/v2/health/ready",
-        };
-        foreach (var (probe, path) in expected)
+        foreach (var probe in new[] { "startupProbe", "livenessProbe" })
         {
             var httpGet = server[probe]?["httpGet"] ?? throw new Xunit.Sdk.XunitException($"{overlay}: {probe} with httpGet expected, actual none");
-            Assert.Equal(path, (string?)httpGet["path"]);
+            Assert.Equal("/v2/health/live", (string?)httpGet["path"]);
             Assert.Equal(Defaults.RestPort, ResolvePort(httpGet["port"]!, ports));
         }
+
+        // grpc.health.v1 on the gRPC port, overall status (no service name): the server answers it from readiness.
+        var grpc = server["readinessProbe"]?["grpc"] ?? throw new Xunit.Sdk.XunitException($"{overlay}: readinessProbe with grpc expected, actual none");
+        Assert.Equal(Defaults.GrpcPort, (long)grpc["port"]!);
+        Assert.True(grpc["service"] is null || (string?)grpc["service"] == "", $"{overlay}: readinessProbe grpc.service: expected the overall status, actual '{grpc["service"]}'");
+        Assert.Null(server["readinessProbe"]!["httpGet"]);
     }
 
     [Theory]

@@ -2,7 +2,6 @@ using System.Net;
 using System.Text;
 using Google.Protobuf;
 using SparseInference.Server.FunctionalTests.Infrastructure;
-using SparseInference.Serving.Grpc;
 using SparseInference.Serving.Protocol.Grpc;
 
 namespace SparseInference.Server.FunctionalTests.Batching;
@@ -117,7 +116,7 @@ public sealed class BatchedServingTests(ServerFixture server)
         grpcParameter.Parameters["timeout"] = new InferParameter { Int64Param = 1000 };
         var viaParameter = await server.Grpc.UnaryAsync("ModelInfer", grpcParameter, ModelInferResponse.Parser);
         var viaDeadline = await server.Grpc.UnaryAsync("ModelInfer", GrpcRequest(Model, values, [1, 8, C]), ModelInferResponse.Parser,
-            new Dictionary<string, string> { ["grpc-timeout"] = "20m" });
+            deadline: DateTime.UtcNow.AddMilliseconds(20));
 
         var after = await InferClient.StatsAsync(server.Rest, Model);
         Assert.Equal(HttpStatusCode.GatewayTimeout, rest.Status);

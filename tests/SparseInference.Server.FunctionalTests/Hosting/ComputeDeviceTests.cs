@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using SparseInference.Models;
 using SparseInference.Server.FunctionalTests.Infrastructure;
@@ -105,7 +106,7 @@ public sealed class ComputeDeviceTests
 
         protected override void ConfigureWebHost(IWebHostBuilder builder)
         {
-            builder.ConfigureLogging(logging => logging.AddProvider(Logs).AddFilter<LogSink>("SparseInference", LogLevel.Debug));
+            builder.ConfigureServices(services => services.AddSingleton<Serilog.Core.ILogEventSink>(Logs));
             builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(_settings));
         }
     }

@@ -4,7 +4,8 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.DependencyInjection;
+using Serilog.Core;
 using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Server.FunctionalTests.Infrastructure;
@@ -101,7 +102,7 @@ public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        builder.ConfigureLogging(logging => logging.AddProvider(Logs).AddFilter<LogSink>("SparseInference", LogLevel.Debug));
+        builder.ConfigureServices(services => services.AddSingleton<ILogEventSink>(Logs));
         var settings = new Dictionary<string, string?>
         {
             ["SparseInference:Ports:Rest"] = RestPort.ToString(),
@@ -113,6 +114,8 @@ public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
             ["SparseInference:Limits:MaxGrpcMessageBytes"] = MaxGrpcMessageBytes.ToString(),
             ["SparseInference:Admin:Token"] = AdminToken,
             [TestStateDirectory.Key] = StateDirectory,
+            // The server's own Debug events (gRPC cancellations, batch retries) reach the test sink.
+            ["Serilog:MinimumLevel:Override:SparseInference"] = "Debug",
         };
         AddSettings(settings);
         builder.ConfigureAppConfiguration((_, configuration) => configuration.AddInMemoryCollection(settings));

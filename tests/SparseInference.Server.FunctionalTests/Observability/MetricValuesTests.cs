@@ -18,7 +18,7 @@ public sealed class MetricValuesTests(ObservabilityFixture server)
         var traffic = await server.EnsureTrafficAsync();
         Assert.All(traffic.RestStatuses, s => Assert.Equal(HttpStatusCode.OK, s));
         Assert.All(traffic.InvalidStatuses, s => Assert.Equal(HttpStatusCode.BadRequest, s));
-        Assert.All(traffic.GrpcStatuses, s => Assert.Equal(Serving.Grpc.GrpcStatusCode.OK, s));
+        Assert.All(traffic.GrpcStatuses, s => Assert.Equal(GrpcStatusCode.OK, s));
 
         var scrape = MetricsExposition.Parse(await server.ScrapeAsync());
         var model = ("model", ServerFixture.ModelName);

@@ -5,7 +5,12 @@ using System.Text;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using SparseInference.Serving.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting.Internal;
+using Serilog.Core;
+using Serilog.Events;
+using Serilog.Formatting;
+using SparseInference.Server.Observability.Logging;
 using System.Text.Json.Nodes;
 using SparseInference.Models;
 using SparseInference.Server.FunctionalTests.Infrastructure;
@@ -62,7 +67,7 @@ public sealed class ObservabilityFixture : ServerFixture
     /// <summary>Every stopped span of the <c>SparseInference</c> source seen in this process.</summary>
     public ConcurrentQueue<Activity> Spans { get; } = new();
 
-    /// <summary>The server's JSON log lines, written by the same Serilog setup the host uses for standard output.</summary>
+    /// <summary>The server's log events as JSON lines, formatted as the host formats them for a container's standard output.</summary>
     public IReadOnlyList<string> JsonLogLines()
     {
         lock (_jsonLogWriter)
@@ -86,7 +91,9 @@ public sealed class ObservabilityFixture : ServerFixture
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         base.ConfigureWebHost(builder);
-        builder.ConfigureLogging((context, logging) => logging.AddSparseInferenceLogging(context.Configuration, _jsonLogWriter));
+        // Every event the server logs, as the containers' console gets it (the same formatter, one JSON object per line).
+        var formatter = LoggingSetup.ConsoleFormatter(new HostingEnvironment { EnvironmentName = Environments.Production });
+        builder.ConfigureServices(services => services.AddSingleton<ILogEventSink>(new TextSink(formatter, _jsonLogWriter)));
     }
 
     protected override void Dispose(bool disposing)
@@ -119,10 +126,10 @@ public sealed class ObservabilityFixture : ServerFixture
         }
     }
 
-    /// <summary>The log sink writes from a background thread: wait until the traffic's request lines are out (at most 10 s).</summary>
+    /// <summary>Request lines are written once the response has gone out: wait until the traffic's are in (at most 10 s).</summary>
     private async Task WaitForRequestLogAsync(int expected)
     {
-        var marker = $"\"EventId\":{{\"Id\":{Serving.Protocol.InferenceRequestLog.CompletedEventId}";
+        var marker = $"\"{RequestLogFields.Model}\":\"{ModelName}\"";
         var until = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         while (JsonLogLines().Count(l => l.Contains(marker, StringComparison.Ordinal)) < expected && DateTime.UtcNow < until)
         {
@@ -228,12 +235,24 @@ public sealed class ObservabilityFixture : ServerFixture
     }
 }
 
+/// <summary>Writes each event through <paramref name="formatter"/> to <paramref name="output"/>.</summary>
+internal sealed class TextSink(ITextFormatter formatter, TextWriter output) : ILogEventSink
+{
+    public void Emit(LogEvent logEvent)
+    {
+        lock (output)
+        {
+            formatter.Format(logEvent, output);
+        }
+    }
+}
+
 /// <summary>What the clients saw of the known traffic.</summary>
 public sealed class TrafficRecord
 {
     public List<HttpStatusCode> RestStatuses { get; } = [];
     public List<HttpStatusCode> InvalidStatuses { get; } = [];
-    public List<Serving.Grpc.GrpcStatusCode> GrpcStatuses { get; } = [];
+    public List<GrpcStatusCode> GrpcStatuses { get; } = [];
     public List<(string Variant, long Computed, long Dense)> ReportedPairs { get; } = [];
     public Dictionary<string, string> TraceIds { get; } = [];
     public HttpStatusCode ShadowSplitStatus { get; set; }

@@ -17,6 +17,14 @@ public sealed class RequestLogAndTraceTests(ObservabilityFixture server)
         {
             var lines = RequestLines().Where(p => p.GetProperty("TraceId").GetString() == traceId).ToList();
             var line = Assert.Single(lines);
+            Assert.Equal(traceId, line.GetProperty("@tr").GetString());
+            Assert.Equal("Information", line.TryGetProperty("@l", out var level) ? level.GetString() : "Information");
+            Assert.Equal("rest", line.GetProperty("Listener").GetString());
+            Assert.Equal("POST", line.GetProperty("RequestMethod").GetString());
+            Assert.Equal($"/v2/models/{ServerFixture.ModelName}/infer", line.GetProperty("RequestPath").GetString());
+            Assert.Equal(200, line.GetProperty("StatusCode").GetInt32());
+            Assert.True(line.GetProperty("Elapsed").GetDouble() > 0, "Elapsed: expected the request's duration in ms");
+            Assert.Contains($"{ServerFixture.ModelName} v1 variant {variant}", line.GetProperty("@m").GetString());
             Assert.Equal(ServerFixture.ModelName, line.GetProperty("Model").GetString());
             Assert.Equal("1", line.GetProperty("Version").GetString());
             Assert.Equal(variant, line.GetProperty("Variant").GetString());
@@ -75,18 +83,16 @@ public sealed class RequestLogAndTraceTests(ObservabilityFixture server)
         }
     }
 
-    private IEnumerable<JsonElement> RequestLines()
+    /// <summary>Request lines of inferences: the request log's lines carrying the OIP fields.</summary>
+    private IEnumerable<JsonElement> RequestLines() => AllLines().Where(p =>
+        p.TryGetProperty("SourceContext", out var source) && source.GetString() == "Serilog.AspNetCore.RequestLoggingMiddleware" && p.TryGetProperty("Model", out _));
+
+    private IEnumerable<JsonElement> AllLines()
     {
         foreach (var line in server.JsonLogLines())
         {
             using var document = JsonDocument.Parse(line);
-            var root = document.RootElement;
-            if (root.TryGetProperty("Properties", out var properties)
-                && properties.TryGetProperty("EventId", out var eventId)
-                && eventId.TryGetProperty("Id", out var id) && id.GetInt32() == InferenceRequestLog.CompletedEventId)
-            {
-                yield return properties.Clone();
-            }
+            yield return document.RootElement.Clone();
         }
     }
 

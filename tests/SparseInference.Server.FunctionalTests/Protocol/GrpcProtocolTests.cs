@@ -3,8 +3,8 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 using Google.Protobuf;
+using Microsoft.Extensions.Logging;
 using SparseInference.Server.FunctionalTests.Infrastructure;
-using SparseInference.Serving.Grpc;
 using SparseInference.Serving.Protocol.Grpc;
 
 namespace SparseInference.Server.FunctionalTests.Protocol;
@@ -20,12 +20,13 @@ public sealed class GrpcProtocolTests(ServerFixture server)
     [Fact]
     public async Task ServerLive_Call_ReturnsLiveWithOkTrailers()
     {
-        var result = await Grpc.UnaryAsync("ServerLive", new ServerLiveRequest(), ServerLiveResponse.Parser);
+        var result = await Grpc.CallAsync(GrpcTestClient.Service + "ServerLive", GrpcTestClient.Frame(new ServerLiveRequest().ToByteArray()), ServerLiveResponse.Parser);
         Assert.Equal(HttpStatusCode.OK, result.HttpStatus);
         Assert.Equal("application/grpc", result.ContentType);
         Assert.False(result.TrailersOnly);
         Assert.Equal(GrpcStatusCode.OK, result.Status);
         Assert.True(result.Single().Live);
+        Assert.True((await Grpc.UnaryAsync("ServerLive", new ServerLiveRequest(), ServerLiveResponse.Parser)).Single().Live);
     }
 
     [Fact]
@@ -49,7 +50,6 @@ public sealed class GrpcProtocolTests(ServerFixture server)
         var missing = await Grpc.UnaryAsync("ModelReady", new ModelReadyRequest { Name = "nosuch" }, ModelReadyResponse.Parser);
         Assert.Equal(GrpcStatusCode.NotFound, missing.Status);
         Assert.Contains("'nosuch'", missing.Message);
-        Assert.True(missing.TrailersOnly);
     }
 
     [Fact]
@@ -175,11 +175,23 @@ public sealed class GrpcProtocolTests(ServerFixture server)
     }
 
     [Fact]
-    public async Task ModelInfer_MalformedProtobuf_InvalidArgumentNamingMessage()
+    public async Task ModelInfer_MalformedProtobuf_InternalNamingMessageWithoutErrorLog()
     {
+        var errorsBefore = server.Logs.Entries.Count(e => e.Level >= LogLevel.Error);
         var result = await Grpc.CallAsync(GrpcTestClient.Service + "ModelInfer", GrpcTestClient.Frame([0x0A, 0xFF, 0x01, 0x02]), ModelInferResponse.Parser);
-        Assert.Equal(GrpcStatusCode.InvalidArgument, result.Status);
-        Assert.Contains("ModelInferRequest", result.Message);
+        Assert.Equal(GrpcStatusCode.Internal, result.Status);
+        Assert.Contains("malformed protobuf message ModelInferRequest", result.Message);
+        Assert.Equal(errorsBefore, server.Logs.Entries.Count(e => e.Level >= LogLevel.Error));
+    }
+
+    [Fact]
+    public async Task ModelStreamInfer_MalformedProtobuf_InternalNamingMessage()
+    {
+        var body = GrpcTestClient.Frame(RawRequest(SensorWindows.Make(1, 8, C), 1, 8, id: "ok").ToByteArray(), [0x0A, 0xFF, 0x01, 0x02]);
+        var result = await Grpc.CallAsync(GrpcTestClient.Service + "ModelStreamInfer", body, ModelStreamInferResponse.Parser);
+        Assert.Equal(GrpcStatusCode.Internal, result.Status);
+        Assert.Contains("malformed protobuf message ModelInferRequest", result.Message);
+        Assert.Equal("ok", Assert.Single(result.Messages).InferResponse.Id);
     }
 
     [Fact]
@@ -188,7 +200,7 @@ public sealed class GrpcProtocolTests(ServerFixture server)
         var frame = GrpcTestClient.Frame(RawRequest(new float[16], 1, 2).ToByteArray());
         var result = await Grpc.CallAsync(GrpcTestClient.Service + "ModelInfer", frame[..^3], ModelInferResponse.Parser);
         Assert.Equal(GrpcStatusCode.Internal, result.Status);
-        Assert.Contains("incomplete", result.Message);
+        Assert.Contains("Incomplete message", result.Message);
     }
 
     [Fact]
@@ -197,7 +209,18 @@ public sealed class GrpcProtocolTests(ServerFixture server)
         var values = new float[(ServerFixture.MaxGrpcMessageBytes / 4) + 16];
         var result = await Grpc.UnaryAsync("ModelInfer", RawRequest(values, 1, values.Length / C), ModelInferResponse.Parser);
         Assert.Equal(GrpcStatusCode.ResourceExhausted, result.Status);
-        Assert.Contains(ServerFixture.MaxGrpcMessageBytes.ToString(), result.Message);
+        Assert.Contains($"larger than the maximum of {ServerFixture.MaxGrpcMessageBytes} bytes", result.Message);
+    }
+
+    [Fact]
+    public async Task ModelInfer_LengthPrefixClaimingTwoGigabytes_ResourceExhaustedWithoutErrorLog()
+    {
+        var errorsBefore = server.Logs.Entries.Count(e => e.Level >= LogLevel.Error);
+        var body = GrpcTestClient.Frame(RawRequest(new float[16], 1, 2).ToByteArray());
+        BinaryPrimitives.WriteUInt32BigEndian(body.AsSpan(1), int.MaxValue);
+        var result = await Grpc.CallAsync(GrpcTestClient.Service + "ModelInfer", body, ModelInferResponse.Parser);
+        Assert.Equal(GrpcStatusCode.ResourceExhausted, result.Status);
+        Assert.Equal(errorsBefore, server.Logs.Entries.Count(e => e.Level >= LogLevel.Error));
     }
 
     [Fact]
@@ -212,10 +235,22 @@ public sealed class GrpcProtocolTests(ServerFixture server)
     }
 
     [Fact]
+    public async Task ModelInfer_GzipFlagOnBytesThatAreNotGzip_InternalWithoutErrorLog()
+    {
+        var errorsBefore = server.Logs.Entries.Count(e => e.Level >= LogLevel.Error);
+        var result = await Grpc.CallAsync(
+            GrpcTestClient.Service + "ModelInfer", GrpcTestClient.FrameCompressed(RawRequest(new float[16], 1, 2).ToByteArray()), ModelInferResponse.Parser,
+            new Dictionary<string, string> { ["grpc-encoding"] = "gzip" });
+        Assert.Equal(GrpcStatusCode.Internal, result.Status);
+        Assert.Contains("not valid gzip", result.Message);
+        Assert.Equal(errorsBefore, server.Logs.Entries.Count(e => e.Level >= LogLevel.Error));
+    }
+
+    [Fact]
     public async Task ModelInfer_UnsupportedEncoding_Unimplemented()
     {
         var result = await Grpc.CallAsync(
-            GrpcTestClient.Service + "ServerLive", GrpcTestClient.Frame([]), ServerLiveResponse.Parser,
+            GrpcTestClient.Service + "ServerLive", GrpcTestClient.FrameCompressed([1, 2, 3]), ServerLiveResponse.Parser,
             new Dictionary<string, string> { ["grpc-encoding"] = "snappy" });
         Assert.Equal(GrpcStatusCode.Unimplemented, result.Status);
         Assert.Contains("snappy", result.Message);
@@ -224,9 +259,9 @@ public sealed class GrpcProtocolTests(ServerFixture server)
     [Fact]
     public async Task ModelInfer_ExpiredTimeout_DeadlineExceeded()
     {
-        var result = await Grpc.UnaryAsync(
-            "ModelInfer", RawRequest(SensorWindows.Make(1, 8, C), 1, 8), ModelInferResponse.Parser,
-            new Dictionary<string, string> { ["grpc-timeout"] = "1n" });
+        var result = await Grpc.CallAsync(
+            GrpcTestClient.Service + "ModelInfer", GrpcTestClient.Frame(RawRequest(SensorWindows.Make(1, 8, C), 1, 8).ToByteArray()), ModelInferResponse.Parser,
+            new Dictionary<string, string> { ["grpc-timeout"] = "1u" });
         Assert.Equal(GrpcStatusCode.DeadlineExceeded, result.Status);
         Assert.Empty(result.Messages);
     }
@@ -235,18 +270,18 @@ public sealed class GrpcProtocolTests(ServerFixture server)
     public async Task ModelInfer_GenerousTimeout_Succeeds()
     {
         var result = await Grpc.UnaryAsync(
-            "ModelInfer", RawRequest(SensorWindows.Make(1, 8, C), 1, 8), ModelInferResponse.Parser,
-            new Dictionary<string, string> { ["grpc-timeout"] = "30S" });
+            "ModelInfer", RawRequest(SensorWindows.Make(1, 8, C), 1, 8), ModelInferResponse.Parser, deadline: DateTime.UtcNow.AddSeconds(30));
         Assert.Equal(GrpcStatusCode.OK, result.Status);
     }
 
     [Fact]
-    public async Task ModelInfer_MalformedTimeout_InvalidArgumentNamingHeader()
+    public async Task ModelInfer_MalformedTimeout_ServedWithoutDeadlineAsGrpcCoreDoes()
     {
-        var result = await Grpc.UnaryAsync("ServerLive", new ServerLiveRequest(), ServerLiveResponse.Parser, new Dictionary<string, string> { ["grpc-timeout"] = "12X" });
-        Assert.Equal(GrpcStatusCode.InvalidArgument, result.Status);
-        Assert.Contains("grpc-timeout", result.Message);
-        Assert.Contains("'12X'", result.Message);
+        var result = await Grpc.CallAsync(
+            GrpcTestClient.Service + "ModelInfer", GrpcTestClient.Frame(RawRequest(SensorWindows.Make(1, 8, C), 1, 8).ToByteArray()), ModelInferResponse.Parser,
+            new Dictionary<string, string> { ["grpc-timeout"] = "12X" });
+        Assert.Equal(GrpcStatusCode.OK, result.Status);
+        Assert.Equal("g-1", result.Single().Id);
     }
 
     [Fact]
@@ -256,7 +291,8 @@ public sealed class GrpcProtocolTests(ServerFixture server)
         Assert.Equal(HttpStatusCode.OK, result.HttpStatus);
         Assert.True(result.TrailersOnly);
         Assert.Equal(GrpcStatusCode.Unimplemented, result.Status);
-        Assert.Contains("ModelExplode", result.Message);
+        var unknownService = await Grpc.CallAsync("/inference.Nothing/ModelInfer", GrpcTestClient.Frame([]), ServerLiveResponse.Parser);
+        Assert.Equal(GrpcStatusCode.Unimplemented, unknownService.Status);
     }
 
     [Fact]
@@ -281,8 +317,7 @@ public sealed class GrpcProtocolTests(ServerFixture server)
         var good1 = RawRequest(SensorWindows.Make(1, 8, C, seed: 1), 1, 8, id: "a");
         var bad = RawRequest(new float[5], 1, 2, id: "b");
         var good2 = RawRequest(SensorWindows.Make(1, 8, C, seed: 2), 1, 8, id: "c");
-        var body = GrpcTestClient.Frame(good1.ToByteArray(), bad.ToByteArray(), good2.ToByteArray());
-        var result = await Grpc.CallAsync(GrpcTestClient.Service + "ModelStreamInfer", body, ModelStreamInferResponse.Parser);
+        var result = await Grpc.DuplexAsync("ModelStreamInfer", [good1, bad, good2], ModelStreamInferResponse.Parser);
         Assert.Equal(GrpcStatusCode.OK, result.Status);
         Assert.Equal(3, result.Messages.Count);
         Assert.Equal(["a", "b", "c"], result.Messages.Select(m => m.InferResponse.Id));

@@ -15,7 +15,7 @@ public sealed class MetricsPortTests(ServerFixture server)
             extra: "\"parameters\":{\"variant\":\"window-0.75\"},");
         Assert.Equal(HttpStatusCode.OK, (await server.Rest.PostAsync($"/v2/models/{ServerFixture.ModelName}/infer", new StringContent(body, Encoding.UTF8, "application/json"))).StatusCode);
         var grpc = GrpcProtocolTests.RawRequest(SensorWindows.Make(1, 8, ServerFixture.Channels), 1, 8);
-        Assert.Equal(Serving.Grpc.GrpcStatusCode.OK, (await server.Grpc.UnaryAsync("ModelInfer", grpc, ModelInferResponse.Parser)).Status);
+        Assert.Equal(GrpcStatusCode.OK, (await server.Grpc.UnaryAsync("ModelInfer", grpc, ModelInferResponse.Parser)).Status);
 
         using var metrics = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.MetricsPort}") };
         var response = await metrics.GetAsync("/metrics");

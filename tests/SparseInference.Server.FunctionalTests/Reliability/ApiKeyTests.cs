@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text;
-using SparseInference.Serving.Grpc;
 using SparseInference.Serving.Protocol.Grpc;
 using SparseInference.Server.FunctionalTests.Infrastructure;
 
@@ -55,6 +54,7 @@ public sealed class ApiKeyTests
         var wrong = await grpc.UnaryAsync("ModelMetadata", request, ModelMetadataResponse.Parser, new Dictionary<string, string> { ["authorization"] = "Bearer nope" });
         Assert.Equal(GrpcStatusCode.Unauthenticated, wrong.Status);
         var allowed = await grpc.UnaryAsync("ModelMetadata", request, ModelMetadataResponse.Parser, new Dictionary<string, string> { ["authorization"] = "Bearer " + Key });
+        Assert.True(allowed.Status == GrpcStatusCode.OK, server.Log);
         Assert.Equal(ServerFixture.ModelName, allowed.Single().Name);
         Assert.Equal(GrpcStatusCode.OK, (await grpc.UnaryAsync("ServerLive", new ServerLiveRequest(), ServerLiveResponse.Parser)).Status);
     }

@@ -1,9 +1,8 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
-using SparseInference.Serving.Grpc;
 using SparseInference.Serving.Hosting;
-using SparseInference.Serving.Protocol.Grpc;
+using Grpc.AspNetCore.Server;
 using SparseInference.Server.FunctionalTests.Infrastructure;
 
 namespace SparseInference.Server.FunctionalTests.Reliability;
@@ -37,8 +36,13 @@ public sealed class EndpointPolicyTests(ServerFixture server)
         ["POST /v2/repository/index"] = Listener.Rest,
         ["POST /v2/repository/models/{model}/load"] = Listener.Rest,
         ["POST /v2/repository/models/{model}/unload"] = Listener.Rest,
-        ["* /{service}/{method}"] = Listener.Grpc,
-        ["GET /metrics"] = Listener.Metrics,
+        // grpc-dotnet's answers to unknown services and methods: UNIMPLEMENTED.
+        ["* {unimplementedService}/{unimplementedMethod:grpcunimplemented}"] = Listener.Grpc,
+        ["* inference.GRPCInferenceService/{unimplementedMethod:grpcunimplemented}"] = Listener.Grpc,
+        ["* grpc.health.v1.Health/{unimplementedMethod:grpcunimplemented}"] = Listener.Grpc,
+        ["* grpc.reflection.v1alpha.ServerReflection/{unimplementedMethod:grpcunimplemented}"] = Listener.Grpc,
+        ["* grpc.reflection.v1.ServerReflection/{unimplementedMethod:grpcunimplemented}"] = Listener.Grpc,
+        ["* /metrics"] = Listener.Metrics,
         // The variants admin API: admin port only, and the admin bearer token (SparseInference:Admin:Token) when set.
         ["GET /admin/models"] = Listener.Admin,
         ["GET /admin/models/{model}/variants"] = Listener.Admin,
@@ -53,9 +57,16 @@ public sealed class EndpointPolicyTests(ServerFixture server)
         ["DELETE /admin/models/{model}/guardrails"] = Listener.Admin,
     };
 
-    /// <summary>gRPC methods the registry serves; each is on the gRPC port only, behind API keys when configured (except the health pair).</summary>
+    /// <summary>
+    /// gRPC methods served; each is on the gRPC port only, behind API keys when configured (except ServerLive, ServerReady and
+    /// grpc.health.v1, which probes call).
+    /// </summary>
     private static readonly HashSet<string> GrpcAllowList = new(StringComparer.Ordinal)
     {
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         "/inference.GRPCInferenceService/ServerLive",
         "/inference.GRPCInferenceService/ServerReady",
         "/inference.GRPCInferenceService/ModelReady",
@@ -79,7 +90,7 @@ public sealed class EndpointPolicyTests(ServerFixture server)
         Assert.NotEmpty(endpoints);
 
         var seen = new List<string>();
-        foreach (var endpoint in endpoints)
+        foreach (var endpoint in endpoints.Where(e => e.Metadata.GetMetadata<GrpcMethodMetadata>() is null))
         {
             var methods = endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods is { Count: > 0 } m ? string.Join(",", m.Order()) : "*";
             var key = $"{methods} {endpoint.RoutePattern.RawText?.TrimEnd('/')}";
@@ -95,12 +106,17 @@ public sealed class EndpointPolicyTests(ServerFixture server)
     }
 
     [Fact]
-    public void GrpcMethods_Every_IsOnTheAllowList()
+    public void GrpcMethods_Every_IsOnTheAllowListAndTheGrpcPortOnly()
     {
-        var registry = server.Services.GetRequiredService<GrpcInferenceService>().Register(new GrpcMethodRegistry());
-        var unlisted = registry.Paths.Except(GrpcAllowList).ToList();
+        var methods = server.Services.GetRequiredService<EndpointDataSource>().Endpoints
+            .Select(e => (Endpoint: e, Grpc: e.Metadata.GetMetadata<GrpcMethodMetadata>()))
+            .Where(e => e.Grpc is not null)
+            .ToList();
+        var paths = methods.Select(m => m.Grpc!.Method.FullName).ToList();
+        var unlisted = paths.Except(GrpcAllowList).ToList();
         Assert.True(unlisted.Count == 0, $"gRPC methods without an access policy entry: {string.Join(", ", unlisted)}");
-        Assert.Empty(GrpcAllowList.Except(registry.Paths));
+        Assert.Empty(GrpcAllowList.Except(paths));
+        Assert.All(methods, m => Assert.Equal(server.GrpcPort, m.Endpoint.Metadata.GetMetadata<LocalPortMetadata>()?.Port));
     }
 
     [Fact]

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using Microsoft.Extensions.Logging;
-using SparseInference.Serving.Grpc;
 using SparseInference.Serving.Health;
 using SparseInference.Serving.Protocol.Grpc;
 using SparseInference.Server.FunctionalTests.Infrastructure;

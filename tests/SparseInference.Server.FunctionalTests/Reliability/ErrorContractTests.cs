@@ -6,7 +6,6 @@ using System.Text;
 using System.Text.Json.Nodes;
 using SparseInference.Server.FunctionalTests.Infrastructure;
 using SparseInference.Server.FunctionalTests.Protocol;
-using SparseInference.Serving.Grpc;
 using SparseInference.Serving.Protocol.Grpc;
 
 namespace SparseInference.Server.FunctionalTests.Reliability;

@@ -17,14 +17,18 @@ internal sealed class LiveServerProcess : IDisposable
     private readonly Process _process;
     private readonly StringBuilder _log = new();
 
-    private LiveServerProcess(Process process, string repository, int[] ports)
+    private LiveServerProcess(Process process, string repository, int[] ports, bool readOutput)
     {
         _process = process;
         RepositoryRoot = repository;
         (RestPort, GrpcPort, MetricsPort, AdminPort) = (ports[0], ports[1], ports[2], ports[3]);
         _process.OutputDataReceived += (_, e) => Append(e.Data);
         _process.ErrorDataReceived += (_, e) => Append(e.Data);
-        _process.BeginOutputReadLine();
+        if (readOutput)
+        {
+            _process.BeginOutputReadLine();
+        }
+
         _process.BeginErrorReadLine();
     }
 
@@ -48,6 +52,9 @@ internal sealed class LiveServerProcess : IDisposable
         }
     }
 
+    /// <summary>The lines written so far to standard output and standard error.</summary>
+    public IReadOnlyList<string> LogLines => Log.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).ToList();
+
     /// <summary>The server assembly built next to these tests through the project reference, same configuration.</summary>
     public static string ServerAssembly
     {
@@ -60,7 +67,12 @@ internal sealed class LiveServerProcess : IDisposable
         }
     }
 
-    public static LiveServerProcess Start(IReadOnlyDictionary<string, string>? settings = null)
+    /// <summary>
+    /// Starts the server; <paramref name="readOutput"/> false leaves its standard output unread, so once the pipe's buffer is
+    /// full every console write blocks, as on a stalled terminal or log collector.
+    /// </summary>
+    /// <param name="workingDirectory">The process's working directory (its content root); default the output folder, where appsettings.json is.</param>
+    public static LiveServerProcess Start(IReadOnlyDictionary<string, string>? settings = null, bool readOutput = true, string? workingDirectory = null)
     {
         var assembly = ServerAssembly;
         if (!File.Exists(assembly))
@@ -82,11 +94,12 @@ internal sealed class LiveServerProcess : IDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(assembly)!,
+            WorkingDirectory = workingDirectory ?? Path.GetDirectoryName(assembly)!,
         };
         start.ArgumentList.Add(assembly);
         start.Environment.Remove("ASPNETCORE_URLS");
         start.Environment.Remove("ASPNETCORE_HTTP_PORTS");
+        start.Environment.Remove("ASPNETCORE_ENVIRONMENT");
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
         start.Environment["SparseInference__Ports__Rest"] = ports[0].ToString(CultureInfo.InvariantCulture);
         start.Environment["SparseInference__Ports__Grpc"] = ports[1].ToString(CultureInfo.InvariantCulture);
@@ -99,7 +112,7 @@ internal sealed class LiveServerProcess : IDisposable
             start.Environment[name] = value;
         }
 
-        return new LiveServerProcess(Process.Start(start) ?? throw new InvalidOperationException("dotnet: the server did not start"), repository, ports);
+        return new LiveServerProcess(Process.Start(start) ?? throw new InvalidOperationException("dotnet: the server did not start"), repository, ports, readOutput);
     }
 
     /// <summary>Polls /v2/health/ready until 200, or fails with the server's log.</summary>

@@ -68,8 +68,7 @@ public sealed class VariantServingTests(ServerFixture server)
         restVariants.Headers.Authorization = new AuthenticationHeaderValue("Bearer", ServerFixture.AdminToken);
         Assert.Equal(HttpStatusCode.NotFound, (await server.Rest.SendAsync(restVariants)).StatusCode);
 
-        // On the gRPC port: no admin route answers. Two-segment paths are gRPC method paths there, so a plain GET gets
-        // the gRPC transport's 415 for a non-gRPC request (never the admin API); longer admin paths get 404.
+        // On the gRPC port: no admin route answers (gRPC routes take POST only).
         using var h2 = new HttpClient();
         HttpRequestMessage OnGrpcPort(string path)
         {
@@ -85,7 +84,7 @@ public sealed class VariantServingTests(ServerFixture server)
         using var grpcVariants = await h2.SendAsync(OnGrpcPort($"/admin/models/{Model}/variants"));
         Assert.Equal(HttpStatusCode.NotFound, grpcVariants.StatusCode);
         using var grpcModels = await h2.SendAsync(OnGrpcPort("/admin/models"));
-        Assert.Equal(HttpStatusCode.UnsupportedMediaType, grpcModels.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, grpcModels.StatusCode);
         Assert.DoesNotContain(Model, await grpcModels.Content.ReadAsStringAsync());
     }
 

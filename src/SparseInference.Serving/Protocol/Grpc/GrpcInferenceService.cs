@@ -1,37 +1,28 @@
 using Google.Protobuf;
-using SparseInference.Serving.Grpc;
 using SparseInference.Serving.Repository;
 
 namespace SparseInference.Serving.Protocol.Grpc;
 
 /// <summary>
-/// <c>inference.GRPCInferenceService</c>: maps the OIP protobuf messages onto <see cref="InferenceService"/> and the
-/// repository, and registers each method with the transport.
+/// <c>inference.GRPCInferenceService</c>'s semantics: maps the OIP protobuf messages onto <see cref="InferenceService"/> and
+/// the repository. Transport-free: the host's generated-base service calls these methods, and failures leave as
+/// <see cref="InferenceException"/> for the host to turn into gRPC statuses.
 /// </summary>
 public sealed class GrpcInferenceService(InferenceService inference, ModelRepository repository, ServerState state)
 {
     public const string ServiceName = "inference.GRPCInferenceService";
 
-    public GrpcMethodRegistry Register(GrpcMethodRegistry registry) => registry
-        .AddUnary(ServiceName, "ServerLive", ServerLiveRequest.Parser, (ServerLiveRequest _, GrpcCallContext _) =>
-            ValueTask.FromResult(new ServerLiveResponse { Live = state.IsLive }))
-        .AddUnary(ServiceName, "ServerReady", ServerReadyRequest.Parser, (ServerReadyRequest _, GrpcCallContext _) =>
-            ValueTask.FromResult(new ServerReadyResponse { Ready = state.IsReady }))
-        .AddUnary(ServiceName, "ModelReady", ModelReadyRequest.Parser, (ModelReadyRequest r, GrpcCallContext _) => Guard(() => ModelReady(r)))
-        .AddUnary(ServiceName, "ServerMetadata", ServerMetadataRequest.Parser, (ServerMetadataRequest _, GrpcCallContext _) =>
-            ValueTask.FromResult(ServerMetadata()))
-        .AddUnary(ServiceName, "ModelMetadata", ModelMetadataRequest.Parser, (ModelMetadataRequest r, GrpcCallContext _) => Guard(() => ModelMetadata(r)))
-        .AddUnary(ServiceName, "ModelInfer", ModelInferRequest.Parser, ModelInferAsync)
-        .AddDuplexStreaming<ModelInferRequest, ModelStreamInferResponse>(ServiceName, "ModelStreamInfer", ModelInferRequest.Parser, ModelStreamInferAsync)
-        .AddUnary(ServiceName, "RepositoryIndex", RepositoryIndexRequest.Parser, (RepositoryIndexRequest r, GrpcCallContext _) => Guard(() => RepositoryIndex(r)))
-        .AddUnary(ServiceName, "RepositoryModelLoad", RepositoryModelLoadRequest.Parser, (RepositoryModelLoadRequest r, GrpcCallContext _) => Guard(() => RepositoryModelLoad(r)))
-        .AddUnary(ServiceName, "RepositoryModelUnload", RepositoryModelUnloadRequest.Parser, (RepositoryModelUnloadRequest r, GrpcCallContext _) => Guard(() =>
-        {
-            repository.Unload(r.ModelName);
-            return new RepositoryModelUnloadResponse();
-        }));
+    public ServerLiveResponse ServerLive() => new() { Live = state.IsLive };
 
-    private ModelReadyResponse ModelReady(ModelReadyRequest request)
+    public ServerReadyResponse ServerReady() => new() { Ready = state.IsReady };
+
+    public RepositoryModelUnloadResponse RepositoryModelUnload(RepositoryModelUnloadRequest request)
+    {
+        repository.Unload(request.ModelName);
+        return new RepositoryModelUnloadResponse();
+    }
+
+    public ModelReadyResponse ModelReady(ModelReadyRequest request)
     {
         try
         {
@@ -44,14 +35,14 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
         }
     }
 
-    private static ServerMetadataResponse ServerMetadata()
+    public static ServerMetadataResponse ServerMetadata()
     {
         var response = new ServerMetadataResponse { Name = ServerState.ServerName, Version = ServerState.Version };
         response.Extensions.AddRange(ServerState.Extensions);
         return response;
     }
 
-    private ModelMetadataResponse ModelMetadata(ModelMetadataRequest request)
+    public ModelMetadataResponse ModelMetadata(ModelMetadataRequest request)
     {
         var model = repository.Resolve(request.Name, request.Version);
         var contract = ModelTensorContract.For(model.Configuration);
@@ -69,29 +60,25 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
         return proto;
     }
 
-    private async ValueTask<ModelInferResponse> ModelInferAsync(ModelInferRequest request, GrpcCallContext context)
+    /// <summary>One inference; <paramref name="metadata"/> reads request metadata (routing keys), <paramref name="deadline"/> bounds the time queued.</summary>
+    public async ValueTask<ModelInferResponse> ModelInferAsync(
+        ModelInferRequest request, Func<string, string?> metadata, DateTimeOffset? deadline, CancellationToken cancellationToken)
     {
-        try
-        {
-            var response = await inference.InferAsync(WithCallContext(ToInferenceRequest(request), context), context.CancellationToken).ConfigureAwait(false);
-            return ToProto(response);
-        }
-        catch (InferenceException ex)
-        {
-            throw ToStatus(ex);
-        }
+        var response = await inference.InferAsync(ToInferenceRequest(request).WithHeaders(metadata, deadline), cancellationToken).ConfigureAwait(false);
+        return ToProto(response);
     }
 
     /// <summary>Requests are answered in order; a failed request yields an <c>error_message</c> and the stream goes on.</summary>
-    private async Task ModelStreamInferAsync(
-        IAsyncEnumerable<ModelInferRequest> requests, IGrpcStreamWriter<ModelStreamInferResponse> writer, GrpcCallContext context)
+    public async Task ModelStreamInferAsync(
+        IAsyncEnumerable<ModelInferRequest> requests, Func<ModelStreamInferResponse, Task> write, Func<string, string?> metadata,
+        DateTimeOffset? deadline, CancellationToken cancellationToken)
     {
-        await foreach (var request in requests.WithCancellation(context.CancellationToken).ConfigureAwait(false))
+        await foreach (var request in requests.WithCancellation(cancellationToken).ConfigureAwait(false))
         {
             ModelStreamInferResponse message;
             try
             {
-                var response = await inference.InferAsync(WithCallContext(ToInferenceRequest(request), context), context.CancellationToken).ConfigureAwait(false);
+                var response = await inference.InferAsync(ToInferenceRequest(request).WithHeaders(metadata, deadline), cancellationToken).ConfigureAwait(false);
                 message = new ModelStreamInferResponse { InferResponse = ToProto(response) };
             }
             catch (InferenceException ex)
@@ -103,15 +90,8 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
                 };
             }
 
-            await writer.WriteAsync(message, context.CancellationToken).ConfigureAwait(false);
+            await write(message).ConfigureAwait(false);
         }
-    }
-
-    /// <summary>Routing keys may come from request metadata; the call's deadline bounds the time queued.</summary>
-    private static InferenceRequest WithCallContext(InferenceRequest request, GrpcCallContext context)
-    {
-        var headers = context.HttpContext.Request.Headers;
-        return request.WithHeaders(name => headers.TryGetValue(name.ToLowerInvariant(), out var value) ? value.ToString() : null, context.Deadline);
     }
 
     internal static InferenceRequest ToInferenceRequest(ModelInferRequest request)
@@ -218,7 +198,7 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
         return proto;
     }
 
-    private RepositoryIndexResponse RepositoryIndex(RepositoryIndexRequest request)
+    public RepositoryIndexResponse RepositoryIndex(RepositoryIndexRequest request)
     {
         var response = new RepositoryIndexResponse();
         foreach (var entry in repository.Index(request.Ready))
@@ -229,7 +209,7 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
         return response;
     }
 
-    private RepositoryModelLoadResponse RepositoryModelLoad(RepositoryModelLoadRequest request)
+    public RepositoryModelLoadResponse RepositoryModelLoad(RepositoryModelLoadRequest request)
     {
         string? configOverride = null;
         if (request.Parameters.TryGetValue("config", out var config))
@@ -242,28 +222,4 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
         repository.Load(request.ModelName, configOverride);
         return new RepositoryModelLoadResponse();
     }
-
-    private static ValueTask<T> Guard<T>(Func<T> handler)
-    {
-        try
-        {
-            return ValueTask.FromResult(handler());
-        }
-        catch (InferenceException ex)
-        {
-            throw ToStatus(ex);
-        }
-    }
-
-    internal static GrpcStatusException ToStatus(InferenceException ex) => new(
-        ex.Kind switch
-        {
-            InferenceErrorKind.InvalidArgument => GrpcStatusCode.InvalidArgument,
-            InferenceErrorKind.NotFound => GrpcStatusCode.NotFound,
-            InferenceErrorKind.Unavailable => GrpcStatusCode.Unavailable,
-            InferenceErrorKind.ResourceExhausted or InferenceErrorKind.Overloaded => GrpcStatusCode.ResourceExhausted,
-            InferenceErrorKind.DeadlineExceeded => GrpcStatusCode.DeadlineExceeded,
-            _ => GrpcStatusCode.Internal,
-        },
-        ex.Message);
 }

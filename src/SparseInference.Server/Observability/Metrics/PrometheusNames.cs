@@ -1,18 +1,16 @@
 using System.Diagnostics.Metrics;
-using System.Globalization;
 using System.Text;
 
-namespace SparseInference.Serving.Metrics;
+namespace SparseInference.Server.Observability.Metrics;
 
 /// <summary>
-/// Maps <see cref="System.Diagnostics.Metrics"/> instruments to Prometheus names and writes text-format
-/// tokens, following OpenTelemetry's Prometheus compatibility rules (base-unit suffixes, <c>_total</c> on counters).
+/// The Prometheus name of a <see cref="System.Diagnostics.Metrics"/> instrument, following OpenTelemetry's Prometheus
+/// compatibility rules: dots become underscores, the unit becomes a suffix (<c>s</c> → <c>_seconds</c>, <c>By</c> →
+/// <c>_bytes</c>, <c>1</c> on a gauge → <c>_ratio</c>), counters end in <c>_total</c>. These names are the contract the
+/// dashboards, alert rules and adapter rules read.
 /// </summary>
-public static class PrometheusNaming
+public static class PrometheusNames
 {
-    /// <summary>Content type of the Prometheus text exposition format 0.0.4.</summary>
-    public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
-
     /// <summary>Replaces characters outside <c>[a-zA-Z0-9_:]</c> by '_', collapses repeats and keeps the first character legal.</summary>
     public static string SanitizeMetricName(string name) => Sanitize(name, allowColon: true);
 
@@ -84,32 +82,6 @@ public static class PrometheusNaming
             _ when bare.Contains('/') => UnitSuffix(bare[..bare.IndexOf('/')], PrometheusType.Untyped) + "_per_" + PerUnit(bare[(bare.IndexOf('/') + 1)..]),
             _ => SanitizeLabelName(bare).Trim('_'),
         };
-    }
-
-    /// <summary>Escapes a label value: backslash, double quote and line feed.</summary>
-    public static string EscapeLabelValue(string value)
-    {
-        if (value.AsSpan().IndexOfAny('\\', '"', '\n') < 0)
-            return value;
-        return value.Replace("\\", "\\\\", StringComparison.Ordinal)
-            .Replace("\"", "\\\"", StringComparison.Ordinal)
-            .Replace("\n", "\\n", StringComparison.Ordinal);
-    }
-
-    /// <summary>Escapes HELP text: backslash and line feed.</summary>
-    public static string EscapeHelp(string value) =>
-        value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
-
-    /// <summary>A sample value as Prometheus writes it: shortest round-trip form, <c>+Inf</c>, <c>-Inf</c>, <c>NaN</c>.</summary>
-    public static string FormatValue(double value)
-    {
-        if (double.IsPositiveInfinity(value))
-            return "+Inf";
-        if (double.IsNegativeInfinity(value))
-            return "-Inf";
-        if (double.IsNaN(value))
-            return "NaN";
-        return value.ToString("R", CultureInfo.InvariantCulture);
     }
 
     private static string PerUnit(string unit) => unit switch
