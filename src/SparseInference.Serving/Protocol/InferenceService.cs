@@ -28,6 +28,9 @@ public sealed class InferenceService(
     /// <summary>Triton's per-request priority level (1 is the highest; 0 the model's default).</summary>
     public const string PriorityParameter = "priority";
 
+    /// <summary>Largest queue timeout a request may ask for: an hour, far beyond any useful wait for a forward.</summary>
+    public const long MaxTimeoutMicroseconds = 3_600_000_000;
+
     /// <summary>Largest element count of one input; keeps shape products far from overflowing an array index.</summary>
     public const int MaxElements = int.MaxValue / 8;
 
@@ -268,9 +271,10 @@ public sealed class InferenceService(
         var timeout = 0L;
         if (request.Parameters.TryGetValue(TimeoutParameter, out var t))
         {
-            timeout = t.Value is long l && l >= 0
+            timeout = t.Value is long l && l >= 0 && l <= MaxTimeoutMicroseconds
                 ? l
-                : throw InferenceException.Invalid($"parameter 'timeout' must be a non-negative integer of microseconds, got {t.KindName} {t}.");
+                : throw InferenceException.Invalid(
+                    $"parameter 'timeout' must be an integer of microseconds in [0, {MaxTimeoutMicroseconds}] (at most one hour), got {t.KindName} {t}.");
         }
 
         if (request.Deadline is { } deadline)
