@@ -64,8 +64,10 @@ public sealed class InferenceService(
             {
                 execution = await executor.ExecuteAsync(model, target, forwardInput, scheduling, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException && ex is not InferenceException { Kind: InferenceErrorKind.InvalidArgument })
+            catch (Exception ex) when (Outcome(ex, cancellationToken) == RequestOutcomes.Error)
             {
+                // Only failures of the server count against the variant: a client's deadline, cancellation or bad
+                // input, and load shedding, say nothing about it (and would let any client trip its guardrails).
                 router.ReportFailed(decision, time.GetElapsedTime(inputDone));
                 throw;
             }
