@@ -344,7 +344,8 @@ public sealed class InferenceService(
                     var anomaly = new bool[score.Length];
                     for (var i = 0; i < score.Length; i++)
                     {
-                        anomaly[i] = score[i] > threshold;
+                        // A NaN score (the reconstruction overflowed) flags the step too: it is certainly not normal.
+                        anomaly[i] = !(score[i] <= threshold);
                     }
 
                     outputs.Add(new InferenceOutput { Name = wanted.Name, Datatype = TensorDatatypes.Bool, Shape = [input.Batch, input.Time], Bool = anomaly, Binary = wanted.Binary });
