@@ -1,5 +1,6 @@
 using System.Globalization;
 using SparseInference.Models;
+using SparseInference.Serving.Admission;
 using SparseInference.Serving.Batching;
 using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Metrics;
@@ -20,7 +21,8 @@ public sealed class InferenceService(
     VariantRouter router,
     TimeProvider time,
     ServingMetrics? metrics = null,
-    InferenceRequestLog? requestLog = null)
+    InferenceRequestLog? requestLog = null,
+    InFlightMemoryBudget? memoryBudget = null)
 {
     /// <summary>Triton's per-request queue timeout in microseconds.</summary>
     public const string TimeoutParameter = "timeout";
@@ -36,12 +38,31 @@ public sealed class InferenceService(
 
     public ModelRepository Repository => repository;
 
+    /// <summary>Runs a request and returns its response (its admitted memory is given back on return).</summary>
     public async ValueTask<InferenceResponse> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
     {
+        InferenceResponse? answer = null;
+        await InferAsync(request, (response, _) =>
+        {
+            answer = response;
+            return ValueTask.CompletedTask;
+        }, cancellationToken).ConfigureAwait(false);
+        return answer!;
+    }
+
+    /// <summary>
+    /// Runs a request and hands its response to <paramref name="respond"/> (the transport writing it) while the
+    /// request's memory is still admitted. A failure in <paramref name="respond"/> is the request's failure in the
+    /// metrics and statistics, as any other.
+    /// </summary>
+    public async ValueTask InferAsync(InferenceRequest request, Func<InferenceResponse, CancellationToken, ValueTask> respond, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(respond);
         var model = repository.Resolve(request.ModelName, request.ModelVersion);
         var started = time.GetTimestamp();
         var labels = new VariantLabels(model.ModelName, model.Version, "");
         using var receive = InferenceTracing.StartReceive(model.ModelName, request.Protocol);
+        InFlightMemoryBudget.Lease? admitted = null;
         try
         {
             var contract = ModelTensorContract.For(model.Configuration);
@@ -51,6 +72,7 @@ public sealed class InferenceService(
             var variant = decision.VariantName;
             labels = labels with { Variant = variant };
             var requested = SelectOutputs(request, contract);
+            admitted = Admit(model, forwardInput, decision.Primary.Spec, labels);
             var inputDone = time.GetTimestamp();
 
             var executeStarted = time.GetUtcNow();
@@ -92,7 +114,10 @@ public sealed class InferenceService(
                 Outputs = outputs,
             };
 
+            var outputDone = time.GetTimestamp();
+            await respond(response, cancellationToken).ConfigureAwait(false);
             var finished = time.GetTimestamp();
+
             // The shadow (if any) gets its own copy: the forward input is the caller's and stays untouched.
             router.ReportCompleted(decision, forwardInput, execution.Result, time.GetElapsedTime(inputDone, outputStarted));
             InferenceTracing.RecordRespond(receive, time.GetUtcNow() - time.GetElapsedTime(outputStarted, finished), time.GetUtcNow(), labels, forwardInput.Batch);
@@ -104,7 +129,7 @@ public sealed class InferenceService(
                 Nanoseconds(execution.Queue),
                 Nanoseconds(time.GetElapsedTime(started, inputDone)),
                 Nanoseconds(execution.Compute),
-                Nanoseconds(time.GetElapsedTime(outputStarted, finished)),
+                Nanoseconds(time.GetElapsedTime(outputStarted, outputDone)),
                 time.GetUtcNow());
             if (metrics is not null)
             {
@@ -115,8 +140,6 @@ public sealed class InferenceService(
                 metrics.RecordForward(labels, execution.Result.ComputedPairs, execution.Result.DensePairs, flopsPerPair);
                 metrics.RecordVariantForward(labels, decision.Primary.Spec.Sparsity, WorkingBufferEstimate.Bytes(forwardInput.Batch, forwardInput.Time, model.Configuration.DModel, model.Configuration.NLayers, execution.Result.ComputedPairs), ModelWeightBytes.Of(model));
             }
-
-            return response;
         }
         catch (Exception ex)
         {
@@ -128,6 +151,40 @@ public sealed class InferenceService(
                 metrics?.RecordRejection(labels, RejectionReasons.Invalid);
             InferenceTracing.Complete(receive, outcome);
             requestLog?.Completed(labels, request.Protocol, 0, TimeSpan.Zero, TimeSpan.Zero, outcome);
+            throw;
+        }
+        finally
+        {
+            admitted?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Admits the request's estimated memory. A request the batcher may pad to longer batch-mates is admitted for
+    /// its padded share; one larger than a batch runs alone, unpadded.
+    /// </summary>
+    private InFlightMemoryBudget.Lease? Admit(ModelVersion model, ForwardInput input, AttentionSpec spec, VariantLabels labels)
+    {
+        if (memoryBudget is null)
+        {
+            return null;
+        }
+
+        var padding = 1.0;
+        if (executor is BatchingInferenceExecutor && model.BatchingOptions is { } batching && input.Batch <= batching.MaxBatchSize)
+        {
+            var byWaste = batching.MaxPaddingWaste >= 1 ? double.PositiveInfinity : 1 / (1 - batching.MaxPaddingWaste);
+            padding = Math.Min(byWaste, (double)model.Configuration.MaxSeqLen / input.Time);
+        }
+
+        var bytes = RequestMemoryEstimate.Bytes(model.Configuration, input, spec, padding);
+        try
+        {
+            return memoryBudget.Admit(bytes, $"a request of {input.Batch} x {input.Time} steps for model '{model.ModelName}'");
+        }
+        catch (InferenceException)
+        {
+            metrics?.RecordRejection(labels, RejectionReasons.Memory);
             throw;
         }
     }

@@ -73,8 +73,14 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
     {
         try
         {
-            var response = await inference.InferAsync(WithCallContext(ToInferenceRequest(request), context), context.CancellationToken).ConfigureAwait(false);
-            return ToProto(response);
+            // Converted while the request's memory is still admitted: the raw contents are a copy of the outputs.
+            ModelInferResponse? answer = null;
+            await inference.InferAsync(WithCallContext(ToInferenceRequest(request), context), (response, _) =>
+            {
+                answer = ToProto(response);
+                return ValueTask.CompletedTask;
+            }, context.CancellationToken).ConfigureAwait(false);
+            return answer!;
         }
         catch (InferenceException ex)
         {
@@ -91,8 +97,10 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
             ModelStreamInferResponse message;
             try
             {
-                var response = await inference.InferAsync(WithCallContext(ToInferenceRequest(request), context), context.CancellationToken).ConfigureAwait(false);
-                message = new ModelStreamInferResponse { InferResponse = ToProto(response) };
+                // Written while the request's memory is still admitted.
+                await inference.InferAsync(WithCallContext(ToInferenceRequest(request), context), (response, cancellationToken) =>
+                    writer.WriteAsync(new ModelStreamInferResponse { InferResponse = ToProto(response) }, cancellationToken), context.CancellationToken).ConfigureAwait(false);
+                continue;
             }
             catch (InferenceException ex)
             {

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using SparseInference.Serving.Admission;
 using SparseInference.Serving.Repository;
 
 namespace SparseInference.Serving.Protocol.Rest;
@@ -84,13 +85,18 @@ internal static class RestEndpoints
                 : throw InferenceException.Invalid($"header {RestInferenceResponseWriter.HeaderLengthHeader} must be a non-negative integer, got '{headerValue}'.");
         }
 
+        // The body is held until the response is written (binary tensor data is parsed in place): admitted first.
+        var budget = context.RequestServices.GetService<InFlightMemoryBudget>();
+        using var admitted = context.Request.ContentLength is long declared ? budget?.Admit(declared, "the request body") : null;
         var body = await ReadBodyAsync(context).ConfigureAwait(false);
+        using var admittedAfterReading = admitted is null ? budget?.Admit(body.Length, "the request body") : null;
+
         var read = RestInferenceRequestReader.Parse(body, headerLength, RouteModel(context), RouteVersion(context));
         var headers = context.Request.Headers;
         var request = read.WithHeaders(name => headers.TryGetValue(name, out var value) ? value.ToString() : null, null);
         var service = context.RequestServices.GetRequiredService<InferenceService>();
-        var response = await service.InferAsync(request, context.RequestAborted).ConfigureAwait(false);
-        await RestInferenceResponseWriter.WriteAsync(context, response).ConfigureAwait(false);
+        await service.InferAsync(request, (response, _) => new ValueTask(RestInferenceResponseWriter.WriteAsync(context, response)), context.RequestAborted)
+            .ConfigureAwait(false);
     });
 
     private static Task ModelStatistics(HttpContext context) => Guard(context, () =>
