@@ -14,7 +14,8 @@ public static class SparseInferenceEndpointRouteBuilderExtensions
 {
     /// <summary>
     /// Maps the Open Inference Protocol (REST on the REST port only, gRPC on the gRPC port only) and the Prometheus
-    /// exporter on the metrics port only, and the variants admin API on the admin port only.
+    /// exporter on the metrics port only, and the variants admin API and model control (repository load and unload) on
+    /// the admin port only, behind the admin token.
     /// </summary>
     public static IEndpointRouteBuilder MapSparseInference(this IEndpointRouteBuilder endpoints)
     {
@@ -25,6 +26,7 @@ public static class SparseInferenceEndpointRouteBuilderExtensions
         endpoints.MapGrpcMethods(registry, options.Limits.MaxGrpcMessageBytes).RequireLocalPort(options.Ports.Grpc);
         endpoints.MapPrometheusMetrics().RequireLocalPort(options.Ports.Metrics);
         endpoints.MapSparseInferenceAdmin().RequireLocalPort(options.Ports.Admin);
+        endpoints.MapSparseInferenceModelControl().RequireLocalPort(options.Ports.Admin);
         return endpoints;
     }
 }

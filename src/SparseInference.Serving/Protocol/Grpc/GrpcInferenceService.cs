@@ -24,12 +24,15 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
         .AddUnary(ServiceName, "ModelInfer", ModelInferRequest.Parser, ModelInferAsync)
         .AddDuplexStreaming<ModelInferRequest, ModelStreamInferResponse>(ServiceName, "ModelStreamInfer", ModelInferRequest.Parser, ModelStreamInferAsync)
         .AddUnary(ServiceName, "RepositoryIndex", RepositoryIndexRequest.Parser, (RepositoryIndexRequest r, GrpcCallContext _) => Guard(() => RepositoryIndex(r)))
-        .AddUnary(ServiceName, "RepositoryModelLoad", RepositoryModelLoadRequest.Parser, (RepositoryModelLoadRequest r, GrpcCallContext _) => Guard(() => RepositoryModelLoad(r)))
-        .AddUnary(ServiceName, "RepositoryModelUnload", RepositoryModelUnloadRequest.Parser, (RepositoryModelUnloadRequest r, GrpcCallContext _) => Guard(() =>
-        {
-            repository.Unload(r.ModelName);
-            return new RepositoryModelUnloadResponse();
-        }));
+        // Loading and unloading change what every client is served: they need the admin token, on the admin port.
+        .AddUnary(ServiceName, "RepositoryModelLoad", RepositoryModelLoadRequest.Parser, (RepositoryModelLoadRequest _, GrpcCallContext _) =>
+            Guard<RepositoryModelLoadResponse>(() => throw ModelControlRefused("RepositoryModelLoad")))
+        .AddUnary(ServiceName, "RepositoryModelUnload", RepositoryModelUnloadRequest.Parser, (RepositoryModelUnloadRequest _, GrpcCallContext _) =>
+            Guard<RepositoryModelUnloadResponse>(() => throw ModelControlRefused("RepositoryModelUnload")));
+
+    private static InferenceException ModelControlRefused(string method) => new(
+        InferenceErrorKind.PermissionDenied,
+        $"{Rest.RestEndpoints.ModelControlElsewhere} (the REST form of {method}: POST /v2/repository/models/{{model}}/{(method.EndsWith("Unload", StringComparison.Ordinal) ? "unload" : "load")}).");
 
     private ModelReadyResponse ModelReady(ModelReadyRequest request)
     {
@@ -237,20 +240,6 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
         return response;
     }
 
-    private RepositoryModelLoadResponse RepositoryModelLoad(RepositoryModelLoadRequest request)
-    {
-        string? configOverride = null;
-        if (request.Parameters.TryGetValue("config", out var config))
-        {
-            configOverride = config.ParameterChoiceCase == ModelRepositoryParameter.ParameterChoiceOneofCase.StringParam
-                ? config.StringParam
-                : throw InferenceException.Invalid($"parameter 'config' must be a string_param holding serving.json text, got {config.ParameterChoiceCase}.");
-        }
-
-        repository.Load(request.ModelName, configOverride);
-        return new RepositoryModelLoadResponse();
-    }
-
     private static ValueTask<T> Guard<T>(Func<T> handler)
     {
         try
@@ -271,6 +260,7 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
             InferenceErrorKind.Unavailable => GrpcStatusCode.Unavailable,
             InferenceErrorKind.ResourceExhausted or InferenceErrorKind.Overloaded => GrpcStatusCode.ResourceExhausted,
             InferenceErrorKind.DeadlineExceeded => GrpcStatusCode.DeadlineExceeded,
+            InferenceErrorKind.PermissionDenied => GrpcStatusCode.PermissionDenied,
             _ => GrpcStatusCode.Internal,
         },
         ex.Message);
