@@ -88,6 +88,14 @@ internal sealed partial class GrpcEndpointHandler(GrpcMethodRegistry registry, i
             Log.CallFailed(logger, path, ex.Status, ex.Message);
             await CompleteAsync(context, ex.Status, ex.Message).ConfigureAwait(false);
         }
+        catch (BadHttpRequestException ex)
+        {
+            // The client broke the transport's rules for its body (too large, too slow): a client's fault, answered with
+            // a status and no error log, so a client cannot amplify it into the server's logs.
+            var status = ex.StatusCode == StatusCodes.Status413PayloadTooLarge ? GrpcStatusCode.ResourceExhausted : GrpcStatusCode.InvalidArgument;
+            Log.CallFailed(logger, path, status, ex.Message);
+            await CompleteAsync(context, status, ex.Message).ConfigureAwait(false);
+        }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
             Log.DeadlineExceeded(logger, path, timeoutHeader);

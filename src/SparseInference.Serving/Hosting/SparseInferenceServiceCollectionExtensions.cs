@@ -59,6 +59,7 @@ public static class SparseInferenceServiceCollectionExtensions
         services.TryAddSingleton<InferenceService>();
         services.TryAddSingleton<GrpcInferenceService>();
         services.AddHostedService<ServerLifecycle>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.AspNetCore.Hosting.IStartupFilter, DrainingConnections>());
         services.AddInferenceApiKeys(configuration);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<MatcherPolicy, LocalPortMatcherPolicy>());
 
