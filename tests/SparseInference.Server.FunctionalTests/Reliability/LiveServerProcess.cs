@@ -59,7 +59,8 @@ internal sealed class LiveServerProcess : IDisposable
         }
     }
 
-    public static LiveServerProcess Start(IReadOnlyDictionary<string, string>? settings = null)
+    /// <summary>Starts the server; <paramref name="prepareRepository"/> may add or change models in its repository copy first.</summary>
+    public static LiveServerProcess Start(IReadOnlyDictionary<string, string>? settings = null, Action<string>? prepareRepository = null)
     {
         var assembly = ServerAssembly;
         if (!File.Exists(assembly))
@@ -75,6 +76,7 @@ internal sealed class LiveServerProcess : IDisposable
             File.Copy(file, target);
         }
 
+        prepareRepository?.Invoke(repository);
         var ports = FreePorts(4);
         var start = new ProcessStartInfo("dotnet")
         {
@@ -146,6 +148,22 @@ internal sealed class LiveServerProcess : IDisposable
     }
 
     public bool WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout);
+
+    /// <summary>The process's resident set now (<c>VmRSS</c>).</summary>
+    public long ResidentBytes() => ProcStatusBytes("VmRSS:");
+
+    /// <summary>The most the resident set has been since start or the last <see cref="ResetPeakResident"/> (<c>VmHWM</c>).</summary>
+    public long PeakResidentBytes() => ProcStatusBytes("VmHWM:");
+
+    /// <summary>Starts a new peak measurement (Linux: writing 5 to clear_refs resets the resident high-water mark).</summary>
+    public void ResetPeakResident() => File.WriteAllText($"/proc/{ProcessId}/clear_refs", "5");
+
+    private long ProcStatusBytes(string field)
+    {
+        var line = File.ReadLines($"/proc/{ProcessId}/status").First(l => l.StartsWith(field, StringComparison.Ordinal));
+        var kilobytes = long.Parse(line[field.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+        return kilobytes * 1024;
+    }
 
     public void Dispose()
     {
