@@ -10,9 +10,9 @@ namespace SparseInference.Serving.Batching;
 public static class DynamicBatcherOptionsJson
 {
     // Upper bounds for what a manifest or a load's override may ask for; each is far above a useful setting and low
-    // enough that no value can stall a queue (a delay of seconds), exhaust threads or allocate per-level state at will.
+    // enough that no value can stall a queue for long, exhaust threads or allocate per-level state at will.
     public const int MaxBatchSizeLimit = 1024;
-    public const long MaxQueueDelayLimitMicroseconds = 1_000_000;
+    public const long MaxQueueDelayLimitMicroseconds = 5_000_000;
     public const int PriorityLevelsLimit = 64;
     public const int WorkersLimit = 64;
     public const int MaxQueueSizeLimit = 65_536;

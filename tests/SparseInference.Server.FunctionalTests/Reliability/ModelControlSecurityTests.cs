@@ -89,8 +89,8 @@ public sealed class ModelControlSecurityTests(HostileServer server)
     }
 
     [Theory]
-    [InlineData("""{"max_queue_delay_ms":10000}""", "batching.max_queue_delay_ms", "1000")]
-    [InlineData("""{"max_queue_delay_microseconds":10000000}""", "batching.max_queue_delay_microseconds", "1000000")]
+    [InlineData("""{"max_queue_delay_ms":10000}""", "batching.max_queue_delay_ms", "5000")]
+    [InlineData("""{"max_queue_delay_microseconds":10000000}""", "batching.max_queue_delay_microseconds", "5000000")]
     [InlineData("""{"priority_levels":1000000000}""", "batching.priority_levels", "64")]
     [InlineData("""{"workers":100000}""", "batching.workers", "64")]
     [InlineData("""{"max_batch_size":1000000}""", "batching.max_batch_size", "1024")]
