@@ -171,10 +171,10 @@ public sealed class InferenceService(
         }
 
         var padding = 1.0;
-        if (executor is BatchingInferenceExecutor && model.BatchingOptions is { } batching && input.Batch <= batching.MaxBatchSize)
+        if (executor is BatchingInferenceExecutor && input.Batch <= model.BatchingOptions.MaxBatchSize)
         {
-            var byWaste = batching.MaxPaddingWaste >= 1 ? double.PositiveInfinity : 1 / (1 - batching.MaxPaddingWaste);
-            padding = Math.Min(byWaste, (double)model.Configuration.MaxSeqLen / input.Time);
+            var waste = model.BatchingOptions.MaxPaddingWaste;
+            padding = Math.Min(waste >= 1 ? double.PositiveInfinity : 1 / (1 - waste), (double)model.Configuration.MaxSeqLen / input.Time);
         }
 
         var bytes = RequestMemoryEstimate.Bytes(model.Configuration, input, spec, padding);
