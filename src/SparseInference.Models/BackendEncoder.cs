@@ -51,7 +51,9 @@ internal sealed class BackendEncoder : IDisposable
             using var file = SafetensorsFile.Open(path);
             foreach (var (name, shape) in ExpectedTensors(config))
             {
-                var tensor = backend.FromHost(file.ReadFloat32(name, shape), shape);
+                var values = file.ReadFloat32(name, shape);
+                RequireFinite(values, name, path);
+                var tensor = backend.FromHost(values, shape);
                 weights[name] = tensor;
                 if (shape.Length == 2 && name.EndsWith(".weight", StringComparison.Ordinal) && name != "embedding.weight" && name != "pos_embedding.weight")
                 {
@@ -76,6 +78,18 @@ internal sealed class BackendEncoder : IDisposable
         }
 
         return new BackendEncoder(backend, config, weights);
+    }
+
+    /// <summary>A NaN or infinite weight poisons every forward that touches it: such a model is refused at load, naming the tensor.</summary>
+    private static void RequireFinite(float[] values, string name, string path)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                throw new ModelFormatException(path, $"tensor '{name}': element {i} is {values[i].ToString(System.Globalization.CultureInfo.InvariantCulture)}; weights must be finite.");
+            }
+        }
     }
 
     /// <summary>P[t, 2i] = sin(t / 10000^(2i/d)), P[t, 2i+1] = cos(t / 10000^(2i/d)) (docs/model-format.md, Forward).</summary>

@@ -9,14 +9,16 @@ public enum InferenceErrorKind
     NotFound,
     /// <summary>The server or model cannot serve now (REST 503, gRPC UNAVAILABLE).</summary>
     Unavailable,
-    /// <summary>A size limit was exceeded (REST 413, gRPC RESOURCE_EXHAUSTED).</summary>
+    /// <summary>A size limit was exceeded, or a request needs more memory than the server's whole in-flight budget (REST 413, gRPC RESOURCE_EXHAUSTED).</summary>
     ResourceExhausted,
     /// <summary>The server failed (REST 500, gRPC INTERNAL).</summary>
     Internal,
-    /// <summary>The variant's request queue is full (REST 429 with Retry-After, gRPC RESOURCE_EXHAUSTED).</summary>
+    /// <summary>The variant's request queue is full, or the in-flight memory budget has no room now (REST 429 with Retry-After, gRPC RESOURCE_EXHAUSTED).</summary>
     Overloaded,
     /// <summary>The request's deadline passed before it was scheduled (REST 504, gRPC DEADLINE_EXCEEDED).</summary>
     DeadlineExceeded,
+    /// <summary>The operation is not allowed where or by whom it was asked (REST 403, gRPC PERMISSION_DENIED).</summary>
+    PermissionDenied,
 }
 
 /// <summary>A request failure whose message is meant for the caller: it names the field, expected and actual value.</summary>

@@ -18,6 +18,9 @@ public sealed class ServerState
     /// <summary>The repository finished its start-up load and the server is not draining for shutdown.</summary>
     public bool IsReady => _started && !_draining;
 
+    /// <summary>Shutting down: not ready, still answering for the drain delay.</summary>
+    public bool IsDraining => _draining;
+
     public static string Version { get; } =
         typeof(ServerState).Assembly
             .GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)

@@ -20,7 +20,9 @@ for pkg in selftest server; do tar -xJf "$CARRY/$pkg.tar.xz" -C /tmp; done
 
 /tmp/selftest/SparseInference.CudaSelfTest --model-only --iters 1 --out "$RUN" > "$OUT/selftest.log" 2>&1
 REPO=/tmp/unload-models; rm -rf "$REPO"; mkdir -p "$REPO/gpu-encoder/1"; cp "$RUN/model/"* "$REPO/gpu-encoder/1/"
-/tmp/server/SparseInference.Server --SparseInference:Device=cuda --SparseInference:ModelRepository="$REPO" > "$OUT/server.log" 2>&1 &
+# Model control (load/unload) is served on the admin port with the admin token only.
+ADMIN_TOKEN=${ADMIN_TOKEN:-server-unload-admin-token}
+/tmp/server/SparseInference.Server --SparseInference:Device=cuda --SparseInference:ModelRepository="$REPO" --SparseInference:Admin:Token="$ADMIN_TOKEN" > "$OUT/server.log" 2>&1 &
 srv=$!
 for _ in $(seq 1 60); do curl -sf localhost:8000/v2/health/ready >/dev/null && break; sleep 1; done
 python3 - <<'PY' > /tmp/unload-req.json
@@ -34,13 +36,13 @@ weights() { curl -s localhost:8002/metrics | awk '/^sparseinference_device_memor
 status=0
 : > "$OUT/cycles.txt"
 for cycle in $(seq 1 "$CYCLES"); do
-  [ "$cycle" = 1 ] || curl -s -o /dev/null -w '' -X POST localhost:8000/v2/repository/models/gpu-encoder/load
+  [ "$cycle" = 1 ] || curl -s -o /dev/null -w '' -X POST -H "Authorization: Bearer $ADMIN_TOKEN" localhost:8003/v2/repository/models/gpu-encoder/load
   codes=""
   for _ in 1 2 3; do
     codes="$codes $(curl -s -o /dev/null -w '%{http_code}' -X POST localhost:8000/v2/models/gpu-encoder/infer -H 'content-type: application/json' --data @/tmp/unload-req.json)"
   done
   loaded=$(used); loaded_weights=$(weights)
-  curl -s -o /dev/null -X POST localhost:8000/v2/repository/models/gpu-encoder/unload
+  curl -s -o /dev/null -X POST -H "Authorization: Bearer $ADMIN_TOKEN" localhost:8003/v2/repository/models/gpu-encoder/unload
   sleep 1
   after=$(used); after_weights=$(weights)
   echo "cycle $cycle: infer$codes; used ${loaded} MiB loaded (weights ${loaded_weights:-?} MiB), ${after} MiB after unload (weights ${after_weights:-?} MiB)" | tee -a "$OUT/cycles.txt"

@@ -5,6 +5,22 @@ namespace SparseInference.Models.Configuration;
 /// <summary>Turns the raw document into a <see cref="ModelConfig"/>, failing with the file, field, expected and actual value.</summary>
 internal static class ModelConfigValidator
 {
+    // Upper bounds on sizes: far above any model this engine serves (sequences of 16384 are benchmarked), low enough
+    // that every buffer derived from them (weights, the positional table, one sequence's activations) stays addressable.
+    public const int MaxInputChannels = 1 << 16;
+    public const int MaxVocabSize = 1 << 24;
+    public const int MaxDModel = 1 << 14;
+    public const int MaxHeads = 256;
+    public const int MaxLayers = 256;
+    public const int MaxDFf = 1 << 16;
+    public const int MaxSeqLen = 1 << 17;
+    public const int MaxOutputDim = 1 << 16;
+    public const int MaxBlockSize = 4096;
+    public const int MaxGlobalBlocks = 4096;
+
+    /// <summary>Elements of the positional table (max_seq_len × d_model): 1 GiB of FP32.</summary>
+    public const long MaxPositionalElements = 1L << 28;
+
     public static ModelConfig Validate(ModelConfigDocument doc, string source)
     {
         string format = Required(doc.Format, "format", source);
@@ -38,16 +54,23 @@ internal static class ModelConfigValidator
             throw Field(source, "vocab_size", "≥ 1 for token input", Show(doc.VocabSize));
         }
 
-        int dModel = Positive(doc.DModel, "d_model", source);
-        int heads = Positive(doc.NHeads, "n_heads", source);
+        AtMost(channels, MaxInputChannels, "input_channels", source);
+        AtMost(vocab, MaxVocabSize, "vocab_size", source);
+        int dModel = Positive(doc.DModel, "d_model", source, MaxDModel);
+        int heads = Positive(doc.NHeads, "n_heads", source, MaxHeads);
         if (dModel % heads != 0)
         {
             throw Field(source, "n_heads", $"a divisor of d_model ({dModel})", heads.ToString());
         }
 
-        int layers = Positive(doc.NLayers, "n_layers", source);
-        int dFf = Positive(doc.DFf, "d_ff", source);
-        int maxSeqLen = Positive(doc.MaxSeqLen, "max_seq_len", source);
+        int layers = Positive(doc.NLayers, "n_layers", source, MaxLayers);
+        int dFf = Positive(doc.DFf, "d_ff", source, MaxDFf);
+        int maxSeqLen = Positive(doc.MaxSeqLen, "max_seq_len", source, MaxSeqLen);
+        if ((long)maxSeqLen * dModel > MaxPositionalElements)
+        {
+            throw Field(source, "max_seq_len", $"at most {MaxPositionalElements / dModel} with d_model {dModel} (max_seq_len × d_model ≤ {MaxPositionalElements})", maxSeqLen.ToString());
+        }
+
         var positional = Required(doc.Positional, "positional", source) switch
         {
             "sinusoidal" => PositionalKind.Sinusoidal,
@@ -74,7 +97,7 @@ internal static class ModelConfigValidator
             var other => throw Field(source, "head", "one of reconstruction, regression, classification", $"\"{other}\""),
         };
 
-        int outputDim = Positive(doc.OutputDim, "output_dim", source);
+        int outputDim = Positive(doc.OutputDim, "output_dim", source, MaxOutputDim);
         bool gated = doc.Gated ?? false;
         var attentionDoc = doc.Attention ?? throw Field(source, "attention", "an object", "missing");
         string pattern = Required(attentionDoc.Pattern, "attention.pattern", source);
@@ -90,15 +113,15 @@ internal static class ModelConfigValidator
         }
 
         int blockSize = attentionDoc.BlockSize ?? 16;
-        if (blockSize < 1)
+        if (blockSize < 1 || blockSize > MaxBlockSize)
         {
-            throw Field(source, "attention.block_size", "≥ 1", blockSize.ToString());
+            throw Field(source, "attention.block_size", $"in 1 … {MaxBlockSize}", blockSize.ToString());
         }
 
         int globalBlocks = attentionDoc.GlobalBlocks ?? 1;
-        if (globalBlocks < 0)
+        if (globalBlocks < 0 || globalBlocks > MaxGlobalBlocks)
         {
-            throw Field(source, "attention.global_blocks", "≥ 0", globalBlocks.ToString());
+            throw Field(source, "attention.global_blocks", $"in 0 … {MaxGlobalBlocks}", globalBlocks.ToString());
         }
 
         if (pattern == AttentionPatterns.Gated && !gated)
@@ -133,10 +156,18 @@ internal static class ModelConfigValidator
     private static T Required<T>(T? value, string field, string source) where T : struct
         => value ?? throw Field(source, field, "a value", "missing");
 
-    private static int Positive(int? value, string field, string source)
+    private static int Positive(int? value, string field, string source, int max)
     {
         int v = Required(value, field, source);
-        return v >= 1 ? v : throw Field(source, field, "≥ 1", v.ToString());
+        return v is >= 1 && v <= max ? v : throw Field(source, field, $"in 1 … {max}", v.ToString());
+    }
+
+    private static void AtMost(int value, int max, string field, string source)
+    {
+        if (value > max)
+        {
+            throw Field(source, field, $"at most {max}", value.ToString());
+        }
     }
 
     private static string Show(int? value) => value?.ToString() ?? "missing";

@@ -75,6 +75,7 @@ internal sealed partial class GrpcStatusInterceptor(ILogger<GrpcStatusIntercepto
         InferenceErrorKind.Unavailable => StatusCode.Unavailable,
         InferenceErrorKind.ResourceExhausted or InferenceErrorKind.Overloaded => StatusCode.ResourceExhausted,
         InferenceErrorKind.DeadlineExceeded => StatusCode.DeadlineExceeded,
+        InferenceErrorKind.PermissionDenied => StatusCode.PermissionDenied,
         _ => StatusCode.Internal,
     };
 

@@ -46,10 +46,10 @@ public sealed class InferenceGrpcService(GrpcInferenceService inference) : GRPCI
         Task.FromResult(inference.RepositoryIndex(request));
 
     public override Task<RepositoryModelLoadResponse> RepositoryModelLoad(RepositoryModelLoadRequest request, ServerCallContext context) =>
-        Task.FromResult(inference.RepositoryModelLoad(request));
+        throw GrpcInferenceService.ModelControlRefused(nameof(RepositoryModelLoad));
 
     public override Task<RepositoryModelUnloadResponse> RepositoryModelUnload(RepositoryModelUnloadRequest request, ServerCallContext context) =>
-        Task.FromResult(inference.RepositoryModelUnload(request));
+        throw GrpcInferenceService.ModelControlRefused(nameof(RepositoryModelUnload));
 
     /// <summary>Request metadata by name (routing keys), read from the HTTP/2 headers, which ignore case.</summary>
     private static Func<string, string?> MetadataLookup(ServerCallContext context)

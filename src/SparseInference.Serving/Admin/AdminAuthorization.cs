@@ -12,9 +12,12 @@ namespace SparseInference.Serving.Admin;
 /// </summary>
 internal static class AdminAuthorization
 {
-    public static async ValueTask<object?> FilterAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    public static async ValueTask<object?> FilterAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
+        Refusal(context.HttpContext) ?? await next(context).ConfigureAwait(false);
+
+    /// <summary>Why the request may not reach an admin route, or null when it may (right port, right token).</summary>
+    public static IResult? Refusal(HttpContext http)
     {
-        var http = context.HttpContext;
         var options = http.RequestServices.GetRequiredService<IOptionsMonitor<AdminOptions>>().CurrentValue;
         if (options.Port > 0 && http.Connection.LocalPort != options.Port)
         {
@@ -40,7 +43,7 @@ internal static class AdminAuthorization
             return AdminResults.Error(StatusCodes.Status403Forbidden, "authorization: the bearer token does not match the configured admin token");
         }
 
-        return await next(context).ConfigureAwait(false);
+        return null;
     }
 
     /// <summary>Hashing first makes the comparison constant-time in the token length as well as its content.</summary>

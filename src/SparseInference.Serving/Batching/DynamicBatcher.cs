@@ -164,28 +164,41 @@ public sealed partial class DynamicBatcher<TRequest, TResponse> : IAsyncDisposab
             throw new QueueFullException(_maxQueueSize, EstimateRetryAfter());
         }
 
-        if (Volatile.Read(ref _stopping) != 0)
+        Pending pending;
+        var counted = false;
+        try
         {
+            if (Volatile.Read(ref _stopping) != 0)
+                throw new ObjectDisposedException(GetType().Name, "The batcher is shutting down and accepts no requests.");
+
+            var timeoutMicroseconds = EffectiveTimeout(options.TimeoutMicroseconds);
+            var now = _time.GetTimestamp();
+            pending = new Pending(this)
+            {
+                Request = request,
+                Length = length,
+                Size = size,
+                Level = (options.Priority == 0 ? _defaultPriority : options.Priority) - 1,
+                EnqueuedAt = now,
+                Timeout = timeoutMicroseconds == 0 ? TimeSpan.Zero : SaturatingTimeSpan(timeoutMicroseconds),
+                TimeoutAt = timeoutMicroseconds == 0 ? long.MaxValue : SaturatingAdd(now, MicrosecondsToTicks(timeoutMicroseconds)),
+            };
+            _metrics?.QueueDepthChanged(_labels, 1);
+            counted = true;
+            if (cancellationToken.CanBeCanceled)
+                pending.Registration = cancellationToken.UnsafeRegister(static (s, token) => ((Pending)s!).OnCancelled(token), pending);
+        }
+        catch
+        {
+            // The slot taken above goes back on every path that does not hand the request to the scheduler:
+            // a slot lost here would stay taken for good, and MaxQueueSize such losses refuse every later request.
+            if (counted)
+                _metrics?.QueueDepthChanged(_labels, -1);
             LeaveQueue();
             Wake();
-            throw new ObjectDisposedException(GetType().Name, "The batcher is shutting down and accepts no requests.");
+            throw;
         }
 
-        var timeoutMicroseconds = EffectiveTimeout(options.TimeoutMicroseconds);
-        var now = _time.GetTimestamp();
-        var pending = new Pending(this)
-        {
-            Request = request,
-            Length = length,
-            Size = size,
-            Level = (options.Priority == 0 ? _defaultPriority : options.Priority) - 1,
-            EnqueuedAt = now,
-            Timeout = timeoutMicroseconds == 0 ? TimeSpan.Zero : TimeSpan.FromMicroseconds(timeoutMicroseconds),
-            TimeoutAt = timeoutMicroseconds == 0 ? long.MaxValue : SaturatingAdd(now, MicrosecondsToTicks(timeoutMicroseconds)),
-        };
-        _metrics?.QueueDepthChanged(_labels, 1);
-        if (cancellationToken.CanBeCanceled)
-            pending.Registration = cancellationToken.UnsafeRegister(static (s, token) => ((Pending)s!).OnCancelled(token), pending);
         _channel.Writer.TryWrite(pending);
         _signal.Set();
         return pending.Task;
@@ -255,6 +268,9 @@ public sealed partial class DynamicBatcher<TRequest, TResponse> : IAsyncDisposab
         (long)Math.Min((double)microseconds * _time.TimestampFrequency / 1_000_000d, long.MaxValue / 4);
 
     private static long SaturatingAdd(long a, long b) => b > long.MaxValue - a ? long.MaxValue : a + b;
+
+    private static TimeSpan SaturatingTimeSpan(long microseconds) =>
+        microseconds >= TimeSpan.MaxValue.Ticks / TimeSpan.TicksPerMicrosecond ? TimeSpan.MaxValue : TimeSpan.FromTicks(microseconds * TimeSpan.TicksPerMicrosecond);
 
     private long TicksToNanoseconds(long ticks) => (long)(ticks * (1_000_000_000d / _time.TimestampFrequency));
 

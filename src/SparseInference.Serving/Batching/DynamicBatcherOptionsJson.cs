@@ -10,6 +10,15 @@ namespace SparseInference.Serving.Batching;
 /// </summary>
 public static class DynamicBatcherOptionsJson
 {
+    // Upper bounds for what a manifest or a load's override may ask for; each is far above a useful setting and low
+    // enough that no value can stall a queue for long, exhaust threads or allocate per-level state at will.
+    public const int MaxBatchSizeLimit = 1024;
+    public const long MaxQueueDelayLimitMicroseconds = 5_000_000;
+    public const int PriorityLevelsLimit = 64;
+    public const int WorkersLimit = 64;
+    public const int MaxQueueSizeLimit = 65_536;
+    public const long DefaultTimeoutLimitMicroseconds = 3_600_000_000;
+
     /// <summary>Options from <paramref name="batching"/> over the defaults; null or an absent block gives the defaults.</summary>
     /// <exception cref="FormatException">A key is unknown or has the wrong type or value.</exception>
     public static DynamicBatcherOptions Read(JsonElement? batching, string context = "batching")
@@ -27,19 +36,26 @@ public static class DynamicBatcherOptionsJson
             switch (property.Name)
             {
                 case "policy": options.Policy = Policy(key, value); break;
-                case "max_batch_size": options.MaxBatchSize = Int(key, value); break;
-                case "max_queue_delay_microseconds": options.MaxQueueDelayMicroseconds = Long(key, value); break;
-                case "max_queue_delay_ms": options.MaxQueueDelayMicroseconds = (long)Math.Round(Number(key, value) * 1000); break;
+                case "max_batch_size": options.MaxBatchSize = Int(key, value, 1, MaxBatchSizeLimit); break;
+                case "max_queue_delay_microseconds": options.MaxQueueDelayMicroseconds = Long(key, value, 0, MaxQueueDelayLimitMicroseconds); break;
+                case "max_queue_delay_ms":
+                    var milliseconds = Number(key, value);
+                    if (!(milliseconds >= 0 && milliseconds <= MaxQueueDelayLimitMicroseconds / 1000d))
+                        throw new FormatException($"{key} must be between 0 and {MaxQueueDelayLimitMicroseconds / 1000}, but was {value.GetRawText()}.");
+                    options.MaxQueueDelayMicroseconds = (long)Math.Round(milliseconds * 1000);
+                    break;
                 case "preferred_batch_size":
                 case "preferred_batch_sizes":
                     if (value.ValueKind != JsonValueKind.Array)
                         throw new FormatException($"{key} must be an array of integers, but was {value.ValueKind}.");
-                    options.PreferredBatchSizes = [.. value.EnumerateArray().Select((v, i) => Int($"{key}[{i}]", v))];
+                    if (value.GetArrayLength() > MaxBatchSizeLimit)
+                        throw new FormatException($"{key} must hold at most {MaxBatchSizeLimit} sizes, but held {value.GetArrayLength()}.");
+                    options.PreferredBatchSizes = [.. value.EnumerateArray().Select((v, i) => Int($"{key}[{i}]", v, 1, MaxBatchSizeLimit))];
                     break;
-                case "priority_levels": options.PriorityLevels = Int(key, value); break;
-                case "default_priority_level": options.DefaultPriorityLevel = Int(key, value); break;
+                case "priority_levels": options.PriorityLevels = Int(key, value, 1, PriorityLevelsLimit); break;
+                case "default_priority_level": options.DefaultPriorityLevel = Int(key, value, 1, PriorityLevelsLimit); break;
                 case "workers":
-                case "instance_count": options.Workers = Int(key, value); break;
+                case "instance_count": options.Workers = Int(key, value, 1, WorkersLimit); break;
                 case "max_padding_waste": options.MaxPaddingWaste = Number(key, value); break;
                 case "default_queue_policy": ReadQueuePolicy(options, value, key); break;
                 default:
@@ -61,8 +77,8 @@ public static class DynamicBatcherOptionsJson
             var value = property.Value;
             switch (property.Name)
             {
-                case "max_queue_size": options.MaxQueueSize = Int(key, value); break;
-                case "default_timeout_microseconds": options.DefaultTimeoutMicroseconds = Long(key, value); break;
+                case "max_queue_size": options.MaxQueueSize = Int(key, value, 1, MaxQueueSizeLimit); break;
+                case "default_timeout_microseconds": options.DefaultTimeoutMicroseconds = Long(key, value, 0, DefaultTimeoutLimitMicroseconds); break;
                 case "timeout_action":
                     var action = value.ValueKind == JsonValueKind.String ? value.GetString() : null;
                     options.TimeoutAction = action?.ToUpperInvariant() switch
@@ -89,15 +105,19 @@ public static class DynamicBatcherOptionsJson
             : throw new FormatException($"{key} must be one of {string.Join(", ", BatchingPolicies.All.Select(p => $"\"{p}\""))}, but was {value.GetRawText()}.");
     }
 
-    private static int Int(string key, JsonElement value) =>
-        value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var parsed)
-            ? parsed
-            : throw new FormatException($"{key} must be an integer, but was {value.GetRawText()}.");
+    private static int Int(string key, JsonElement value, int min, int max) => (int)Long(key, value, min, max);
 
-    private static long Long(string key, JsonElement value) =>
-        value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var parsed)
+    private static long Long(string key, JsonElement value, long min, long max)
+    {
+        // An integer written as 1e3 is still an integer; 2.5 is not; 1e300 is one, far out of range.
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out var number) || Math.Floor(number) != number)
+            throw new FormatException($"{key} must be an integer, but was {value.GetRawText()}.");
+        return value.TryGetInt64(out var exact) ? InRange(exact) : number >= min && number <= max ? InRange((long)number) : InRange(number < min ? long.MinValue : long.MaxValue);
+
+        long InRange(long parsed) => parsed >= min && parsed <= max
             ? parsed
-            : throw new FormatException($"{key} must be an integer, but was {value.GetRawText()}.");
+            : throw new FormatException($"{key} must be between {min} and {max}, but was {value.GetRawText()}.");
+    }
 
     private static double Number(string key, JsonElement value) =>
         value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out var parsed)

@@ -29,21 +29,16 @@ public sealed class LoadedVariantModel(IInferenceModel model, string directory) 
 }
 
 /// <summary>
-/// Loads variant weights with the repository's model loader: a relative directory is taken inside the model's
-/// directory (and may not leave it); an absolute one as given. Warm-up inputs follow the model's configuration.
+/// Loads variant weights with the repository's model loader: a relative directory is taken from the model's directory,
+/// and either kind must resolve inside the model repository (a manifest, an override or an admin change may not point the
+/// server at files elsewhere on the host). Warm-up inputs follow the model's configuration.
 /// </summary>
 public sealed class RepositoryVariantModelSource(IServiceProvider services, IInferenceModelLoader loader) : IVariantModelSource
 {
     public Task<IVariantModel> LoadAsync(string model, string weightsDirectory, CancellationToken cancellationToken)
     {
         var repository = services.GetRequiredService<ModelRepository>();
-        var modelDirectory = ModelNames.CombineConfined(repository.Root, model);
-        var directory = Path.IsPathRooted(weightsDirectory) ? Path.GetFullPath(weightsDirectory) : Path.GetFullPath(Path.Combine(modelDirectory, weightsDirectory));
-        if (!Path.IsPathRooted(weightsDirectory) && !directory.StartsWith(modelDirectory + Path.DirectorySeparatorChar, StringComparison.Ordinal))
-        {
-            throw new ArgumentException($"weights: expected a directory inside '{modelDirectory}', actual '{weightsDirectory}'");
-        }
-
+        var directory = ResolveWeightsDirectory(repository.Root, model, weightsDirectory);
         if (!File.Exists(Path.Combine(directory, ModelRepository.ConfigFileName)) || !File.Exists(Path.Combine(directory, ModelRepository.WeightsFileName)))
         {
             throw new FileNotFoundException(
@@ -52,6 +47,21 @@ public sealed class RepositoryVariantModelSource(IServiceProvider services, IInf
 
         cancellationToken.ThrowIfCancellationRequested();
         return Task.FromResult<IVariantModel>(new LoadedVariantModel(loader.Load(directory), directory));
+    }
+
+    /// <summary>The full path of a variant's weights directory, or an <see cref="ArgumentException"/> when it leaves the repository.</summary>
+    public static string ResolveWeightsDirectory(string repositoryRoot, string model, string weightsDirectory)
+    {
+        try
+        {
+            // Relative to the model's directory; an absolute path replaces the whole and must still lie inside the root.
+            return ModelNames.CombineConfined(repositoryRoot, Path.Combine(model, weightsDirectory));
+        }
+        catch (ArgumentException)
+        {
+            throw new ArgumentException(
+                $"weights: expected a directory inside the model repository (relative to the model's directory), actual '{weightsDirectory}'");
+        }
     }
 
     public ForwardInput CreateWarmupInput(string model)
@@ -81,7 +91,33 @@ public sealed class RepositoryVariantModelSource(IServiceProvider services, IInf
 /// </summary>
 public sealed partial class RepositoryVariantBinding(VariantCatalog catalog, IInferenceExecutor executor, ILogger<RepositoryVariantBinding> logger)
 {
-    public void Attach(ModelRepository repository) => repository.Changed += OnChanged;
+    public void Attach(ModelRepository repository)
+    {
+        repository.Validating += version => Validate(repository.Root, version);
+        repository.Changed += OnChanged;
+    }
+
+    /// <summary>
+    /// Everything registering a version's variants would refuse, checked before the repository publishes it: the
+    /// definitions, the registry's own registration checks, and weights directories that leave the repository.
+    /// </summary>
+    private static void Validate(string repositoryRoot, ModelVersion version)
+    {
+        var definitions = Definitions(version);
+        var initial = definitions.Single(d => d.Name == version.DefaultVariant);
+        VariantRegistry.CheckRegistration(version.ModelName, initial, definitions.Where(d => d.Name != initial.Name));
+        foreach (var definition in definitions.Where(d => d.WeightsDirectory is not null))
+        {
+            try
+            {
+                RepositoryVariantModelSource.ResolveWeightsDirectory(repositoryRoot, version.ModelName, definition.WeightsDirectory!);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new InvalidDataException($"serving.json of '{version.ModelName}': variant '{definition.Name}': {ex.Message}", ex);
+            }
+        }
+    }
 
     private void OnChanged(ModelChange change)
     {

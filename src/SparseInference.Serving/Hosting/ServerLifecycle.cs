@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using SparseInference.Serving.Admission;
 using SparseInference.Serving.Protocol;
 using SparseInference.Serving.Repository;
 
@@ -16,7 +17,8 @@ internal sealed partial class ServerLifecycle(
     ServerState state,
     IOptions<SparseInferenceOptions> options,
     TimeProvider time,
-    ILogger<ServerLifecycle> logger)
+    ILogger<ServerLifecycle> logger,
+    InFlightMemoryBudget? memoryBudget = null)
     : IHostedLifecycleService
 {
     public Task StartingAsync(CancellationToken cancellationToken)
@@ -33,6 +35,11 @@ internal sealed partial class ServerLifecycle(
         state.MarkStarted();
         var ready = repository.Index(readyOnly: true).Count;
         Log.Ready(logger, ready, options.Value.Ports.Rest, options.Value.Ports.Grpc);
+        if (memoryBudget is not null)
+        {
+            Log.MemoryBudget(logger, memoryBudget.CapacityBytes / 1048576.0, options.Value.Limits.InFlightMemoryBytes > 0 ? "configured" : "derived from the memory limit");
+        }
+
         return Task.CompletedTask;
     }
 
@@ -77,5 +84,8 @@ internal sealed partial class ServerLifecycle(
 
         [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Draining: reporting not ready for {Seconds} s before closing listeners")]
         public static partial void Draining(ILogger logger, double seconds);
+
+        [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Requests in flight may hold {Mebibytes:F0} MiB ({Source})")]
+        public static partial void MemoryBudget(ILogger logger, double mebibytes, string source);
     }
 }

@@ -56,8 +56,27 @@ public sealed class LimitOptions
     /// <summary>Largest REST request body (JSON header plus binary tensor data). 64 MiB by default.</summary>
     public long MaxRequestBodyBytes { get; set; } = 64L * 1024 * 1024;
 
-    /// <summary>Largest single gRPC message received or sent. 64 MiB by default.</summary>
+    /// <summary>Largest single gRPC message received or sent. 64 MiB by default; at most <see cref="MaxGrpcMessageLimit"/>.</summary>
     public int MaxGrpcMessageBytes { get; set; } = 64 * 1024 * 1024;
+
+    /// <summary>
+    /// Upper bound of <see cref="MaxGrpcMessageBytes"/>: a message is buffered whole before it is parsed, and protobuf
+    /// cannot parse one of 2 GiB or more, so a length prefix up to 2^31−1 must always be over the limit.
+    /// </summary>
+    public const int MaxGrpcMessageLimit = 1 << 30;
+
+    /// <summary>Upper bound of <see cref="MaxRequestBodyBytes"/>: a REST body is read into memory whole.</summary>
+    public const long MaxRequestBodyLimit = 1L << 30;
+
+    /// <summary>
+    /// Bytes that requests in flight may hold at once (request bodies, inputs, activations, outputs; see
+    /// <c>Admission/InFlightMemoryBudget</c>). 0, the default, derives it from the memory limit: half the container's
+    /// cgroup limit, or a quarter of physical memory when there is none.
+    /// </summary>
+    public long InFlightMemoryBytes { get; set; }
+
+    /// <summary>Smallest explicit <see cref="InFlightMemoryBytes"/>: below it even a single short window would be refused.</summary>
+    public const long MinInFlightMemoryBytes = 1L << 20;
 }
 
 /// <summary>HTTPS for each of the four listeners (<c>SparseInference:Tls:Rest</c>, <c>:Grpc</c>, <c>:Metrics</c>, <c>:Admin</c>).</summary>

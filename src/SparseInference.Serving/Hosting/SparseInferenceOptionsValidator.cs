@@ -58,14 +58,20 @@ internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environme
             failures.Add($"{SparseInferenceOptions.SectionName}:Shutdown:TimeoutSeconds must be in 1..3600, got {options.Shutdown.TimeoutSeconds}.");
         }
 
-        if (options.Limits.MaxRequestBodyBytes < 1024)
+        if (options.Limits.MaxRequestBodyBytes is < 1024 or > LimitOptions.MaxRequestBodyLimit)
         {
-            failures.Add($"{SparseInferenceOptions.SectionName}:Limits:MaxRequestBodyBytes must be at least 1024, got {options.Limits.MaxRequestBodyBytes}.");
+            failures.Add($"{SparseInferenceOptions.SectionName}:Limits:MaxRequestBodyBytes must be in 1024..{LimitOptions.MaxRequestBodyLimit}, got {options.Limits.MaxRequestBodyBytes}.");
         }
 
-        if (options.Limits.MaxGrpcMessageBytes < 1024)
+        if (options.Limits.MaxGrpcMessageBytes is < 1024 or > LimitOptions.MaxGrpcMessageLimit)
         {
-            failures.Add($"{SparseInferenceOptions.SectionName}:Limits:MaxGrpcMessageBytes must be at least 1024, got {options.Limits.MaxGrpcMessageBytes}.");
+            failures.Add($"{SparseInferenceOptions.SectionName}:Limits:MaxGrpcMessageBytes must be in 1024..{LimitOptions.MaxGrpcMessageLimit}, got {options.Limits.MaxGrpcMessageBytes}.");
+        }
+
+        if (options.Limits.InFlightMemoryBytes != 0 && options.Limits.InFlightMemoryBytes < LimitOptions.MinInFlightMemoryBytes)
+        {
+            failures.Add(
+                $"{SparseInferenceOptions.SectionName}:Limits:InFlightMemoryBytes must be 0 (derived from the memory limit) or at least {LimitOptions.MinInFlightMemoryBytes}, got {options.Limits.InFlightMemoryBytes}.");
         }
 
         if (options.Health.DeviceFaultThreshold is < 0 or > 100_000)

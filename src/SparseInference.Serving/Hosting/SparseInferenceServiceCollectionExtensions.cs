@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using SparseInference.Serving.Admission;
 using SparseInference.Serving.Health;
 using SparseInference.Serving.Metrics;
 using SparseInference.Serving.Protocol;
@@ -46,6 +47,9 @@ public static class SparseInferenceServiceCollectionExtensions
             return repository;
         });
         services.TryAddSingleton<IInferenceExecutor, BatchingInferenceExecutor>();
+        services.TryAddSingleton(sp => new InFlightMemoryBudget(
+            InFlightBudgetBytes(sp.GetRequiredService<IOptions<SparseInferenceOptions>>().Value.Limits),
+            sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.TryAddSingleton<EngineFaultMonitor>();
         services.TryAddSingleton<IVariantModelSource>(sp => new RepositoryVariantModelSource(
             sp, new FaultObservingModelLoader(sp.GetRequiredService<IInferenceModelLoader>(), sp.GetRequiredService<EngineFaultMonitor>())));
@@ -54,6 +58,7 @@ public static class SparseInferenceServiceCollectionExtensions
         services.TryAddSingleton<InferenceService>();
         services.TryAddSingleton<GrpcInferenceService>();
         services.AddHostedService<ServerLifecycle>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.AspNetCore.Hosting.IStartupFilter, DrainingConnections>());
         services.AddInferenceApiKeys(configuration);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<MatcherPolicy, LocalPortMatcherPolicy>());
 
@@ -73,6 +78,12 @@ public static class SparseInferenceServiceCollectionExtensions
         });
         return services;
     }
+
+    /// <summary>The configured in-flight budget, or the one derived from the container's memory limit.</summary>
+    internal static long InFlightBudgetBytes(LimitOptions limits) =>
+        limits.InFlightMemoryBytes > 0
+            ? limits.InFlightMemoryBytes
+            : ContainerMemory.DefaultBudgetBytes(ContainerMemory.ReadLimitBytes(), ContainerMemory.PhysicalBytes());
 
     /// <summary>
     /// With <c>SparseInference:Device</c> set to CUDA, reports the device's memory (and the backend pool's bytes by use)

@@ -27,6 +27,7 @@ public static class RejectionReasons
     public const string QueueFull = "queue_full";
     public const string Deadline = "deadline";
     public const string Invalid = "invalid";
+    public const string Memory = "memory";
 }
 
 /// <summary>Values of the <c>outcome</c> label of the requests counter.</summary>

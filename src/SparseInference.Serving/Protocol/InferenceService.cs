@@ -1,5 +1,6 @@
 using System.Globalization;
 using SparseInference.Models;
+using SparseInference.Serving.Admission;
 using SparseInference.Serving.Batching;
 using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Metrics;
@@ -20,7 +21,8 @@ public sealed class InferenceService(
     VariantRouter router,
     TimeProvider time,
     ServingMetrics? metrics = null,
-    InferenceRequestLog? requestLog = null)
+    InferenceRequestLog? requestLog = null,
+    InFlightMemoryBudget? memoryBudget = null)
 {
     /// <summary>Triton's per-request queue timeout in microseconds.</summary>
     public const string TimeoutParameter = "timeout";
@@ -28,17 +30,39 @@ public sealed class InferenceService(
     /// <summary>Triton's per-request priority level (1 is the highest; 0 the model's default).</summary>
     public const string PriorityParameter = "priority";
 
+    /// <summary>Largest queue timeout a request may ask for: an hour, far beyond any useful wait for a forward.</summary>
+    public const long MaxTimeoutMicroseconds = 3_600_000_000;
+
     /// <summary>Largest element count of one input; keeps shape products far from overflowing an array index.</summary>
     public const int MaxElements = int.MaxValue / 8;
 
     public ModelRepository Repository => repository;
 
+    /// <summary>Runs a request and returns its response (its admitted memory is given back on return).</summary>
     public async ValueTask<InferenceResponse> InferAsync(InferenceRequest request, CancellationToken cancellationToken)
     {
+        InferenceResponse? answer = null;
+        await InferAsync(request, (response, _) =>
+        {
+            answer = response;
+            return ValueTask.CompletedTask;
+        }, cancellationToken).ConfigureAwait(false);
+        return answer!;
+    }
+
+    /// <summary>
+    /// Runs a request and hands its response to <paramref name="respond"/> (the transport writing it) while the
+    /// request's memory is still admitted. A failure in <paramref name="respond"/> is the request's failure in the
+    /// metrics and statistics, as any other.
+    /// </summary>
+    public async ValueTask InferAsync(InferenceRequest request, Func<InferenceResponse, CancellationToken, ValueTask> respond, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(respond);
         var model = repository.Resolve(request.ModelName, request.ModelVersion);
         var started = time.GetTimestamp();
         var labels = new VariantLabels(model.ModelName, model.Version, "");
         using var receive = InferenceTracing.StartReceive(model.ModelName, request.Protocol);
+        InFlightMemoryBudget.Lease? admitted = null;
         try
         {
             var contract = ModelTensorContract.For(model.Configuration);
@@ -48,6 +72,7 @@ public sealed class InferenceService(
             var variant = decision.VariantName;
             labels = labels with { Variant = variant };
             var requested = SelectOutputs(request, contract);
+            admitted = Admit(model, forwardInput, decision.Primary.Spec, labels);
             var inputDone = time.GetTimestamp();
 
             var executeStarted = time.GetUtcNow();
@@ -61,8 +86,10 @@ public sealed class InferenceService(
             {
                 execution = await executor.ExecuteAsync(model, target, forwardInput, scheduling, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException && ex is not InferenceException { Kind: InferenceErrorKind.InvalidArgument })
+            catch (Exception ex) when (Outcome(ex, cancellationToken) == RequestOutcomes.Error)
             {
+                // Only failures of the server count against the variant: a client's deadline, cancellation or bad
+                // input, and load shedding, say nothing about it (and would let any client trip its guardrails).
                 router.ReportFailed(decision, time.GetElapsedTime(inputDone));
                 throw;
             }
@@ -87,7 +114,10 @@ public sealed class InferenceService(
                 Outputs = outputs,
             };
 
+            var outputDone = time.GetTimestamp();
+            await respond(response, cancellationToken).ConfigureAwait(false);
             var finished = time.GetTimestamp();
+
             // The shadow (if any) gets its own copy: the forward input is the caller's and stays untouched.
             router.ReportCompleted(decision, forwardInput, execution.Result, time.GetElapsedTime(inputDone, outputStarted));
             InferenceTracing.RecordRespond(receive, time.GetUtcNow() - time.GetElapsedTime(outputStarted, finished), time.GetUtcNow(), labels, forwardInput.Batch);
@@ -99,7 +129,7 @@ public sealed class InferenceService(
                 Nanoseconds(execution.Queue),
                 Nanoseconds(time.GetElapsedTime(started, inputDone)),
                 Nanoseconds(execution.Compute),
-                Nanoseconds(time.GetElapsedTime(outputStarted, finished)),
+                Nanoseconds(time.GetElapsedTime(outputStarted, outputDone)),
                 time.GetUtcNow());
             if (metrics is not null)
             {
@@ -110,8 +140,6 @@ public sealed class InferenceService(
                 metrics.RecordForward(labels, execution.Result.ComputedPairs, execution.Result.DensePairs, flopsPerPair);
                 metrics.RecordVariantForward(labels, decision.Primary.Spec.Sparsity, WorkingBufferEstimate.Bytes(forwardInput.Batch, forwardInput.Time, model.Configuration.DModel, model.Configuration.NLayers, execution.Result.ComputedPairs), ModelWeightBytes.Of(model));
             }
-
-            return response;
         }
         catch (Exception ex)
         {
@@ -123,6 +151,40 @@ public sealed class InferenceService(
                 metrics?.RecordRejection(labels, RejectionReasons.Invalid);
             InferenceTracing.Complete(receive, outcome);
             requestLog?.Completed(labels, request.Protocol, 0, TimeSpan.Zero, TimeSpan.Zero, outcome);
+            throw;
+        }
+        finally
+        {
+            admitted?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Admits the request's estimated memory. A request the batcher may pad to longer batch-mates is admitted for
+    /// its padded share; one larger than a batch runs alone, unpadded.
+    /// </summary>
+    private InFlightMemoryBudget.Lease? Admit(ModelVersion model, ForwardInput input, AttentionSpec spec, VariantLabels labels)
+    {
+        if (memoryBudget is null)
+        {
+            return null;
+        }
+
+        var padding = 1.0;
+        if (executor is BatchingInferenceExecutor && input.Batch <= model.BatchingOptions.MaxBatchSize)
+        {
+            var waste = model.BatchingOptions.MaxPaddingWaste;
+            padding = Math.Min(waste >= 1 ? double.PositiveInfinity : 1 / (1 - waste), (double)model.Configuration.MaxSeqLen / input.Time);
+        }
+
+        var bytes = RequestMemoryEstimate.Bytes(model.Configuration, input, spec, padding);
+        try
+        {
+            return memoryBudget.Admit(bytes, $"a request of {input.Batch} x {input.Time} steps for model '{model.ModelName}'");
+        }
+        catch (InferenceException)
+        {
+            metrics?.RecordRejection(labels, RejectionReasons.Memory);
             throw;
         }
     }
@@ -268,9 +330,10 @@ public sealed class InferenceService(
         var timeout = 0L;
         if (request.Parameters.TryGetValue(TimeoutParameter, out var t))
         {
-            timeout = t.Value is long l && l >= 0
+            timeout = t.Value is long l && l >= 0 && l <= MaxTimeoutMicroseconds
                 ? l
-                : throw InferenceException.Invalid($"parameter 'timeout' must be a non-negative integer of microseconds, got {t.KindName} {t}.");
+                : throw InferenceException.Invalid(
+                    $"parameter 'timeout' must be an integer of microseconds in [0, {MaxTimeoutMicroseconds}] (at most one hour), got {t.KindName} {t}.");
         }
 
         if (request.Deadline is { } deadline)
@@ -338,7 +401,8 @@ public sealed class InferenceService(
                     var anomaly = new bool[score.Length];
                     for (var i = 0; i < score.Length; i++)
                     {
-                        anomaly[i] = score[i] > threshold;
+                        // A NaN score (the reconstruction overflowed) flags the step too: it is certainly not normal.
+                        anomaly[i] = !(score[i] <= threshold);
                     }
 
                     outputs.Add(new InferenceOutput { Name = wanted.Name, Datatype = TensorDatatypes.Bool, Shape = [input.Batch, input.Time], Bool = anomaly, Binary = wanted.Binary });

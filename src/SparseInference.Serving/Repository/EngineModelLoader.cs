@@ -185,6 +185,7 @@ internal sealed partial class EngineModelLoader : IInferenceModelLoader, IDispos
         DModel = config.DModel,
         NHeads = config.NHeads,
         NLayers = config.NLayers,
+        DFf = config.DFf,
         MaxSeqLen = config.MaxSeqLen,
         Head = config.Head switch
         {

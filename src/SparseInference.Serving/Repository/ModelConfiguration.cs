@@ -23,6 +23,9 @@ public sealed class ModelConfiguration
     public int DModel { get; set; }
     public int NHeads { get; set; }
     public int NLayers { get; set; }
+
+    /// <summary>Width of the feed-forward hidden layer (sizes the forward's working memory).</summary>
+    public int DFf { get; set; }
     public int MaxSeqLen { get; set; }
     public string Head { get; set; } = ReconstructionHead;
     public int OutputDim { get; set; }

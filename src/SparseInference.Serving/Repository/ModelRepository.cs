@@ -43,6 +43,13 @@ public sealed partial class ModelRepository : IDisposable
     /// </summary>
     public event Action<ModelChange>? Changed;
 
+    /// <summary>
+    /// Called under the write lock with the version a load is about to make the model's default, before anything is
+    /// published: a handler that throws refuses the load (its message is the reason) and the versions serving stay.
+    /// Whoever follows <see cref="Changed"/> checks here everything its own handling would refuse.
+    /// </summary>
+    public event Action<ModelVersion>? Validating;
+
     /// <summary>Loads every model directory found under the root; a model that fails is recorded UNAVAILABLE with the reason.</summary>
     public void LoadAll()
     {
@@ -52,9 +59,13 @@ public sealed partial class ModelRepository : IDisposable
             {
                 Load(name);
             }
-            catch (InferenceException)
+            catch (Exception ex)
             {
-                // Already recorded as UNAVAILABLE with its reason; start-up goes on with the other models.
+                // Recorded as UNAVAILABLE with its reason (Load logs it); start-up goes on with the other models.
+                if (ex is not InferenceException)
+                {
+                    Log.ModelLoadFailed(_logger, name, $"{ex.GetType().Name}: {ex.Message}");
+                }
             }
         }
     }
@@ -73,16 +84,22 @@ public sealed partial class ModelRepository : IDisposable
         {
             var started = DateTimeOffset.UtcNow;
             Dictionary<string, ModelVersion>? versions = null;
-            ServingManifest manifest;
+            string defaultVersion;
             try
             {
-                manifest = ReadManifest(directory, servingOverride);
+                var manifest = ReadManifest(directory, servingOverride);
                 versions = LoadVersions(name, directory, manifest);
                 ValidateManifest(name, manifest, versions);
+                defaultVersion = manifest.DefaultVersion ?? versions.Keys.OrderByDescending(VersionOrder).ThenByDescending(v => v, StringComparer.Ordinal).First();
+                Validating?.Invoke(versions[defaultVersion]);
             }
-            catch (Exception ex) when (ex is InvalidDataException or IOException or InferenceException or ArgumentException or ModelFormatException or UnauthorizedAccessException)
+            catch (Exception ex)
             {
-                var reason = ex.Message;
+                // Whatever a model's files or its override hold, the failure is this model's alone: any exception
+                // (an overflow or an allocation a size provoked included) leaves it UNAVAILABLE with the reason.
+                var reason = ex is InvalidDataException or IOException or InferenceException or ArgumentException or ModelFormatException or UnauthorizedAccessException
+                    ? ex.Message
+                    : $"{ex.GetType().Name}: {ex.Message}";
                 Log.ModelLoadFailed(_logger, name, reason);
                 foreach (var rejected in versions?.Values ?? Enumerable.Empty<ModelVersion>())
                 {
@@ -98,8 +115,20 @@ public sealed partial class ModelRepository : IDisposable
                 throw new InferenceException(InferenceErrorKind.InvalidArgument, $"failed to load model '{name}': {reason}", ex);
             }
 
-            var defaultVersion = manifest.DefaultVersion ?? versions.Keys.OrderByDescending(VersionOrder).ThenByDescending(v => v, StringComparer.Ordinal).First();
-            Replace(name, new ModelState(name, versions.ToImmutableDictionary(StringComparer.Ordinal), defaultVersion, ""));
+            try
+            {
+                Replace(name, new ModelState(name, versions.ToImmutableDictionary(StringComparer.Ordinal), defaultVersion, ""));
+            }
+            catch (Exception ex)
+            {
+                // Validating should have refused whatever a follower of Changed cannot take; should one fail all the
+                // same, the model must not stay READY with half its serving state: it becomes UNAVAILABLE, saying why.
+                var reason = $"publishing the loaded versions failed: {ex.GetType().Name}: {ex.Message}";
+                Log.ModelLoadFailed(_logger, name, reason);
+                Replace(name, ModelState.Unavailable(name, reason));
+                throw new InferenceException(InferenceErrorKind.Internal, $"failed to load model '{name}': {reason}", ex);
+            }
+
             Log.ModelLoaded(_logger, name, string.Join(",", versions.Keys.Order(StringComparer.Ordinal)), (DateTimeOffset.UtcNow - started).TotalMilliseconds);
         }
     }

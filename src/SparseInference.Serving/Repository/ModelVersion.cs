@@ -46,6 +46,11 @@ public sealed class ModelVersion
     public string DefaultVariant { get; }
     public ModelVersionStatistics Statistics { get; } = new();
 
+    /// <summary>The manifest's batching block (validated when the version loaded), read once.</summary>
+    public Batching.DynamicBatcherOptions BatchingOptions => _batching ??= Batching.BatchingInferenceExecutor.ReadOptions(Manifest, ModelName);
+
+    private Batching.DynamicBatcherOptions? _batching;
+
     /// <summary>Set once an unload or reload has replaced this version; its queues are drained and new work runs unbatched.</summary>
     public bool IsRetired => Volatile.Read(ref _retired);
 

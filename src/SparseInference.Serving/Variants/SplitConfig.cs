@@ -71,6 +71,11 @@ public sealed record SplitConfig(ImmutableArray<SplitWeight> Weights, ShadowConf
         {
             errors.Add("weights: expected a positive total, actual 0");
         }
+        else if (!double.IsFinite(total))
+        {
+            // Each weight finite but their sum not: every share would come out 0 or NaN and routing would pick one variant.
+            errors.Add($"weights: expected a finite total (weights are relative: 90 and 10 split like 0.9 and 0.1), actual {total}");
+        }
 
         if (Shadow is { } shadow)
         {

@@ -17,6 +17,12 @@ public sealed record VariantDefinition(
 {
     public const int MaxNameLength = 64;
 
+    /// <summary>Upper bound of block size (tokens per attention block).</summary>
+    public const int MaxBlockSize = 4096;
+
+    /// <summary>Upper bound of global blocks; more than a model's sequence holds only makes attention dense.</summary>
+    public const int MaxGlobalBlocks = 4096;
+
     public AttentionSpec ToAttentionSpec() => new(Pattern, Sparsity, BlockSize, GlobalBlocks, Seed);
 
     /// <summary>Checks every field; each error names the field, what was expected and what was given.</summary>
@@ -42,14 +48,14 @@ public sealed record VariantDefinition(
             errors.Add($"sparsity: expected 0 for pattern 'dense', actual {Sparsity}");
         }
 
-        if (BlockSize < 1 || BlockSize > 4096)
+        if (BlockSize < 1 || BlockSize > MaxBlockSize)
         {
-            errors.Add($"blockSize: expected an integer in [1, 4096], actual {BlockSize}");
+            errors.Add($"blockSize: expected an integer in [1, {MaxBlockSize}], actual {BlockSize}");
         }
 
-        if (GlobalBlocks < 0)
+        if (GlobalBlocks < 0 || GlobalBlocks > MaxGlobalBlocks)
         {
-            errors.Add($"globalBlocks: expected an integer >= 0, actual {GlobalBlocks}");
+            errors.Add($"globalBlocks: expected an integer in [0, {MaxGlobalBlocks}], actual {GlobalBlocks}");
         }
 
         if (WeightsDirectory is not null && string.IsNullOrWhiteSpace(WeightsDirectory))

@@ -55,32 +55,7 @@ public sealed partial class VariantRegistry
         TimeSpan retryInterval,
         ILogger logger)
     {
-        if (initial.Validate() is { Count: > 0 } errors)
-        {
-            throw new ArgumentException($"Initial variant of model '{model}': {string.Join("; ", errors)}", nameof(initial));
-        }
-
-        if (initial.WeightsDirectory is not null)
-        {
-            throw new ArgumentException($"Initial variant of model '{model}': weights: expected none (it runs on the loaded default weights), actual '{initial.WeightsDirectory}'", nameof(initial));
-        }
-
-        var definitions = new List<VariantDefinition> { initial };
-        foreach (var other in others)
-        {
-            if (other.Validate() is { Count: > 0 } otherErrors)
-            {
-                throw new ArgumentException($"Variant '{other.Name}' of model '{model}': {string.Join("; ", otherErrors)}", nameof(others));
-            }
-
-            if (definitions.Any(d => d.Name == other.Name))
-            {
-                throw new ArgumentException($"Variant '{other.Name}' of model '{model}': name: expected each name once, actual it appears twice", nameof(others));
-            }
-
-            definitions.Add(other);
-        }
-
+        var definitions = CheckRegistration(model, initial, others);
         Model = model;
         _defaultModel = defaultModel;
         _defaultVariant = initial.Name;
@@ -106,6 +81,42 @@ public sealed partial class VariantRegistry
         var state = RolloutState.Initial(initial.Name);
         _table = new RoutingTable(model, state, variants.ToImmutable());
         _status = new RolloutStatus(0, 0, null, null);
+    }
+
+    /// <summary>
+    /// The checks registering these definitions runs, without registering anything (a model load runs them before it
+    /// publishes a version); throws <see cref="ArgumentException"/> whose message (meant for an operator, so without a
+    /// parameter name) names the variant, field, expected and actual value.
+    /// </summary>
+    public static IReadOnlyList<VariantDefinition> CheckRegistration(string model, VariantDefinition initial, IEnumerable<VariantDefinition> others)
+    {
+        if (initial.Validate() is { Count: > 0 } errors)
+        {
+            throw new ArgumentException($"Initial variant of model '{model}': {string.Join("; ", errors)}");
+        }
+
+        if (initial.WeightsDirectory is not null)
+        {
+            throw new ArgumentException($"Initial variant of model '{model}': weights: expected none (it runs on the loaded default weights), actual '{initial.WeightsDirectory}'");
+        }
+
+        var definitions = new List<VariantDefinition> { initial };
+        foreach (var other in others)
+        {
+            if (other.Validate() is { Count: > 0 } otherErrors)
+            {
+                throw new ArgumentException($"Variant '{other.Name}' of model '{model}': {string.Join("; ", otherErrors)}");
+            }
+
+            if (definitions.Any(d => d.Name == other.Name))
+            {
+                throw new ArgumentException($"Variant '{other.Name}' of model '{model}': name: expected each name once, actual it appears twice");
+            }
+
+            definitions.Add(other);
+        }
+
+        return definitions;
     }
 
     public string Model { get; }

@@ -64,6 +64,57 @@ public sealed class ModelConfigTests
         Assert.Contains(actual, error.Message);
     }
 
+    [Theory]
+    [InlineData("\"max_seq_len\": 64", "\"max_seq_len\": 2147483647", "'max_seq_len'", "in 1 … 131072", "got 2147483647")]
+    [InlineData("\"max_seq_len\": 64", "\"max_seq_len\": 4000000", "'max_seq_len'", "in 1 … 131072", "got 4000000")]
+    [InlineData("\"d_model\": 16", "\"d_model\": 32768", "'d_model'", "in 1 … 16384", "got 32768")]
+    [InlineData("\"n_layers\": 2", "\"n_layers\": 100000", "'n_layers'", "in 1 … 256", "got 100000")]
+    [InlineData("\"d_ff\": 32", "\"d_ff\": 2000000000", "'d_ff'", "in 1 … 65536", "got 2000000000")]
+    [InlineData("\"input_channels\": 3", "\"input_channels\": 100000", "'input_channels'", "at most 65536", "got 100000")]
+    [InlineData("\"block_size\": 8", "\"block_size\": 100000", "'attention.block_size'", "in 1 … 4096", "got 100000")]
+    [InlineData("\"global_blocks\": 1", "\"global_blocks\": 100000", "'attention.global_blocks'", "in 0 … 4096", "got 100000")]
+    public void Parse_SizeAboveItsBound_ErrorNamesFieldBoundAndValue(string from, string to, string field, string expected, string actual)
+    {
+        string json = GoldenConfigText.Replace(from, to, StringComparison.Ordinal);
+        Assert.NotEqual(GoldenConfigText, json);
+
+        var error = Assert.Throws<ModelFormatException>(() => ModelConfig.Parse(json, "models/x/config.json"));
+
+        Assert.Contains(field, error.Message);
+        Assert.Contains(expected, error.Message);
+        Assert.Contains(actual, error.Message);
+    }
+
+    [Fact]
+    public void Parse_PositionalTableAboveItsBound_ErrorNamesMaxSeqLenAndTheProduct()
+    {
+        // Each size within its own bound, the positional table (max_seq_len × d_model = 2^31 values) beyond its.
+        string json = GoldenConfigText
+            .Replace("\"max_seq_len\": 64", "\"max_seq_len\": 131072", StringComparison.Ordinal)
+            .Replace("\"d_model\": 16", "\"d_model\": 16384", StringComparison.Ordinal);
+
+        var error = Assert.Throws<ModelFormatException>(() => ModelConfig.Parse(json, "cfg.json"));
+
+        Assert.Equal("cfg.json: field 'max_seq_len': expected at most 16384 with d_model 16384 (max_seq_len × d_model ≤ 268435456), got 131072.", error.Message);
+    }
+
+    [Fact]
+    public void Load_NonFiniteWeight_RefusedNamingTheTensor()
+    {
+        using var dir = new TempDirectory();
+        TestModels.CopyModel(TestModels.Sinusoidal, dir.Path);
+        var weights = Path.Combine(dir.Path, EncoderModel.WeightsFileName);
+        var tensors = TestModels.ReadTensors(TestModels.Sinusoidal);
+        var poisoned = tensors.FindIndex(t => t.Name == "layers.1.ff2.weight");
+        tensors[poisoned].Data[5] = float.PositiveInfinity;
+        SparseInference.Models.Formats.SafetensorsFile.WriteFloat32(weights, tensors);
+
+        var error = Assert.Throws<ModelFormatException>(() => EncoderModel.Load(dir.Path));
+
+        Assert.Equal(weights, error.File);
+        Assert.Contains("tensor 'layers.1.ff2.weight': element 5 is Infinity", error.Message);
+    }
+
     [Fact]
     public void Parse_WrongJsonType_ErrorNamesFileAndPath()
     {

@@ -50,7 +50,7 @@ public sealed class BatchedServingTests(ServerFixture server)
         const string name = ServerFixture.ThrottledName;
         var config = """{"batching":{"max_batch_size":1,"max_queue_delay_microseconds":0,"default_queue_policy":{"max_queue_size":1}}}""";
         var load = new StringContent("{\"parameters\":{\"config\":" + System.Text.Json.JsonSerializer.Serialize(config) + "}}", Encoding.UTF8, "application/json");
-        Assert.Equal(HttpStatusCode.OK, (await server.Rest.PostAsync($"/v2/repository/models/{name}/load", load)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/v2/repository/models/{name}/load", load)).StatusCode);
         try
         {
             var values = SensorWindows.Make(1, ServerFixture.MaxSeqLen, ServerFixture.Channels);
@@ -70,7 +70,7 @@ public sealed class BatchedServingTests(ServerFixture server)
         }
         finally
         {
-            Assert.Equal(HttpStatusCode.OK, (await server.Rest.PostAsync($"/v2/repository/models/{name}/load", null)).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/v2/repository/models/{name}/load", null)).StatusCode);
         }
     }
 
@@ -81,7 +81,7 @@ public sealed class BatchedServingTests(ServerFixture server)
         // Two seconds of queue delay would hold every lone request that long under the delay policy.
         var config = """{"batching":{"max_batch_size":8,"max_queue_delay_microseconds":2000000}}""";
         var load = new StringContent("{\"parameters\":{\"config\":" + System.Text.Json.JsonSerializer.Serialize(config) + "}}", Encoding.UTF8, "application/json");
-        Assert.Equal(HttpStatusCode.OK, (await server.Rest.PostAsync($"/v2/repository/models/{name}/load", load)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/v2/repository/models/{name}/load", load)).StatusCode);
         try
         {
             var values = SensorWindows.Make(1, 64, ServerFixture.Channels);
@@ -101,7 +101,7 @@ public sealed class BatchedServingTests(ServerFixture server)
         }
         finally
         {
-            Assert.Equal(HttpStatusCode.OK, (await server.Rest.PostAsync($"/v2/repository/models/{name}/load", null)).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/v2/repository/models/{name}/load", null)).StatusCode);
         }
     }
 

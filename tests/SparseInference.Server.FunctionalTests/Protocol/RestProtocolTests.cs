@@ -373,7 +373,7 @@ public sealed class RestProtocolTests(ServerFixture server)
     [InlineData("skab-pump%2F1")]
     public async Task RepositoryLoad_NameEscapingRoot_Returns400(string name)
     {
-        var response = await Rest.PostAsync($"/v2/repository/models/{name}/load", null);
+        var response = await server.Admin.PostAsync($"/v2/repository/models/{name}/load", null);
         Assert.True(response.StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.NotFound, $"got {response.StatusCode}");
         Assert.NotEqual(HttpStatusCode.OK, response.StatusCode);
     }
@@ -381,19 +381,19 @@ public sealed class RestProtocolTests(ServerFixture server)
     [Fact]
     public async Task RepositoryLoad_UnknownModel_Returns404()
     {
-        await AssertError(await Rest.PostAsync("/v2/repository/models/nosuch/load", null), HttpStatusCode.NotFound, "'nosuch'");
+        await AssertError(await server.Admin.PostAsync("/v2/repository/models/nosuch/load", null), HttpStatusCode.NotFound, "'nosuch'");
     }
 
     [Fact]
     public async Task RepositoryUnloadThenLoad_Classifier_GoesUnavailableThenReady()
     {
         var name = ServerFixture.ClassifierName;
-        Assert.Equal(HttpStatusCode.OK, (await Rest.PostAsync($"/v2/repository/models/{name}/unload", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/v2/repository/models/{name}/unload", null)).StatusCode);
         await AssertError(await Rest.GetAsync($"/v2/models/{name}/ready"), HttpStatusCode.ServiceUnavailable, "not ready", "unloaded");
         var index = (await Json(await Rest.PostAsync("/v2/repository/index", null))).AsArray();
         Assert.Equal("UNAVAILABLE", index.Single(e => e!["name"]!.GetValue<string>() == name)!["state"]!.GetValue<string>());
 
-        Assert.Equal(HttpStatusCode.OK, (await Rest.PostAsync($"/v2/repository/models/{name}/load", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/v2/repository/models/{name}/load", null)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await Rest.GetAsync($"/v2/models/{name}/ready")).StatusCode);
     }
 
@@ -403,14 +403,14 @@ public sealed class RestProtocolTests(ServerFixture server)
         var name = ServerFixture.ClassifierName;
         var config = """{"default_variant":"bigbird-half","variants":[{"name":"bigbird-half","pattern":"bigbird","sparsity":0.5}]}""";
         var body = new JsonObject { ["parameters"] = new JsonObject { ["config"] = config } }.ToJsonString();
-        Assert.Equal(HttpStatusCode.OK, (await Rest.PostAsync($"/v2/repository/models/{name}/load", new StringContent(body))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/v2/repository/models/{name}/load", new StringContent(body))).StatusCode);
         var metadata = await Json(await Rest.GetAsync($"/v2/models/{name}"));
         Assert.Equal("bigbird-half", metadata["default_variant"]!.GetValue<string>());
 
         var bad = new JsonObject { ["parameters"] = new JsonObject { ["config"] = """{"variants":[{"name":"x","pattern":"diagonal"}]}""" } }.ToJsonString();
-        await AssertError(await Rest.PostAsync($"/v2/repository/models/{name}/load", new StringContent(bad)), HttpStatusCode.BadRequest, "'diagonal'", "window");
+        await AssertError(await server.Admin.PostAsync($"/v2/repository/models/{name}/load", new StringContent(bad)), HttpStatusCode.BadRequest, "'diagonal'", "window");
 
-        Assert.Equal(HttpStatusCode.OK, (await Rest.PostAsync($"/v2/repository/models/{name}/load", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/v2/repository/models/{name}/load", null)).StatusCode);
         Assert.Equal("default", (await Json(await Rest.GetAsync($"/v2/models/{name}")))["default_variant"]!.GetValue<string>());
     }
 

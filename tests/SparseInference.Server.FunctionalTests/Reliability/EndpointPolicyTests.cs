@@ -16,45 +16,46 @@ public sealed class EndpointPolicyTests(ServerFixture server)
 {
     private enum Listener { Rest, Grpc, Metrics, Admin }
 
-    /// <summary>"METHODS pattern" → the only port it answers on. Inference API keys, when configured, cover Rest and Grpc except health.</summary>
-    private static readonly Dictionary<string, Listener> HttpPolicy = new(StringComparer.Ordinal)
+    /// <summary>"METHODS pattern" → the ports it answers on. Inference API keys, when configured, cover Rest and Grpc except health.</summary>
+    private static readonly Dictionary<string, Listener[]> HttpPolicy = new(StringComparer.Ordinal)
     {
-        ["GET /v2/health/live"] = Listener.Rest,
-        ["GET /v2/health/ready"] = Listener.Rest,
-        ["GET /v2"] = Listener.Rest,
-        ["GET /v2/models/stats"] = Listener.Rest,
-        ["GET /v2/models/{model}"] = Listener.Rest,
-        ["GET /v2/models/{model}/ready"] = Listener.Rest,
-        ["POST /v2/models/{model}/infer"] = Listener.Rest,
-        ["GET /v2/models/{model}/stats"] = Listener.Rest,
-        ["GET /v2/models/{model}/versions/{version}"] = Listener.Rest,
-        ["GET /v2/models/{model}/versions/{version}/ready"] = Listener.Rest,
-        ["POST /v2/models/{model}/versions/{version}/infer"] = Listener.Rest,
-        ["GET /v2/models/{model}/versions/{version}/stats"] = Listener.Rest,
-        // The OIP repository extension changes what is loaded; it is confined to the repository root (model names
-        // cannot leave it) and is covered by API keys when configured.
-        ["POST /v2/repository/index"] = Listener.Rest,
-        ["POST /v2/repository/models/{model}/load"] = Listener.Rest,
-        ["POST /v2/repository/models/{model}/unload"] = Listener.Rest,
+        ["GET /v2/health/live"] = [Listener.Rest],
+        ["GET /v2/health/ready"] = [Listener.Rest],
+        ["GET /v2"] = [Listener.Rest],
+        ["GET /v2/models/stats"] = [Listener.Rest],
+        ["GET /v2/models/{model}"] = [Listener.Rest],
+        ["GET /v2/models/{model}/ready"] = [Listener.Rest],
+        ["POST /v2/models/{model}/infer"] = [Listener.Rest],
+        ["GET /v2/models/{model}/stats"] = [Listener.Rest],
+        ["GET /v2/models/{model}/versions/{version}"] = [Listener.Rest],
+        ["GET /v2/models/{model}/versions/{version}/ready"] = [Listener.Rest],
+        ["POST /v2/models/{model}/versions/{version}/infer"] = [Listener.Rest],
+        ["GET /v2/models/{model}/versions/{version}/stats"] = [Listener.Rest],
+        // The OIP repository extension: the index is read-only and stays on the inference port; load and unload change
+        // what every client is served, so they work only on the admin port with the admin token (the inference port
+        // answers 403 naming where they are). Model names and override paths cannot leave the repository root.
+        ["POST /v2/repository/index"] = [Listener.Rest, Listener.Admin],
+        ["POST /v2/repository/models/{model}/load"] = [Listener.Rest, Listener.Admin],
+        ["POST /v2/repository/models/{model}/unload"] = [Listener.Rest, Listener.Admin],
         // grpc-dotnet's answers to unknown services and methods: UNIMPLEMENTED.
-        ["* {unimplementedService}/{unimplementedMethod:grpcunimplemented}"] = Listener.Grpc,
-        ["* inference.GRPCInferenceService/{unimplementedMethod:grpcunimplemented}"] = Listener.Grpc,
-        ["* grpc.health.v1.Health/{unimplementedMethod:grpcunimplemented}"] = Listener.Grpc,
-        ["* grpc.reflection.v1alpha.ServerReflection/{unimplementedMethod:grpcunimplemented}"] = Listener.Grpc,
-        ["* grpc.reflection.v1.ServerReflection/{unimplementedMethod:grpcunimplemented}"] = Listener.Grpc,
-        ["* /metrics"] = Listener.Metrics,
+        ["* {unimplementedService}/{unimplementedMethod:grpcunimplemented}"] = [Listener.Grpc],
+        ["* inference.GRPCInferenceService/{unimplementedMethod:grpcunimplemented}"] = [Listener.Grpc],
+        ["* grpc.health.v1.Health/{unimplementedMethod:grpcunimplemented}"] = [Listener.Grpc],
+        ["* grpc.reflection.v1alpha.ServerReflection/{unimplementedMethod:grpcunimplemented}"] = [Listener.Grpc],
+        ["* grpc.reflection.v1.ServerReflection/{unimplementedMethod:grpcunimplemented}"] = [Listener.Grpc],
+        ["* /metrics"] = [Listener.Metrics],
         // The variants admin API: admin port only, and the admin bearer token (SparseInference:Admin:Token) when set.
-        ["GET /admin/models"] = Listener.Admin,
-        ["GET /admin/models/{model}/variants"] = Listener.Admin,
-        ["PUT /admin/models/{model}/variants/{variant}"] = Listener.Admin,
-        ["DELETE /admin/models/{model}/variants/{variant}"] = Listener.Admin,
-        ["PUT /admin/models/{model}/split"] = Listener.Admin,
-        ["POST /admin/models/{model}/promote/{variant}"] = Listener.Admin,
-        ["POST /admin/models/{model}/rollback"] = Listener.Admin,
-        ["GET /admin/models/{model}/comparison"] = Listener.Admin,
-        ["GET /admin/models/{model}/rollout"] = Listener.Admin,
-        ["PUT /admin/models/{model}/guardrails"] = Listener.Admin,
-        ["DELETE /admin/models/{model}/guardrails"] = Listener.Admin,
+        ["GET /admin/models"] = [Listener.Admin],
+        ["GET /admin/models/{model}/variants"] = [Listener.Admin],
+        ["PUT /admin/models/{model}/variants/{variant}"] = [Listener.Admin],
+        ["DELETE /admin/models/{model}/variants/{variant}"] = [Listener.Admin],
+        ["PUT /admin/models/{model}/split"] = [Listener.Admin],
+        ["POST /admin/models/{model}/promote/{variant}"] = [Listener.Admin],
+        ["POST /admin/models/{model}/rollback"] = [Listener.Admin],
+        ["GET /admin/models/{model}/comparison"] = [Listener.Admin],
+        ["GET /admin/models/{model}/rollout"] = [Listener.Admin],
+        ["PUT /admin/models/{model}/guardrails"] = [Listener.Admin],
+        ["DELETE /admin/models/{model}/guardrails"] = [Listener.Admin],
     };
 
     /// <summary>
@@ -95,14 +96,16 @@ public sealed class EndpointPolicyTests(ServerFixture server)
             var methods = endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods is { Count: > 0 } m ? string.Join(",", m.Order()) : "*";
             var key = $"{methods} {endpoint.RoutePattern.RawText?.TrimEnd('/')}";
             seen.Add(key);
-            Assert.True(HttpPolicy.TryGetValue(key, out var listener), $"endpoint '{key}' has no access policy entry; add it to {nameof(HttpPolicy)} with its port");
+            Assert.True(HttpPolicy.TryGetValue(key, out var listeners), $"endpoint '{key}' has no access policy entry; add it to {nameof(HttpPolicy)} with its port");
             var restriction = endpoint.Metadata.GetMetadata<LocalPortMetadata>();
-            Assert.True(restriction is not null, $"endpoint '{key}' answers on every port; expected only {listener} ({ports[listener]})");
-            Assert.Equal(ports[listener], restriction.Port);
+            Assert.True(restriction is not null, $"endpoint '{key}' answers on every port; expected only {string.Join(" or ", listeners)}");
+            Assert.Contains(restriction.Port, listeners.Select(l => ports[l]));
+            seen.Add($"{key} on {listeners.Single(l => ports[l] == restriction.Port)}");
         }
 
-        // Stale entries would hide a removed-then-readded endpoint's review.
+        // Stale entries would hide a removed-then-readded endpoint's review; each listed port has its endpoint.
         Assert.Empty(HttpPolicy.Keys.Except(seen));
+        Assert.Empty(HttpPolicy.SelectMany(p => p.Value.Select(l => $"{p.Key} on {l}")).Except(seen));
     }
 
     [Fact]

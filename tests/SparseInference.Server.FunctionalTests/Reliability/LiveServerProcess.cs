@@ -68,11 +68,13 @@ internal sealed class LiveServerProcess : IDisposable
     }
 
     /// <summary>
-    /// Starts the server; <paramref name="readOutput"/> false leaves its standard output unread, so once the pipe's buffer is
-    /// full every console write blocks, as on a stalled terminal or log collector.
+    /// Starts the server; <paramref name="prepareRepository"/> may add or change models in its repository copy first;
+    /// <paramref name="readOutput"/> false leaves its standard output unread, so once the pipe's buffer is full every
+    /// console write blocks, as on a stalled terminal or log collector.
     /// </summary>
     /// <param name="workingDirectory">The process's working directory (its content root); default the output folder, where appsettings.json is.</param>
-    public static LiveServerProcess Start(IReadOnlyDictionary<string, string>? settings = null, bool readOutput = true, string? workingDirectory = null)
+    public static LiveServerProcess Start(
+        IReadOnlyDictionary<string, string>? settings = null, Action<string>? prepareRepository = null, bool readOutput = true, string? workingDirectory = null)
     {
         var assembly = ServerAssembly;
         if (!File.Exists(assembly))
@@ -88,6 +90,7 @@ internal sealed class LiveServerProcess : IDisposable
             File.Copy(file, target);
         }
 
+        prepareRepository?.Invoke(repository);
         var ports = FreePorts(4);
         var start = new ProcessStartInfo("dotnet")
         {
@@ -161,6 +164,22 @@ internal sealed class LiveServerProcess : IDisposable
     }
 
     public bool WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout);
+
+    /// <summary>The process's resident set now (<c>VmRSS</c>).</summary>
+    public long ResidentBytes() => ProcStatusBytes("VmRSS:");
+
+    /// <summary>The most the resident set has been since start or the last <see cref="ResetPeakResident"/> (<c>VmHWM</c>).</summary>
+    public long PeakResidentBytes() => ProcStatusBytes("VmHWM:");
+
+    /// <summary>Starts a new peak measurement (Linux: writing 5 to clear_refs resets the resident high-water mark).</summary>
+    public void ResetPeakResident() => File.WriteAllText($"/proc/{ProcessId}/clear_refs", "5");
+
+    private long ProcStatusBytes(string field)
+    {
+        var line = File.ReadLines($"/proc/{ProcessId}/status").First(l => l.StartsWith(field, StringComparison.Ordinal));
+        var kilobytes = long.Parse(line[field.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+        return kilobytes * 1024;
+    }
 
     public void Dispose()
     {

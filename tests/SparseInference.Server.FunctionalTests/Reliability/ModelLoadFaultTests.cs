@@ -130,7 +130,7 @@ public sealed class ModelLoadFaultTests(ServerFixture server)
         {
             Assert.Equal(HttpStatusCode.OK, (await Load(name)).StatusCode);
             await InferScores(name);
-            Assert.Equal(HttpStatusCode.OK, (await Rest.PostAsync($"/v2/repository/models/{name}/unload", null)).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await server.Admin.PostAsync($"/v2/repository/models/{name}/unload", null)).StatusCode);
         }
 
         for (var i = 0; i < 5; i++)
@@ -189,7 +189,7 @@ public sealed class ModelLoadFaultTests(ServerFixture server)
         return output;
     }
 
-    private Task<HttpResponseMessage> Load(string encodedName) => Rest.PostAsync($"/v2/repository/models/{encodedName}/load", null);
+    private Task<HttpResponseMessage> Load(string encodedName) => server.Admin.PostAsync($"/v2/repository/models/{encodedName}/load", null);
 
     private Task<HttpResponseMessage> PostInfer(string name) =>
         Rest.PostAsync($"/v2/models/{name}/infer", new StringContent(

@@ -73,6 +73,30 @@ public sealed class SparseInferenceOptionsValidatorTests : IDisposable
     }
 
     [Fact]
+    public void Validate_GrpcMessageLimitAtTheIntMaximum_RefusedNamingKeyBoundAndValue()
+    {
+        // A frame's length prefix of 2^31 − 1 must always be over the limit: the limit stops at 1 GiB.
+        var failure = Assert.Single(Failures(o => o.Limits.MaxGrpcMessageBytes = int.MaxValue));
+        Assert.Equal("SparseInference:Limits:MaxGrpcMessageBytes must be in 1024..1073741824, got 2147483647.", failure);
+    }
+
+    [Theory]
+    [InlineData(1L)]
+    [InlineData(1048575L)]
+    public void Validate_InFlightMemoryBelowOneMebibyte_RefusedNamingKeyAndValue(long bytes)
+    {
+        var failure = Assert.Single(Failures(o => o.Limits.InFlightMemoryBytes = bytes));
+        Assert.Contains("SparseInference:Limits:InFlightMemoryBytes", failure);
+        Assert.Contains(bytes.ToString(), failure);
+    }
+
+    [Fact]
+    public void Validate_InFlightMemoryZero_MeansDerivedAndIsValid()
+    {
+        Assert.Empty(Failures(o => o.Limits.InFlightMemoryBytes = 0));
+    }
+
+    [Fact]
     public void ResolveRepositoryPath_Relative_ResolvesAgainstContentRoot()
     {
         Assert.Equal(Path.Combine(_contentRoot, "models"), SparseInferenceOptionsValidator.ResolveRepositoryPath(new Environment(_contentRoot), "models"));

@@ -16,11 +16,10 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
 
     public ServerReadyResponse ServerReady() => new() { Ready = state.IsReady };
 
-    public RepositoryModelUnloadResponse RepositoryModelUnload(RepositoryModelUnloadRequest request)
-    {
-        repository.Unload(request.ModelName);
-        return new RepositoryModelUnloadResponse();
-    }
+    /// <summary>Loading and unloading change what every client is served: they need the admin token, on the admin port.</summary>
+    public static InferenceException ModelControlRefused(string method) => new(
+        InferenceErrorKind.PermissionDenied,
+        $"{Rest.RestEndpoints.ModelControlElsewhere} (the REST form of {method}: POST /v2/repository/models/{{model}}/{(method.EndsWith("Unload", StringComparison.Ordinal) ? "unload" : "load")}).");
 
     public ModelReadyResponse ModelReady(ModelReadyRequest request)
     {
@@ -64,8 +63,14 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
     public async ValueTask<ModelInferResponse> ModelInferAsync(
         ModelInferRequest request, Func<string, string?> metadata, DateTimeOffset? deadline, CancellationToken cancellationToken)
     {
-        var response = await inference.InferAsync(ToInferenceRequest(request).WithHeaders(metadata, deadline), cancellationToken).ConfigureAwait(false);
-        return ToProto(response);
+        // Converted while the request's memory is still admitted: the raw contents are a copy of the outputs.
+        ModelInferResponse? answer = null;
+        await inference.InferAsync(ToInferenceRequest(request).WithHeaders(metadata, deadline), (response, _) =>
+        {
+            answer = ToProto(response);
+            return ValueTask.CompletedTask;
+        }, cancellationToken).ConfigureAwait(false);
+        return answer!;
     }
 
     /// <summary>Requests are answered in order; a failed request yields an <c>error_message</c> and the stream goes on.</summary>
@@ -78,8 +83,10 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
             ModelStreamInferResponse message;
             try
             {
-                var response = await inference.InferAsync(ToInferenceRequest(request).WithHeaders(metadata, deadline), cancellationToken).ConfigureAwait(false);
-                message = new ModelStreamInferResponse { InferResponse = ToProto(response) };
+                // Written while the request's memory is still admitted.
+                await inference.InferAsync(ToInferenceRequest(request).WithHeaders(metadata, deadline), (response, _) =>
+                    new ValueTask(write(new ModelStreamInferResponse { InferResponse = ToProto(response) })), cancellationToken).ConfigureAwait(false);
+                continue;
             }
             catch (InferenceException ex)
             {
@@ -207,19 +214,5 @@ public sealed class GrpcInferenceService(InferenceService inference, ModelReposi
         }
 
         return response;
-    }
-
-    public RepositoryModelLoadResponse RepositoryModelLoad(RepositoryModelLoadRequest request)
-    {
-        string? configOverride = null;
-        if (request.Parameters.TryGetValue("config", out var config))
-        {
-            configOverride = config.ParameterChoiceCase == ModelRepositoryParameter.ParameterChoiceOneofCase.StringParam
-                ? config.StringParam
-                : throw InferenceException.Invalid($"parameter 'config' must be a string_param holding serving.json text, got {config.ParameterChoiceCase}.");
-        }
-
-        repository.Load(request.ModelName, configOverride);
-        return new RepositoryModelLoadResponse();
     }
 }

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using SparseInference.Serving.Admission;
 using SparseInference.Serving.Repository;
 
 namespace SparseInference.Serving.Protocol.Rest;
@@ -30,11 +31,20 @@ internal static class RestEndpoints
             v2.MapGet(prefix + "/stats", ModelStatistics);
         }
 
+        // The index is read-only and what Triton clients and tools use to discover models and why one is not ready.
+        // Loading and unloading change what every client is served: they answer on the admin port only.
         v2.MapPost("/repository/index", RepositoryIndex);
-        v2.MapPost("/repository/models/{model}/load", RepositoryLoad);
-        v2.MapPost("/repository/models/{model}/unload", RepositoryUnload);
+        v2.MapPost("/repository/models/{model}/load", ModelControlRefused);
+        v2.MapPost("/repository/models/{model}/unload", ModelControlRefused);
         return v2;
     }
+
+    /// <summary>What a load or unload on the inference port is told: where model control lives and what it needs.</summary>
+    public const string ModelControlElsewhere =
+        "model control (repository load and unload) is not served on the inference ports; send it to the admin port with the admin bearer token";
+
+    private static Task ModelControlRefused(HttpContext context) =>
+        WriteError(context, InferenceErrorKind.PermissionDenied, ModelControlElsewhere + $" (POST {context.Request.Path} there).");
 
     private static Task Live(HttpContext context)
     {
@@ -84,13 +94,18 @@ internal static class RestEndpoints
                 : throw InferenceException.Invalid($"header {RestInferenceResponseWriter.HeaderLengthHeader} must be a non-negative integer, got '{headerValue}'.");
         }
 
+        // The body is held until the response is written (binary tensor data is parsed in place): admitted first.
+        var budget = context.RequestServices.GetService<InFlightMemoryBudget>();
+        using var admitted = context.Request.ContentLength is long declared ? budget?.Admit(declared, "the request body") : null;
         var body = await ReadBodyAsync(context).ConfigureAwait(false);
+        using var admittedAfterReading = admitted is null ? budget?.Admit(body.Length, "the request body") : null;
+
         var read = RestInferenceRequestReader.Parse(body, headerLength, RouteModel(context), RouteVersion(context));
         var headers = context.Request.Headers;
         var request = read.WithHeaders(name => headers.TryGetValue(name, out var value) ? value.ToString() : null, null);
         var service = context.RequestServices.GetRequiredService<InferenceService>();
-        var response = await service.InferAsync(request, context.RequestAborted).ConfigureAwait(false);
-        await RestInferenceResponseWriter.WriteAsync(context, response).ConfigureAwait(false);
+        await service.InferAsync(request, (response, _) => new ValueTask(RestInferenceResponseWriter.WriteAsync(context, response)), context.RequestAborted)
+            .ConfigureAwait(false);
     });
 
     private static Task ModelStatistics(HttpContext context) => Guard(context, () =>
@@ -113,7 +128,7 @@ internal static class RestEndpoints
 
     private static Task AllStatistics(HttpContext context) => Guard(context, () => WriteStatistics(context, Repository(context).LoadedVersions()));
 
-    private static Task RepositoryIndex(HttpContext context) => Guard(context, async () =>
+    internal static Task RepositoryIndex(HttpContext context) => Guard(context, async () =>
     {
         var body = await ReadBodyAsync(context).ConfigureAwait(false);
         var readyOnly = false;
@@ -127,7 +142,8 @@ internal static class RestEndpoints
         await WriteJson(context, StatusCodes.Status200OK, entries, RestJsonContext.Default.ListRepositoryIndexEntryBody).ConfigureAwait(false);
     });
 
-    private static Task RepositoryLoad(HttpContext context) => Guard(context, async () =>
+    /// <summary>Triton's load: <c>{"parameters": {"config": "&lt;serving.json&gt;"}}</c> overrides the model's serving.json.</summary>
+    internal static Task RepositoryLoad(HttpContext context) => Guard(context, async () =>
     {
         var body = await ReadBodyAsync(context).ConfigureAwait(false);
         string? configOverride = null;
@@ -140,16 +156,25 @@ internal static class RestEndpoints
         context.Response.StatusCode = StatusCodes.Status200OK;
     });
 
-    private static Task RepositoryUnload(HttpContext context) => Guard(context, () =>
+    internal static Task RepositoryUnload(HttpContext context) => Guard(context, () =>
     {
         Repository(context).Unload(RouteModel(context));
         context.Response.StatusCode = StatusCodes.Status200OK;
         return Task.CompletedTask;
     });
 
+    /// <summary>Largest serving.json override a load accepts; real manifests are a few kilobytes.</summary>
+    public const int MaxConfigOverrideBytes = 1 << 20;
+
     /// <summary>Reads <c>{"parameters": {"config": "&lt;serving.json text&gt;"}}</c>; other parameters are ignored.</summary>
     private static string? ReadConfigOverride(ReadOnlyMemory<byte> body)
     {
+        if (body.Length > MaxConfigOverrideBytes + 1024)
+        {
+            throw new InferenceException(
+                InferenceErrorKind.ResourceExhausted, $"load request body holds {body.Length} bytes; a serving.json override may hold at most {MaxConfigOverrideBytes}.");
+        }
+
         try
         {
             using var document = JsonDocument.Parse(body);
@@ -288,6 +313,7 @@ internal static class RestEndpoints
     internal static int StatusFor(InferenceErrorKind kind) => kind switch
     {
         InferenceErrorKind.InvalidArgument => StatusCodes.Status400BadRequest,
+        InferenceErrorKind.PermissionDenied => StatusCodes.Status403Forbidden,
         InferenceErrorKind.NotFound => StatusCodes.Status404NotFound,
         InferenceErrorKind.Unavailable => StatusCodes.Status503ServiceUnavailable,
         InferenceErrorKind.ResourceExhausted => StatusCodes.Status413PayloadTooLarge,
