@@ -7,10 +7,15 @@ public sealed class EvaluateCommand
 {
     public const string Usage = """
         SparseInference.Evaluate: SKAB (valve1, valve2) replayed through the running service, per variant.
+        With per-line onboarding (the default), each file is a line onboarded on its first 400 rows; Hotelling T²
+        and PCA T²+Q are reported beside the variants with the same onboarding.
 
           --url URL                 REST base address (default http://localhost:8000)
           --grpc-url URL            gRPC base address, cleartext HTTP/2 (default http://localhost:8001)
           --protocol LIST           rest-json, rest-binary, grpc; comma-separated (default rest-binary)
+          --scoring MODE            line: per-line onboarding, baselines computed with the service's library while
+                                    the service runs every forward (default); model: inputs standardized per file,
+                                    the thresholds of serving.json / config.json
           -m, --model NAME          served model (default skab-pump)
           --model-version V         (default: serving.json default_version)
           --models-dir DIR          repository holding <model>/serving.json and <model>/<version>/config.json,
@@ -51,6 +56,14 @@ public sealed class EvaluateCommand
                     break;
                 case "--protocol":
                     command.Settings.Transports = [.. List(Value()).Select(ScoreClients.Parse)];
+                    break;
+                case "--scoring":
+                    command.Settings.Scoring = Value() switch
+                    {
+                        "line" => ScoringMode.Line,
+                        "model" => ScoringMode.Model,
+                        var other => throw new ArgumentException($"--scoring: expected line or model, got '{other}'."),
+                    };
                     break;
                 case "-m" or "--model":
                     command.Settings.Model = Value();
