@@ -23,6 +23,8 @@ public sealed class EvaluateCommand
           --variants LIST           comma-separated variant names (default: every variant in serving.json)
           --data-dir DIR            SKAB folder with valve1/ and valve2/ (default: SKAB_DIR, else ../shared/data/skab
                                     next to the repository root)
+          --groups LIST             experiment folders under the data folder, e.g. valve1,valve2,other (default
+                                    valve1,valve2); each file is one line
           --files LIST              only these files, e.g. valve2/3 (default: all)
           --batch N                 windows per request (default 64)
           --concurrency N           requests in flight (default 4)
@@ -36,6 +38,7 @@ public sealed class EvaluateCommand
     public string? ModelsDirectory { get; set; }
     public string? DataDirectory { get; set; }
     public IReadOnlyList<string>? Files { get; set; }
+    public IReadOnlyList<string>? Groups { get; set; }
     public string? JsonPath { get; set; }
     public bool Help { get; set; }
 
@@ -83,6 +86,9 @@ public sealed class EvaluateCommand
                 case "--files":
                     command.Files = List(Value());
                     break;
+                case "--groups":
+                    command.Groups = List(Value());
+                    break;
                 case "--batch":
                     command.Settings.Batch = Positive(name, Value());
                     break;
@@ -117,7 +123,7 @@ public sealed class EvaluateCommand
         var calibration = ServingCalibration.Read(Path.Combine(modelsDirectory, Settings.Model), Settings.Version);
         var dataDirectory = DataDirectory ?? SkabData.Locate(Directory.GetCurrentDirectory()) ?? SkabData.Locate(AppContext.BaseDirectory)
             ?? throw new DirectoryNotFoundException($"SKAB data not found: set {SkabData.DirectoryVariable} or --data-dir to the folder holding valve1/ and valve2/ (expected ../shared/data/skab next to the repository root).");
-        var experiments = SkabData.Load(dataDirectory, Files?.ToHashSet(StringComparer.Ordinal));
+        var experiments = SkabData.Load(dataDirectory, Files?.ToHashSet(StringComparer.Ordinal), Groups);
         progress?.WriteLine($"SKAB from {dataDirectory}: {experiments.Count} files; model {calibration.Model} version {calibration.Version}");
         return await new SkabEvaluator(Settings, calibration, experiments).RunAsync(progress, cancellationToken).ConfigureAwait(false);
     }

@@ -7,12 +7,14 @@ namespace SparseInference.Evaluate;
 /// <summary>The Markdown tables and the JSON document of an evaluation.</summary>
 public static class EvaluationReport
 {
-    public static readonly IReadOnlyList<string> GroupOrder = ["valve1", "valve2", "all"];
+    /// <summary>The evaluated groups in the order they were loaded, then <c>all</c>.</summary>
+    private static List<string> GroupOrder(EvaluationResult evaluation) =>
+        [.. evaluation.Experiments.Select(e => e.Group).Distinct(), "all"];
 
     /// <summary>One row of detection figures per variant and transport.</summary>
     public static string MetricsTable(EvaluationResult evaluation)
     {
-        var groups = GroupOrder.Where(g => evaluation.Results.Any(r => r.Groups.ContainsKey(g))).ToList();
+        var groups = GroupOrder(evaluation);
         var sb = new StringBuilder("| variant | protocol | threshold | density |");
         foreach (var g in groups)
             sb.Append(CultureInfo.InvariantCulture, $" {g} F1 | {g} FAR % | {g} MAR % |");

@@ -52,6 +52,7 @@ public static class SkabData
         "Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature", "Thermocouple", "Voltage", "Volume Flow RateRMS",
     ];
 
+    /// <summary>The experiment folders evaluated unless others are named (<c>--groups</c>).</summary>
     public static readonly IReadOnlyList<string> Groups = ["valve1", "valve2"];
 
     /// <summary>
@@ -77,10 +78,10 @@ public static class SkabData
     /// Every <c>valve1/*.csv</c> and <c>valve2/*.csv</c> in numeric file order (as the training script sorts them),
     /// or only the ids in <paramref name="only"/> (e.g. <c>valve2/3</c>).
     /// </summary>
-    public static IReadOnlyList<SkabExperiment> Load(string root, IReadOnlyCollection<string>? only = null)
+    public static IReadOnlyList<SkabExperiment> Load(string root, IReadOnlyCollection<string>? only = null, IReadOnlyList<string>? groups = null)
     {
         var experiments = new List<SkabExperiment>();
-        foreach (var group in Groups)
+        foreach (var group in groups ?? Groups)
         {
             var folder = Path.Combine(root, group);
             if (!Directory.Exists(folder))

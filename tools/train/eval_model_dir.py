@@ -35,6 +35,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--pattern", help="default: the model's attention.pattern")
     p.add_argument("--sparsity", type=float)
+    p.add_argument("--groups", default="valve1,valve2",
+                   help="experiment folders under the SKAB folder, comma-separated; each file is one line")
     p.add_argument("--no-baseline", action="store_true", help="one threshold for every file, no line baselines")
     p.add_argument("--threshold", type=float, help="with --no-baseline; default: the model's anomaly_threshold")
     args = p.parse_args(argv)
@@ -46,7 +48,7 @@ def main(argv=None) -> int:
                             **({"pattern": args.pattern} if args.pattern else {}),
                             **({"sparsity": args.sparsity} if args.sparsity is not None else {})})
     W = int(cfg.metadata["window_length"])
-    exps = load_experiments()
+    exps = load_experiments(groups=tuple(args.groups.split(",")))
     R, density = line_residuals(model, exps, W, spec)
     n_on = ONBOARD_ROWS - (W - 1)
     if args.no_baseline:
