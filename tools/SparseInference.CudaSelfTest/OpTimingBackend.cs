@@ -17,7 +17,7 @@ internal sealed class OpTimingBackend(CudaComputeBackend inner) : IComputeBacken
 
     private void Time(string op, Action work)
     {
-        var ms = inner.Device.TimeMilliseconds(work);
+        var ms = inner.Gpu.TimeMilliseconds(work);
         totals[op] = totals.TryGetValue(op, out var t) ? (t.Ms + ms, t.Calls + 1) : (ms, 1);
     }
 
