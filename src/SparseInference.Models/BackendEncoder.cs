@@ -26,6 +26,7 @@ internal sealed class BackendEncoder : IDisposable
     private readonly Tensor? _inputBias;
     private readonly Tensor _positions;
     private readonly WorkspacePool _workspaces;
+    private readonly RecordedForwards? _recorded;
 
     private BackendEncoder(IComputeBackend backend, ModelConfig config, Dictionary<string, Tensor> weights)
     {
@@ -41,7 +42,14 @@ internal sealed class BackendEncoder : IDisposable
 
         _positions = W("pos_embedding.weight");
         _workspaces = new WorkspacePool(backend, config);
+        if (backend is IForwardRecorder { MaxRecordedForwards: > 0 } recorder)
+        {
+            _recorded = new RecordedForwards(recorder, backend, config, Encode);
+        }
     }
+
+    /// <summary>Recorded forwards held now (0 on a backend that does not record).</summary>
+    internal int RecordedCount => _recorded?.Count ?? 0;
 
     public static BackendEncoder Load(string path, ModelConfig config, IComputeBackend backend)
     {
@@ -161,7 +169,13 @@ internal sealed class BackendEncoder : IDisposable
 
     private static readonly MatMulOptions Accumulate = new(TransposeB: true, Beta: 1f);
 
-    public ForwardResult Forward(ForwardInput input, int[] lengths, IAttentionPattern pattern, AttentionSpec spec)
+    public ForwardResult Forward(ForwardInput input, int[] lengths, IAttentionPattern pattern, AttentionSpec spec) =>
+        _recorded is not null && _recorded.TryForward(input, lengths, pattern, spec, ForwardOps, out var recorded)
+            ? recorded
+            : ForwardOps(input, lengths, pattern, spec);
+
+    /// <summary>The forward op by op, on a workspace from the pool.</summary>
+    private ForwardResult ForwardOps(ForwardInput input, int[] lengths, IAttentionPattern pattern, AttentionSpec spec)
     {
         var be = _backend;
         int batch = input.Batch, time = input.Time, d = _config.DModel, rows = batch * time;
@@ -510,6 +524,8 @@ internal sealed class BackendEncoder : IDisposable
 
     public void Dispose()
     {
+        // Recordings first: they replay into memory the weights' BF16 copies and the workspaces hold.
+        _recorded?.Dispose();
         _workspaces.Dispose();
         foreach (var t in _weights.Values)
         {
