@@ -156,7 +156,12 @@ internal sealed class BackendEncoder : IDisposable
     /// <summary>One layer's tensors, resolved once at load so a forward does no name lookups.</summary>
     private sealed record LayerTensors(
         Tensor Ln1Weight, Tensor Ln1Bias, Tensor QkvWeight, Tensor QkvBias, Tensor OutWeight, Tensor OutBias,
-        Tensor Ln2Weight, Tensor Ln2Bias, Tensor Ff1Weight, Tensor Ff1Bias, Tensor Ff2Weight, Tensor Ff2Bias, string Prefix);
+        Tensor Ln2Weight, Tensor Ln2Bias, Tensor Ff1Weight, Tensor Ff1Bias, Tensor Ff2Weight, Tensor Ff2Bias, string Prefix)
+    {
+        /// <summary>The same tensors as a fused layer takes them.</summary>
+        public EncoderLayerWeights Fused { get; } = new(
+            Ln1Weight, Ln1Bias, QkvWeight, QkvBias, OutWeight, OutBias, Ln2Weight, Ln2Bias, Ff1Weight, Ff1Bias, Ff2Weight, Ff2Bias);
+    }
 
     private LayerTensors[] ResolveLayers() =>
         Enumerable.Range(0, _config.NLayers).Select(i =>
@@ -322,9 +327,16 @@ internal sealed class BackendEncoder : IDisposable
         }
 
         long computed = 0;
+        var fused = FusedFor(pattern, time);
         for (int layer = 0; layer < _layers.Length; layer++)
         {
             var w = _layers[layer];
+            if (fused is not null)
+            {
+                computed += fused.EncoderLayer(w.Fused, x, v.AttentionInputs, lengths, Layout(pattern, spec, layer, lengths, time, qkv), eps).ComputedPairs;
+                continue;
+            }
+
             be.LayerNorm(x, w.Ln1Weight, w.Ln1Bias, eps, h);
             if (pattern.Kind == AttentionPatternKind.Gated)
             {
@@ -345,6 +357,12 @@ internal sealed class BackendEncoder : IDisposable
             be.MatMul(hidden, w.Ff2Weight, x, Accumulate, w.Ff2Bias);
         }
 
+        if (fused is not null && _config.Head != HeadKind.Classification)
+        {
+            fused.LayerNormLinear(x, W("final_ln.weight"), W("final_ln.bias"), eps, W("head.weight"), W("head.bias"), v.Head);
+            return computed;
+        }
+
         be.LayerNorm(x, W("final_ln.weight"), W("final_ln.bias"), eps, h);
         if (_config.Head != HeadKind.Classification)
         {
@@ -353,6 +371,16 @@ internal sealed class BackendEncoder : IDisposable
 
         return computed;
     }
+
+    /// <summary>
+    /// The backend's fused layer where it takes this model and sequence length and the pattern's layout is known before the
+    /// layer runs (dense and static block patterns); null to run the layer op by op.
+    /// </summary>
+    private IFusedEncoderLayer? FusedFor(IAttentionPattern pattern, int time) =>
+        _backend is IFusedEncoderLayer fused && pattern.Kind is AttentionPatternKind.Dense or AttentionPatternKind.StaticBlocks
+            && fused.SupportsFusedLayer(_config.DModel, _config.NHeads, _config.DFf, time)
+            ? fused
+            : null;
 
     private static int[] Budgets(int[] lengths, AttentionSpec spec)
     {

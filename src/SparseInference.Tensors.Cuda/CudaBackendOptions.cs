@@ -52,6 +52,13 @@ public sealed record CudaBackendOptions
     /// </summary>
     public int MaxRecordedForwards { get; init; } = RecordedForwardsFromEnvironment();
 
+    /// <summary>
+    /// A small model's encoder layer as two launches (fused_layer.cu: LayerNorm with the q/k/v product, then attention with
+    /// every row-wise op after it) instead of seven, where the layer fits (d_model ≤ 128 in heads of ≤ 32, d_ff ≤ 512,
+    /// sequences up to <see cref="CudaComputeBackend.FusedLayerMaxSeqLen"/>): arithmetic in FP32 from the FP32 weights.
+    /// </summary>
+    public bool FusedLayers { get; init; }
+
     internal void Validate()
     {
         ArgumentNullException.ThrowIfNull(Device, nameof(Device));

@@ -24,18 +24,7 @@ public sealed partial class CudaComputeBackend
     {
         ArgumentNullException.ThrowIfNull(inputs);
         var outOperand = inputs.OutputOperand(output);
-        if (!validLengths.IsEmpty && validLengths.Length != inputs.Batch)
-        {
-            throw new ArgumentException($"validLengths: expected {inputs.Batch} entries (one per sequence) or none, got {validLengths.Length}.", nameof(validLengths));
-        }
-
-        foreach (var len in validLengths)
-        {
-            if (len < 0 || len > inputs.SeqLen)
-            {
-                throw new ArgumentException($"validLengths: expected values in [0, {inputs.SeqLen}], got {len}.", nameof(validLengths));
-            }
-        }
+        CheckLengths(validLengths, inputs.Batch, inputs.SeqLen);
 
         var geometry = Geometry(inputs, outOperand);
         var deviceLayout = layout is null ? null : Retained(attentionCache.Layout(layout)).Value;
@@ -68,6 +57,22 @@ public sealed partial class CudaComputeBackend
         // stream orders every later use of these buffers.
         SetBf16Copy(output, out16, fp32Pending: true);
         return CountPairs(inputs, validLengths, layout);
+    }
+
+    private static void CheckLengths(ReadOnlySpan<int> validLengths, int batch, int seqLen)
+    {
+        if (!validLengths.IsEmpty && validLengths.Length != batch)
+        {
+            throw new ArgumentException($"validLengths: expected {batch} entries (one per sequence) or none, got {validLengths.Length}.", nameof(validLengths));
+        }
+
+        foreach (var len in validLengths)
+        {
+            if (len < 0 || len > seqLen)
+            {
+                throw new ArgumentException($"validLengths: expected values in [0, {seqLen}], got {len}.", nameof(validLengths));
+            }
+        }
     }
 
     /// <summary>Pairs computed: every valid (query, key) pair of each selected block, or Σ_b H·L_b² when dense.</summary>

@@ -11,8 +11,8 @@ namespace SparseInference.Tensors.Cuda;
 /// One GPU: its primary context, one stream on which all work is queued, a caching device-memory pool, host copies
 /// through page-locked staging, the NVRTC-compiled kernel modules, launches, event timing and stream capture. The kernels
 /// themselves are grouped as their sources are (<c>Kernels/*.cu</c>): <see cref="Elementwise"/>, <see cref="Residual"/>,
-/// <see cref="Indexing"/>, <see cref="Gemm"/> (cuBLAS, cuBLASLt and the small-K product), <see cref="Attention"/> and
-/// <see cref="Selection"/>. Open it with <see cref="TryCreate"/>, which reports why CUDA is unavailable instead of throwing.
+/// <see cref="Indexing"/>, <see cref="Gemm"/> (cuBLAS, cuBLASLt and the small-K product), <see cref="Attention"/>,
+/// <see cref="Selection"/> and <see cref="FusedLayers"/>. Open it with <see cref="TryCreate"/>, which reports why CUDA is unavailable instead of throwing.
 /// One caller at a time: the stream orders the work, and callers serialise their use of it.
 /// </summary>
 public sealed unsafe class CudaDevice : IDisposable
@@ -36,6 +36,7 @@ public sealed unsafe class CudaDevice : IDisposable
         Gemm = new GemmKernels(this);
         Attention = new AttentionKernels(this);
         Selection = new BlockSelectionKernels(this);
+        FusedLayers = new FusedLayerKernels(this);
         Info = info with { NvrtcVersion = $"{compiler.NvrtcMajor}.{compiler.NvrtcMinor}", CublasVersion = Gemm.CublasVersion };
     }
 
@@ -62,6 +63,9 @@ public sealed unsafe class CudaDevice : IDisposable
 
     /// <summary>selection.cu: block-topk selection.</summary>
     public BlockSelectionKernels Selection { get; }
+
+    /// <summary>fused_layer.cu: a small model's encoder layer in two launches.</summary>
+    public FusedLayerKernels FusedLayers { get; }
 
     /// <summary>Kernel compilations not served from the disk cache.</summary>
     public int KernelCompilations => compiler.Compilations;

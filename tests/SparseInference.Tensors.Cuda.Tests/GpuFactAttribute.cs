@@ -19,6 +19,19 @@ public sealed class GpuFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A theory that needs a CUDA GPU: skipped like <see cref="GpuFactAttribute"/>.</summary>
+public sealed class GpuTheoryAttribute : TheoryAttribute
+{
+    public GpuTheoryAttribute([CallerFilePath] string? sourceFilePath = null, [CallerLineNumber] int sourceLineNumber = -1)
+        : base(sourceFilePath, sourceLineNumber)
+    {
+        if (!GpuAvailability.Available)
+        {
+            Skip = "No usable CUDA GPU: " + GpuAvailability.Reason;
+        }
+    }
+}
+
 /// <summary>The outcome of one <see cref="CudaDevice.TryCreate"/> per test run.</summary>
 internal static class GpuAvailability
 {

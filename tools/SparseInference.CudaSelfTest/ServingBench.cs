@@ -28,47 +28,53 @@ internal sealed class ServingBench(CudaDevice gpu, string modelDir, string outDi
     public int Failed { get; private set; }
 
     /// <summary>The server's settings (ComputeDeviceSelector): BF16 products, BF16 residual, GELU in the epilogue.</summary>
-    private static CudaBackendOptions Serving(int recordings) =>
-        new() { MatMulPrecision = CudaMatMulPrecision.BFloat16, MaxRecordedForwards = recordings };
+    private static CudaBackendOptions Serving(int recordings, bool fused = false) =>
+        new() { MatMulPrecision = CudaMatMulPrecision.BFloat16, MaxRecordedForwards = recordings, FusedLayers = fused };
 
     public void Run()
     {
         using var cpu = EncoderModel.Load(modelDir);
         using var recordedBackend = new CudaComputeBackend(gpu, Serving(CudaBackendOptions.DefaultRecordedForwards), ownsDevice: false);
         using var plainBackend = new CudaComputeBackend(gpu, Serving(0), ownsDevice: false);
+        using var fusedRecordedBackend = new CudaComputeBackend(gpu, Serving(CudaBackendOptions.DefaultRecordedForwards, fused: true), ownsDevice: false);
+        using var fusedBackend = new CudaComputeBackend(gpu, Serving(0, fused: true), ownsDevice: false);
         using var recorded = EncoderModel.Load(modelDir, recordedBackend);
         using var plain = EncoderModel.Load(modelDir, plainBackend);
+        using var fusedRecorded = EncoderModel.Load(modelDir, fusedRecordedBackend);
+        using var fused = EncoderModel.Load(modelDir, fusedBackend);
         var config = cpu.Config;
         Console.WriteLine($"serving model {modelDir}: d_model {config.DModel}, {config.NHeads} heads, {config.NLayers} layers, d_ff {config.DFf}, {config.InputChannels} channels, pattern {config.Attention.Pattern}");
         var time = Math.Min(64, config.MaxSeqLen);
         var rng = new Random(Environment.TickCount);
 
-        Check(recorded, plain, cpu, rng, time);
+        Check("graphs", recorded, plain, cpu, rng, time);
+        Check("fused layers + graphs", fusedRecorded, fused, cpu, rng, time);
         UnloadFreesRecordings(rng, time);
 
         var results = new List<string>();
         foreach (var batch in new[] { 1, 8, 32 })
         {
             var input = Window(rng, batch, time, config.InputChannels);
-            foreach (var (label, model) in new[] { ("cpu", cpu), ("gpu", plain), ("gpu-graphs", recorded) })
+            foreach (var (label, model) in new[] { ("cpu", cpu), ("gpu", plain), ("gpu-graphs", recorded), ("gpu-fused", fused), ("gpu-fused-graphs", fusedRecorded) })
             {
                 var iters = label == "cpu" && batch > 1 ? Math.Max(50, iterations / 10) : iterations;
                 var (median, min) = Time(model, input, iters);
                 Console.WriteLine(FormattableString.Invariant(
-                    $"serving bench {label,-10} B{batch,-2} T{time}: median {median * 1000:F1} µs  min {min * 1000:F1} µs  ({iters} forwards)"));
+                    $"serving bench {label,-16} B{batch,-2} T{time}: median {median * 1000:F1} µs  min {min * 1000:F1} µs  ({iters} forwards)"));
                 results.Add(FormattableString.Invariant(
                     $"  {{\"engine\":\"{label}\",\"batch\":{batch},\"seq_len\":{time},\"us\":{median * 1000:F2},\"us_min\":{min * 1000:F2},\"forwards\":{iters}}}"));
             }
         }
 
-        OpBreakdown(Window(rng, 1, time, config.InputChannels));
+        OpBreakdown(Window(rng, 1, time, config.InputChannels), fused: false);
+        OpBreakdown(Window(rng, 1, time, config.InputChannels), fused: true);
         var json = new StringBuilder();
         json.Append(CultureInfo.InvariantCulture, $"{{\"device\":\"{gpu.Describe().Replace("\"", "'", StringComparison.Ordinal)}\",\"model\":\"{Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(modelDir + "/")))}\",\"results\":[\n");
         json.Append(string.Join(",\n", results)).Append("\n]}\n");
         File.WriteAllText(Path.Combine(outDir, "serving_ours.json"), json.ToString());
     }
 
-    private void Check(EncoderModel recorded, EncoderModel plain, EncoderModel cpu, Random rng, int time)
+    private void Check(string label, EncoderModel recorded, EncoderModel plain, EncoderModel cpu, Random rng, int time)
     {
         var channels = cpu.Config.InputChannels;
         foreach (var batch in new[] { 1, 1, 1, 3, 3, 3, 8, 8, 8, 32, 32, 32 })
@@ -82,7 +88,7 @@ internal sealed class ServingBench(CudaDevice gpu, string modelDir, string outDi
             var ok = !double.IsNaN(err) && err <= Tolerance && got.ComputedPairs == want.ComputedPairs && got.DensePairs == want.DensePairs
                 && (exact || (batch & (batch - 1)) != 0);
             Report(ok, FormattableString.Invariant(
-                $"serving check B{batch} T{time}: recorded vs cpu rel err {err:E2} (tol {Tolerance:E0}), vs unrecorded {(exact ? "bit-identical" : $"rel err {Compare.RelativeError(got.Output, eager.Output):E2}")}, pairs {got.ComputedPairs}/{got.DensePairs} vs cpu {want.ComputedPairs}/{want.DensePairs}"));
+                $"serving check {label} B{batch} T{time}: recorded vs cpu rel err {err:E2} (tol {Tolerance:E0}), vs unrecorded {(exact ? "bit-identical" : $"rel err {Compare.RelativeError(got.Output, eager.Output):E2}")}, pairs {got.ComputedPairs}/{got.DensePairs} vs cpu {want.ComputedPairs}/{want.DensePairs}"));
         }
     }
 
@@ -111,9 +117,9 @@ internal sealed class ServingBench(CudaDevice gpu, string modelDir, string outDi
     }
 
     /// <summary>The unrecorded lone window op by op (each op synchronised and timed with events): what the launches cost.</summary>
-    private void OpBreakdown(ForwardInput input)
+    private void OpBreakdown(ForwardInput input, bool fused)
     {
-        using var backend = new CudaComputeBackend(gpu, Serving(0), ownsDevice: false);
+        using var backend = new CudaComputeBackend(gpu, Serving(0, fused), ownsDevice: false);
         var timing = new OpTimingBackend(backend);
         using var m = EncoderModel.Load(modelDir, timing);
         for (var i = 0; i < 5; i++)
@@ -124,7 +130,7 @@ internal sealed class ServingBench(CudaDevice gpu, string modelDir, string outDi
         timing.Reset();
         m.Forward(input);
         var total = timing.Totals.Values.Sum(t => t.Ms);
-        Console.WriteLine(FormattableString.Invariant($"op breakdown lone window B{input.Batch} T{input.Time} (server settings, ops timed one by one): sum {total * 1000:F1} µs"));
+        Console.WriteLine(FormattableString.Invariant($"op breakdown lone window B{input.Batch} T{input.Time} (server settings{(fused ? ", fused layers" : "")}, ops timed one by one): sum {total * 1000:F1} µs"));
         foreach (var (op, (ms, calls)) in timing.Totals.OrderByDescending(t => t.Value.Ms))
         {
             Console.WriteLine(FormattableString.Invariant($"  {ms * 1000,8:F1} µs  {calls,3}×  {op}"));
