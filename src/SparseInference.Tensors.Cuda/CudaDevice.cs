@@ -404,7 +404,7 @@ public sealed unsafe class CudaDevice : IDisposable
         CudaDriver.Check(CudaDriver.cuStreamBeginCapture(Stream, CudaDriver.CU_STREAM_CAPTURE_MODE_RELAXED), nameof(CudaDriver.cuStreamBeginCapture));
     }
 
-    /// <summary>Stops recording; the graph, instantiated and uploaded, or null with the reason where the capture failed.</summary>
+    /// <summary>Stops recording; the graph, instantiated and uploaded, or null with the reason where the capture or the instantiation failed.</summary>
     internal CudaGraphExecHandle? EndCapture(out string? failure)
     {
         MakeCurrent();
@@ -420,13 +420,20 @@ public sealed unsafe class CudaDevice : IDisposable
             return null;
         }
 
+        CudaGraphExecHandle? handle = null;
         try
         {
             CudaDriver.Check(CudaDriver.cuGraphInstantiateWithFlags(out var exec, graph, 0), nameof(CudaDriver.cuGraphInstantiateWithFlags));
-            var handle = new CudaGraphExecHandle(exec, ContextHandle);
+            handle = new CudaGraphExecHandle(exec, ContextHandle);
             CudaDriver.Check(CudaDriver.cuGraphUpload(exec, Stream), nameof(CudaDriver.cuGraphUpload));
             failure = null;
             return handle;
+        }
+        catch (CudaException ex)
+        {
+            handle?.Dispose();
+            failure = ex.Message;
+            return null;
         }
         finally
         {
