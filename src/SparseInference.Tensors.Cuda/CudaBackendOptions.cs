@@ -56,8 +56,9 @@ public sealed record CudaBackendOptions
     /// A small model's encoder layer as two launches (fused_layer.cu: LayerNorm with the q/k/v product, then attention with
     /// every row-wise op after it) instead of seven, where the layer fits (d_model ≤ 128 in heads of ≤ 32, d_ff ≤ 512,
     /// sequences up to <see cref="CudaComputeBackend.FusedLayerMaxSeqLen"/>): arithmetic in FP32 from the FP32 weights.
+    /// On by default; false runs such layers op by op.
     /// </summary>
-    public bool FusedLayers { get; init; }
+    public bool FusedLayers { get; init; } = true;
 
     internal void Validate()
     {
