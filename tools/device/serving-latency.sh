@@ -20,7 +20,7 @@ for pkg in server loadgen; do [ -d "/tmp/$pkg" ] || tar -xJf "$CARRY/$pkg.tar.xz
 libdirs=$(find /usr/local /opt /usr/lib -maxdepth 8 \( -name 'libcublas.so.13*' -o -name 'libnvrtc.so.13*' \) -printf '%h\n' 2>/dev/null | sort -u | paste -sd:)
 export SPARSEINFERENCE_CUDA_LIB_DIR="$libdirs" LD_LIBRARY_PATH="$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" XDG_CACHE_HOME=/tmp/cache DOTNET_gcServer=0
 REPO=/tmp/latency-models; rm -rf "$REPO"; mkdir -p "$REPO"
-python3 benchmarks/serving/make_repository.py models/skab-pump "$REPO"
+python3 benchmarks/serving/make_repository.py "$PWD/models/skab-pump" "$REPO"
 port=8100
 for config in $CONFIGS; do
   case $config in
