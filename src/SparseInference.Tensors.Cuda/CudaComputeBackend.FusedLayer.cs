@@ -1,4 +1,5 @@
 using SparseInference.Tensors.Cuda.Kernels;
+using SparseInference.Tensors.Cuda.Memory;
 
 namespace SparseInference.Tensors.Cuda;
 
@@ -46,10 +47,10 @@ public sealed partial class CudaComputeBackend : IFusedEncoderLayer
                 nameof(layout));
         }
         var w = new FusedLayerKernels.LayerWeights(
-            View(weights.Ln1Weight, nameof(weights)), View(weights.Ln1Bias, nameof(weights)), View(weights.QkvWeight, nameof(weights)),
-            View(weights.QkvBias, nameof(weights)), View(weights.OutWeight, nameof(weights)), View(weights.OutBias, nameof(weights)),
-            View(weights.Ln2Weight, nameof(weights)), View(weights.Ln2Bias, nameof(weights)), View(weights.Ff1Weight, nameof(weights)),
-            View(weights.Ff1Bias, nameof(weights)), View(weights.Ff2Weight, nameof(weights)), View(weights.Ff2Bias, nameof(weights)));
+            View(weights.Ln1Weight, nameof(weights)), View(weights.Ln1Bias, nameof(weights)), TransposedOf(weights.QkvWeight, nameof(weights)),
+            View(weights.QkvBias, nameof(weights)), TransposedOf(weights.OutWeight, nameof(weights)), View(weights.OutBias, nameof(weights)),
+            View(weights.Ln2Weight, nameof(weights)), View(weights.Ln2Bias, nameof(weights)), TransposedOf(weights.Ff1Weight, nameof(weights)),
+            View(weights.Ff1Bias, nameof(weights)), TransposedOf(weights.Ff2Weight, nameof(weights)), View(weights.Ff2Bias, nameof(weights)));
         var deviceLayout = layout is null ? null : Retained(attentionCache.Layout(layout)).Value;
         var lengths = validLengths.IsEmpty ? null : Retained(attentionCache.Lengths(validLengths)).Value;
         var scratch = Output(packed, nameof(qkv));
@@ -78,6 +79,36 @@ public sealed partial class CudaComputeBackend : IFusedEncoderLayer
         }
 
         Gpu.FusedLayers.LayerNormLinear(View(x, nameof(x)), x.DType == DType.BF16, View(gamma, nameof(gamma)), View(beta, nameof(beta)),
-            View(weight, nameof(weight)), View(bias, nameof(bias)), Output(output, nameof(output)), rows, cols, n, epsilon);
+            TransposedOf(weight, nameof(weight)), View(bias, nameof(bias)), Output(output, nameof(output)), rows, cols, n, epsilon);
+    }
+
+    /// <summary>Linear weights this small get their transposed copy at load (<see cref="PrepareWeight"/>).</summary>
+    private bool FusedLayerWeight(Tensor weight) =>
+        Options.FusedLayers && weight.Rank == 2 && weight.DType == DType.F32 && weight.ByteOffset == 0
+        && weight.Dim(0) <= 3 * FusedLayerKernels.MaxDModel && weight.Dim(1) <= FusedLayerKernels.MaxDFf;
+
+    /// <summary>
+    /// A rank-2 F32 weight [out, in] as the fused kernels read it, [in, out]: the copy kept with the tensor (made at load by
+    /// <see cref="PrepareWeight"/>, or now), dropped when the tensor is written.
+    /// </summary>
+    private CudaBuffer TransposedOf(Tensor weight, string name)
+    {
+        var view = View(weight, name);
+        if (weight.Rank != 2 || weight.DType != DType.F32 || weight.ByteOffset != 0)
+        {
+            throw new ArgumentException($"{name}: expected a whole rank-2 F32 weight, got {weight.Shape} {weight.DType}.", name);
+        }
+
+        var buffer = (CudaTensorBuffer)weight.Buffer;
+        if (buffer.Transposed is { } kept && kept.Bytes == view.Bytes)
+        {
+            return kept;
+        }
+
+        var transposed = Gpu.Allocate(view.Bytes, MemoryCategory.Weights);
+        Gpu.FusedLayers.Transpose(view, transposed, weight.Dim(0), weight.Dim(1));
+        buffer.KeepTransposed(transposed);
+        recording?.NewCopies.Add(buffer);
+        return transposed;
     }
 }

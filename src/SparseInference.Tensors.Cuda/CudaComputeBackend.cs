@@ -131,7 +131,8 @@ public sealed partial class CudaComputeBackend : IComputeBackend, IForwardRecord
 
     /// <summary>
     /// A weight stays on the device for the model's lifetime: from now on its memory counts as weights in
-    /// <see cref="MemoryStatistics"/> (and in the server's device memory metrics). Its BF16 operand copy is made on first use.
+    /// <see cref="MemoryStatistics"/> (and in the server's device memory metrics). Its BF16 operand copy is made on first use;
+    /// a Linear weight small enough for the fused layers gets their transposed copy now.
     /// </summary>
     public void PrepareWeight(Tensor weight, bool transposed)
     {
@@ -139,6 +140,10 @@ public sealed partial class CudaComputeBackend : IComputeBackend, IForwardRecord
         if (weight.Buffer is CudaTensorBuffer buffer)
         {
             Gpu.Memory.Recategorize(buffer.Memory, MemoryCategory.Weights);
+            if (transposed && FusedLayerWeight(weight))
+            {
+                TransposedOf(weight, nameof(weight));
+            }
         }
     }
 

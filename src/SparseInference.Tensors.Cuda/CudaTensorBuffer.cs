@@ -55,6 +55,24 @@ internal sealed class CudaTensorBuffer(CudaComputeBackend backend, CudaBuffer me
         copy?.Dispose();
         copy = null;
         Fp32Pending = false;
+        Transposed?.Dispose();
+        Transposed = null;
+    }
+
+    /// <summary>The whole buffer's FP32 matrix transposed (a Linear weight as the fused layers read it), until it is written.</summary>
+    public CudaBuffer? Transposed { get; private set; }
+
+    /// <summary>Keeps <paramref name="transposed"/> (owned from here on) as the buffer's transposed copy.</summary>
+    public void KeepTransposed(CudaBuffer transposed)
+    {
+        if (IsDisposed)
+        {
+            transposed.Dispose();
+            return;
+        }
+
+        Transposed?.Dispose();
+        Transposed = transposed;
     }
 
     /// <summary>

@@ -21,6 +21,13 @@ int main(int argc, char** argv) {
     auto x0 = rnd(B * T * D, 2), g1 = rnd(D, 1), b1 = rnd(D, 0.5), wqkv = rnd(3 * D * D, 0.3), bqkv = rnd(3 * D, 0.2);
     auto wo = rnd(D * D, 0.3), bo = rnd(D, 0.2), g2 = rnd(D, 1), b2 = rnd(D, 0.5), w1 = rnd(DFF * D, 0.3), bb1 = rnd(DFF, 0.2), w2 = rnd(D * DFF, 0.2), bb2 = rnd(D, 0.2);
     for (auto& v : g1) v += 1.5f; for (auto& v : g2) v += 1.5f;
+    // The kernels read Linear weights transposed ([in, out]); transpose_f32 makes that copy on the device.
+    auto transposed = [](const std::vector<float>& w, int rows, int cols) {
+        std::vector<float> t(w.size(), NAN);
+        launch(2, 1, 64, [&] { transpose_f32(w.data(), t.data(), rows, cols); });
+        return t;
+    };
+    auto wqkvT = transposed(wqkv, 3 * D, D), woT = transposed(wo, D, D), w1T = transposed(w1, DFF, D), w2T = transposed(w2, D, DFF);
     int lens[B] = {T, 13};
     const int nqb = (T + bs - 1) / bs;
     std::vector<int> offs{0}, idx;  // window: |qb - kb| <= 1, shared across heads
@@ -37,7 +44,7 @@ int main(int argc, char** argv) {
     // kernel 1: LN1 + qkv
     std::vector<float> qkv(B * T * 3 * D, NAN);
     const float eps = 1e-5f;
-    launch((B * T + ROWS - 1) / ROWS, 1, THREADS, [&] { layer_norm_linear(xp, g1.data(), b1.data(), wqkv.data(), bqkv.data(), qkv.data(), B * T, 3 * D, eps); });
+    launch((B * T + ROWS - 1) / ROWS, 1, THREADS, [&] { layer_norm_linear(xp, g1.data(), b1.data(), wqkvT.data(), bqkv.data(), qkv.data(), B * T, 3 * D, eps); });
     // reference qkv
     std::vector<double> rq(B * T * 3 * D), h(D);
     double errq = 0, nq = 0;
@@ -45,7 +52,7 @@ int main(int argc, char** argv) {
         for (int n = 0; n < 3 * D; ++n) { double a = bqkv[n]; for (int k = 0; k < D; ++k) a += h[k] * wqkv[n * D + k]; rq[r * 3 * D + n] = a; errq += (a - qkv[r * 3 * D + n]) * (a - qkv[r * 3 * D + n]); nq += a * a; } }
     std::printf("qkv rel err %.3e\n", std::sqrt(errq / nq));
     // kernel 2
-    FusedLayerParams p{qkv.data(), xp, lens, window ? offs.data() : nullptr, window ? idx.data() : nullptr, wo.data(), bo.data(), g2.data(), b2.data(), w1.data(), bb1.data(), w2.data(), bb2.data(), T, 1, bs, nqb, (float)(1.0 / std::sqrt((double)DH)), eps};
+    FusedLayerParams p{qkv.data(), xp, lens, window ? offs.data() : nullptr, window ? idx.data() : nullptr, woT.data(), bo.data(), g2.data(), b2.data(), w1T.data(), bb1.data(), w2T.data(), bb2.data(), T, 1, bs, nqb, (float)(1.0 / std::sqrt((double)DH)), eps};
     launch((T + ROWS - 1) / ROWS, B, THREADS, [&] { attention_ffn(p); });
     // reference layer from the kernel's own qkv (isolates kernel 2)
     double err = 0, nrm = 0;

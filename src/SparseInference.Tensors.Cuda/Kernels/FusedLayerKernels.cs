@@ -6,7 +6,8 @@ namespace SparseInference.Tensors.Cuda.Kernels;
 /// <summary>
 /// The kernels of fused_layer.cu: a small model's encoder layer in two launches (LayerNorm with the q/k/v product, then
 /// attention with everything row-wise after it) and LayerNorm with a Linear (the final LayerNorm and head). FP32
-/// arithmetic from FP32 weights; the residual stream FP32 or BF16. Sizes: d_model ≤ 128 in heads of ≤ 32, d_ff ≤ 512.
+/// arithmetic from FP32 weights, which the kernels read transposed ([in, out], made once by <see cref="Transpose"/>); the
+/// residual stream FP32 or BF16. Sizes: d_model ≤ 128 in heads of ≤ 32, d_ff ≤ 512.
 /// </summary>
 public sealed unsafe class FusedLayerKernels
 {
@@ -28,9 +29,21 @@ public sealed unsafe class FusedLayerKernels
     public static bool Takes(int dModel, int heads, int dFf) =>
         dModel is > 0 and <= MaxDModel && heads > 0 && dModel % heads == 0 && dModel / heads <= MaxHeadDim && dFf is > 0 and <= MaxDFf;
 
+    /// <summary>y [cols, rows] = x [rows, cols]ᵀ, FP32. Queued.</summary>
+    public void Transpose(CudaBuffer x, CudaBuffer y, int rows, int cols)
+    {
+        CudaDevice.CheckRange(x, 0, (long)rows * cols * 4, nameof(x));
+        CudaDevice.CheckRange(y, 0, (long)rows * cols * 4, nameof(y));
+        device.MakeCurrent();
+        var f = device.Function("fused_layer.cu", "transpose_f32");
+        ulong px = x.Pointer, py = y.Pointer;
+        void** args = stackalloc void*[] { &px, &py, &rows, &cols };
+        device.Launch(f, device.GridFor((long)rows * cols, 256), 1, 1, 256, 0, args, "transpose_f32");
+    }
+
     /// <summary>
-    /// y = LayerNorm(x)·Wᵀ + b per row: x [rows, dModel] (FP32, or BF16 with <paramref name="xBf16"/>), γ and β [dModel], W
-    /// [n, dModel], b [n], y [rows, n] FP32. Queued.
+    /// y = LayerNorm(x)·W + b per row: x [rows, dModel] (FP32, or BF16 with <paramref name="xBf16"/>), γ and β [dModel], W
+    /// [dModel, n] (a Linear weight transposed), b [n], y [rows, n] FP32. Queued.
     /// </summary>
     public void LayerNormLinear(CudaBuffer x, bool xBf16, CudaBuffer gamma, CudaBuffer beta, CudaBuffer weight, CudaBuffer bias, CudaBuffer y,
         int rows, int dModel, int n, float eps)
@@ -53,7 +66,7 @@ public sealed unsafe class FusedLayerKernels
         device.Launch(f, (uint)((rows + Rows - 1) / Rows), 1, 1, Threads, 0, args, "layer_norm_linear");
     }
 
-    /// <summary>What <see cref="EncoderLayer"/> reads besides the residual stream.</summary>
+    /// <summary>What <see cref="EncoderLayer"/> reads besides the residual stream: the Linear weights transposed ([in, out]).</summary>
     public sealed record LayerWeights(
         CudaBuffer Ln1Weight, CudaBuffer Ln1Bias, CudaBuffer QkvWeight, CudaBuffer QkvBias, CudaBuffer OutWeight, CudaBuffer OutBias,
         CudaBuffer Ln2Weight, CudaBuffer Ln2Bias, CudaBuffer Ff1Weight, CudaBuffer Ff1Bias, CudaBuffer Ff2Weight, CudaBuffer Ff2Bias);
