@@ -56,9 +56,11 @@ public sealed record CudaBackendOptions
     /// A small model's encoder layer as two launches (fused_layer.cu: LayerNorm with the q/k/v product, then attention with
     /// every row-wise op after it) instead of seven, where the layer fits (d_model ≤ 128 in heads of ≤ 32, d_ff ≤ 512,
     /// sequences up to <see cref="CudaComputeBackend.FusedLayerMaxSeqLen"/>): arithmetic in FP32 from the FP32 weights.
-    /// On by default; false runs such layers op by op.
+    /// Off by default: the first version measured slower than the op-by-op layer replayed as a graph (run 25, 166 against
+    /// 76 µs for a lone window), and the second (weights read transposed) has not run on a device yet
+    /// (docs/cuda-notes.md, "A lone window").
     /// </summary>
-    public bool FusedLayers { get; init; } = true;
+    public bool FusedLayers { get; init; }
 
     internal void Validate()
     {
