@@ -37,7 +37,12 @@ internal static partial class ComputeDeviceSelector
         CudaComputeBackend? backend;
         try
         {
-            if (!CudaComputeBackend.TryCreate(out backend, out reason, ordinal) || backend is null)
+            // Serving runs as a BF16 model does: products on the BF16 tensor cores with FP32 accumulation, and outputs
+            // that feed only the next product (and LayerNorm's) kept in BF16 until something reads them as FP32
+            // (3.6e-3 relative error against the FP32 CPU engine, 1.2x faster than BF16 operands with FP32 outputs;
+            // docs/benchmarks.md, GPU whole-model forward).
+            var options = new CudaBackendOptions { Device = new CudaDeviceOptions { Ordinal = ordinal }, MatMulPrecision = CudaMatMulPrecision.BFloat16 };
+            if (!CudaComputeBackend.TryCreate(out backend, out reason, options) || backend is null)
             {
                 Log.CudaUnavailable(logger, device!, (reason ?? "unknown reason").TrimEnd('.'));
                 return null;
@@ -49,12 +54,7 @@ internal static partial class ComputeDeviceSelector
             return null;
         }
 
-        // Serving runs as a BF16 model does: products on the BF16 tensor cores with FP32 accumulation, and outputs
-        // that feed only the next product (and LayerNorm's) kept in BF16 until something reads them as FP32
-        // (3.6e-3 relative error against the FP32 CPU engine, 1.2x faster than BF16 operands with FP32 outputs;
-        // docs/benchmarks.md, GPU whole-model forward).
-        backend.MatMulPrecision = CudaMatMulPrecision.BFloat16;
-        Log.UsingCuda(logger, backend.Name, backend.Device.Describe());
+        Log.UsingCuda(logger, backend.Name, backend.Gpu.Describe());
         return backend;
     }
 

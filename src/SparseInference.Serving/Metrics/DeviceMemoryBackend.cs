@@ -86,7 +86,7 @@ public sealed class CudaBackendMemorySource(Func<CudaComputeBackend?> backend, s
     {
         try
         {
-            return backend() is { } cuda ? cuda.Device.DeviceMemoryInfo() : null;
+            return backend() is { } cuda ? cuda.Gpu.DeviceMemoryInfo() : null;
         }
         catch (Exception ex) when (ex is CudaException or ObjectDisposedException)
         {

@@ -26,7 +26,7 @@ public sealed class CudaBackendMemorySourceGpuTests
         var total = after.Value("sparseinference_device_memory_total_bytes", ("device", cuda.Name));
         var usedBefore = before.Value("sparseinference_device_memory_used_bytes", ("device", cuda.Name));
         var usedAfter = after.Value("sparseinference_device_memory_used_bytes", ("device", cuda.Name));
-        Assert.Equal(cuda.Device.Device.TotalMemoryBytes, total);
+        Assert.Equal(cuda.Gpu.Info.TotalMemoryBytes, total);
         Assert.InRange(usedAfter, 1, total);
         // The driver's count grows by at least the allocation (the pool may round up).
         Assert.True(usedAfter - usedBefore >= elements * 4, $"used grew by {usedAfter - usedBefore} bytes for a {elements * 4}-byte allocation");
@@ -52,7 +52,7 @@ public sealed class CudaFactAttribute : FactAttribute
 {
     private static readonly Lazy<string?> Unavailable = new(() =>
     {
-        if (CudaBackend.TryCreate(out var backend, out var reason))
+        if (CudaDevice.TryCreate(out var backend, out var reason))
         {
             backend!.Dispose();
             return null;
