@@ -32,7 +32,7 @@ for config in $CONFIGS; do
   rest=$port grpc=$((port + 1)) metrics=$((port + 2)) admin=$((port + 3)); port=$((port + 10))
   (cd /tmp/server && SPARSEINFERENCE_CUDA_GRAPHS=$graphs SparseInference__Device=$device SparseInference__ModelRepository="$REPO" \
     SparseInference__Ports__Rest=$rest SparseInference__Ports__Grpc=$grpc SparseInference__Ports__Metrics=$metrics \
-    SparseInference__Ports__Admin=$admin Logging__LogLevel__Default=Warning \
+    SparseInference__Ports__Admin=$admin \
     exec taskset -c "$SERVER_CPUS" ./SparseInference.Server > "$OUT/server-$config.log" 2>&1) &
   srv=$!
   for _ in $(seq 1 60); do curl -sf "localhost:$rest/v2/health/ready" >/dev/null && break; sleep 0.5; done
