@@ -21,7 +21,7 @@ namespace SparseInference.Tensors.Cuda;
 /// tensors: read widened, computed in FP32, stored rounded (docs/model-format.md, "Precision").
 /// </para>
 /// </summary>
-public sealed class CudaComputeBackend : IComputeBackend
+public sealed partial class CudaComputeBackend : IComputeBackend
 {
     private readonly bool ownsDevice;
 

@@ -4,6 +4,7 @@ using SparseInference.Server.Observability.Logging;
 using SparseInference.Server.Observability.Metrics;
 using SparseInference.Server.Observability.Tracing;
 using SparseInference.Serving.Hosting;
+using SparseInference.Tensors.Cuda;
 
 namespace SparseInference.Server.Hosting;
 
@@ -19,6 +20,7 @@ public static class SparseInferenceHostExtensions
         builder.AddSparseInferenceLogging();
         builder.AddSparseInferenceTracing();
         builder.Services.AddSparseInference(builder.Configuration);
+        builder.Services.AddCudaBackend();
         builder.Services.AddSparseInferenceGrpc();
         builder.Services.AddPrometheusExport();
         return builder;

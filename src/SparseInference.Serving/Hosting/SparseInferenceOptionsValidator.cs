@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using SparseInference.Tensors;
 
 namespace SparseInference.Serving.Hosting;
 
@@ -43,9 +44,9 @@ internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environme
             }
         }
 
-        if (!IsKnownDevice(options.Device))
+        if (!ComputeDevice.TryParse(options.Device, out _))
         {
-            failures.Add($"{SparseInferenceOptions.SectionName}:Device must be 'cpu', 'cuda' or 'cuda:N', got '{options.Device}'.");
+            failures.Add($"{SparseInferenceOptions.SectionName}:Device must be {ComputeDevice.Expected}, got '{options.Device}'.");
         }
 
         if (options.Shutdown.DrainDelaySeconds is < 0 or > 3600)
@@ -118,15 +119,4 @@ internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environme
             ? [Path.GetFullPath(configured)]
             : [.. new[] { Path.Combine(environment.ContentRootPath, configured), Path.Combine(AppContext.BaseDirectory, configured) }
                 .Select(Path.GetFullPath).Distinct(StringComparer.Ordinal)];
-
-    private static bool IsKnownDevice(string device)
-    {
-        if (device is "cpu" or "cuda")
-        {
-            return true;
-        }
-
-        return device.StartsWith("cuda:", StringComparison.Ordinal)
-            && int.TryParse(device.AsSpan(5), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _);
-    }
 }

@@ -34,8 +34,8 @@ public static class SparseInferenceServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddServingMetrics();
         services.TryAddSingleton<ServerState>();
+        services.TryAddSingleton<ConfiguredBackend>();
         services.TryAddSingleton<IInferenceModelLoader, EngineModelLoader>();
-        AddCudaMemorySource(services, configuration);
         services.TryAddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<SparseInferenceOptions>>().Value;
@@ -84,24 +84,4 @@ public static class SparseInferenceServiceCollectionExtensions
         limits.InFlightMemoryBytes > 0
             ? limits.InFlightMemoryBytes
             : ContainerMemory.DefaultBudgetBytes(ContainerMemory.ReadLimitBytes(), ContainerMemory.PhysicalBytes());
-
-    /// <summary>
-    /// With <c>SparseInference:Device</c> set to CUDA, reports the device's memory (and the backend pool's bytes by use)
-    /// once the engine loader has opened the backend; on the CPU fallback the series stay absent.
-    /// </summary>
-    private static void AddCudaMemorySource(IServiceCollection services, IConfiguration configuration)
-    {
-        var device = (configuration[$"{SparseInferenceOptions.SectionName}:Device"] ?? ComputeDeviceSelector.Cpu).Trim().ToLowerInvariant();
-        if (!device.StartsWith(ComputeDeviceSelector.Cuda, StringComparison.Ordinal))
-        {
-            return;
-        }
-
-        services.AddSingleton<IBackendMemorySource>(sp =>
-        {
-            var loader = sp.GetRequiredService<IInferenceModelLoader>() as EngineModelLoader;
-            var label = device == ComputeDeviceSelector.Cuda ? "cuda:0" : device;
-            return new CudaBackendMemorySource(() => loader?.OpenedBackend as SparseInference.Tensors.Cuda.CudaComputeBackend, label);
-        });
-    }
 }

@@ -1,4 +1,6 @@
 using SparseInference.Serving.Metrics;
+using SparseInference.Serving.Tests.TestDoubles;
+using SparseInference.Tensors;
 
 namespace SparseInference.Serving.Tests.Metrics;
 
@@ -26,7 +28,7 @@ public sealed class DeviceMemoryBackendTests : IDisposable
     public async Task Collect_OpenBackend_ReportsUsedTotalAndBytesByUse()
     {
         _source.Memory = (FreeBytes: 60_000_000_000, TotalBytes: 80_000_000_000);
-        _source.Current = new BackendMemoryUse(WeightBytes: 4_194_304, WorkspaceBytes: 1_048_576, ActivationBytes: 2_097_152, CachedBytes: 524_288);
+        _source.Current = new DeviceMemoryUse(WeightBytes: 4_194_304, WorkspaceBytes: 1_048_576, ActivationBytes: 2_097_152, CachedBytes: 524_288);
 
         var text = await _collector.CollectAsync();
         var parsed = PrometheusText.Parse(text);
@@ -55,10 +57,10 @@ public sealed class DeviceMemoryBackendTests : IDisposable
     public async Task Collect_AfterTheBackendAllocates_FollowsTheSource()
     {
         _source.Memory = (70, 100);
-        _source.Current = new BackendMemoryUse(10, 0, 0, 0);
+        _source.Current = new DeviceMemoryUse(10, 0, 0, 0);
         var before = PrometheusText.Parse(await _collector.CollectAsync());
         _source.Memory = (40, 100);
-        _source.Current = new BackendMemoryUse(40, 0, 0, 0);
+        _source.Current = new DeviceMemoryUse(40, 0, 0, 0);
         var after = PrometheusText.Parse(await _collector.CollectAsync());
 
         Assert.Equal(30, before.Value("sparseinference_device_memory_used_bytes", ("device", "cuda:0")));
@@ -66,16 +68,52 @@ public sealed class DeviceMemoryBackendTests : IDisposable
         Assert.Equal(40, after.Value("sparseinference_device_memory_allocated_bytes", ("device", "cuda:0"), ("use", "weights")));
     }
 
+    [Fact]
+    public async Task Collect_ConfiguredAcceleratorOpen_ReportsWhatItsBackendReports()
+    {
+        var (backend, control) = TestAccelerator.Create();
+        control.MemoryReading = (FreeBytes: 30, TotalBytes: 100);
+        control.UseReading = new DeviceMemoryUse(WeightBytes: 12, WorkspaceBytes: 3, ActivationBytes: 4, CachedBytes: 5);
+        var source = new BackendMemorySource(() => backend, "cuda:1");
+        using var metrics = new ServingMetrics(deviceProbes: [new BackendDeviceMemoryProbe(source)]);
+        BackendMemoryMetrics.AddTo(metrics.Meter, [source]);
+        using var collector = new PrometheusCollector(metrics.Meter);
+
+        var parsed = PrometheusText.Parse(await collector.CollectAsync());
+
+        Assert.Equal(70, parsed.Value("sparseinference_device_memory_used_bytes", ("device", "cuda:1")));
+        Assert.Equal(100, parsed.Value("sparseinference_device_memory_total_bytes", ("device", "cuda:1")));
+        Assert.Equal(12, parsed.Value("sparseinference_device_memory_allocated_bytes", ("device", "cuda:1"), ("use", "weights")));
+        Assert.Equal(5, parsed.Value("sparseinference_device_memory_allocated_bytes", ("device", "cuda:1"), ("use", "cached")));
+    }
+
+    [Fact]
+    public async Task Collect_SourceWithoutBackendOrClosed_ReportsNoDeviceSeries()
+    {
+        var (backend, control) = TestAccelerator.Create();
+        IComputeBackend? current = null;
+        var source = new BackendMemorySource(() => current, "cuda:0");
+        using var metrics = new ServingMetrics(deviceProbes: [new BackendDeviceMemoryProbe(source)]);
+        BackendMemoryMetrics.AddTo(metrics.Meter, [source]);
+        using var collector = new PrometheusCollector(metrics.Meter);
+
+        Assert.DoesNotContain("cuda:0", await collector.CollectAsync());
+        current = backend;
+        backend.Dispose();
+        Assert.True(control.Disposed);
+        Assert.DoesNotContain("cuda:0", await collector.CollectAsync());
+    }
+
     private sealed class FakeBackendMemory : IBackendMemorySource
     {
         public (long FreeBytes, long TotalBytes)? Memory { get; set; }
 
-        public BackendMemoryUse? Current { get; set; }
+        public DeviceMemoryUse? Current { get; set; }
 
         public string Device => "cuda:0";
 
         public (long FreeBytes, long TotalBytes)? DeviceMemory() => Memory;
 
-        public BackendMemoryUse? Use() => Current;
+        public DeviceMemoryUse? Use() => Current;
     }
 }

@@ -13,7 +13,7 @@ public sealed class EngineModelLoaderTests
     [Fact]
     public void Forward_AfterDispose_ReleasedWeightsAnswerUnavailable()
     {
-        using var loader = NewLoader();
+        var loader = NewLoader();
         var model = loader.Load(DefaultModelVersion());
         Assert.Equal(Shape(model), model.Forward(Window(model), Dense).Shape);
 
@@ -28,7 +28,7 @@ public sealed class EngineModelLoaderTests
     [Fact]
     public async Task Dispose_WhileForwardsRun_EveryForwardStillAnswers()
     {
-        using var loader = NewLoader();
+        var loader = NewLoader();
         var model = loader.Load(DefaultModelVersion());
         var input = Window(model);
         var expected = model.Forward(input, Dense).Output;
@@ -67,7 +67,8 @@ public sealed class EngineModelLoaderTests
     }
 
     private static EngineModelLoader NewLoader() =>
-        new(Options.Create(new SparseInferenceOptions { Device = "cpu" }), NullLogger<EngineModelLoader>.Instance);
+        new(new ConfiguredBackend(Options.Create(new SparseInferenceOptions { Device = "cpu" }), [], NullLogger<ConfiguredBackend>.Instance),
+            NullLogger<EngineModelLoader>.Instance);
 
     private static ForwardInput Window(IInferenceModel model)
     {
