@@ -10,7 +10,7 @@ namespace SparseInference.Serving.Repository;
 /// Loads version directories with the SparseInference.Models engine, onto the configured compute device
 /// (<see cref="ConfiguredBackend"/>: opened once, on the first load; the CPU when the device is unavailable).
 /// </summary>
-internal sealed partial class EngineModelLoader(ConfiguredBackend device, ILogger<EngineModelLoader> logger) : IInferenceModelLoader
+public sealed partial class EngineModelLoader(ConfiguredBackend device, ILogger<EngineModelLoader> logger) : IInferenceModelLoader
 {
     private readonly ILogger _logger = logger ?? throw new ArgumentNullException(nameof(logger));
 

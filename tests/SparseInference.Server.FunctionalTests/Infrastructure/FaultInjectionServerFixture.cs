@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using SparseInference.Models;
+using SparseInference.Server.Hosting;
 using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Repository;
 using SparseInference.Tensors;

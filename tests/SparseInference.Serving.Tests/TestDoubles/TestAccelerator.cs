@@ -25,6 +25,9 @@ public class TestAccelerator : DispatchProxy
     /// <summary>The exception type this device's errors have.</summary>
     public Type FaultType { get; set; } = typeof(TimeoutException);
 
+    /// <summary>Thrown by the memory reads when set (a device that stopped answering, or a bug).</summary>
+    public Exception? ReadFailure { get; set; }
+
     public int CacheReleases { get; private set; }
 
     public bool Disposed { get; private set; }
@@ -41,6 +44,11 @@ public class TestAccelerator : DispatchProxy
         if (Disposed && targetMethod?.Name is nameof(IDeviceMemory.DeviceMemory) or nameof(IDeviceMemory.MemoryUse))
         {
             throw new ObjectDisposedException(BackendName);
+        }
+
+        if (ReadFailure is not null && targetMethod?.Name is nameof(IDeviceMemory.DeviceMemory) or nameof(IDeviceMemory.MemoryUse))
+        {
+            throw ReadFailure;
         }
 
         return targetMethod?.Name switch
