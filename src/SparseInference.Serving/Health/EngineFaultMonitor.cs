@@ -74,10 +74,10 @@ public sealed partial class EngineFaultMonitor(
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "Engine forward failed with a device error ({Count} in a row, liveness fails at {Threshold}): {ExceptionType}: {ExceptionMessage}")]
+        [LoggerMessage(EventId = EventIds.DeviceFault, Level = LogLevel.Warning, Message = "Engine forward failed with a device error ({Count} in a row, liveness fails at {Threshold}): {ExceptionType}: {ExceptionMessage}")]
         public static partial void DeviceFault(ILogger logger, int count, int threshold, string exceptionType, string exceptionMessage);
 
-        [LoggerMessage(EventId = 61, Level = LogLevel.Critical, Message = "Persistent device fault, liveness now fails so the process gets restarted: {Reason}")]
+        [LoggerMessage(EventId = EventIds.PersistentDeviceFault, Level = LogLevel.Critical, Message = "Persistent device fault, liveness now fails so the process gets restarted: {Reason}")]
         public static partial void Faulted(ILogger logger, string reason);
     }
 }

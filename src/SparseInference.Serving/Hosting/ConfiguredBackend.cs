@@ -70,13 +70,13 @@ public sealed partial class ConfiguredBackend : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "Compute device: cpu (CPU backend, AVX-512 where available)")]
+        [LoggerMessage(EventId = EventIds.ComputeDeviceCpu, Level = LogLevel.Information, Message = "Compute device: cpu (CPU backend, AVX-512 where available)")]
         public static partial void UsingCpu(ILogger logger);
 
-        [LoggerMessage(EventId = 41, Level = LogLevel.Information, Message = "Compute device: {Backend} ({Description})")]
+        [LoggerMessage(EventId = EventIds.ComputeDeviceOpened, Level = LogLevel.Information, Message = "Compute device: {Backend} ({Description})")]
         public static partial void UsingDevice(ILogger logger, string backend, string description);
 
-        [LoggerMessage(EventId = 42, Level = LogLevel.Warning, Message = "SparseInference:Device is '{Device}' but {Kind} is unavailable: {Reason}. Falling back to the CPU.")]
+        [LoggerMessage(EventId = EventIds.ComputeDeviceUnavailable, Level = LogLevel.Warning, Message = "SparseInference:Device is '{Device}' but {Kind} is unavailable: {Reason}. Falling back to the CPU.")]
         public static partial void Unavailable(ILogger logger, string device, string kind, string reason);
     }
 }

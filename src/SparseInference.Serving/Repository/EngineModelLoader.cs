@@ -143,10 +143,10 @@ public sealed partial class EngineModelLoader(ConfiguredBackend device, ILogger<
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "Loaded {Directory} onto {Backend}")]
+        [LoggerMessage(EventId = EventIds.LoadedOnDevice, Level = LogLevel.Information, Message = "Loaded {Directory} onto {Backend}")]
         public static partial void LoadedOnDevice(ILogger logger, string directory, string backend);
 
-        [LoggerMessage(EventId = 44, Level = LogLevel.Warning, Message = "{Directory}: pattern '{Pattern}' runs on the CPU: {Reason}")]
+        [LoggerMessage(EventId = EventIds.PatternOnCpu, Level = LogLevel.Warning, Message = "{Directory}: pattern '{Pattern}' runs on the CPU: {Reason}")]
         public static partial void CpuFallback(ILogger logger, string directory, string pattern, string reason);
     }
 
