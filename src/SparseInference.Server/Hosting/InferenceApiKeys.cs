@@ -12,10 +12,13 @@ using SparseInference.Serving.Hosting;
 
 namespace SparseInference.Server.Hosting;
 
-/// <summary>The <c>SparseInference:Inference</c> section: optional API keys for the REST and gRPC ports.</summary>
+/// <summary>
+/// The <c>SparseInference:Inference</c> section, a node of the <see cref="SparseInferenceOptions"/> tree: optional API keys
+/// for the REST and gRPC ports.
+/// </summary>
 public sealed class InferenceAccessOptions
 {
-    public const string SectionName = "SparseInference:Inference";
+    public const string SectionName = SparseInferenceOptions.SectionName + ":Inference";
 
     /// <summary>Accepted keys; empty (the default) leaves inference open, as before.</summary>
     public List<string> ApiKeys { get; set; } = [];
