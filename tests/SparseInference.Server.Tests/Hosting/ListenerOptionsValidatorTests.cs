@@ -1,7 +1,7 @@
-using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.Hosting;
 using SparseInference.Server.Hosting;
 using SparseInference.Serving.Hosting;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Server.Tests.Hosting;
 
@@ -15,7 +15,7 @@ public sealed class ListenerOptionsValidatorTests : IDisposable
     {
         var options = new SparseInferenceOptions();
         change(options);
-        var result = new ListenerOptionsValidator(new Environment(_contentRoot)).Validate(null, options);
+        var result = new ListenerOptionsValidator(new TestHostEnvironment(_contentRoot)).Validate(null, options);
         return result.Failed ? [.. result.Failures!] : [];
     }
 
@@ -71,13 +71,5 @@ public sealed class ListenerOptionsValidatorTests : IDisposable
             o.Device = "gpu";
             o.Shutdown.DrainDelaySeconds = -1;
         }));
-    }
-
-    private sealed class Environment(string root) : IHostEnvironment
-    {
-        public string EnvironmentName { get; set; } = "Test";
-        public string ApplicationName { get; set; } = "Test";
-        public string ContentRootPath { get; set; } = root;
-        public IFileProvider ContentRootFileProvider { get; set; } = new NullFileProvider();
     }
 }

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.Hosting;
 using SparseInference.Server.Hosting;
 using SparseInference.Serving.Hosting;
@@ -21,7 +20,7 @@ public sealed class TlsCertificatesTests : IDisposable
     {
         var options = new SparseInferenceOptions();
         change(options.Tls);
-        var result = new ListenerOptionsValidator(new Environment(_root)).Validate(null, options);
+        var result = new ListenerOptionsValidator(new TestHostEnvironment(_root)).Validate(null, options);
         return result.Failed ? [.. result.Failures!] : [];
     }
 
@@ -96,13 +95,5 @@ public sealed class TlsCertificatesTests : IDisposable
         var (_, key) = TestCertificates.WritePem(certificate, _root);
         var failure = Assert.Single(Failures(t => t.Rest = new TlsEndpointOptions { CertificatePath = path, KeyPath = key, Password = Password }));
         Assert.Contains("leave SparseInference:Tls:Rest:KeyPath empty", failure);
-    }
-
-    private sealed class Environment(string root) : IHostEnvironment
-    {
-        public string EnvironmentName { get; set; } = "Test";
-        public string ApplicationName { get; set; } = "test";
-        public string ContentRootPath { get; set; } = root;
-        public IFileProvider ContentRootFileProvider { get; set; } = new NullFileProvider();
     }
 }

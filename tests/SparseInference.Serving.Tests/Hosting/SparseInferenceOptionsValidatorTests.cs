@@ -1,6 +1,6 @@
-using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.Hosting;
 using SparseInference.Serving.Hosting;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Serving.Tests.Hosting;
 
@@ -16,7 +16,7 @@ public sealed class SparseInferenceOptionsValidatorTests : IDisposable
     {
         var options = new SparseInferenceOptions();
         change(options);
-        var result = new SparseInferenceOptionsValidator(new Environment(_contentRoot)).Validate(null, options);
+        var result = new SparseInferenceOptionsValidator(new TestHostEnvironment(_contentRoot)).Validate(null, options);
         return result.Failed ? [.. result.Failures!] : [];
     }
 
@@ -83,14 +83,6 @@ public sealed class SparseInferenceOptionsValidatorTests : IDisposable
     [Fact]
     public void ResolveRepositoryPath_Relative_ResolvesAgainstContentRoot()
     {
-        Assert.Equal(Path.Combine(_contentRoot, "models"), SparseInferenceOptionsValidator.ResolveRepositoryPath(new Environment(_contentRoot), "models"));
-    }
-
-    private sealed class Environment(string root) : IHostEnvironment
-    {
-        public string EnvironmentName { get; set; } = "Test";
-        public string ApplicationName { get; set; } = "Test";
-        public string ContentRootPath { get; set; } = root;
-        public IFileProvider ContentRootFileProvider { get; set; } = new NullFileProvider();
+        Assert.Equal(Path.Combine(_contentRoot, "models"), SparseInferenceOptionsValidator.ResolveRepositoryPath(new TestHostEnvironment(_contentRoot), "models"));
     }
 }
