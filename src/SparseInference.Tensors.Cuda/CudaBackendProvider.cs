@@ -23,7 +23,7 @@ public sealed class CudaBackendProvider : IComputeBackendProvider
         CudaComputeBackend? cuda;
         try
         {
-            if (!CudaComputeBackend.TryCreate(out cuda, out reason, device.Ordinal) || cuda is null)
+            if (!CudaComputeBackend.TryCreate(out cuda, out reason, ServingOptions(device.Ordinal)) || cuda is null)
             {
                 description = (reason ?? "unknown reason").TrimEnd('.');
                 return false;
@@ -35,13 +35,18 @@ public sealed class CudaBackendProvider : IComputeBackendProvider
             return false;
         }
 
-        // Serving runs as a BF16 model does: products on the BF16 tensor cores with FP32 accumulation, and outputs
-        // that feed only the next product (and LayerNorm's) kept in BF16 until something reads them as FP32
-        // (3.6e-3 relative error against the FP32 CPU engine, 1.2x faster than BF16 operands with FP32 outputs;
-        // docs/benchmarks.md, GPU whole-model forward).
-        cuda.MatMulPrecision = CudaMatMulPrecision.BFloat16;
-        description = $"{cuda.Device.Describe()}; models load onto the GPU, BF16 matrix products with FP32 accumulation, BF16 activations between products";
+        description = $"{cuda.Gpu.Describe()}; models load onto the GPU, BF16 matrix products with FP32 accumulation, BF16 activations between products, "
+            + (cuda.MaxRecordedForwards > 0 ? $"up to {cuda.MaxRecordedForwards} recorded forwards (CUDA graphs) a model" : $"recorded forwards off ({CudaBackendOptions.RecordedForwardsVariable}=0)");
         backend = cuda;
         return true;
     }
+
+    /// <summary>
+    /// Serving runs as a BF16 model does: products on the BF16 tensor cores with FP32 accumulation, and outputs that feed
+    /// only the next product (and LayerNorm's) kept in BF16 until something reads them as FP32 (3.6e-3 relative error
+    /// against the FP32 CPU engine, 1.2x faster than BF16 operands with FP32 outputs; docs/benchmarks.md, GPU whole-model
+    /// forward). Recorded forwards (CUDA graphs) keep their default (<see cref="CudaBackendOptions.MaxRecordedForwards"/>).
+    /// </summary>
+    public static CudaBackendOptions ServingOptions(int ordinal = 0) =>
+        new() { Device = new CudaDeviceOptions { Ordinal = ordinal }, MatMulPrecision = CudaMatMulPrecision.BFloat16 };
 }

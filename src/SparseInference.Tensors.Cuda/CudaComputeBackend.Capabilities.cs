@@ -4,7 +4,7 @@ namespace SparseInference.Tensors.Cuda;
 public sealed partial class CudaComputeBackend : IDeviceMemory, IDeviceFaultClassifier
 {
     /// <summary><c>cuMemGetInfo</c> of this backend's device.</summary>
-    public (long FreeBytes, long TotalBytes) DeviceMemory() => Device.DeviceMemoryInfo();
+    public (long FreeBytes, long TotalBytes) DeviceMemory() => Gpu.DeviceMemoryInfo();
 
     /// <summary>The pool's statistics by use; cached = reserved from the driver but not rented.</summary>
     public DeviceMemoryUse MemoryUse()

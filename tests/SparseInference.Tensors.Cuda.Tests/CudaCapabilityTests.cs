@@ -23,7 +23,7 @@ public sealed class CudaCapabilityTests
         var (freeAfter, totalAfter) = memory.DeviceMemory();
         var useAfter = memory.MemoryUse();
 
-        Assert.Equal(cuda.Device.Device.TotalMemoryBytes, total);
+        Assert.Equal(cuda.Gpu.Info.TotalMemoryBytes, total);
         Assert.Equal(total, totalAfter);
         Assert.InRange(total - freeAfter, 1, total);
         // The driver's count grows by at least the allocation (the pool may round up).
@@ -40,7 +40,20 @@ public sealed class CudaCapabilityTests
         var cuda = Assert.IsType<CudaComputeBackend>(opened);
         Assert.Equal("cuda:0", cuda.Name);
         Assert.Equal(CudaMatMulPrecision.BFloat16, cuda.MatMulPrecision);
+        Assert.Equal(new CudaBackendOptions().MaxRecordedForwards, ((IForwardRecorder)cuda).MaxRecordedForwards);
         Assert.Contains("sm_", description, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ServingOptions_Bf16ProductsOnTheOrdinalWithRecordedForwardsAtTheirDefault()
+    {
+        var options = CudaBackendProvider.ServingOptions(1);
+
+        Assert.Equal(1, options.Device.Ordinal);
+        Assert.Equal(CudaMatMulPrecision.BFloat16, options.MatMulPrecision);
+        // CUDA graphs stay on for serving: the default (SPARSEINFERENCE_CUDA_GRAPHS or 8), not turned off here.
+        Assert.Equal(new CudaBackendOptions().MaxRecordedForwards, options.MaxRecordedForwards);
+        Assert.False(options.FusedLayers);
     }
 
     [NoDriverFact]

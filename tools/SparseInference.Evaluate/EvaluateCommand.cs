@@ -7,10 +7,15 @@ public sealed class EvaluateCommand
 {
     public const string Usage = """
         SparseInference.Evaluate: SKAB (valve1, valve2) replayed through the running service, per variant.
+        With per-line onboarding (the default), each file is a line onboarded on its first 400 rows; Hotelling T²
+        and PCA T²+Q are reported beside the variants with the same onboarding.
 
           --url URL                 REST base address (default http://localhost:8000)
           --grpc-url URL            gRPC base address, cleartext HTTP/2 (default http://localhost:8001)
           --protocol LIST           rest-json, rest-binary, grpc; comma-separated (default rest-binary)
+          --scoring MODE            line: per-line onboarding, baselines computed with the service's library while
+                                    the service runs every forward (default); model: inputs standardized per file,
+                                    the thresholds of serving.json / config.json
           -m, --model NAME          served model (default skab-pump)
           --model-version V         (default: serving.json default_version)
           --models-dir DIR          repository holding <model>/serving.json and <model>/<version>/config.json,
@@ -18,6 +23,8 @@ public sealed class EvaluateCommand
           --variants LIST           comma-separated variant names (default: every variant in serving.json)
           --data-dir DIR            SKAB folder with valve1/ and valve2/ (default: SKAB_DIR, else ../shared/data/skab
                                     next to the repository root)
+          --groups LIST             experiment folders under the data folder, e.g. valve1,valve2,other (default
+                                    valve1,valve2); each file is one line
           --files LIST              only these files, e.g. valve2/3 (default: all)
           --batch N                 windows per request (default 64)
           --concurrency N           requests in flight (default 4)
@@ -31,6 +38,7 @@ public sealed class EvaluateCommand
     public string? ModelsDirectory { get; set; }
     public string? DataDirectory { get; set; }
     public IReadOnlyList<string>? Files { get; set; }
+    public IReadOnlyList<string>? Groups { get; set; }
     public string? JsonPath { get; set; }
     public bool Help { get; set; }
 
@@ -52,6 +60,14 @@ public sealed class EvaluateCommand
                 case "--protocol":
                     command.Settings.Transports = [.. List(Value()).Select(ScoreClients.Parse)];
                     break;
+                case "--scoring":
+                    command.Settings.Scoring = Value() switch
+                    {
+                        "line" => ScoringMode.Line,
+                        "model" => ScoringMode.Model,
+                        var other => throw new ArgumentException($"--scoring: expected line or model, got '{other}'."),
+                    };
+                    break;
                 case "-m" or "--model":
                     command.Settings.Model = Value();
                     break;
@@ -69,6 +85,9 @@ public sealed class EvaluateCommand
                     break;
                 case "--files":
                     command.Files = List(Value());
+                    break;
+                case "--groups":
+                    command.Groups = List(Value());
                     break;
                 case "--batch":
                     command.Settings.Batch = Positive(name, Value());
@@ -104,7 +123,7 @@ public sealed class EvaluateCommand
         var calibration = ServingCalibration.Read(Path.Combine(modelsDirectory, Settings.Model), Settings.Version);
         var dataDirectory = DataDirectory ?? SkabData.Locate(Directory.GetCurrentDirectory()) ?? SkabData.Locate(AppContext.BaseDirectory)
             ?? throw new DirectoryNotFoundException($"SKAB data not found: set {SkabData.DirectoryVariable} or --data-dir to the folder holding valve1/ and valve2/ (expected ../shared/data/skab next to the repository root).");
-        var experiments = SkabData.Load(dataDirectory, Files?.ToHashSet(StringComparer.Ordinal));
+        var experiments = SkabData.Load(dataDirectory, Files?.ToHashSet(StringComparer.Ordinal), Groups);
         progress?.WriteLine($"SKAB from {dataDirectory}: {experiments.Count} files; model {calibration.Model} version {calibration.Version}");
         return await new SkabEvaluator(Settings, calibration, experiments).RunAsync(progress, cancellationToken).ConfigureAwait(false);
     }

@@ -7,29 +7,41 @@ namespace SparseInference.Evaluate;
 /// <summary>The Markdown tables and the JSON document of an evaluation.</summary>
 public static class EvaluationReport
 {
-    public static readonly IReadOnlyList<string> GroupOrder = ["valve1", "valve2", "all"];
+    /// <summary>The evaluated groups in the order they were loaded, then <c>all</c>.</summary>
+    private static List<string> GroupOrder(EvaluationResult evaluation) =>
+        [.. evaluation.Experiments.Select(e => e.Group).Distinct(), "all"];
 
     /// <summary>One row of detection figures per variant and transport.</summary>
     public static string MetricsTable(EvaluationResult evaluation)
     {
-        var groups = GroupOrder.Where(g => evaluation.Results.Any(r => r.Groups.ContainsKey(g))).ToList();
+        var groups = GroupOrder(evaluation);
         var sb = new StringBuilder("| variant | protocol | threshold | density |");
         foreach (var g in groups)
             sb.Append(CultureInfo.InvariantCulture, $" {g} F1 | {g} FAR % | {g} MAR % |");
         sb.AppendLine().Append("|---|---|---|---|").Append(string.Concat(Enumerable.Repeat("---|---|---|", groups.Count))).AppendLine();
         foreach (var r in evaluation.Results)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"| {r.Variant.Name} | {r.Transport} | {r.Variant.Threshold:0.#####} | {r.Density:F3} |");
-            foreach (var g in groups)
-            {
-                if (r.Groups.TryGetValue(g, out var m))
-                    sb.Append(CultureInfo.InvariantCulture, $" {m.F1:F3} | {100 * m.Far:F2} | {100 * m.Mar:F2} |");
-                else
-                    sb.Append(" – | – | – |");
-            }
-            sb.AppendLine();
+            sb.Append(CultureInfo.InvariantCulture, $"| {r.Variant.Name} | {r.Transport} | {r.Threshold} | {r.Density:F3} |");
+            AppendGroups(sb, groups, r.Groups);
+        }
+        foreach (var c in evaluation.Classical)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"| {c.Detector} | – | per line | – |");
+            AppendGroups(sb, groups, c.Groups);
         }
         return sb.ToString();
+    }
+
+    private static void AppendGroups(StringBuilder sb, IReadOnlyList<string> groups, IReadOnlyDictionary<string, BinaryScores> figures)
+    {
+        foreach (var g in groups)
+        {
+            if (figures.TryGetValue(g, out var m))
+                sb.Append(CultureInfo.InvariantCulture, $" {m.F1:F3} | {100 * m.Far:F2} | {100 * m.Mar:F2} |");
+            else
+                sb.Append(" – | – | – |");
+        }
+        sb.AppendLine();
     }
 
     /// <summary>One row of throughput per variant and transport, with the server's own split where its statistics answered.</summary>
@@ -58,9 +70,12 @@ public static class EvaluationReport
         var c = evaluation.Calibration;
         var files = evaluation.Experiments;
         var testRows = files.Sum(e => (long)c.Detector.TestRows(e));
+        var scoring = evaluation.Settings.Scoring == ScoringMode.Line && c.Rule is { } rule
+            ? FormattableString.Invariant($"per-line onboarding on each file's first {SkabData.TrainRows} rows (flag: mean calibrated score over the last {rule.Positions} positions > {rule.Margin} × the {1 - rule.FalseAlarmRate} quantile on the onboarding stretch)")
+            : FormattableString.Invariant($"inputs standardized per file, score over the last {c.Detector.ScorePositions} positions against the model's thresholds");
         return new StringBuilder()
             .AppendLine(CultureInfo.InvariantCulture,
-                $"SKAB through the service: model {c.Model} version {c.Version}, {files.Count} files, {testRows} test rows; window {c.Detector.Window}, score over the last {c.Detector.ScorePositions} positions.")
+                $"SKAB through the service: model {c.Model} version {c.Version}, {files.Count} files, {testRows} test rows; window {c.Detector.Window}; {scoring}.")
             .AppendLine()
             .Append(MetricsTable(evaluation))
             .AppendLine()
@@ -84,6 +99,16 @@ public static class EvaluationReport
             w.WriteNumber("window", c.Detector.Window);
             w.WriteNumber("score_positions", c.Detector.ScorePositions);
             w.WriteNumber("model_threshold", c.ModelThreshold);
+            w.WriteString("scoring", evaluation.Settings.Scoring == ScoringMode.Line ? "line" : "model");
+            if (evaluation.Settings.Scoring == ScoringMode.Line && c.Rule is { } rule)
+            {
+                w.WriteStartObject("line_baseline");
+                w.WriteNumber("positions", rule.Positions);
+                w.WriteNumber("false_alarm_rate", rule.FalseAlarmRate);
+                w.WriteNumber("margin", rule.Margin);
+                w.WriteNumber("residual_std_floor", rule.ResidualStdFloor);
+                w.WriteEndObject();
+            }
             w.WriteStartArray("files");
             foreach (var e in evaluation.Experiments)
                 w.WriteStringValue(e.Id);
@@ -104,23 +129,21 @@ public static class EvaluationReport
                 w.WriteString("pattern", r.Variant.Pattern);
                 w.WriteNumber("sparsity", r.Variant.Sparsity);
                 w.WriteString("protocol", r.Transport);
-                w.WriteNumber("threshold", r.Variant.Threshold);
-                w.WriteString("threshold_source", r.Variant.ThresholdSource);
-                w.WriteNumber("density", r.Density);
-                w.WriteStartObject("groups");
-                foreach (var (group, m) in r.Groups)
+                if (r.LineThresholds is { } lines)
                 {
-                    w.WriteStartObject(group);
-                    w.WriteNumber("f1", m.F1);
-                    w.WriteNumber("far", m.Far);
-                    w.WriteNumber("mar", m.Mar);
-                    w.WriteNumber("tp", m.TruePositives);
-                    w.WriteNumber("fp", m.FalsePositives);
-                    w.WriteNumber("fn", m.FalseNegatives);
-                    w.WriteNumber("tn", m.TrueNegatives);
+                    w.WriteString("threshold_source", "line baseline");
+                    w.WriteStartObject("line_thresholds");
+                    foreach (var (line, threshold) in lines.OrderBy(l => l.Key, StringComparer.Ordinal))
+                        w.WriteNumber(line, threshold);
                     w.WriteEndObject();
                 }
-                w.WriteEndObject();
+                else
+                {
+                    w.WriteNumber("threshold", r.Variant.Threshold);
+                    w.WriteString("threshold_source", r.Variant.ThresholdSource);
+                }
+                w.WriteNumber("density", r.Density);
+                WriteGroups(w, r.Groups);
                 w.WriteStartObject("throughput");
                 w.WriteNumber("windows", r.Windows);
                 w.WriteNumber("requests", r.Requests);
@@ -143,8 +166,35 @@ public static class EvaluationReport
                 w.WriteEndObject();
             }
             w.WriteEndArray();
+            w.WriteStartArray("classical");
+            foreach (var classical in evaluation.Classical)
+            {
+                w.WriteStartObject();
+                w.WriteString("detector", classical.Detector);
+                WriteGroups(w, classical.Groups);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    private static void WriteGroups(Utf8JsonWriter w, IReadOnlyDictionary<string, BinaryScores> groups)
+    {
+        w.WriteStartObject("groups");
+        foreach (var (group, m) in groups)
+        {
+            w.WriteStartObject(group);
+            w.WriteNumber("f1", m.F1);
+            w.WriteNumber("far", m.Far);
+            w.WriteNumber("mar", m.Mar);
+            w.WriteNumber("tp", m.TruePositives);
+            w.WriteNumber("fp", m.FalsePositives);
+            w.WriteNumber("fn", m.FalseNegatives);
+            w.WriteNumber("tn", m.TrueNegatives);
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
     }
 }

@@ -27,21 +27,25 @@ public enum Transport
     Grpc,
 }
 
-/// <summary>What the service returned for one batch of windows.</summary>
-public sealed record ScoreBatch(float[] Scores, long ComputedPairs, long DensePairs, string Variant);
+/// <summary>What the service returned for one batch of windows: the <c>score</c> tensor, and the <c>output</c> (reconstruction) tensor when it was asked for.</summary>
+public sealed record ScoreBatch(float[] Scores, float[]? Output, long ComputedPairs, long DensePairs, string Variant);
 
 /// <summary>The service answered with something other than a score tensor.</summary>
 public sealed class ServiceCallException(string message) : Exception(message);
 
-/// <summary>Sends a batch of windows [batch, time, channels] with a variant and returns the service's per-timestep <c>score</c> output.</summary>
+/// <summary>
+/// Sends a batch of windows [batch, time, channels] with a variant and returns the service's per-timestep <c>score</c>
+/// output, and its <c>output</c> tensor [batch, time, channels] when <paramref name="withOutput"/> is set.
+/// </summary>
 public interface IScoreClient
 {
-    Task<ScoreBatch> ScoreAsync(string requestId, string variant, float[] windows, int batch, CancellationToken cancellationToken);
+    Task<ScoreBatch> ScoreAsync(string requestId, string variant, float[] windows, int batch, bool withOutput, CancellationToken cancellationToken);
 }
 
 public static class ScoreClients
 {
     public const string ScoreOutput = "score";
+    public const string ReconstructionOutput = "output";
     public const string VariantParameter = "variant";
 
     public static IScoreClient Create(Transport transport, HttpClient rest, GrpcChannel grpc, InferTarget target, int time) => transport switch
@@ -88,19 +92,21 @@ public static class ScoreClients
         return values;
     }
 
-    internal static void CheckScoreShape(IReadOnlyList<long> shape, int batch, int time, int length)
+    internal static void CheckShape(string name, IReadOnlyList<long> shape, IReadOnlyList<long> expected, int length)
     {
-        if (shape.Count != 2 || shape[0] != batch || shape[1] != time || length != batch * time)
-            throw new ServiceCallException($"output '{ScoreOutput}': expected shape [{batch}, {time}] with {batch * time} values, got [{string.Join(", ", shape)}] with {length}.");
+        if (!shape.SequenceEqual(expected) || length != expected.Aggregate(1L, (a, b) => a * b))
+            throw new ServiceCallException($"output '{name}': expected shape [{string.Join(", ", expected)}] with {expected.Aggregate(1L, (a, b) => a * b)} values, got [{string.Join(", ", shape)}] with {length}.");
     }
+
+    internal static IReadOnlyList<string> Outputs(bool withOutput) => withOutput ? [ScoreOutput, ReconstructionOutput] : [ScoreOutput];
 }
 
-/// <summary>REST <c>POST /v2/models/{m}/infer</c> asking for the <c>score</c> output only.</summary>
+/// <summary>REST <c>POST /v2/models/{m}/infer</c> asking for the <c>score</c> output (and <c>output</c> when wanted).</summary>
 public sealed class RestScoreClient(HttpClient http, InferTarget target, int time, bool binary) : IScoreClient
 {
-    public async Task<ScoreBatch> ScoreAsync(string requestId, string variant, float[] windows, int batch, CancellationToken cancellationToken)
+    public async Task<ScoreBatch> ScoreAsync(string requestId, string variant, float[] windows, int batch, bool withOutput, CancellationToken cancellationToken)
     {
-        var json = RequestJson(requestId, variant, windows, batch);
+        var json = RequestJson(requestId, variant, windows, batch, withOutput);
         HttpContent content;
         if (binary)
         {
@@ -127,11 +133,11 @@ public sealed class RestScoreClient(HttpClient http, InferTarget target, int tim
             var headerLength = bytes.Length;
             if (response.Headers.TryGetValues(RestInferClient.HeaderLengthHeader, out var values))
                 headerLength = int.Parse(values.First(), NumberStyles.None, CultureInfo.InvariantCulture);
-            return Parse(bytes, headerLength, variant, batch);
+            return Parse(bytes, headerLength, variant, batch, withOutput);
         }
     }
 
-    private ScoreBatch Parse(byte[] body, int headerLength, string variant, int batch)
+    private ScoreBatch Parse(byte[] body, int headerLength, string variant, int batch, bool withOutput)
     {
         using var document = JsonDocument.Parse(body.AsMemory(0, headerLength));
         var root = document.RootElement;
@@ -140,27 +146,39 @@ public sealed class RestScoreClient(HttpClient http, InferTarget target, int tim
         var computed = parameters.TryGetProperty("computed_pairs", out var c) ? c.GetInt64() : 0;
         var dense = parameters.TryGetProperty("dense_pairs", out var d) ? d.GetInt64() : 0;
         var binaryOffset = headerLength;
+        float[]? scores = null, reconstruction = null;
         foreach (var output in root.GetProperty("outputs").EnumerateArray())
         {
+            var name = output.GetProperty("name").GetString();
             var shape = output.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToList();
             var isBinary = output.TryGetProperty("parameters", out var p) && p.TryGetProperty("binary_data_size", out var size);
             var byteLength = isBinary ? p.GetProperty("binary_data_size").GetInt32() : 0;
-            if (output.GetProperty("name").GetString() != ScoreClients.ScoreOutput)
+            if (name == ScoreClients.ScoreOutput || (withOutput && name == ScoreClients.ReconstructionOutput))
             {
-                binaryOffset += byteLength;
-                continue;
+                float[] values = isBinary
+                    ? ScoreClients.FloatsFromLittleEndian(body.AsSpan(binaryOffset, byteLength))
+                    : [.. output.GetProperty("data").EnumerateArray().Select(e => e.GetSingle())];
+                if (name == ScoreClients.ScoreOutput)
+                {
+                    ScoreClients.CheckShape(name, shape, [batch, time], values.Length);
+                    scores = values;
+                }
+                else
+                {
+                    ScoreClients.CheckShape(name, shape, [batch, time, target.Channels], values.Length);
+                    reconstruction = values;
+                }
             }
 
-            float[] scores = isBinary
-                ? ScoreClients.FloatsFromLittleEndian(body.AsSpan(binaryOffset, byteLength))
-                : [.. output.GetProperty("data").EnumerateArray().Select(e => e.GetSingle())];
-            ScoreClients.CheckScoreShape(shape, batch, time, scores.Length);
-            return new ScoreBatch(scores, computed, dense, served);
+            binaryOffset += byteLength;
         }
-        throw new ServiceCallException($"REST infer (variant '{variant}'): the response has no '{ScoreClients.ScoreOutput}' output.");
+
+        if (scores is null || (withOutput && reconstruction is null))
+            throw new ServiceCallException($"REST infer (variant '{variant}'): the response lacks output '{(scores is null ? ScoreClients.ScoreOutput : ScoreClients.ReconstructionOutput)}'.");
+        return new ScoreBatch(scores, reconstruction, computed, dense, served);
     }
 
-    private byte[] RequestJson(string requestId, string variant, float[] windows, int batch)
+    private byte[] RequestJson(string requestId, string variant, float[] windows, int batch, bool withOutput)
     {
         var buffer = new ArrayBufferWriter<byte>(binary ? 512 : 512 + (windows.Length * 12));
         using (var writer = new Utf8JsonWriter(buffer))
@@ -176,12 +194,15 @@ public sealed class RestScoreClient(HttpClient http, InferTarget target, int tim
             InferRequestJson.WriteFp32Input(writer, target.InputName, [batch, time, target.Channels], windows, binary);
             writer.WriteEndArray();
             writer.WriteStartArray("outputs");
-            writer.WriteStartObject();
-            writer.WriteString("name", ScoreClients.ScoreOutput);
-            writer.WriteStartObject("parameters");
-            writer.WriteBoolean("binary_data", binary);
-            writer.WriteEndObject();
-            writer.WriteEndObject();
+            foreach (var name in ScoreClients.Outputs(withOutput))
+            {
+                writer.WriteStartObject();
+                writer.WriteString("name", name);
+                writer.WriteStartObject("parameters");
+                writer.WriteBoolean("binary_data", binary);
+                writer.WriteEndObject();
+                writer.WriteEndObject();
+            }
             writer.WriteEndArray();
             writer.WriteEndObject();
         }
@@ -194,7 +215,7 @@ public sealed class GrpcScoreClient(GrpcChannel channel, InferTarget target, int
 {
     private readonly CallInvoker _invoker = channel.CreateCallInvoker();
 
-    public async Task<ScoreBatch> ScoreAsync(string requestId, string variant, float[] windows, int batch, CancellationToken cancellationToken)
+    public async Task<ScoreBatch> ScoreAsync(string requestId, string variant, float[] windows, int batch, bool withOutput, CancellationToken cancellationToken)
     {
         var message = new ModelInferRequest { ModelName = target.Model, ModelVersion = target.Version ?? string.Empty, Id = requestId };
         message.Parameters[ScoreClients.VariantParameter] = new InferParameter { StringParam = variant };
@@ -203,7 +224,8 @@ public sealed class GrpcScoreClient(GrpcChannel channel, InferTarget target, int
         var input = new ModelInferRequest.Types.InferInputTensor { Name = target.InputName, Datatype = "FP32" };
         input.Shape.Add([batch, time, target.Channels]);
         message.Inputs.Add(input);
-        message.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = ScoreClients.ScoreOutput });
+        foreach (var name in ScoreClients.Outputs(withOutput))
+            message.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = name });
         message.RawInputContents.Add(UnsafeByteOperations.UnsafeWrap(ScoreClients.LittleEndianBytes(windows)));
 
         ModelInferResponse reply;
@@ -217,13 +239,19 @@ public sealed class GrpcScoreClient(GrpcChannel channel, InferTarget target, int
             throw new ServiceCallException($"gRPC ModelInfer (variant '{variant}', {batch} windows) failed with status {ex.StatusCode}: {ex.Status.Detail}");
         }
 
-        var index = reply.Outputs.ToList().FindIndex(o => o.Name == ScoreClients.ScoreOutput);
-        if (index < 0 || index >= reply.RawOutputContents.Count)
-            throw new ServiceCallException($"gRPC ModelInfer (variant '{variant}'): the response has no raw '{ScoreClients.ScoreOutput}' output.");
-        var scores = ScoreClients.FloatsFromLittleEndian(reply.RawOutputContents[index].Span);
-        ScoreClients.CheckScoreShape(reply.Outputs[index].Shape, batch, time, scores.Length);
+        float[] Raw(string name, long[] expected)
+        {
+            var index = reply.Outputs.ToList().FindIndex(o => o.Name == name);
+            if (index < 0 || index >= reply.RawOutputContents.Count)
+                throw new ServiceCallException($"gRPC ModelInfer (variant '{variant}'): the response has no raw '{name}' output.");
+            var values = ScoreClients.FloatsFromLittleEndian(reply.RawOutputContents[index].Span);
+            ScoreClients.CheckShape(name, reply.Outputs[index].Shape, expected, values.Length);
+            return values;
+        }
+
         return new ScoreBatch(
-            scores,
+            Raw(ScoreClients.ScoreOutput, [batch, time]),
+            withOutput ? Raw(ScoreClients.ReconstructionOutput, [batch, time, target.Channels]) : null,
             reply.Parameters.TryGetValue("computed_pairs", out var c) ? c.Int64Param : 0,
             reply.Parameters.TryGetValue("dense_pairs", out var d) ? d.Int64Param : 0,
             reply.Parameters.TryGetValue(ScoreClients.VariantParameter, out var v) ? v.StringParam : "");

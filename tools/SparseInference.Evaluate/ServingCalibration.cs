@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
+using SparseInference.Serving.Baselines;
+using SparseInference.Serving.Repository;
 
 namespace SparseInference.Evaluate;
 
@@ -8,11 +10,13 @@ public sealed record VariantCalibration(string Name, string Pattern, double Spar
 
 /// <summary>
 /// What the evaluation takes from the model directory, as tools/train/eval_model_dir.py does: the detector from
-/// <c>config.json</c> metadata (<c>window_length</c>, <c>score_positions</c>) and the threshold — a variant's own
-/// <c>anomaly_threshold</c> in <c>serving.json</c> (recalibrated for its pattern by the training script), else the
-/// model's <c>anomaly_threshold</c>.
+/// <c>config.json</c> metadata (<c>window_length</c>, <c>score_positions</c>), the threshold without a line baseline —
+/// a variant's own <c>anomaly_threshold</c> in <c>serving.json</c> (recalibrated for its pattern by the training
+/// script), else the model's <c>anomaly_threshold</c> — and the line-baseline rule (<c>metadata.line_baseline</c>,
+/// null when the model has none).
 /// </summary>
-public sealed record ServingCalibration(string Model, string Version, SkabDetector Detector, double ModelThreshold, IReadOnlyList<VariantCalibration> Variants)
+public sealed record ServingCalibration(
+    string Model, string Version, SkabDetector Detector, double ModelThreshold, IReadOnlyList<VariantCalibration> Variants, ModelConfiguration Configuration, BaselineRule? Rule)
 {
     public static ServingCalibration Read(string modelDirectory, string? version = null)
     {
@@ -26,7 +30,10 @@ public sealed record ServingCalibration(string Model, string Version, SkabDetect
         var configPath = Path.Combine(modelDirectory, version, "config.json");
         if (!File.Exists(configPath))
             throw new FileNotFoundException($"model config '{configPath}' does not exist.", configPath);
-        using var config = JsonDocument.Parse(File.ReadAllBytes(configPath));
+        var configBytes = File.ReadAllBytes(configPath);
+        var configuration = ModelConfiguration.Parse(configBytes, configPath);
+        var rule = BaselineRule.FromConfiguration(configuration, configPath);
+        using var config = JsonDocument.Parse(configBytes);
         var root = config.RootElement;
         if (!root.TryGetProperty("anomaly_threshold", out var t) || t.ValueKind != JsonValueKind.Number)
             throw new InvalidDataException($"{configPath}: anomaly_threshold must be a number; the evaluation needs the model's calibrated threshold.");
@@ -55,7 +62,7 @@ public sealed record ServingCalibration(string Model, string Version, SkabDetect
             var attention = root.GetProperty("attention");
             variants.Add(new VariantCalibration("default", attention.GetProperty("pattern").GetString() ?? "dense", attention.GetProperty("sparsity").GetDouble(), modelThreshold, "config.json"));
         }
-        return new ServingCalibration(model, version, new SkabDetector(window, positions), modelThreshold, variants);
+        return new ServingCalibration(model, version, new SkabDetector(window, positions), modelThreshold, variants, configuration, rule);
     }
 
     /// <summary>The named variants in the given order; an unknown name is an error listing the known ones.</summary>

@@ -2,15 +2,16 @@ using System.Globalization;
 
 namespace SparseInference.Evaluate;
 
-/// <summary>One SKAB experiment file, standardized as the training script does (tools/train/skab_data.py).</summary>
+/// <summary>One SKAB experiment file: its readings, and them standardized as the training script does (tools/train/skab_data.py).</summary>
 public sealed class SkabExperiment
 {
-    public SkabExperiment(string group, string name, float[] standardized, int[] anomaly)
+    public SkabExperiment(string group, string name, double[] raw, float[] standardized, int[] anomaly)
     {
-        if (standardized.Length != anomaly.Length * SkabData.Features.Count)
-            throw new ArgumentException($"experiment {group}/{name}: {standardized.Length} values for {anomaly.Length} rows of {SkabData.Features.Count} channels.", nameof(standardized));
+        if (standardized.Length != anomaly.Length * SkabData.Features.Count || raw.Length != standardized.Length)
+            throw new ArgumentException($"experiment {group}/{name}: {raw.Length} raw and {standardized.Length} standardized values for {anomaly.Length} rows of {SkabData.Features.Count} channels.", nameof(standardized));
         Group = group;
         Name = name;
+        Raw = raw;
         Standardized = standardized;
         Anomaly = anomaly;
     }
@@ -23,6 +24,9 @@ public sealed class SkabExperiment
 
     public string Id => $"{Group}/{Name}";
 
+    /// <summary>Row-major [rows, 8]: the sensor readings as the file holds them.</summary>
+    public double[] Raw { get; }
+
     /// <summary>Row-major [rows, 8]: (raw − mean) / std of the first <see cref="SkabData.TrainRows"/> rows, rounded to FP32.</summary>
     public float[] Standardized { get; }
 
@@ -30,6 +34,10 @@ public sealed class SkabExperiment
     public int[] Anomaly { get; }
 
     public int Rows => Anomaly.Length;
+
+    /// <summary>The raw readings of rows [first, first + count), one array per row.</summary>
+    public IReadOnlyList<double[]> RawRows(int first, int count) =>
+        [.. Enumerable.Range(first, count).Select(r => Raw.AsSpan(r * SkabData.Features.Count, SkabData.Features.Count).ToArray())];
 }
 
 /// <summary>Reads the SKAB valve1/valve2 files with the protocol of the training script.</summary>
@@ -44,6 +52,7 @@ public static class SkabData
         "Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature", "Thermocouple", "Voltage", "Volume Flow RateRMS",
     ];
 
+    /// <summary>The experiment folders evaluated unless others are named (<c>--groups</c>).</summary>
     public static readonly IReadOnlyList<string> Groups = ["valve1", "valve2"];
 
     /// <summary>
@@ -69,10 +78,10 @@ public static class SkabData
     /// Every <c>valve1/*.csv</c> and <c>valve2/*.csv</c> in numeric file order (as the training script sorts them),
     /// or only the ids in <paramref name="only"/> (e.g. <c>valve2/3</c>).
     /// </summary>
-    public static IReadOnlyList<SkabExperiment> Load(string root, IReadOnlyCollection<string>? only = null)
+    public static IReadOnlyList<SkabExperiment> Load(string root, IReadOnlyCollection<string>? only = null, IReadOnlyList<string>? groups = null)
     {
         var experiments = new List<SkabExperiment>();
-        foreach (var group in Groups)
+        foreach (var group in groups ?? Groups)
         {
             var folder = Path.Combine(root, group);
             if (!Directory.Exists(folder))
@@ -157,6 +166,6 @@ public static class SkabData
             for (var r = 0; r < rows; r++)
                 standardized[(r * channels) + c] = (float)((raw[(r * channels) + c] - mean) / std);
         }
-        return new SkabExperiment(group, name, standardized, [.. labels]);
+        return new SkabExperiment(group, name, [.. raw], standardized, [.. labels]);
     }
 }

@@ -14,6 +14,9 @@ public sealed class EvaluationSettings
     public string? Version { get; set; }
     public IReadOnlyList<Transport> Transports { get; set; } = [Transport.RestBinary];
 
+    /// <summary>Per-line onboarding (the default) or the model's own thresholds.</summary>
+    public ScoringMode Scoring { get; set; } = ScoringMode.Line;
+
     /// <summary>Variant names to evaluate; empty means every variant of serving.json.</summary>
     public IReadOnlyList<string> Variants { get; set; } = [];
 
@@ -42,6 +45,8 @@ public sealed class EvaluationSettings
 public sealed record VariantResult(
     string Transport,
     VariantCalibration Variant,
+    string Threshold,
+    IReadOnlyDictionary<string, double>? LineThresholds,
     double Density,
     IReadOnlyDictionary<string, BinaryScores> Groups,
     IReadOnlyList<float[]> PointScores,
@@ -67,22 +72,26 @@ public sealed record VariantResult(
     public double FastestWindowsPerSecond => Windows / PassSeconds.Min();
 }
 
-/// <summary>The whole run: what was evaluated, where, and a result per variant and transport.</summary>
+/// <summary>A classical detector's figures on the same files with the same onboarding (computed here, not by the service).</summary>
+public sealed record ClassicalResult(string Detector, IReadOnlyDictionary<string, BinaryScores> Groups);
+
+/// <summary>The whole run: what was evaluated, where, and a result per variant and transport, with the classical detectors beside them.</summary>
 public sealed record EvaluationResult(
     ServingCalibration Calibration,
     IReadOnlyList<SkabExperiment> Experiments,
     EvaluationSettings Settings,
     DateTimeOffset Started,
-    IReadOnlyList<VariantResult> Results);
+    IReadOnlyList<VariantResult> Results,
+    IReadOnlyList<ClassicalResult> Classical);
 
 /// <summary>
 /// Replays the SKAB test parts through the running service: every test row's window, <see cref="EvaluationSettings.Batch"/>
-/// windows per request, <see cref="EvaluationSettings.Concurrency"/> requests in flight, one variant at a time; the
-/// detector and metrics of <see cref="SkabDetector"/> applied to the <c>score</c> tensors the service returns.
+/// windows per request, <see cref="EvaluationSettings.Concurrency"/> requests in flight, one variant at a time, scored
+/// by the <see cref="IWindowScorer"/> of the scoring mode; in the line mode the classical detectors are reported beside.
 /// </summary>
 public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibration calibration, IReadOnlyList<SkabExperiment> experiments)
 {
-    private sealed record Chunk(int Experiment, int First, int Count, float[] Windows);
+    private sealed record Chunk(int Experiment, int First, int Count);
 
     public async Task<EvaluationResult> RunAsync(TextWriter? progress, CancellationToken cancellationToken)
     {
@@ -114,16 +123,36 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
             {
                 var transport = settings.Transports[t];
                 var client = ScoreClients.Create(transport, rest, grpc, target, detector.Window);
+                var scorer = CreateScorer(client);
+                var onboarding = Stopwatch.StartNew();
+                await scorer.PrepareAsync(experiments, variants, cancellationToken).ConfigureAwait(false);
+                if (settings.Scoring == ScoringMode.Line)
+                    progress?.WriteLine(FormattableString.Invariant($"pass {round}/{settings.Rounds} {ScoreClients.Name(transport)}: {experiments.Count} lines onboarded for {variants.Count} variants in {onboarding.Elapsed.TotalSeconds:F1} s"));
                 for (var v = 0; v < variants.Count; v++)
                 {
-                    var result = await RunVariantAsync(client, ScoreClients.Name(transport), variants[v], chunks, rest, target, cancellationToken).ConfigureAwait(false);
+                    var result = await RunVariantAsync(scorer, ScoreClients.Name(transport), variants[v], chunks, rest, target, cancellationToken).ConfigureAwait(false);
                     (passes[(t * variants.Count) + v] ??= []).Add(result);
                     progress?.WriteLine(FormattableString.Invariant(
                         $"pass {round}/{settings.Rounds} {result.Transport} {variants[v].Name}: all F1 {result.Groups["all"].F1:F3}, {result.Windows} windows in {result.Seconds:F2} s ({result.WindowsPerSecond:F0} windows/s, {result.RequestsPerSecond:F1} requests/s)"));
                 }
             }
         }
-        return new EvaluationResult(calibration, experiments, settings, started, [.. passes.Select(Combine)]);
+        var classical = settings.Scoring == ScoringMode.Line ? Classical(detector) : [];
+        return new EvaluationResult(calibration, experiments, settings, started, [.. passes.Select(Combine)], classical);
+    }
+
+    private IWindowScorer CreateScorer(IScoreClient client) => settings.Scoring switch
+    {
+        ScoringMode.Line => new ClientBaselineScorer(client, calibration, TimeProvider.System, settings.Concurrency),
+        _ => new ModelThresholdScorer(client, calibration.Detector),
+    };
+
+    private List<ClassicalResult> Classical(SkabDetector detector)
+    {
+        var rule = calibration.Rule!;
+        return [.. ClassicalDetectors.Names.Select(name => new ClassicalResult(
+            name,
+            detector.Score(experiments, [.. experiments.Select(e => ClassicalDetectors.Flags(name, e, detector, rule))])))];
     }
 
     /// <summary>Figures of the first pass; the median pass's time; whether every pass gave the same point scores bit for bit.</summary>
@@ -144,7 +173,7 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
             for (var first = 0; first < rows; first += settings.Batch)
             {
                 var count = Math.Min(settings.Batch, rows - first);
-                chunks.Add(new Chunk(e, first, count, detector.TestWindows(experiments[e], first, count)));
+                chunks.Add(new Chunk(e, first, count));
             }
         }
         if (chunks.Count == 0)
@@ -153,14 +182,15 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
     }
 
     private async Task<VariantResult> RunVariantAsync(
-        IScoreClient client, string transport, VariantCalibration variant, List<Chunk> chunks, HttpClient rest, InferTarget target, CancellationToken cancellationToken)
+        IWindowScorer scorer, string transport, VariantCalibration variant, List<Chunk> chunks, HttpClient rest, InferTarget target, CancellationToken cancellationToken)
     {
         var detector = calibration.Detector;
         // Unmeasured requests first, concurrently: connections, JIT and the variant's first forwards are not part of the throughput.
         await Task.WhenAll(Enumerable.Range(0, Math.Max(1, settings.WarmupRequests)).Select(i =>
-            CallAsync(client, variant.Name, chunks[i % chunks.Count], $"warmup-{i}", cancellationToken))).ConfigureAwait(false);
+            CallAsync(scorer, variant, chunks[i % chunks.Count], $"warmup-{i}", cancellationToken))).ConfigureAwait(false);
 
         var points = experiments.Select(e => new float[detector.TestRows(e)]).ToArray();
+        var flags = experiments.Select(e => new bool[detector.TestRows(e)]).ToArray();
         long computed = 0, dense = 0;
         var before = await ReadServerAsync(rest, target, cancellationToken).ConfigureAwait(false);
         var next = -1;
@@ -171,8 +201,9 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
             while ((index = Interlocked.Increment(ref next)) < chunks.Count)
             {
                 var chunk = chunks[index];
-                var batch = await CallAsync(client, variant.Name, chunk, $"{variant.Name}-{index}", cancellationToken).ConfigureAwait(false);
-                detector.PointScores(batch.Scores, chunk.Count).CopyTo(points[chunk.Experiment], chunk.First);
+                var batch = await CallAsync(scorer, variant, chunk, $"{variant.Name}-{index}", cancellationToken).ConfigureAwait(false);
+                batch.PointScores.CopyTo(points[chunk.Experiment], chunk.First);
+                batch.Flags.CopyTo(flags[chunk.Experiment], chunk.First);
                 Interlocked.Add(ref computed, batch.ComputedPairs);
                 Interlocked.Add(ref dense, batch.DensePairs);
             }
@@ -184,8 +215,10 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
         return new VariantResult(
             transport,
             variant,
+            scorer.ThresholdText(variant),
+            scorer.LineThresholds(variant),
             dense == 0 ? 1.0 : (double)computed / dense,
-            detector.Score(experiments, points, variant.Threshold),
+            detector.Score(experiments, flags),
             points,
             chunks.Sum(c => (long)c.Count),
             chunks.Count,
@@ -194,11 +227,11 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
             before is { } b && after is { } a ? a.Minus(b) : null);
     }
 
-    private static async Task<ScoreBatch> CallAsync(IScoreClient client, string variant, Chunk chunk, string id, CancellationToken cancellationToken)
+    private static async Task<ChunkScores> CallAsync(IWindowScorer scorer, VariantCalibration variant, Chunk chunk, string id, CancellationToken cancellationToken)
     {
-        var batch = await client.ScoreAsync(id, variant, chunk.Windows, chunk.Count, cancellationToken).ConfigureAwait(false);
-        if (batch.Variant != variant)
-            throw new ServiceCallException($"asked for variant '{variant}', the service answered with variant '{batch.Variant}'.");
+        var batch = await scorer.ScoreAsync(chunk.Experiment, variant, chunk.First, chunk.Count, id, cancellationToken).ConfigureAwait(false);
+        if (batch.Variant != variant.Name)
+            throw new ServiceCallException($"asked for variant '{variant.Name}', the service answered with variant '{batch.Variant}'.");
         return batch;
     }
 

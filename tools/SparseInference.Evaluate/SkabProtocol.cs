@@ -74,6 +74,20 @@ public sealed record SkabDetector(int Window, int ScorePositions)
         return values;
     }
 
+    /// <summary>Row-major [count, Window, Channels]: the raw readings (rounded to FP32) of the same windows as <see cref="TestWindows"/>.</summary>
+    public float[] RawTestWindows(SkabExperiment experiment, int first, int count)
+    {
+        var rowValues = Window * Channels;
+        var values = new float[count * rowValues];
+        for (var i = 0; i < count; i++)
+        {
+            var start = (FirstTestRow + first + i - Window + 1) * Channels;
+            for (var j = 0; j < rowValues; j++)
+                values[(i * rowValues) + j] = (float)experiment.Raw[start + j];
+        }
+        return values;
+    }
+
     /// <summary>
     /// Point scores from a per-timestep score tensor [windows, Window]. The mean is rounded to FP32 and compared
     /// with the threshold in FP32, as NumPy compares a float32 array with a Python float.
@@ -103,8 +117,12 @@ public sealed record SkabDetector(int Window, int ScorePositions)
         return flags;
     }
 
+    /// <summary>Per group (valve1, valve2) and <c>all</c>: confusion counts of the test rows flagged by comparing their point scores with one threshold.</summary>
+    public IReadOnlyDictionary<string, BinaryScores> Score(IReadOnlyList<SkabExperiment> experiments, IReadOnlyList<float[]> pointScores, double threshold) =>
+        Score(experiments, [.. pointScores.Select(p => Flag(p, threshold))]);
+
     /// <summary>Per group (valve1, valve2) and <c>all</c>: confusion counts of the flagged test rows against the labels.</summary>
-    public IReadOnlyDictionary<string, BinaryScores> Score(IReadOnlyList<SkabExperiment> experiments, IReadOnlyList<float[]> pointScores, double threshold)
+    public IReadOnlyDictionary<string, BinaryScores> Score(IReadOnlyList<SkabExperiment> experiments, IReadOnlyList<bool[]> flags)
     {
         var result = new Dictionary<string, BinaryScores>(StringComparer.Ordinal);
         var all = default(BinaryScores);
@@ -112,7 +130,7 @@ public sealed record SkabDetector(int Window, int ScorePositions)
         {
             var experiment = experiments[e];
             var labels = experiment.Anomaly.AsSpan(FirstTestRow);
-            var counts = BinaryScores.Count(labels, Flag(pointScores[e], threshold));
+            var counts = BinaryScores.Count(labels, flags[e]);
             result[experiment.Group] = result.GetValueOrDefault(experiment.Group) + counts;
             all += counts;
         }

@@ -1,5 +1,6 @@
-"""SKAB loading and the leaderboard protocol pieces: per-file split and scaling, sliding windows,
-binary F1 / FAR / MAR over concatenated per-point predictions.
+"""SKAB loading and the protocol pieces: lines (experiment files, and the anomaly-free recording cut into
+pieces), the per-line onboarding stretch, sliding windows, binary F1 / FAR / MAR over concatenated
+per-point predictions.
 
 Data are read from the shared SKAB folder (SKAB_DIR, default ../shared/data/skab relative to the
 repository root); nothing is copied into the repository.
@@ -14,10 +15,15 @@ from typing import List
 
 import numpy as np
 
-FEATURES = ["Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature",
-            "Thermocouple", "Voltage", "Volume Flow RateRMS"]
-TRAIN_ROWS = 400
+FEATURES = ["Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature", "Thermocouple",
+            "Voltage", "Volume Flow RateRMS"]
+# a line's onboarding stretch: its first rows, all normal; the rest of an experiment file is its test part
+ONBOARD_ROWS = 400
 GROUPS = ("valve1", "valve2")
+ANOMALY_FREE = "anomaly-free"
+# the anomaly-free recording (9,405 rows, one run) is cut into lines of about an experiment's length, so
+# that each is onboarded on its own first rows and drifts away from them as an experiment does
+ANOMALY_FREE_LINE_ROWS = 1175
 
 
 def skab_dir() -> str:
@@ -32,37 +38,71 @@ def skab_dir() -> str:
 
 @dataclass
 class Experiment:
+    """One line: raw sensor rows and their labels (all 0 for anomaly-free lines)."""
     group: str
     name: str
-    raw: np.ndarray        # [N, 8] sensor values
+    raw: np.ndarray        # [N, 8] sensor values, float64
     anomaly: np.ndarray    # [N] 0/1
-    mean: np.ndarray       # [8] of the first TRAIN_ROWS rows
-    std: np.ndarray        # [8] (population std, as sklearn's StandardScaler)
+
+    @property
+    def id(self) -> str:
+        return f"{self.group}/{self.name}"
+
+    @property
+    def onboarding(self) -> np.ndarray:
+        return self.raw[:ONBOARD_ROWS]
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.onboarding.mean(0)
+
+    @property
+    def std(self) -> np.ndarray:
+        return self.onboarding.std(0)   # population std, as sklearn's StandardScaler
 
     @property
     def z(self) -> np.ndarray:
-        return ((self.raw - self.mean) / self.std).astype(np.float32)
+        """The rows standardized with the onboarding stretch's mean and std, as FP32 model input."""
+        return standardize(self.raw, self.mean, self.std)
 
 
-def load_experiments(root: str = None) -> List[Experiment]:
+def standardize(raw: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return ((raw - mean) / std).astype(np.float32)
+
+
+def _read(path: str, labelled: bool):
+    with open(path) as f:
+        header = f.readline().strip().split(";")
+    cols = [header.index(c) for c in FEATURES] + ([header.index("anomaly")] if labelled else [])
+    data = np.genfromtxt(path, delimiter=";", skip_header=1, usecols=cols, dtype=np.float64)
+    raw = data[:, :len(FEATURES)]
+    anomaly = data[:, len(FEATURES)].astype(np.int64) if labelled else np.zeros(len(raw), dtype=np.int64)
+    return raw, anomaly
+
+
+def load_experiments(root: str = None, groups=GROUPS) -> List[Experiment]:
+    """The experiment files of `groups` in numeric file order."""
     root = root or skab_dir()
     out = []
-    for group in GROUPS:
+    for group in groups:
         files = sorted(glob.glob(os.path.join(root, group, "*.csv")),
                        key=lambda p: int(os.path.splitext(os.path.basename(p))[0]))
         if not files:
             raise FileNotFoundError(f"no CSV files in {os.path.join(root, group)}")
         for path in files:
-            with open(path) as f:
-                header = f.readline().strip().split(";")
-            cols = [header.index(c) for c in FEATURES] + [header.index("anomaly")]
-            data = np.genfromtxt(path, delimiter=";", skip_header=1, usecols=cols, dtype=np.float64)
-            raw, anomaly = data[:, :8], data[:, 8].astype(np.int64)
-            mean = raw[:TRAIN_ROWS].mean(0)
-            std = raw[:TRAIN_ROWS].std(0)
-            std[std == 0] = 1.0   # StandardScaler leaves constant columns unscaled
-            out.append(Experiment(group, os.path.basename(path), raw, anomaly, mean, std))
+            raw, anomaly = _read(path, labelled=True)
+            out.append(Experiment(group, os.path.basename(path), raw, anomaly))
     return out
+
+
+def load_anomaly_free(root: str = None) -> List[Experiment]:
+    """The anomaly-free recording as lines of ANOMALY_FREE_LINE_ROWS rows (the last one takes the remainder)."""
+    root = root or skab_dir()
+    raw, anomaly = _read(os.path.join(root, ANOMALY_FREE, "anomaly-free.csv"), labelled=False)
+    pieces = max(1, len(raw) // ANOMALY_FREE_LINE_ROWS)
+    bounds = [i * ANOMALY_FREE_LINE_ROWS for i in range(pieces)] + [len(raw)]
+    return [Experiment(ANOMALY_FREE, f"part{i}", raw[a:b], anomaly[a:b])
+            for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
 
 
 def windows(z: np.ndarray, length: int, start: int, stop: int) -> np.ndarray:
@@ -71,6 +111,13 @@ def windows(z: np.ndarray, length: int, start: int, stop: int) -> np.ndarray:
         raise ValueError(f"start {start}: needs {length - 1} earlier rows")
     idx = np.arange(start, stop)[:, None] + np.arange(-length + 1, 1)[None, :]
     return z[idx]
+
+
+def normal_window_ends(anomaly: np.ndarray, length: int) -> np.ndarray:
+    """Ends t of the windows whose `length` rows are all labelled normal."""
+    bad = np.concatenate([[0], np.cumsum(anomaly != 0)])
+    ends = np.arange(length - 1, len(anomaly))
+    return ends[bad[ends + 1] - bad[ends + 1 - length] == 0]
 
 
 def binary_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:

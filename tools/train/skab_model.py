@@ -6,8 +6,8 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from dataclasses import asdict, dataclass
+from typing import List
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 from sparse_encoder import AttentionSpec, EncoderConfig, SparseEncoder  # noqa: E402
 
-from skab_data import FEATURES, TRAIN_ROWS, Experiment, binary_scores, windows  # noqa: E402
+from skab_data import FEATURES, ONBOARD_ROWS, Experiment, normal_window_ends, windows  # noqa: E402
 
 
 DRIFTING = [FEATURES.index("Temperature"), FEATURES.index("Thermocouple")]
@@ -33,14 +33,24 @@ class TrainSettings:
     epochs: int = 3
     batch: int = 64
     lr: float = 3e-3
+    stride: int = 2             # every stride-th normal window of each line (neighbours overlap in 63 of 64 rows)
     noise: float = 0.3          # denoising: Gaussian noise on the standardized input
     channel_drop: float = 0.1   # denoising: whole channels zeroed per window with this probability
-    level_noise: float = 2.0    # denoising: a random level offset, constant over the window, added to
-                                # the input (not the target) of the other channels: the model must
-                                # take their level from normal operation, not copy it
-    drift: float = 10.0         # level shifts U(-drift, drift) added to input and target of the
-                                # slowly drifting thermal channels (Temperature, Thermocouple)
+    level_noise: float = 2.0    # a random level offset, constant over the window, added to the input (not the
+                                # target) of the stationary channels: the model must take their level from
+                                # normal operation, not copy it
+    drift: float = 10.0         # level shifts U(-drift, drift) added to input and target of the slowly
+                                # drifting thermal channels (Temperature, Thermocouple)
+    gain: float = 0.0           # per window and channel, input and target scaled by exp(N(0, gain^2)): a
+                                # line whose later rows vary more or less than its onboarding stretch did
+    thermal_gain: float = 0.0   # the same for the thermal channels alone, whose onboarding deviation (a slow
+                                # drift over 400 s) says little about their later excursions
+    reference: str = "onboarding"  # standardize each training line with its onboarding stretch ("onboarding"),
+                                   # or each window with a random 400-row normal stretch of its line ("random")
     seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def model_config(s: TrainSettings, spec: AttentionSpec) -> EncoderConfig:
@@ -50,32 +60,61 @@ def model_config(s: TrainSettings, spec: AttentionSpec) -> EncoderConfig:
         head="reconstruction", output_dim=len(FEATURES), gated=True, attention=spec)
 
 
-def training_windows(exps: List[Experiment], W: int) -> np.ndarray:
-    return np.concatenate([windows(e.z, W, W - 1, TRAIN_ROWS) for e in exps])
+def _reference_stretches(e: Experiment, rng: np.random.Generator, count: int):
+    """Mean and std of `count` random 400-row stretches of normal rows (the onboarding stretch first)."""
+    bad = np.concatenate([[0], np.cumsum(e.anomaly != 0)])
+    starts = np.arange(0, len(e.raw) - ONBOARD_ROWS + 1)
+    starts = starts[bad[starts + ONBOARD_ROWS] - bad[starts] == 0]
+    chosen = [0] + list(rng.choice(starts, size=min(count - 1, len(starts)), replace=False))
+    stretches = np.stack([e.raw[a:a + ONBOARD_ROWS] for a in chosen])
+    return stretches.mean(1), stretches.std(1)
 
 
-def train_model(exps: List[Experiment], s: TrainSettings, spec: AttentionSpec, log=print) -> SparseEncoder:
+def training_windows(lines: List[Experiment], s: TrainSettings, rng: np.random.Generator):
+    """Every stride-th all-normal window of every line, less the line's onboarding mean (float32), with the
+    mean offsets and stds the windows may be standardized with: (raw [N, W, C], offset [N, R, C], std [N, R, C])."""
+    raws, offsets, stds = [], [], []
+    for e in lines:
+        ends = normal_window_ends(e.anomaly, s.window)[::s.stride]
+        centred = e.raw - e.mean
+        raws.append(windows(centred, s.window, s.window - 1, len(e.raw))[ends - (s.window - 1)].astype(np.float32))
+        count = 16 if s.reference == "random" else 1
+        mean, std = _reference_stretches(e, rng, count)
+        offsets.append(np.broadcast_to((mean - e.mean)[None], (len(ends),) + mean.shape))
+        stds.append(np.broadcast_to(std[None], (len(ends),) + std.shape))
+    return (np.concatenate(raws), np.concatenate(offsets).astype(np.float32),
+            np.concatenate(stds).astype(np.float32))
+
+
+def train_model(lines: List[Experiment], s: TrainSettings, spec: AttentionSpec, log=print) -> SparseEncoder:
     torch.manual_seed(s.seed)
     rng = np.random.default_rng(s.seed)
     model = SparseEncoder(model_config(s, spec))
-    X = torch.from_numpy(training_windows(exps, s.window))
+    raw, offsets, stds = (torch.from_numpy(a) for a in training_windows(lines, s, rng))
+    n, refs = len(raw), offsets.shape[1]
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=1e-4)
-    steps = s.epochs * math.ceil(len(X) / s.batch)
+    steps = s.epochs * math.ceil(n / s.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=steps, pct_start=0.1)
     t0 = time.time()
     model.train()
     for epoch in range(s.epochs):
-        perm = torch.from_numpy(rng.permutation(len(X)))
+        perm = torch.from_numpy(rng.permutation(n))
         total = 0.0
-        for i in range(0, len(X), s.batch):
-            x = X[perm[i:i + s.batch]]
+        for i in range(0, n, s.batch):
+            idx = perm[i:i + s.batch]
+            b = len(idx)
+            ref = torch.from_numpy(rng.integers(0, refs, size=b))
+            x = (raw[idx] - offsets[idx, ref][:, None, :]) / stds[idx, ref][:, None, :]
+            if s.gain > 0:
+                x = x * torch.exp(s.gain * torch.randn(b, 1, x.shape[2]))
+            if s.thermal_gain > 0:
+                x[:, :, DRIFTING] *= torch.exp(s.thermal_gain * torch.randn(b, 1, len(DRIFTING)))
             if s.drift > 0:
-                x = x.clone()
-                x[:, :, DRIFTING] += (2 * torch.rand(x.shape[0], 1, len(DRIFTING)) - 1) * s.drift
+                x[:, :, DRIFTING] += (2 * torch.rand(b, 1, len(DRIFTING)) - 1) * s.drift
             noisy = x + s.noise * torch.randn_like(x)
             if s.level_noise > 0:
-                noisy[:, :, STATIONARY] += s.level_noise * torch.randn(x.shape[0], 1, len(STATIONARY))
-            keep = (torch.rand(x.shape[0], 1, x.shape[2]) >= s.channel_drop).to(x.dtype)
+                noisy[:, :, STATIONARY] += s.level_noise * torch.randn(b, 1, len(STATIONARY))
+            keep = (torch.rand(b, 1, x.shape[2]) >= s.channel_drop).to(x.dtype)
             noisy = noisy * keep
             out, _, _ = model(noisy, None, spec)
             loss = ((out - x) ** 2).mean()
@@ -84,56 +123,34 @@ def train_model(exps: List[Experiment], s: TrainSettings, spec: AttentionSpec, l
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-            total += float(loss) * len(x)
-        log(f"  {spec.pattern}/{spec.sparsity}: epoch {epoch + 1}/{s.epochs} loss {total / len(X):.4f} "
-            f"({time.time() - t0:.0f}s)")
+            total += float(loss) * b
+        log(f"  {spec.pattern}/{spec.sparsity}: epoch {epoch + 1}/{s.epochs} loss {total / n:.4f} "
+            f"({n} windows, {time.time() - t0:.0f}s)")
     return model.eval()
 
 
-def timestep_scores(model: SparseEncoder, X: np.ndarray, spec: AttentionSpec, batch: int = 256
-                    ) -> Tuple[np.ndarray, float]:
-    """Per-timestep score of every position of every window: mean over channels of the squared
-    reconstruction error of the standardized input. Returns ([N, W], density)."""
+def residuals(model: SparseEncoder, X: np.ndarray, spec: AttentionSpec, batch: int = 256):
+    """Reconstruction residuals output - input of windows X [N, W, C]: ([N, W, C] float32, density)."""
     out = []
     computed = dense = 0
     with torch.no_grad():
         for i in range(0, len(X), batch):
             x = torch.from_numpy(X[i:i + batch])
             y, c, d = model(x, None, spec)
-            out.append(((y - x) ** 2).mean(-1).numpy())
+            out.append((y - x).numpy())
             computed += c
             dense += d
     return np.concatenate(out), computed / dense
 
 
-def score_matrices(model, exps: List[Experiment], W: int, spec: AttentionSpec) -> list:
-    """Per file: (training-part scores [n_train, W], test-part scores [n_test, W]) of the windows
-    ending at each row of the part, and the effective density over both."""
-    out = []
-    for e in exps:
-        tr, d1 = timestep_scores(model, windows(e.z, W, W - 1, TRAIN_ROWS), spec)
-        te, d2 = timestep_scores(model, windows(e.z, W, TRAIN_ROWS, len(e.z)), spec)
-        out.append((tr, te, (d1 * len(tr) + d2 * len(te)) / (len(tr) + len(te))))
-    return out
-
-
-def detect(matrices: list, exps: List[Experiment], quantile: float, factor: float, smooth: int,
-           fixed_ucl: Optional[float] = None) -> dict:
-    """Point t is anomalous when the mean per-timestep score over the last `smooth` positions of the
-    window ending at t exceeds UCL = factor x quantile of the same statistic on the training parts
-    (or `fixed_ucl`, as when a sparse pattern is swapped onto weights calibrated densely)."""
-    train = np.concatenate([tr[:, -smooth:].mean(1) for tr, _, _ in matrices])
-    ucl = float(np.quantile(train, quantile) * factor) if fixed_ucl is None else float(fixed_ucl)
-    per_group = {}
-    for (tr, te, _), e in zip(matrices, exps):
-        g = per_group.setdefault(e.group, ([], []))
-        g[0].append(e.anomaly[TRAIN_ROWS:])
-        g[1].append(te[:, -smooth:].mean(1) > ucl)
-    result = {"ucl": ucl, "density": float(np.mean([m[2] for m in matrices])), "groups": {}}
-    all_t, all_p = [], []
-    for group, (t, p) in per_group.items():
-        result["groups"][group] = binary_scores(np.concatenate(t), np.concatenate(p))
-        all_t += t
-        all_p += p
-    result["groups"]["all"] = binary_scores(np.concatenate(all_t), np.concatenate(all_p))
-    return result
+def line_residuals(model: SparseEncoder, lines: List[Experiment], W: int, spec: AttentionSpec):
+    """Per line, the residuals of the windows ending at rows W-1 .. N-1 (input standardized with the line's
+    onboarding stretch), and the density over all of them."""
+    out, computed = [], 0.0
+    count = 0
+    for e in lines:
+        r, density = residuals(model, windows(e.z, W, W - 1, len(e.raw)), spec)
+        out.append(r)
+        computed += density * len(r)
+        count += len(r)
+    return out, computed / count

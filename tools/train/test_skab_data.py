@@ -10,7 +10,8 @@ import unittest
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from skab_data import FEATURES, TRAIN_ROWS, binary_scores, load_experiments, skab_dir, windows  # noqa: E402
+from skab_data import (FEATURES, ONBOARD_ROWS, binary_scores, load_anomaly_free, load_experiments,  # noqa: E402
+                       normal_window_ends, skab_dir, windows)
 
 
 class BinaryScoresTests(unittest.TestCase):
@@ -36,9 +37,13 @@ class WindowsTests(unittest.TestCase):
         with self.assertRaises(ValueError):
             windows(np.zeros((10, 2)), 4, 2, 5)
 
+    def test_normalWindowEnds_skipWindowsTouchingAnAnomaly(self):
+        anomaly = np.array([0, 0, 0, 0, 1, 0, 0, 0, 0, 0])
+        np.testing.assert_array_equal(normal_window_ends(anomaly, 3), [2, 3, 7, 8, 9])
+
 
 class LoadTests(unittest.TestCase):
-    def test_loadExperiments_sharedData_standardizesOnTrainingRows(self):
+    def test_loadExperiments_sharedData_standardizesOnOnboardingRows(self):
         try:
             skab_dir()
         except FileNotFoundError:
@@ -46,9 +51,19 @@ class LoadTests(unittest.TestCase):
         exps = load_experiments()
         self.assertEqual(len(exps), 20)
         self.assertEqual(exps[0].raw.shape[1], len(FEATURES))
-        z = exps[0].z[:TRAIN_ROWS]
+        z = exps[0].z[:ONBOARD_ROWS]
         np.testing.assert_allclose(z.mean(0), 0, atol=1e-4)
         self.assertTrue(set(np.unique(exps[0].anomaly)) <= {0, 1})
+
+    def test_loadAnomalyFree_sharedData_linesCoverTheRecordingUnlabelled(self):
+        try:
+            skab_dir()
+        except FileNotFoundError:
+            self.skipTest("SKAB data not present")
+        lines = load_anomaly_free()
+        self.assertEqual(sum(len(e.raw) for e in lines), 9405)
+        self.assertTrue(all(len(e.raw) >= ONBOARD_ROWS for e in lines))
+        self.assertTrue(all(not e.anomaly.any() for e in lines))
 
 
 if __name__ == "__main__":

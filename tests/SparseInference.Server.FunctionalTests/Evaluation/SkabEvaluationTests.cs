@@ -4,12 +4,14 @@ using SparseInference.Evaluate;
 using SparseInference.Models;
 using SparseInference.Server.FunctionalTests.Infrastructure;
 using SparseInference.Testing;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Server.FunctionalTests.Evaluation;
 
 /// <summary>
 /// The SKAB evaluator against the real server: its F1/FAR/MAR for one SKAB file must equal a computation done here
-/// with the engine directly (same windows, same batches) and confusion counts of our own.
+/// with the engine directly (same windows, same batches) and confusion counts of our own, without line baselines
+/// (the model's thresholds) and with them (the file onboarded on its first rows).
 /// </summary>
 [Collection(ServerCollection.Name)]
 public sealed class SkabEvaluationTests(ServerFixture server)
@@ -18,8 +20,6 @@ public sealed class SkabEvaluationTests(ServerFixture server)
     private const int TrainRows = 400;
     private const int Batch = 50;
 
-    private static readonly string[] Features =
-        ["Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature", "Thermocouple", "Voltage", "Volume Flow RateRMS"];
 
     [SkippableTheory]
     [InlineData("rest-binary", "dense")]
@@ -32,7 +32,7 @@ public sealed class SkabEvaluationTests(ServerFixture server)
         var json = Path.Combine(output.FullName, "evaluation.json");
         var command = EvaluateCommand.Parse(
         [
-            "--url", $"http://127.0.0.1:{server.RestPort}", "--grpc-url", $"http://127.0.0.1:{server.GrpcPort}",
+            "--url", $"http://127.0.0.1:{server.RestPort}", "--grpc-url", $"http://127.0.0.1:{server.GrpcPort}", "--scoring", "model",
             "--protocol", protocol, "--models-dir", server.RepositoryRoot, "--data-dir", skab, "--files", File,
             "--variants", variant, "--batch", Batch.ToString(CultureInfo.InvariantCulture), "--concurrency", "3", "--warmup", "1", "--json", json,
         ]);
@@ -126,22 +126,18 @@ public sealed class SkabEvaluationTests(ServerFixture server)
 
     private static (float[] Z, int[] Labels) Standardized(string csv)
     {
-        var lines = System.IO.File.ReadAllLines(csv).Where(l => l.Length > 0).ToArray();
-        var header = lines[0].Split(';');
-        var columns = Features.Select(f => Array.IndexOf(header, f)).ToArray();
-        var label = Array.IndexOf(header, "anomaly");
-        Assert.DoesNotContain(-1, columns.Append(label));
-        var raw = lines.Skip(1).Select(l => l.Split(';')).ToArray();
-        var z = new float[raw.Length * Features.Length];
-        for (var c = 0; c < Features.Length; c++)
+        var (rows, labels) = SkabFiles.Read(csv);
+        var channels = SkabFiles.Features.Length;
+        var z = new float[rows.Count * channels];
+        for (var c = 0; c < channels; c++)
         {
-            var column = raw.Select(cells => double.Parse(cells[columns[c]], CultureInfo.InvariantCulture)).ToArray();
+            var column = rows.Select(r => r[c]).ToArray();
             var mean = column.Take(TrainRows).Average();
             var std = Math.Sqrt(column.Take(TrainRows).Select(v => (v - mean) * (v - mean)).Average());
             std = std == 0 ? 1 : std;
             for (var r = 0; r < column.Length; r++)
-                z[(r * Features.Length) + c] = (float)((column[r] - mean) / std);
+                z[(r * channels) + c] = (float)((column[r] - mean) / std);
         }
-        return (z, [.. raw.Select(cells => double.Parse(cells[label], CultureInfo.InvariantCulture) != 0 ? 1 : 0)]);
+        return (z, labels);
     }
 }

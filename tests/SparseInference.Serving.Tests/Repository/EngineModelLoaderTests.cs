@@ -1,8 +1,6 @@
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using SparseInference.Models;
-using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Repository;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Serving.Tests.Repository;
 
@@ -66,9 +64,7 @@ public sealed class EngineModelLoaderTests
         }
     }
 
-    private static EngineModelLoader NewLoader() =>
-        new(new ConfiguredBackend(Options.Create(new SparseInferenceOptions { Device = "cpu" }), [], NullLogger<ConfiguredBackend>.Instance),
-            NullLogger<EngineModelLoader>.Instance);
+    private static EngineModelLoader NewLoader() => CpuModelLoader.Create();
 
     private static ForwardInput Window(IInferenceModel model)
     {

@@ -1,9 +1,9 @@
 using SparseInference.Tensors.Cuda.Attention;
 using SparseInference.Tensors.Cuda.Memory;
 
-namespace SparseInference.Tensors.Cuda;
+namespace SparseInference.Tensors.Cuda.Kernels;
 
-public sealed unsafe partial class CudaBackend
+public sealed unsafe partial class AttentionKernels
 {
     private const int SmallHeadMaxDim = 64;
     private const int SmallHeadMaxBlock = 256;
@@ -31,7 +31,7 @@ public sealed unsafe partial class CudaBackend
     /// Attention on the small-head kernel: the shapes of small sensor models (4 heads of 8 over a 64-step window,
     /// blocks of 8), where a call is a few thousand pairs per head and tensor-core tiles of 16 would be mostly padding.
     /// </summary>
-    private void SmallHeadAttention(CudaBuffer q, CudaBuffer k, CudaBuffer v, CudaBuffer o, AttentionGeometry geometry,
+    private void SmallHead(CudaBuffer q, CudaBuffer k, CudaBuffer v, CudaBuffer o, AttentionGeometry geometry,
         DeviceBlockLayout? layout, CudaBuffer? seqLens, CudaElementType type)
     {
         const int denseRows = 64;
@@ -42,11 +42,11 @@ public sealed unsafe partial class CudaBackend
         {
             $"HEAD_DIM={geometry.HeadDim}", $"ROWS={rows}", $"KEYS={keys}", $"USE_FP16={(type == CudaElementType.Float16 ? 1 : 0)}",
         };
-        context.MakeCurrent();
-        var f = Function("attention_small.cu", "attention_small", defines);
-        var p = AttentionParamsFor(q, k, v, o, geometry, layout, seqLens, denseBlock: rows, queryTile: rows);
+        device.MakeCurrent();
+        var f = device.Function("attention_small.cu", "attention_small", defines);
+        var p = ParamsFor(q, k, v, o, geometry, layout, seqLens, denseBlock: rows, queryTile: rows);
         void** args = stackalloc void*[] { &p };
-        Launch(f, (uint)CsrBlockLayout.BlockCount(geometry.SeqLen, rows), (uint)geometry.Heads, (uint)geometry.Batch,
+        device.Launch(f, (uint)CsrBlockLayout.BlockCount(geometry.SeqLen, rows), (uint)geometry.Heads, (uint)geometry.Batch,
             (uint)rows, 0, args, "attention_small");
     }
 }
