@@ -27,9 +27,9 @@ internal sealed class ServingBench(CudaDevice gpu, string modelDir, string outDi
 
     public int Failed { get; private set; }
 
-    /// <summary>The server's settings (ComputeDeviceSelector): BF16 products, BF16 residual, GELU in the epilogue.</summary>
+    /// <summary>The server's settings (<see cref="CudaBackendProvider.ServingOptions"/>) with recording and fused layers as asked.</summary>
     private static CudaBackendOptions Serving(int recordings, bool fused = false) =>
-        new() { MatMulPrecision = CudaMatMulPrecision.BFloat16, MaxRecordedForwards = recordings, FusedLayers = fused };
+        CudaBackendProvider.ServingOptions() with { MaxRecordedForwards = recordings, FusedLayers = fused };
 
     public void Run()
     {

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using SparseInference.Serving.State;
 using SparseInference.Serving.Tests.Variants;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Serving.Tests.State;
 
@@ -245,7 +246,7 @@ public sealed class DirectoryStateStoreTests : IDisposable
     {
         var options = new StateStoreOptions();
 
-        Assert.True(new StateStoreOptionsValidator(new ContentRoot(_root)).Validate(null, options).Succeeded);
+        Assert.True(new StateStoreOptionsValidator(new TestHostEnvironment(_root)).Validate(null, options).Succeeded);
         Assert.Equal(Path.Combine(_root, "state"), options.ResolveDirectory(_root));
         Assert.True(Directory.Exists(Path.Combine(_root, "state")));
     }
@@ -265,11 +266,4 @@ public sealed class DirectoryStateStoreTests : IDisposable
     private static byte[] Json(long revision, string value) =>
         Encoding.UTF8.GetBytes(new JsonObject { ["revision"] = revision, ["value"] = value }.ToJsonString());
 
-    private sealed class ContentRoot(string path) : Microsoft.Extensions.Hosting.IHostEnvironment
-    {
-        public string EnvironmentName { get; set; } = "Test";
-        public string ApplicationName { get; set; } = "test";
-        public string ContentRootPath { get; set; } = path;
-        public Microsoft.Extensions.FileProviders.IFileProvider ContentRootFileProvider { get; set; } = new Microsoft.Extensions.FileProviders.NullFileProvider();
-    }
 }
