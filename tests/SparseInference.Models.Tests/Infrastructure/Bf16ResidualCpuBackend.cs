@@ -10,7 +10,7 @@ namespace SparseInference.Models.Tests.Infrastructure;
 /// MatMul's C, Embedding's output, ScatterAddRows' destination); anything else reaches the CPU backend, which rejects a
 /// BF16 tensor. Lets the model's BF16 path run, and be compared with the FP32 reference, without a GPU.
 /// </summary>
-internal sealed class Bf16ResidualCpuBackend(CpuBackend cpu) : IComputeBackend
+internal sealed class Bf16ResidualCpuBackend(CpuBackend cpu) : CpuBackendDecorator(cpu)
 {
     /// <summary>What <see cref="ResidualDType"/> reports (BF16 by default; F32 to test a change of dtype).</summary>
     public DType Residual { get; set; } = DType.BF16;
@@ -18,72 +18,34 @@ internal sealed class Bf16ResidualCpuBackend(CpuBackend cpu) : IComputeBackend
     /// <summary>Ops that stored a BF16 result.</summary>
     public int Bf16Stores { get; private set; }
 
-    public string Name => "cpu-bf16-residual";
+    public override string Name => "cpu-bf16-residual";
 
-    public DeviceKind Device => DeviceKind.Cpu;
+    public override DType ResidualDType => Residual;
 
-    public DType ResidualDType => Residual;
-
-    public bool Supports(TensorOp op, DType dtype) =>
+    public override bool Supports(TensorOp op, DType dtype) =>
         (dtype == DType.BF16 && op is TensorOp.Add or TensorOp.LayerNorm or TensorOp.MatMul or TensorOp.Embedding or TensorOp.ScatterAddRows)
-        || cpu.Supports(op, dtype);
+        || Cpu.Supports(op, dtype);
 
-    public Tensor Allocate(Shape shape, DType dtype, bool zeroed = true) => cpu.Allocate(shape, dtype, zeroed);
+    public override void MatMul(Tensor a, Tensor b, Tensor c, MatMulOptions options, Tensor? bias = null) =>
+        Store(c, reads: options.Beta != 0, wide => Cpu.MatMul(a, b, wide, options, bias));
 
-    public void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination) => cpu.CopyFromHost(source, destination);
-
-    public void CopyToHost(Tensor source, Span<byte> destination) => cpu.CopyToHost(source, destination);
-
-    public void Copy(Tensor source, Tensor destination) => cpu.Copy(source, destination);
-
-    public void Convert(Tensor source, Tensor destination) => cpu.Convert(source, destination);
-
-    public void PrepareWeight(Tensor weight, bool transposed) => cpu.PrepareWeight(weight, transposed);
-
-    public void MatMul(Tensor a, Tensor b, Tensor c, MatMulOptions options, Tensor? bias = null) =>
-        Store(c, reads: options.Beta != 0, wide => cpu.MatMul(a, b, wide, options, bias));
-
-    public void BiasAdd(Tensor x, Tensor bias, Tensor output) => cpu.BiasAdd(x, bias, output);
-
-    public void Add(Tensor a, Tensor b, Tensor output)
+    public override void Add(Tensor a, Tensor b, Tensor output)
     {
         using var wa = Widen(a);
         using var wb = Widen(b);
-        Store(output, reads: false, wide => cpu.Add(wa.Tensor, wb.Tensor, wide));
+        Store(output, reads: false, wide => Cpu.Add(wa.Tensor, wb.Tensor, wide));
     }
 
-    public void Scale(Tensor x, float alpha, Tensor output) => cpu.Scale(x, alpha, output);
-
-    public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float epsilon, Tensor output)
+    public override void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float epsilon, Tensor output)
     {
         using var wx = Widen(x);
-        Store(output, reads: false, wide => cpu.LayerNorm(wx.Tensor, gamma, beta, epsilon, wide));
+        Store(output, reads: false, wide => Cpu.LayerNorm(wx.Tensor, gamma, beta, epsilon, wide));
     }
 
-    public void Gelu(Tensor x, Tensor output) => cpu.Gelu(x, output);
+    public override void Embedding(Tensor table, Tensor ids, Tensor output) => Store(output, reads: false, wide => Cpu.Embedding(table, ids, wide));
 
-    public void Sigmoid(Tensor x, Tensor output) => cpu.Sigmoid(x, output);
-
-    public void Softmax(Tensor x, Tensor output) => cpu.Softmax(x, output);
-
-    public void Embedding(Tensor table, Tensor ids, Tensor output) => Store(output, reads: false, wide => cpu.Embedding(table, ids, wide));
-
-    public void Gather(Tensor source, Tensor indices, Tensor output) => cpu.Gather(source, indices, output);
-
-    public void ScatterAddRows(Tensor source, Tensor indices, Tensor destination, Tensor? rowScale = null) =>
-        Store(destination, reads: true, wide => cpu.ScatterAddRows(source, indices, wide, rowScale));
-
-    public void TopK(Tensor x, int k, Tensor values, Tensor indices) => cpu.TopK(x, k, values, indices);
-
-    public AttentionResult Attention(AttentionInputs inputs, Tensor output, ReadOnlySpan<int> validLengths, BlockLayout? layout) =>
-        cpu.Attention(inputs, output, validLengths, layout);
-
-    public AttentionResult TopKAttention(AttentionInputs inputs, Tensor output, ReadOnlySpan<int> validLengths, ReadOnlySpan<int> keysPerQuery) =>
-        cpu.TopKAttention(inputs, output, validLengths, keysPerQuery);
-
-    public void Dispose()
-    {
-    }
+    public override void ScatterAddRows(Tensor source, Tensor indices, Tensor destination, Tensor? rowScale = null) =>
+        Store(destination, reads: true, wide => Cpu.ScatterAddRows(source, indices, wide, rowScale));
 
     /// <summary>Runs <paramref name="op"/> into an FP32 output: the tensor itself, or for BF16 a widened temporary rounded back after.</summary>
     private void Store(Tensor output, bool reads, Action<Tensor> op)
@@ -94,14 +56,14 @@ internal sealed class Bf16ResidualCpuBackend(CpuBackend cpu) : IComputeBackend
             return;
         }
 
-        using var wide = cpu.Allocate(output.Shape, DType.F32, zeroed: false);
+        using var wide = Cpu.Allocate(output.Shape, DType.F32, zeroed: false);
         if (reads)
         {
-            cpu.Convert(output, wide);
+            Cpu.Convert(output, wide);
         }
 
         op(wide);
-        cpu.Convert(wide, output);
+        Cpu.Convert(wide, output);
         Bf16Stores++;
     }
 
@@ -112,8 +74,8 @@ internal sealed class Bf16ResidualCpuBackend(CpuBackend cpu) : IComputeBackend
             return new Widened(t, owned: false);
         }
 
-        var wide = cpu.Allocate(t.Shape, DType.F32, zeroed: false);
-        cpu.Convert(t, wide);
+        var wide = Cpu.Allocate(t.Shape, DType.F32, zeroed: false);
+        Cpu.Convert(t, wide);
         return new Widened(wide, owned: true);
     }
 

@@ -9,7 +9,7 @@ namespace SparseInference.Models.Tests.Infrastructure;
 /// Lets the model's recording logic (which shapes are recorded, when, the bucket padding, eviction, disposal) run without
 /// a GPU. Counts recordings made and alive.
 /// </summary>
-internal sealed class ReplayingCpuBackend(CpuBackend cpu, int maxRecordedForwards) : IComputeBackend, IForwardRecorder
+internal sealed class ReplayingCpuBackend(CpuBackend cpu, int maxRecordedForwards) : CpuBackendDecorator(cpu), IForwardRecorder
 {
     /// <summary>Set to make <see cref="Record"/> fail (return null), as a recording that hits an op that waits would.</summary>
     public bool FailRecordings { get; set; }
@@ -68,58 +68,5 @@ internal sealed class ReplayingCpuBackend(CpuBackend cpu, int maxRecordedForward
         }
     }
 
-    public string Name => "cpu-replaying";
-
-    public DeviceKind Device => DeviceKind.Cpu;
-
-    public DType ResidualDType => DType.F32;
-
-    public bool Supports(TensorOp op, DType dtype) => cpu.Supports(op, dtype);
-
-    public Tensor Allocate(Shape shape, DType dtype, bool zeroed = true) => cpu.Allocate(shape, dtype, zeroed);
-
-    public void CopyFromHost(ReadOnlySpan<byte> source, Tensor destination) => cpu.CopyFromHost(source, destination);
-
-    public void CopyToHost(Tensor source, Span<byte> destination) => cpu.CopyToHost(source, destination);
-
-    public void Copy(Tensor source, Tensor destination) => cpu.Copy(source, destination);
-
-    public void Convert(Tensor source, Tensor destination) => cpu.Convert(source, destination);
-
-    public void PrepareWeight(Tensor weight, bool transposed) => cpu.PrepareWeight(weight, transposed);
-
-    public void MatMul(Tensor a, Tensor b, Tensor c, MatMulOptions options, Tensor? bias = null) => cpu.MatMul(a, b, c, options, bias);
-
-    public void BiasAdd(Tensor x, Tensor bias, Tensor output) => cpu.BiasAdd(x, bias, output);
-
-    public void Add(Tensor a, Tensor b, Tensor output) => cpu.Add(a, b, output);
-
-    public void Scale(Tensor x, float alpha, Tensor output) => cpu.Scale(x, alpha, output);
-
-    public void LayerNorm(Tensor x, Tensor gamma, Tensor beta, float epsilon, Tensor output) => cpu.LayerNorm(x, gamma, beta, epsilon, output);
-
-    public void Gelu(Tensor x, Tensor output) => cpu.Gelu(x, output);
-
-    public void Sigmoid(Tensor x, Tensor output) => cpu.Sigmoid(x, output);
-
-    public void Softmax(Tensor x, Tensor output) => cpu.Softmax(x, output);
-
-    public void Embedding(Tensor table, Tensor ids, Tensor output) => cpu.Embedding(table, ids, output);
-
-    public void Gather(Tensor source, Tensor indices, Tensor output) => cpu.Gather(source, indices, output);
-
-    public void ScatterAddRows(Tensor source, Tensor indices, Tensor destination, Tensor? rowScale = null) =>
-        cpu.ScatterAddRows(source, indices, destination, rowScale);
-
-    public void TopK(Tensor x, int k, Tensor values, Tensor indices) => cpu.TopK(x, k, values, indices);
-
-    public AttentionResult Attention(AttentionInputs inputs, Tensor output, ReadOnlySpan<int> validLengths, BlockLayout? layout) =>
-        cpu.Attention(inputs, output, validLengths, layout);
-
-    public AttentionResult TopKAttention(AttentionInputs inputs, Tensor output, ReadOnlySpan<int> validLengths, ReadOnlySpan<int> keysPerQuery) =>
-        cpu.TopKAttention(inputs, output, validLengths, keysPerQuery);
-
-    public void Dispose()
-    {
-    }
+    public override string Name => "cpu-replaying";
 }
