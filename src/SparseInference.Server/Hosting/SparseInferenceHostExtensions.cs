@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using SparseInference.Server.Admin;
 using SparseInference.Server.Grpc;
 using SparseInference.Server.Observability.Logging;
 using SparseInference.Server.Observability.Metrics;
@@ -24,7 +25,10 @@ public static class SparseInferenceHostExtensions
         return builder;
     }
 
-    /// <summary>The request log and the gRPC message guard, then REST and admin, gRPC and the metrics exporter, each on its own port.</summary>
+    /// <summary>
+    /// The request log and the gRPC message guard, then REST and admin (line baselines included), gRPC and the metrics
+    /// exporter, each on its own port.
+    /// </summary>
     public static WebApplication MapSparseInferenceHost(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -33,6 +37,7 @@ public static class SparseInferenceHostExtensions
         app.MapSparseInference();
         app.MapSparseInferenceGrpc();
         var ports = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SparseInferenceOptions>>().Value.Ports;
+        app.MapSparseInferenceBaselines().RequireLocalPort(ports.Admin);
         app.MapPrometheusMetrics().RequireLocalPort(ports.Metrics);
         return app;
     }

@@ -10,7 +10,7 @@ namespace SparseInference.Serving.Admin;
 /// Guards every admin route: right port, then a bearer token compared in constant time.
 /// Missing credentials give 401, wrong ones 403, and no configured token refuses everything with 403.
 /// </summary>
-internal static class AdminAuthorization
+public static class AdminAuthorization
 {
     public static async ValueTask<object?> FilterAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
         Refusal(context.HttpContext) ?? await next(context).ConfigureAwait(false);
