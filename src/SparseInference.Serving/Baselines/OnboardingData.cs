@@ -96,11 +96,11 @@ public static class OnboardingData
         }
         catch (JsonException ex)
         {
-            throw new OnboardingException($"onboarding data: expected {{\"rows\": [[number, …], …]}} (one array of {Count(channels)} per reading), got invalid JSON: {ex.Message}");
+            throw new OnboardingException($"onboarding data: expected {{\"rows\": [[number, …], …]}} with one array per reading holding {Count(channels)}, got invalid JSON: {ex.Message}");
         }
 
         if (body?.Rows is not { } rows)
-            throw new OnboardingException($"onboarding data: expected {{\"rows\": [[number, …], …]}} (one array of {Count(channels)} per reading), got no 'rows'.");
+            throw new OnboardingException($"onboarding data: expected {{\"rows\": [[number, …], …]}} with one array per reading holding {Count(channels)}, got no 'rows'.");
         if (rows.Length > maxRows)
             throw TooMany(maxRows);
         if (body.Channels is { } named && channels.Count > 0 && !named.SequenceEqual(channels, StringComparer.Ordinal))
@@ -109,7 +109,7 @@ public static class OnboardingData
     }
 
     private static string Count(IReadOnlyList<string> channels) =>
-        channels.Count == 0 ? "one number per channel" : $"{channels.Count} numbers: {string.Join(", ", channels)}";
+        channels.Count == 0 ? "one number per channel" : $"{channels.Count} numbers ({string.Join(", ", channels)})";
 
     private static OnboardingException TooMany(int maxRows) =>
         new($"onboarding data: more than {maxRows} rows; send at most {maxRows} (the rule was validated on a few hundred rows of normal operation).");
