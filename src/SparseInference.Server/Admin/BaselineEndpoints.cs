@@ -30,7 +30,7 @@ public static class BaselineEndpoints
         group.MapGet("/baselines", (string model, LineOnboarding onboarding, HttpContext http) => Answer(async () =>
         {
             var summaries = await onboarding.ListAsync(model, http.RequestAborted).ConfigureAwait(false);
-            return Results.Json(summaries.Select(BaselineSummaryView.From).ToList(), BaselineAdminJsonContext.Relaxed.ListBaselineSummaryView);
+            return Results.Json(summaries.ToList(), BaselineAdminJsonContext.Relaxed.ListBaselineSummary);
         }));
 
         group.MapGet("/baselines/{**line}", (string model, string line, LineOnboarding onboarding, HttpContext http) => Answer(async () =>
@@ -179,21 +179,6 @@ public static class BaselineEndpoints
     private static string LineOf(string line) => line.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
 }
 
-/// <summary>A line of <c>GET /admin/models/{model}/baselines</c>.</summary>
-internal sealed record BaselineSummaryView(
-    string Line,
-    long Revision,
-    long AppliedRevision,
-    DateTimeOffset? CreatedAt,
-    string? ModelVersion,
-    int? Rows,
-    IReadOnlyDictionary<string, double>? Thresholds,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Error)
-{
-    public static BaselineSummaryView From(BaselineSummary s) =>
-        new(s.Line, s.Revision, s.AppliedRevision, s.CreatedAt, s.ModelVersion, s.Rows, s.Thresholds, s.Error);
-}
-
 /// <summary>The answer of <c>POST /admin/models/{model}/baselines:recalibrate</c>.</summary>
 internal sealed record RecalibrationView(string Model, IReadOnlyList<RecalibratedLine> Recalibrated, IReadOnlyList<FailedLine> Failed)
 {
@@ -208,7 +193,7 @@ internal sealed record RecalibratedLine(string Line, long Revision, string Model
 internal sealed record FailedLine(string Line, string Error);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
-[JsonSerializable(typeof(List<BaselineSummaryView>))]
+[JsonSerializable(typeof(List<BaselineSummary>))]
 [JsonSerializable(typeof(RecalibrationView))]
 [JsonSerializable(typeof(ErrorBody))]
 internal sealed partial class BaselineAdminJsonContext : JsonSerializerContext

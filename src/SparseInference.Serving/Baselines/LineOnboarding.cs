@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Globalization;
+using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SparseInference.Models;
@@ -44,7 +45,7 @@ public sealed record OnboardingTarget(CalibrationTarget Calibration, int MaxRows
 /// <summary>One line of a recalibration: its new baseline, or why it keeps the one it had.</summary>
 public sealed record RecalibrationOutcome(string Line, LineBaseline? Baseline, string? Error);
 
-/// <summary>One line's stored baseline as the list shows it, with the revision this replica applies.</summary>
+/// <summary>One line's stored baseline as the list shows it (a line of <c>GET /admin/models/{model}/baselines</c>), with the revision this replica applies.</summary>
 public sealed record BaselineSummary(
     string Line,
     long Revision,
@@ -53,7 +54,7 @@ public sealed record BaselineSummary(
     string? ModelVersion,
     int? Rows,
     IReadOnlyDictionary<string, double>? Thresholds,
-    string? Error);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Error);
 
 /// <summary>
 /// The administrative side of line baselines (docs/baselines.md, <i>Admin API</i>): onboarding a line from its raw rows
