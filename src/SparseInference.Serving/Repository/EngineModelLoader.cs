@@ -12,7 +12,7 @@ namespace SparseInference.Serving.Repository;
 /// Loads version directories with the SparseInference.Models engine, onto the compute device that
 /// <c>SparseInference:Device</c> names (the backend is created once, on the first load; CPU when CUDA is unavailable).
 /// </summary>
-internal sealed partial class EngineModelLoader : IInferenceModelLoader, IDisposable
+public sealed partial class EngineModelLoader : IInferenceModelLoader, IDisposable
 {
     private readonly Lazy<IComputeBackend?> _backend;
     private readonly ILogger _logger;
