@@ -26,6 +26,7 @@ internal sealed class BackendEncoder : IDisposable
     private readonly Tensor? _inputBias;
     private readonly Tensor _positions;
     private readonly WorkspacePool _workspaces;
+    private readonly RecordedForwards? _recorded;
 
     private BackendEncoder(IComputeBackend backend, ModelConfig config, Dictionary<string, Tensor> weights)
     {
@@ -41,7 +42,14 @@ internal sealed class BackendEncoder : IDisposable
 
         _positions = W("pos_embedding.weight");
         _workspaces = new WorkspacePool(backend, config);
+        if (backend is IForwardRecorder { MaxRecordedForwards: > 0 } recorder)
+        {
+            _recorded = new RecordedForwards(recorder, backend, config, Encode);
+        }
     }
+
+    /// <summary>Recorded forwards held now (0 on a backend that does not record).</summary>
+    internal int RecordedCount => _recorded?.Count ?? 0;
 
     public static BackendEncoder Load(string path, ModelConfig config, IComputeBackend backend)
     {
@@ -162,7 +170,12 @@ internal sealed class BackendEncoder : IDisposable
     /// <summary>One layer's tensors, resolved once at load so a forward does no name lookups.</summary>
     private sealed record LayerTensors(
         Tensor Ln1Weight, Tensor Ln1Bias, Tensor QkvWeight, Tensor QkvBias, Tensor OutWeight, Tensor OutBias,
-        Tensor Ln2Weight, Tensor Ln2Bias, Tensor Ff1Weight, Tensor Ff1Bias, Tensor Ff2Weight, Tensor Ff2Bias, string Prefix);
+        Tensor Ln2Weight, Tensor Ln2Bias, Tensor Ff1Weight, Tensor Ff1Bias, Tensor Ff2Weight, Tensor Ff2Bias, string Prefix)
+    {
+        /// <summary>The same tensors as a fused layer takes them.</summary>
+        public EncoderLayerWeights Fused { get; } = new(
+            Ln1Weight, Ln1Bias, QkvWeight, QkvBias, OutWeight, OutBias, Ln2Weight, Ln2Bias, Ff1Weight, Ff1Bias, Ff2Weight, Ff2Bias);
+    }
 
     private LayerTensors[] ResolveLayers() =>
         Enumerable.Range(0, _config.NLayers).Select(i =>
@@ -175,7 +188,13 @@ internal sealed class BackendEncoder : IDisposable
 
     private static readonly MatMulOptions Accumulate = new(TransposeB: true, Beta: 1f);
 
-    public ForwardResult Forward(ForwardInput input, int[] lengths, IAttentionPattern pattern, AttentionSpec spec)
+    public ForwardResult Forward(ForwardInput input, int[] lengths, IAttentionPattern pattern, AttentionSpec spec) =>
+        _recorded is not null && _recorded.TryForward(input, lengths, pattern, spec, ForwardOps, out var recorded)
+            ? recorded
+            : ForwardOps(input, lengths, pattern, spec);
+
+    /// <summary>The forward op by op, on a workspace from the pool.</summary>
+    private ForwardResult ForwardOps(ForwardInput input, int[] lengths, IAttentionPattern pattern, AttentionSpec spec)
     {
         var be = _backend;
         int batch = input.Batch, time = input.Time, d = _config.DModel, rows = batch * time;
@@ -322,9 +341,16 @@ internal sealed class BackendEncoder : IDisposable
         }
 
         long computed = 0;
+        var fused = FusedFor(pattern, time);
         for (int layer = 0; layer < _layers.Length; layer++)
         {
             var w = _layers[layer];
+            if (fused is not null)
+            {
+                computed += fused.EncoderLayer(w.Fused, x, v.AttentionInputs, lengths, Layout(pattern, spec, layer, lengths, time, qkv), eps).ComputedPairs;
+                continue;
+            }
+
             be.LayerNorm(x, w.Ln1Weight, w.Ln1Bias, eps, h);
             if (pattern.Kind == AttentionPatternKind.Gated)
             {
@@ -345,6 +371,12 @@ internal sealed class BackendEncoder : IDisposable
             be.MatMul(hidden, w.Ff2Weight, x, Accumulate, w.Ff2Bias);
         }
 
+        if (fused is not null && _config.Head != HeadKind.Classification)
+        {
+            fused.LayerNormLinear(x, W("final_ln.weight"), W("final_ln.bias"), eps, W("head.weight"), W("head.bias"), v.Head);
+            return computed;
+        }
+
         be.LayerNorm(x, W("final_ln.weight"), W("final_ln.bias"), eps, h);
         if (_config.Head != HeadKind.Classification)
         {
@@ -353,6 +385,16 @@ internal sealed class BackendEncoder : IDisposable
 
         return computed;
     }
+
+    /// <summary>
+    /// The backend's fused layer where it takes this model and sequence length and the pattern's layout is known before the
+    /// layer runs (dense and static block patterns); null to run the layer op by op.
+    /// </summary>
+    private IFusedEncoderLayer? FusedFor(IAttentionPattern pattern, int time) =>
+        _backend is IFusedEncoderLayer fused && pattern.Kind is AttentionPatternKind.Dense or AttentionPatternKind.StaticBlocks
+            && fused.SupportsFusedLayer(_config.DModel, _config.NHeads, _config.DFf, time)
+            ? fused
+            : null;
 
     private static int[] Budgets(int[] lengths, AttentionSpec spec)
     {
@@ -524,6 +566,8 @@ internal sealed class BackendEncoder : IDisposable
 
     public void Dispose()
     {
+        // Recordings first: they replay into memory the weights' BF16 copies and the workspaces hold.
+        _recorded?.Dispose();
         _workspaces.Dispose();
         foreach (var t in _weights.Values)
         {

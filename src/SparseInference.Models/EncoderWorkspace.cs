@@ -70,10 +70,14 @@ internal sealed class EncoderWorkspace : IDisposable
             throw;
         }
 
-        Bytes = (((long)capacity * (config.InputKind == InputKind.Continuous ? config.InputChannels : 1)
-                 + (long)capacity * (5L * d + config.DFf + config.OutputDim)) * sizeof(float))
-                + ((long)capacity * d * ResidualDType.SizeInBytes());
+        Bytes = BytesFor(config, capacity, ResidualDType);
     }
+
+    /// <summary>Backend memory a workspace of <paramref name="capacity"/> rows holds.</summary>
+    public static long BytesFor(ModelConfig config, int capacity, DType residualDType) =>
+        (((long)capacity * (config.InputKind == InputKind.Continuous ? config.InputChannels : 1)
+          + (long)capacity * (5L * config.DModel + config.DFf + config.OutputDim)) * sizeof(float))
+        + ((long)capacity * config.DModel * residualDType.SizeInBytes());
 
     /// <summary>The dtype of the residual stream <see cref="SequenceViews.X"/> (the backend's at allocation).</summary>
     public DType ResidualDType { get; }

@@ -1,4 +1,5 @@
 using SparseInference.Tensors.Cuda.Attention;
+using SparseInference.Tensors.Cuda.Kernels;
 using SparseInference.Tensors.Cuda.Memory;
 using SparseInference.Tensors.Cuda.Tests.Attention;
 
@@ -13,7 +14,7 @@ public class CudaBackendGpuTests
     [GpuFact]
     public void LayerNorm_RandomRows_MatchesReference()
     {
-        Assert.True(CudaBackend.TryCreate(out var gpu, out var reason), reason);
+        Assert.True(CudaDevice.TryCreate(out var gpu, out var reason), reason);
         using (gpu)
         {
             const int rows = 37, cols = 96;
@@ -29,7 +30,7 @@ public class CudaBackendGpuTests
             gpu.Upload<float>(gamma, dg);
             gpu.Upload<float>(beta, db);
             gpu.Fill32(dy, 0x7FC00000);
-            gpu.LayerNorm(dx, dg, db, dy, rows, cols, 1e-5f);
+            gpu.Elementwise.LayerNorm(dx, dg, db, dy, rows, cols, 1e-5f);
             var y = new float[x.Length];
             gpu.Download<float>(dy, y);
 
@@ -106,11 +107,11 @@ public class CudaBackendGpuTests
     [GpuFact]
     public void Linear_BFloat16InputsWithGelu_MatchesCpuBackend()
     {
-        Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason), reason);
+        Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason, new CudaBackendOptions { MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs }), reason);
         using (gpu)
         using (var cpu = new SparseInference.Tensors.Cpu.CpuBackend())
         {
-            gpu!.MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs;
+            Assert.NotNull(gpu);
             const int rows = 200, inFeatures = 128, outFeatures = 96;
             var rng = new Random(17);
             float[] Random(int n, float scale) => Enumerable.Range(0, n).Select(_ => (float)(((rng.NextDouble() * 2) - 1) * scale)).ToArray();
@@ -149,18 +150,18 @@ public class CudaBackendGpuTests
         using (gpu)
         {
             gpu!.ReleaseCachedMemory();
-            var (before, _) = gpu.Device.DeviceMemoryInfo();
+            var (before, _) = gpu.Gpu.DeviceMemoryInfo();
             const int Rows = 64 << 10, Cols = 1024;
             using (var t = gpu.Allocate(new Shape(Rows, Cols), DType.F32))
             {
                 gpu.Scale(t, 2f, t);
-                gpu.Device.Synchronize();
-                var (held, _) = gpu.Device.DeviceMemoryInfo();
+                gpu.Gpu.Synchronize();
+                var (held, _) = gpu.Gpu.DeviceMemoryInfo();
                 Assert.True(before - held >= 4L * Rows * Cols, $"allocating {4L * Rows * Cols >> 20} MiB lowered free memory by {(before - held) >> 20} MiB only");
             }
 
             gpu.ReleaseCachedMemory();
-            var (after, _) = gpu.Device.DeviceMemoryInfo();
+            var (after, _) = gpu.Gpu.DeviceMemoryInfo();
             Assert.True(Math.Abs(after - before) <= 2L << 20, $"free memory {before >> 20} MiB before, {after >> 20} MiB after dispose and release");
         }
     }
@@ -171,7 +172,7 @@ public class CudaBackendGpuTests
         var geometry = AttentionGeometry.Contiguous(1, 1, 240, 128);
         var layout = CsrBlockLayout.Dense(1, 1, 240, 48);
 
-        Assert.False(CudaBackend.SupportsAttention(geometry, layout, out var why));
+        Assert.False(AttentionKernels.Supports(geometry, layout, out var why));
         Assert.Contains("block size 48 (supported: 16, 32, 64, 128) for the tensor-core kernel", why);
         Assert.Contains("head dim 128 (supported: 1 to 64) for the small-head kernel", why);
     }
@@ -181,14 +182,14 @@ public class CudaBackendGpuTests
     {
         var geometry = AttentionGeometry.Contiguous(2, 4, 64, 8);
 
-        Assert.True(CudaBackend.SupportsAttention(geometry, CsrBlockLayout.Dense(2, 4, 64, 8), out var why), why);
-        Assert.False(CudaBackend.TensorCoreKernelTakes(geometry, null, out _));
+        Assert.True(AttentionKernels.Supports(geometry, CsrBlockLayout.Dense(2, 4, 64, 8), out var why), why);
+        Assert.False(AttentionKernels.TensorCoreKernelTakes(geometry, null, out _));
     }
 
     [Fact]
     public void SupportsAttention_HeadDim96_IsReportedUnsupported()
     {
-        Assert.False(CudaBackend.SupportsAttention(AttentionGeometry.Contiguous(1, 1, 64, 96), null, out var why));
+        Assert.False(AttentionKernels.Supports(AttentionGeometry.Contiguous(1, 1, 64, 96), null, out var why));
         Assert.Contains("head dim 96", why);
     }
 }

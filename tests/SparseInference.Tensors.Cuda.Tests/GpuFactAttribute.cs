@@ -5,7 +5,7 @@ namespace SparseInference.Tensors.Cuda.Tests;
 
 /// <summary>
 /// A test that needs a CUDA GPU: skipped, with the backend's own reason (what is missing and what
-/// to install), where <see cref="CudaBackend.TryCreate"/> fails, as on CI.
+/// to install), where <see cref="CudaDevice.TryCreate"/> fails, as on CI.
 /// </summary>
 public sealed class GpuFactAttribute : FactAttribute
 {
@@ -19,12 +19,25 @@ public sealed class GpuFactAttribute : FactAttribute
     }
 }
 
-/// <summary>The outcome of one <see cref="CudaBackend.TryCreate"/> per test run.</summary>
+/// <summary>A theory that needs a CUDA GPU: skipped like <see cref="GpuFactAttribute"/>.</summary>
+public sealed class GpuTheoryAttribute : TheoryAttribute
+{
+    public GpuTheoryAttribute([CallerFilePath] string? sourceFilePath = null, [CallerLineNumber] int sourceLineNumber = -1)
+        : base(sourceFilePath, sourceLineNumber)
+    {
+        if (!GpuAvailability.Available)
+        {
+            Skip = "No usable CUDA GPU: " + GpuAvailability.Reason;
+        }
+    }
+}
+
+/// <summary>The outcome of one <see cref="CudaDevice.TryCreate"/> per test run.</summary>
 internal static class GpuAvailability
 {
     private static readonly Lazy<(bool Available, string? Reason)> Probe = new(() =>
     {
-        if (CudaBackend.TryCreate(out var backend, out var reason))
+        if (CudaDevice.TryCreate(out var backend, out var reason))
         {
             backend!.Dispose();
             return (true, null);

@@ -41,18 +41,25 @@ public sealed class ResidualPrecisionTests
     [InlineData(TensorOp.TopK)]
     public void SupportsOp_OpsOutsideTheResidualStream_RejectBf16(TensorOp op) => Assert.False(CudaComputeBackend.SupportsOp(op, DType.BF16));
 
-    [GpuFact]
-    public void Defaults_BFloat16Precision_ResidualBf16AndGeluInEpilogue()
+    [Fact]
+    public void Options_Defaults_Float32ProductsGeluInEpilogueBf16ResidualWithBf16Products()
     {
-        Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason), reason);
-        using (gpu)
-        {
-            Assert.True(gpu!.GeluInEpilogue);
-            Assert.Equal(DType.F32, gpu.ResidualDType); // Float32 products by default
-            gpu.MatMulPrecision = CudaMatMulPrecision.BFloat16;
-            Assert.Equal(DType.BF16, gpu.ResidualDType);
-            Assert.Equal(DType.BF16, ((IComputeBackend)gpu).ResidualDType);
-        }
+        var options = new CudaBackendOptions();
+
+        Assert.Equal(CudaMatMulPrecision.Float32, options.MatMulPrecision);
+        Assert.True(options.GeluInEpilogue);
+        Assert.True(options.BFloat16Residual);
+    }
+
+    [GpuFact]
+    public void ResidualDType_BFloat16Options_IsBf16ThroughTheContract()
+    {
+        Assert.True(CudaDevice.TryCreate(out var device, out var reason), reason);
+        using var gpu32 = new CudaComputeBackend(device!);
+        using var gpu16 = new CudaComputeBackend(device!, new CudaBackendOptions { MatMulPrecision = CudaMatMulPrecision.BFloat16 }, ownsDevice: false);
+
+        Assert.Equal(DType.F32, ((IComputeBackend)gpu32).ResidualDType);
+        Assert.Equal(DType.BF16, ((IComputeBackend)gpu16).ResidualDType);
     }
 
     [GpuFact]
@@ -120,12 +127,12 @@ public sealed class ResidualPrecisionTests
             // cuBLASLt with BF16 C (BFloat16 products), and the widen-compute-round fallback (FP32 products).
             foreach (var precision in new[] { CudaMatMulPrecision.BFloat16, CudaMatMulPrecision.Float32 })
             {
-                gpu!.MatMulPrecision = precision;
-                using var gx = gpu.FromHost(x, rows, inFeatures);
-                using var gw = gpu.FromHost(w, outFeatures, inFeatures);
-                using var gb = gpu.FromHost(b, outFeatures);
-                using var gc = Bf16Tensor(gpu, c0, rows, outFeatures);
-                gpu.MatMul(gx, gw, gc, new MatMulOptions(TransposeB: true, Beta: 1f), gb);
+                using var be = new CudaComputeBackend(gpu!.Gpu, new CudaBackendOptions { MatMulPrecision = precision }, ownsDevice: false);
+                using var gx = be.FromHost(x, rows, inFeatures);
+                using var gw = be.FromHost(w, outFeatures, inFeatures);
+                using var gb = be.FromHost(b, outFeatures);
+                using var gc = Bf16Tensor(be, c0, rows, outFeatures);
+                be.MatMul(gx, gw, gc, new MatMulOptions(TransposeB: true, Beta: 1f), gb);
                 var got = Widen(ReadBf16(gc));
                 var err = RelativeError(got, want);
                 Assert.DoesNotContain(got, float.IsNaN);
@@ -139,12 +146,11 @@ public sealed class ResidualPrecisionTests
     [GpuFact]
     public void Linear_SmallInnerDimensionWithBf16Products_IsComputedInFp32()
     {
-        Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason), reason);
+        Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason, new CudaBackendOptions { MatMulPrecision = CudaMatMulPrecision.BFloat16 }), reason);
         using (gpu)
         using (var cpu = new CpuBackend())
         {
             var g = gpu!;
-            g.MatMulPrecision = CudaMatMulPrecision.BFloat16;
             const int rows = 300, outFeatures = 96;
             var rng = new Random(41);
             float[] Random(int n) => Enumerable.Range(0, n).Select(_ => (float)((rng.NextDouble() * 2) - 1)).ToArray();
@@ -207,7 +213,7 @@ public sealed class ResidualPrecisionTests
     [GpuFact]
     public void Forward_Bf16ResidualEncoder_MatchesCpuEngineWithinBf16Tolerance()
     {
-        Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason), reason);
+        Assert.True(CudaComputeBackend.TryCreate(out var gpu, out var reason, new CudaBackendOptions { MatMulPrecision = CudaMatMulPrecision.BFloat16 }), reason);
         var dir = Path.Combine(Path.GetTempPath(), "si-bf16-residual-" + Guid.NewGuid().ToString("N"));
         try
         {
@@ -217,7 +223,6 @@ public sealed class ResidualPrecisionTests
             using (var cpuModel = EncoderModel.Load(dir))
             {
                 var g = gpu!;
-                g.MatMulPrecision = CudaMatMulPrecision.BFloat16;
                 Assert.Equal(DType.BF16, g.ResidualDType);
                 using var model = EncoderModel.Load(dir, g);
                 var rng = new Random(Environment.TickCount);

@@ -46,7 +46,7 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
         // With BFloat16, non-accumulating products keep their output in BF16 until an FP32 read.
         foreach (var precision in new[] { CudaMatMulPrecision.BFloat16Inputs, CudaMatMulPrecision.BFloat16 })
         {
-            using var bf16 = new CudaComputeBackend(gpu.Device, ownsDevice: false) { MatMulPrecision = precision };
+            using var bf16 = new CudaComputeBackend(gpu.Gpu, new CudaBackendOptions { MatMulPrecision = precision }, ownsDevice: false);
             Guard(() => Linear(rows: 300, inFeatures: 64, outFeatures: 256, Activation.Gelu, bf16));
             Guard(() => Linear(rows: 77, inFeatures: 256, outFeatures: 64, Activation.None, bf16));
             Guard(() => Linear(rows: 33, inFeatures: 40, outFeatures: 31, Activation.Gelu, bf16));
@@ -79,7 +79,7 @@ internal sealed class ContractChecks(CudaComputeBackend gpu, SelfChecks report, 
         var maxAbs = new double[2];
         for (var i = 0; i < 2; i++)
         {
-            using var be = new CudaComputeBackend(gpu.Device, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = i == 1 };
+            using var be = new CudaComputeBackend(gpu.Gpu, new CudaBackendOptions { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = i == 1 }, ownsDevice: false);
             using var gx = be.FromHost(x, rows, inFeatures);
             using var gw = be.FromHost(w, outFeatures, inFeatures);
             using var gb = be.FromHost(bias, outFeatures);

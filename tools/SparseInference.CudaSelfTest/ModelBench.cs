@@ -13,7 +13,7 @@ namespace SparseInference.CudaSelfTest;
 /// forward is timed at the benchmark size for dense and block-sparse patterns. Results go to model_ours.json for
 /// benchmarks/peers/gpu/model_peer.py, which times PyTorch eager on the same weights and block masks.
 /// </summary>
-internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
+internal sealed class ModelBench(CudaDevice gpu, string outDir, int iterations)
 {
     public const int Channels = 8, DModel = 512, Heads = 8, Layers = 4, DFf = 2048, BlockSize = 128;
     private const double Tolerance = 1e-2;
@@ -37,19 +37,19 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
         Console.WriteLine($"model: {Layers} layers, d_model {DModel}, {Heads} heads, d_ff {DFf}, {Channels} channels, weights in {modelDir}");
 
         using var cpu = EncoderModel.Load(modelDir);
-        using var backend = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs };
+        using var backend = new CudaComputeBackend(gpu, new CudaBackendOptions { MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs }, ownsDevice: false);
         using var model = EncoderModel.Load(modelDir, backend);
         using var backend32 = new CudaComputeBackend(gpu, ownsDevice: false);
         using var model32 = EncoderModel.Load(modelDir, backend32);
         // BFloat16 products: the earlier paths (FP32 residual stream, exact or epilogue GELU) and the defaults (BF16
         // residual stream, epilogue GELU), plus the BF16 residual with the exact GELU pass.
-        using var backendOut16 = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = false, BFloat16Residual = false };
+        using var backendOut16 = new CudaComputeBackend(gpu, new CudaBackendOptions { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = false, BFloat16Residual = false }, ownsDevice: false);
         using var modelOut16 = EncoderModel.Load(modelDir, backendOut16);
-        using var backendGelu = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = true, BFloat16Residual = false };
+        using var backendGelu = new CudaComputeBackend(gpu, new CudaBackendOptions { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = true, BFloat16Residual = false }, ownsDevice: false);
         using var modelGelu = EncoderModel.Load(modelDir, backendGelu);
-        using var backendRes = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16 };
+        using var backendRes = new CudaComputeBackend(gpu, new CudaBackendOptions { MatMulPrecision = CudaMatMulPrecision.BFloat16 }, ownsDevice: false);
         using var modelRes = EncoderModel.Load(modelDir, backendRes);
-        using var backendResExact = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = false };
+        using var backendResExact = new CudaComputeBackend(gpu, new CudaBackendOptions { MatMulPrecision = CudaMatMulPrecision.BFloat16, GeluInEpilogue = false }, ownsDevice: false);
         using var modelResExact = EncoderModel.Load(modelDir, backendResExact);
         Console.WriteLine($"residual stream: {backendRes.ResidualDType} with the BFloat16 defaults (GELU in epilogue: {backendRes.GeluInEpilogue}), {backendGelu.ResidualDType} with BFloat16Residual off");
         var stats = gpu.Memory.Statistics;
@@ -152,7 +152,7 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
     {
         foreach (var bf16Residual in new[] { false, true })
         {
-            using var backend = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16, BFloat16Residual = bf16Residual };
+            using var backend = new CudaComputeBackend(gpu, new CudaBackendOptions { MatMulPrecision = CudaMatMulPrecision.BFloat16, BFloat16Residual = bf16Residual }, ownsDevice: false);
             var precision = $"BFloat16, {backend.ResidualDType} residual, GELU in epilogue";
             var timing = new OpTimingBackend(backend);
             using var m = EncoderModel.Load(modelDir, timing);
@@ -178,7 +178,7 @@ internal sealed class ModelBench(CudaBackend gpu, string outDir, int iterations)
     /// </summary>
     private void UnloadFreesDeviceMemory(string modelDir, ForwardInput input)
     {
-        using var backend = new CudaComputeBackend(gpu, ownsDevice: false) { MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs };
+        using var backend = new CudaComputeBackend(gpu, new CudaBackendOptions { MatMulPrecision = CudaMatMulPrecision.BFloat16Inputs }, ownsDevice: false);
         void Cycle()
         {
             using var m = EncoderModel.Load(modelDir, backend);

@@ -7,7 +7,7 @@ namespace SparseInference.CudaSelfTest;
 /// Passes every op to a <see cref="CudaComputeBackend"/> and adds up the device time of each op kind (CUDA events
 /// around each call, synchronised): where a model forward spends its time. Tensors are the inner backend's.
 /// </summary>
-internal sealed class OpTimingBackend(CudaComputeBackend inner) : IComputeBackend
+internal sealed class OpTimingBackend(CudaComputeBackend inner) : IComputeBackend, IFusedEncoderLayer
 {
     private readonly Dictionary<string, (double Ms, int Calls)> totals = new(StringComparer.Ordinal);
 
@@ -17,7 +17,7 @@ internal sealed class OpTimingBackend(CudaComputeBackend inner) : IComputeBacken
 
     private void Time(string op, Action work)
     {
-        var ms = inner.Device.TimeMilliseconds(work);
+        var ms = inner.Gpu.TimeMilliseconds(work);
         totals[op] = totals.TryGetValue(op, out var t) ? (t.Ms + ms, t.Calls + 1) : (ms, 1);
     }
 
@@ -94,6 +94,17 @@ internal sealed class OpTimingBackend(CudaComputeBackend inner) : IComputeBacken
         var keys = keysPerQuery.ToArray();
         return Time("topk_attention", () => inner.TopKAttention(inputs, output, lengths, keys));
     }
+
+    public bool SupportsFusedLayer(int dModel, int heads, int dFf, int seqLen) => inner.SupportsFusedLayer(dModel, heads, dFf, seqLen);
+
+    public AttentionResult EncoderLayer(EncoderLayerWeights weights, Tensor x, AttentionInputs qkv, ReadOnlySpan<int> validLengths, BlockLayout? layout, float epsilon)
+    {
+        var lengths = validLengths.ToArray();
+        return Time("fused encoder layer", () => inner.EncoderLayer(weights, x, qkv, lengths, layout, epsilon));
+    }
+
+    public void LayerNormLinear(Tensor x, Tensor gamma, Tensor beta, float epsilon, Tensor weight, Tensor bias, Tensor output) =>
+        Time("fused layer_norm + linear", () => inner.LayerNormLinear(x, gamma, beta, epsilon, weight, bias, output));
 
     public void Dispose()
     {

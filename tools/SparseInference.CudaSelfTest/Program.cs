@@ -4,14 +4,17 @@ using System.Text;
 using SparseInference.CudaSelfTest;
 using SparseInference.Tensors.Cuda;
 using SparseInference.Tensors.Cuda.Attention;
+using SparseInference.Tensors.Cuda.Kernels;
 using SparseInference.Tensors.Cuda.Memory;
 
 // Self-test and benchmark of the CUDA backend on a real GPU.
-//   SparseInference.CudaSelfTest [--out DIR] [--skip-bench] [--iters N] [--model | --model-only]
+//   SparseInference.CudaSelfTest [--out DIR] [--skip-bench] [--iters N] [--model | --model-only | --serving MODEL_DIR]
 // 1. Every op runs on fresh random inputs, outputs poisoned with NaN first, and is compared with a
 //    double-precision CPU reference by ‖out − ref‖/‖ref‖; NaN never passes.
 // 2. Attention is timed with CUDA events after warm-up (median of --iters runs) and the results and
 //    block layouts are written under DIR for the PyTorch peer (benchmarks/peers/gpu/attention_peer.py).
+// --model-only: the whole encoder against the CPU engine and timed (ModelBench); --serving: a repository model with the
+// server's settings, recorded forwards (CUDA graphs) against unrecorded ones and the CPU engine (ServingBench).
 // Exit code: 0 all checks passed, 1 a check failed, 2 no usable GPU.
 
 var outDir = "selftest-out";
@@ -19,6 +22,7 @@ var skipBench = false;
 var iterations = 50;
 var model = false;
 var modelOnly = false;
+string? servingModel = null;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -28,14 +32,15 @@ for (var i = 0; i < args.Length; i++)
         case "--iters": iterations = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--model": model = true; break;
         case "--model-only": model = modelOnly = true; break;
+        case "--serving": servingModel = args[++i]; break;
         default:
-            Console.Error.WriteLine($"unknown argument '{args[i]}'; expected --out DIR, --skip-bench, --iters N, --model, --model-only");
+            Console.Error.WriteLine($"unknown argument '{args[i]}'; expected --out DIR, --skip-bench, --iters N, --model, --model-only, --serving MODEL_DIR");
             return 64;
     }
 }
 
 Directory.CreateDirectory(outDir);
-if (!CudaBackend.TryCreate(out var backend, out var reason) || backend is null)
+if (!CudaDevice.TryCreate(out var backend, out var reason) || backend is null)
 {
     Console.WriteLine(reason);
     return 2;
@@ -44,6 +49,14 @@ if (!CudaBackend.TryCreate(out var backend, out var reason) || backend is null)
 using (backend)
 {
     Console.WriteLine($"device: {backend.Describe()}");
+    if (servingModel is not null)
+    {
+        var serving = new ServingBench(backend, servingModel, outDir, iterations);
+        serving.Run();
+        Console.WriteLine($"serving checks: {serving.Passed} passed, {serving.Failed} failed");
+        return serving.Failed == 0 ? 0 : 1;
+    }
+
     if (modelOnly)
     {
         var modelOnlyBench = new ModelBench(backend, outDir, iterations);
@@ -137,7 +150,7 @@ namespace SparseInference.CudaSelfTest
         }
     }
 
-    internal sealed class SelfChecks(CudaBackend gpu, int seed)
+    internal sealed class SelfChecks(CudaDevice gpu, int seed)
     {
         private const uint PoisonF32 = 0x7FC00000;
         private const uint PoisonBf16Pair = 0x7FC07FC0;
@@ -174,18 +187,18 @@ namespace SparseInference.CudaSelfTest
                 MatMul(128, 96, 200, transposeB: false, CudaElementType.Float32, 1);
                 MatMul(256, 256, 256, transposeB: true, CudaElementType.BFloat16, 4);
             });
-            foreach (var variant in AttentionBenchmarks.Variants)
+            foreach (var kernel in AttentionBenchmarks.Kernels)
             {
-                Guard($"attention [{variant}]", () =>
+                Guard($"attention [{kernel}]", () =>
                 {
-                    Attention($"[{variant}] dense B2 H4 T300 d64 lens{{300,177}}", 2, 4, 300, 64, null, [300, 177], variant: variant);
-                    Attention($"[{variant}] window s0.5 bs128 B2 H3 T1000 d64", 2, 3, 1000, 64, CsrBlockLayout.Window(2, 3, 1000, 128, 0.5), null, variant: variant);
-                    Attention($"[{variant}] bigbird s0.75 bs64 B1 H2 T1024 d32", 1, 2, 1024, 32, CsrBlockLayout.BigBird(1, 2, 1024, 64, 0.75, 1, 7, 0), null, variant: variant);
-                    Attention($"[{variant}] dense B1 H1 T50 d64 (one key tile)", 1, 1, 50, 64, null, null, variant: variant);
-                    Attention($"[{variant}] window s0.5 bs64 B1 H2 T200 d64", 1, 2, 200, 64, CsrBlockLayout.Window(1, 2, 200, 64, 0.5), null, variant: variant);
-                    Attention($"[{variant}] bigbird s0.75 bs128 B2 H2 T2048 d64 lens{{2048,1500}} (split rows)", 2, 2, 2048, 64,
-                        CsrBlockLayout.BigBird(2, 2, 2048, 128, 0.75, 1, 11, 0), [2048, 1500], variant: variant);
-                    Attention($"[{variant}] dense B1 H2 T257 d64 fp16", 1, 2, 257, 64, null, null, CudaElementType.Float16, variant: variant);
+                    Attention($"[{kernel}] dense B2 H4 T300 d64 lens{{300,177}}", 2, 4, 300, 64, null, [300, 177], kernel: kernel);
+                    Attention($"[{kernel}] window s0.5 bs128 B2 H3 T1000 d64", 2, 3, 1000, 64, CsrBlockLayout.Window(2, 3, 1000, 128, 0.5), null, kernel: kernel);
+                    Attention($"[{kernel}] bigbird s0.75 bs64 B1 H2 T1024 d32", 1, 2, 1024, 32, CsrBlockLayout.BigBird(1, 2, 1024, 64, 0.75, 1, 7, 0), null, kernel: kernel);
+                    Attention($"[{kernel}] dense B1 H1 T50 d64 (one key tile)", 1, 1, 50, 64, null, null, kernel: kernel);
+                    Attention($"[{kernel}] window s0.5 bs64 B1 H2 T200 d64", 1, 2, 200, 64, CsrBlockLayout.Window(1, 2, 200, 64, 0.5), null, kernel: kernel);
+                    Attention($"[{kernel}] bigbird s0.75 bs128 B2 H2 T2048 d64 lens{{2048,1500}} (split rows)", 2, 2, 2048, 64,
+                        CsrBlockLayout.BigBird(2, 2, 2048, 128, 0.75, 1, 11, 0), [2048, 1500], kernel: kernel);
+                    Attention($"[{kernel}] dense B1 H2 T257 d64 fp16", 1, 2, 257, 64, null, null, CudaElementType.Float16, kernel: kernel);
                 });
             }
 
@@ -264,7 +277,7 @@ namespace SparseInference.CudaSelfTest
             using var db = UploadFloats(beta, MemoryCategory.Weights);
             using var dy = gpu.Allocate(x.Length * 4L);
             gpu.Fill32(dy, PoisonF32);
-            gpu.LayerNorm(dx, dg, db, dy, rows, cols, 1e-5f);
+            gpu.Elementwise.LayerNorm(dx, dg, db, dy, rows, cols, 1e-5f);
             var y = DownloadFloats(dy, x.Length);
             Report($"layer_norm {rows}x{cols}", Compare.RelativeError(y, CpuReference.LayerNorm(x, gamma, beta, rows, cols, 1e-5f)), 1e-5);
         }
@@ -277,7 +290,7 @@ namespace SparseInference.CudaSelfTest
             using var db = bias is null ? null : UploadFloats(bias, MemoryCategory.Weights);
             using var dy = gpu.Allocate(n * 4L);
             gpu.Fill32(dy, PoisonF32);
-            gpu.BiasGelu(dx, db, dy, n, cols);
+            gpu.Elementwise.BiasGelu(dx, db, dy, n, cols);
             Report($"bias_gelu n{n} cols{cols} bias={withBias}", Compare.RelativeError(DownloadFloats(dy, n), CpuReference.BiasGelu(x, bias, cols)), 1e-5);
         }
 
@@ -289,7 +302,7 @@ namespace SparseInference.CudaSelfTest
             using var db = UploadFloats(bias, MemoryCategory.Weights);
             using var dy = gpu.Allocate(n * 4L);
             gpu.Fill32(dy, PoisonF32);
-            gpu.BiasAdd(dx, db, dy, n, cols);
+            gpu.Elementwise.BiasAdd(dx, db, dy, n, cols);
             var want = new float[n];
             for (var i = 0; i < n; i++)
             {
@@ -307,7 +320,7 @@ namespace SparseInference.CudaSelfTest
             using var db = UploadFloats(b);
             using var dy = gpu.Allocate(n * 4L);
             gpu.Fill32(dy, PoisonF32);
-            gpu.Add(da, db, dy, n);
+            gpu.Elementwise.Add(da, db, dy, n);
             var want = new float[n];
             for (var i = 0; i < n; i++)
             {
@@ -325,8 +338,8 @@ namespace SparseInference.CudaSelfTest
             using var dy = gpu.Allocate(n * 4L);
             gpu.Fill32(dh, PoisonBf16Pair);
             gpu.Fill32(dy, PoisonF32);
-            gpu.ConvertToBFloat16(dx, dh, n);
-            gpu.ConvertToFloat32(dh, dy, n);
+            gpu.Elementwise.ConvertToBFloat16(dx, dh, n);
+            gpu.Elementwise.ConvertToFloat32(dh, dy, n);
             var bits = new ushort[n];
             gpu.Download<ushort>(dh, bits);
             var mismatches = 0;
@@ -359,7 +372,7 @@ namespace SparseInference.CudaSelfTest
                 gpu.Upload<float>(a, da);
                 gpu.Upload<float>(b, db);
                 gpu.Fill32(dc, PoisonF32);
-                gpu.MatMulStridedBatched(da, db, dc, m, n, k, transposeB, batch, (long)m * k, (long)k * n, (long)m * n, type);
+                gpu.Gemm.MatMulStridedBatched(da, db, dc, m, n, k, transposeB, batch, (long)m * k, (long)k * n, (long)m * n, type);
                 got = DownloadFloats(dc, want.Length);
             }
             else
@@ -367,7 +380,7 @@ namespace SparseInference.CudaSelfTest
                 gpu.Upload<ushort>(Bf16.FromFloats(a), da);
                 gpu.Upload<ushort>(Bf16.FromFloats(b), db);
                 gpu.Fill32(dc, PoisonBf16Pair);
-                gpu.MatMulStridedBatched(da, db, dc, m, n, k, transposeB, batch, (long)m * k, (long)k * n, (long)m * n, type);
+                gpu.Gemm.MatMulStridedBatched(da, db, dc, m, n, k, transposeB, batch, (long)m * k, (long)k * n, (long)m * n, type);
                 var bits = new ushort[want.Length];
                 gpu.Download<ushort>(dc, bits);
                 got = Bf16.ToFloats(bits);
@@ -382,7 +395,7 @@ namespace SparseInference.CudaSelfTest
         /// have been written (no NaN left from the poison). A second run must match bit for bit.
         /// </summary>
         public void Attention(string name, int batch, int heads, int seqLen, int d, CsrBlockLayout? layout, int[]? seqLens,
-            CudaElementType type = CudaElementType.BFloat16, int sampleRows = 0, AttentionKernelVariant? variant = null)
+            CudaElementType type = CudaElementType.BFloat16, int sampleRows = 0, AttentionKernel kernel = AttentionKernel.Auto)
         {
             var geometry = AttentionGeometry.Contiguous(batch, heads, seqLen, d);
             var n = geometry.Elements;
@@ -396,7 +409,7 @@ namespace SparseInference.CudaSelfTest
             gpu.Upload<ushort>(qBits, dq);
             gpu.Upload<ushort>(kBits, dk);
             gpu.Upload<ushort>(vBits, dv);
-            using var dl = layout is null ? null : gpu.Upload(layout);
+            using var dl = layout is null ? null : gpu.Attention.Upload(layout);
             using var dlens = seqLens is null ? null : gpu.Allocate(seqLens.Length * 4L, MemoryCategory.Workspace);
             if (dlens is not null)
             {
@@ -406,10 +419,10 @@ namespace SparseInference.CudaSelfTest
             var first = new ushort[n];
             var second = new ushort[n];
             gpu.Fill32(dout, PoisonBf16Pair);
-            gpu.Attention(dq, dk, dv, dout, geometry, dl, dlens, type, variant);
+            gpu.Attention.Run(dq, dk, dv, dout, geometry, dl, dlens, type, kernel);
             gpu.Download<ushort>(dout, first);
             gpu.Fill32(dout, PoisonBf16Pair);
-            gpu.Attention(dq, dk, dv, dout, geometry, dl, dlens, type, variant);
+            gpu.Attention.Run(dq, dk, dv, dout, geometry, dl, dlens, type, kernel);
             gpu.Download<ushort>(dout, second);
 
             var got = ToFloats(first, type);
@@ -446,7 +459,7 @@ namespace SparseInference.CudaSelfTest
             using var dk = gpu.Allocate(n * 2);
             gpu.Upload<ushort>(qBits, dq);
             gpu.Upload<ushort>(kBits, dk);
-            var layout = gpu.SelectBlockTopK(dq, dk, geometry, blockSize, sparsity);
+            var layout = gpu.Selection.SelectBlockTopK(dq, dk, geometry, blockSize, sparsity);
             var scores = CpuReference.PooledScores(q, k, batch, heads, seqLen, d, blockSize);
             var nb = layout.NumQueryBlocks;
             var budget = CsrBlockLayout.Budget(sparsity, nb);
@@ -521,7 +534,7 @@ namespace SparseInference.CudaSelfTest
     }
 
     /// <summary>Times dense and block-sparse attention; writes results and layouts for the peer.</summary>
-    internal sealed class AttentionBenchmarks(CudaBackend gpu, string outDir, int iterations, SelfChecks checks)
+    internal sealed class AttentionBenchmarks(CudaDevice gpu, string outDir, int iterations, SelfChecks checks)
     {
         private const int Heads = 8;
         private const int HeadDim = 64;
@@ -529,24 +542,19 @@ namespace SparseInference.CudaSelfTest
         private readonly List<string> results = [];
 
         /// <summary>
-        /// Kernel versions timed side by side (docs/cuda-notes.md): v5, the mma.sync kernel (the default before compute
-        /// capability 9.0 had its own); the wgmma kernel w1 (one CTA per multiprocessor, three K/V stages), w8 (two CTAs,
-        /// two stages) on every call, w8 with BF16 exponentials, and the default (w8 for block-sparse calls, the
-        /// warp-specialised three-consumer build w11 for dense ones). (The mma.sync versions v1–v10 stay selectable.)
+        /// The two attention kernels timed side by side (docs/cuda-notes.md): v5, the mma.sync kernel of any GPU of compute
+        /// capability 8.0 or newer, and the Hopper kernel (w8 for block-sparse calls, the warp-specialised w11 for dense
+        /// ones), which on other devices falls back to v5. The default is timed last, on its own.
         /// </summary>
-        public static AttentionKernelVariant[] Variants { get; } =
-        [
-            AttentionKernelVariant.Default, new(32, false, 1, 3, Wgmma: true), AttentionKernelVariant.Hopper with { WarpSpecializedDense = false },
-            AttentionKernelVariant.Hopper with { WarpSpecializedDense = false, FastExp = true }, AttentionKernelVariant.Hopper,
-        ];
+        public static AttentionKernel[] Kernels { get; } = [AttentionKernel.MmaSync, AttentionKernel.Wgmma];
 
         public void RunAll()
         {
             Ceilings();
-            foreach (var variant in Variants)
+            foreach (var kernel in Kernels)
             {
-                var (regs, local) = gpu.AttentionResources(HeadDim, Block, variant);
-                Console.WriteLine($"registers [{variant}]: {regs} per thread, {local} bytes local memory (spills/stack) (head dim {HeadDim}, query tile {Block})");
+                var (regs, local) = gpu.Attention.Resources(HeadDim, Block, kernel);
+                Console.WriteLine($"registers [{kernel}]: {regs} per thread, {local} bytes local memory (spills/stack) (head dim {HeadDim}, query tile {Block})");
             }
 
             foreach (var (batch, t) in new[] { (8, 4096), (1, 16384) })
@@ -579,12 +587,12 @@ namespace SparseInference.CudaSelfTest
             using var k = gpu.Allocate(n * 2);
             gpu.Upload<ushort>(Bf16.Random(rng, n, 1.5f).Bits, q);
             gpu.Upload<ushort>(Bf16.Random(rng, n, 1.5f).Bits, k);
-            var layout = gpu.SelectBlockTopK(q, k, geometry, Block, sparsity);
+            var layout = gpu.Selection.SelectBlockTopK(q, k, geometry, Block, sparsity);
             var times = new double[10];
             for (var i = 0; i < times.Length; i++)
             {
                 var sw = Stopwatch.StartNew();
-                gpu.SelectBlockTopK(q, k, geometry, Block, sparsity);
+                gpu.Selection.SelectBlockTopK(q, k, geometry, Block, sparsity);
                 times[i] = sw.Elapsed.TotalMilliseconds;
             }
 
@@ -608,7 +616,7 @@ namespace SparseInference.CudaSelfTest
             var rnd = Bf16.Random(new Random(1), (long)n * n, 1).Bits;
             gpu.Upload<ushort>(rnd, ma);
             gpu.Upload<ushort>(rnd, mb);
-            var gemmMs = Median(() => gpu.MatMul(ma, mb, mc, n, n, n, transposeB: true, CudaElementType.BFloat16), 10);
+            var gemmMs = Median(() => gpu.Gemm.MatMul(ma, mb, mc, n, n, n, transposeB: true, CudaElementType.BFloat16), 10);
             Console.WriteLine($"ceilings: d2d copy {2.0 * copyBytes / (copyMs * 1e-3) / 1e12:F2} TB/s (read+write), bf16 cuBLAS {2.0 * n * n * n / (gemmMs * 1e-3) / 1e12:F0} TFLOP/s");
             results.Add(FormattableString.Invariant($"  {{\"name\":\"ceiling_copy\",\"kind\":\"ceiling\",\"ms\":{copyMs:F4},\"tbps\":{2.0 * copyBytes / (copyMs * 1e-3) / 1e12:F3}}}"));
             results.Add(FormattableString.Invariant($"  {{\"name\":\"ceiling_gemm\",\"kind\":\"ceiling\",\"ms\":{gemmMs:F4},\"tflops\":{2.0 * n * n * n / (gemmMs * 1e-3) / 1e12:F1}}}"));
@@ -647,40 +655,40 @@ namespace SparseInference.CudaSelfTest
             gpu.Upload<ushort>(Bf16.Random(rng, n, 1.5f).Bits, q);
             gpu.Upload<ushort>(Bf16.Random(rng, n, 1.5f).Bits, k);
             gpu.Upload<ushort>(Bf16.Random(rng, n, 1f).Bits, v);
-            using var dl = layout is null ? null : gpu.Upload(layout);
+            using var dl = layout is null ? null : gpu.Attention.Upload(layout);
             for (var i = 0; i < 10; i++)
             {
-                gpu.Attention(q, k, v, o, geometry, dl);
+                gpu.Attention.Run(q, k, v, o, geometry, dl);
             }
 
             gpu.Synchronize();
             var density = layout?.Density(seqLen) ?? 1.0;
             var flops = 4.0 * batch * Heads * (double)seqLen * seqLen * HeadDim * density;
             var variantTimes = new StringBuilder();
-            foreach (var variant in Variants)
+            foreach (var kernel in Kernels)
             {
                 for (var i = 0; i < 5; i++)
                 {
-                    gpu.Attention(q, k, v, o, geometry, dl, variant: variant);
+                    gpu.Attention.Run(q, k, v, o, geometry, dl, kernel: kernel);
                 }
 
                 var vt = new float[iterations];
                 for (var i = 0; i < iterations; i++)
                 {
-                    vt[i] = gpu.TimeMilliseconds(() => gpu.Attention(q, k, v, o, geometry, dl, variant: variant));
+                    vt[i] = gpu.TimeMilliseconds(() => gpu.Attention.Run(q, k, v, o, geometry, dl, kernel: kernel));
                 }
 
                 Array.Sort(vt);
-                variantTimes.Append(FormattableString.Invariant($"  [{variant}] {vt[iterations / 2]:F4} ms {flops / (vt[iterations / 2] * 1e-3) / 1e12:F0} TF/s;"));
+                variantTimes.Append(FormattableString.Invariant($"  [{kernel}] {vt[iterations / 2]:F4} ms {flops / (vt[iterations / 2] * 1e-3) / 1e12:F0} TF/s;"));
             }
 
             Console.WriteLine($"variants {name,-22}{variantTimes}");
 
-            // The default variant, timed last: the figure the peer is compared with.
+            // The default kernel, timed last: the figure the peer is compared with.
             var times = new float[iterations];
             for (var i = 0; i < iterations; i++)
             {
-                times[i] = gpu.TimeMilliseconds(() => gpu.Attention(q, k, v, o, geometry, dl));
+                times[i] = gpu.TimeMilliseconds(() => gpu.Attention.Run(q, k, v, o, geometry, dl));
             }
 
             Array.Sort(times);
@@ -692,7 +700,7 @@ namespace SparseInference.CudaSelfTest
                 File.WriteAllText(Path.Combine(outDir, layoutFile), layout.ToJson());
             }
 
-            Console.WriteLine(FormattableString.Invariant($"bench {name,-22} [{gpu.AttentionVariant}] density {density:F3}  median {median:F4} ms  min {times[0]:F4} ms  {flops / (median * 1e-3) / 1e12:F0} TFLOP/s"));
+            Console.WriteLine(FormattableString.Invariant($"bench {name,-22} [{gpu.Attention.Default}] density {density:F3}  median {median:F4} ms  min {times[0]:F4} ms  {flops / (median * 1e-3) / 1e12:F0} TFLOP/s"));
             results.Add(FormattableString.Invariant(
                 $"  {{\"name\":\"{name}\",\"kind\":\"{(layout is null ? "dense" : "sparse")}\",\"pattern\":\"{pattern}\",\"sparsity\":{sparsity},\"density\":{density:F5},\"batch\":{batch},\"heads\":{Heads},\"seq_len\":{seqLen},\"head_dim\":{HeadDim},\"block_size\":{Block},\"ms\":{median:F5},\"ms_min\":{times[0]:F5},\"tflops\":{flops / (median * 1e-3) / 1e12:F1},\"layout\":\"{layoutFile}\"}}"));
         }

@@ -12,6 +12,7 @@ using SparseInference.Serving;
 using SparseInference.Serving.Baselines;
 using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Repository;
+using SparseInference.Tensors;
 
 namespace SparseInference.Onboard;
 
@@ -159,7 +160,8 @@ public static class OnboardCommand
     /// </summary>
     public static LineBaseline Compute(string modelsDirectory, string model, string? version, string line, TextReader? input, string csvPath, int? rows)
     {
-        using var loader = new EngineModelLoader(Options.Create(new SparseInferenceOptions { Device = "cpu" }), NullLogger<EngineModelLoader>.Instance);
+        using var cpu = new ConfiguredBackend(Options.Create(new SparseInferenceOptions { Device = ComputeDevice.CpuName }), [], NullLogger<ConfiguredBackend>.Instance);
+        var loader = new EngineModelLoader(cpu, NullLogger<EngineModelLoader>.Instance);
         using var repository = new ModelRepository(modelsDirectory, loader, NullLogger<ModelRepository>.Instance);
         repository.Load(model);
         var resolved = repository.Resolve(model, version);

@@ -6,7 +6,6 @@ using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Net.Http.Headers;
-using SparseInference.Serving.Admin;
 using SparseInference.Serving.Baselines;
 
 namespace SparseInference.Server.Admin;

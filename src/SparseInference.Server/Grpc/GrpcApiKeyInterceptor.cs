@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using SparseInference.Serving.Hosting;
+using SparseInference.Server.Hosting;
 
 namespace SparseInference.Server.Grpc;
 

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using SparseInference.Server.Hosting;
 using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Protocol.Grpc;
 
@@ -31,6 +32,7 @@ public static class GrpcServiceCollectionExtensions
             grpc.MaxSendMessageSize = limit;
             grpc.CompressionProviders = [new GzipCompressionProvider()];
         });
+        services.TryAddSingleton<GrpcInferenceService>();
         services.TryAddSingleton<InferenceGrpcService>();
         services.TryAddSingleton<GrpcApiKeyInterceptor>();
         services.TryAddSingleton<GrpcStatusInterceptor>();

@@ -105,10 +105,10 @@ internal sealed partial class GrpcStatusInterceptor(ILogger<GrpcStatusIntercepto
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 300, Level = LogLevel.Debug, Message = "gRPC call {Method} ended with {Status}: {Message}")]
+        [LoggerMessage(EventId = EventIds.GrpcCallFailed, Level = LogLevel.Debug, Message = "gRPC call {Method} ended with {Status}: {Message}")]
         public static partial void CallFailed(ILogger logger, string method, StatusCode status, string message);
 
-        [LoggerMessage(EventId = 302, Level = LogLevel.Debug, Message = "gRPC call {Method} ended early: {Reason}")]
+        [LoggerMessage(EventId = EventIds.GrpcCallEndedEarly, Level = LogLevel.Debug, Message = "gRPC call {Method} ended early: {Reason}")]
         public static partial void CallCancelled(ILogger logger, string method, string reason);
     }
 }

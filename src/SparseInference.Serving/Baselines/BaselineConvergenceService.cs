@@ -71,7 +71,7 @@ internal sealed partial class BaselineConvergenceService(
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 3605, Level = LogLevel.Error, Message = "Baseline convergence round failed; retrying at the next poll")]
+        [LoggerMessage(EventId = EventIds.BaselineRoundFailed, Level = LogLevel.Error, Message = "Baseline convergence round failed; retrying at the next poll")]
         public static partial void RoundFailed(ILogger logger, Exception exception);
     }
 }

@@ -2,10 +2,13 @@ using Microsoft.Extensions.Options;
 
 namespace SparseInference.Serving.Baselines;
 
-/// <summary>Onboarding through the admin API; bound from "SparseInference:Baselines". Defaults live here and nowhere else.</summary>
+/// <summary>
+/// Onboarding through the admin API; bound from "SparseInference:Baselines", a node of the
+/// <see cref="Hosting.SparseInferenceOptions"/> tree. Defaults live here and nowhere else.
+/// </summary>
 public sealed class LineBaselineOptions
 {
-    public const string SectionName = "SparseInference:Baselines";
+    public const string SectionName = Hosting.SparseInferenceOptions.SectionName + ":Baselines";
 
     /// <summary>
     /// Most rows one onboarding may send. The rule was validated on 400 rows (about 7 minutes at one row a second); 10,000

@@ -204,16 +204,16 @@ public sealed partial class LineBaselines
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 3600, Level = LogLevel.Information, Message = "Baseline of line {Line} of {Model} stored: revision {Revision}, model version {ModelVersion}, {Rows} onboarding rows")]
+        [LoggerMessage(EventId = EventIds.BaselineStored, Level = LogLevel.Information, Message = "Baseline of line {Line} of {Model} stored: revision {Revision}, model version {ModelVersion}, {Rows} onboarding rows")]
         public static partial void Stored(ILogger logger, string model, string line, long revision, string modelVersion, int rows);
 
-        [LoggerMessage(EventId = 3601, Level = LogLevel.Information, Message = "Baseline of line {Line} of {Model} removed (it was revision {Revision})")]
+        [LoggerMessage(EventId = EventIds.BaselineRemoved, Level = LogLevel.Information, Message = "Baseline of line {Line} of {Model} removed (it was revision {Revision})")]
         public static partial void Removed(ILogger logger, string model, string line, long revision);
 
-        [LoggerMessage(EventId = 3602, Level = LogLevel.Warning, Message = "Baseline of line {Line} of {Model} cannot be read from the state store; this replica keeps revision {Revision} (0: none, its requests are refused)")]
+        [LoggerMessage(EventId = EventIds.BaselineUnreadable, Level = LogLevel.Warning, Message = "Baseline of line {Line} of {Model} cannot be read from the state store; this replica keeps revision {Revision} (0: none, its requests are refused)")]
         public static partial void Unreadable(ILogger logger, string model, string line, long revision, Exception exception);
 
-        [LoggerMessage(EventId = 3603, Level = LogLevel.Debug, Message = "Baselines of {Model} changed in the state store; {Lines} lines applied")]
+        [LoggerMessage(EventId = EventIds.BaselinesChanged, Level = LogLevel.Debug, Message = "Baselines of {Model} changed in the state store; {Lines} lines applied")]
         public static partial void Applied(ILogger logger, string model, int lines);
     }
 }

@@ -378,7 +378,7 @@ public sealed partial class LineOnboarding : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 3604, Level = LogLevel.Warning, Message = "Onboarding rows of line {Line} of {Model} (baseline revision {Revision}) were not kept in the state store; the baseline applies, but cannot be recalibrated from the store until the line is onboarded again")]
+        [LoggerMessage(EventId = EventIds.OnboardingRowsNotKept, Level = LogLevel.Warning, Message = "Onboarding rows of line {Line} of {Model} (baseline revision {Revision}) were not kept in the state store; the baseline applies, but cannot be recalibrated from the store until the line is onboarded again")]
         public static partial void RowsNotKept(ILogger logger, string model, string line, long revision, Exception exception);
     }
 }

@@ -248,7 +248,7 @@ public sealed partial class BatchingInferenceExecutor(TimeProvider time, ILogger
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 420, Level = LogLevel.Information,
+        [LoggerMessage(EventId = EventIds.BatcherCreated, Level = LogLevel.Information,
             Message = "Batching {Model} version {Version} variant {Variant}: policy {Policy}, max batch {MaxBatchSize}, queue delay {DelayUs} us (delay policy only), max queue {MaxQueueSize}")]
         public static partial void BatcherCreated(ILogger logger, string model, string version, string variant, string policy, int maxBatchSize, long delayUs, int maxQueueSize);
     }

@@ -1,19 +1,20 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SparseInference.Serving.Hosting;
-using SparseInference.Tensors.Cuda;
+using SparseInference.Tensors;
 
 namespace SparseInference.Serving.Health;
 
 /// <summary>
 /// Watches engine forwards for a persistent device fault: after <see cref="HealthOptions.DeviceFaultThreshold"/>
-/// forwards in a row fail with a device error (<see cref="DeviceFaultException"/> or a CUDA error, also as an inner
-/// exception) and none succeeds in between, the server is declared faulted and liveness fails
+/// forwards in a row fail with a device error (<see cref="DeviceFaultException"/>, or an exception the configured backend
+/// classifies as its device's through <see cref="IDeviceFaultClassifier"/>, also as an inner exception) and none succeeds in between, the server is declared faulted and liveness fails
 /// (<see cref="ServerState.MarkFaulted"/>), so the orchestrator restarts it. A success resets the count, so a transient
 /// failure (one bad batch, an allocation that fails once) never does; errors that are not device errors (a bug for one
 /// input, a cancelled request) neither count nor reset.
 /// </summary>
-public sealed partial class EngineFaultMonitor(ServerState state, IOptions<SparseInferenceOptions> options, ILogger<EngineFaultMonitor> logger)
+public sealed partial class EngineFaultMonitor(
+    ServerState state, IOptions<SparseInferenceOptions> options, ILogger<EngineFaultMonitor> logger, ConfiguredBackend? backend = null)
 {
     private readonly int _threshold = options.Value.Health.DeviceFaultThreshold;
     private int _consecutive;
@@ -51,11 +52,13 @@ public sealed partial class EngineFaultMonitor(ServerState state, IOptions<Spars
     }
 
     /// <summary>True for a device error, found anywhere in the exception's inner chain.</summary>
-    public static bool IsDeviceFault(Exception exception)
+    public bool IsDeviceFault(Exception exception)
     {
+        // Only an opened backend can have thrown its own errors.
+        var classifier = backend?.Opened as IDeviceFaultClassifier;
         for (var e = exception; e is not null; e = e.InnerException)
         {
-            if (e is DeviceFaultException or CudaException)
+            if (e is DeviceFaultException || classifier?.IsDeviceFault(e) == true)
             {
                 return true;
             }
@@ -71,10 +74,10 @@ public sealed partial class EngineFaultMonitor(ServerState state, IOptions<Spars
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "Engine forward failed with a device error ({Count} in a row, liveness fails at {Threshold}): {ExceptionType}: {ExceptionMessage}")]
+        [LoggerMessage(EventId = EventIds.DeviceFault, Level = LogLevel.Warning, Message = "Engine forward failed with a device error ({Count} in a row, liveness fails at {Threshold}): {ExceptionType}: {ExceptionMessage}")]
         public static partial void DeviceFault(ILogger logger, int count, int threshold, string exceptionType, string exceptionMessage);
 
-        [LoggerMessage(EventId = 61, Level = LogLevel.Critical, Message = "Persistent device fault, liveness now fails so the process gets restarted: {Reason}")]
+        [LoggerMessage(EventId = EventIds.PersistentDeviceFault, Level = LogLevel.Critical, Message = "Persistent device fault, liveness now fails so the process gets restarted: {Reason}")]
         public static partial void Faulted(ILogger logger, string reason);
     }
 }

@@ -10,7 +10,8 @@ namespace SparseInference.Serving.Health;
 /// </summary>
 public static partial class UnhandledFaults
 {
-    public const int EventId = 62;
+    /// <summary>The id of the fault line (<see cref="EventIds.UnhandledFault"/>), which callers match by.</summary>
+    public const int EventId = EventIds.UnhandledFault;
 
     /// <summary>The W3C trace id of the current request (from its <c>traceparent</c> when sent), or a new one when none is recorded.</summary>
     public static string CurrentTraceId()

@@ -168,10 +168,10 @@ public sealed partial class RepositoryVariantBinding(VariantCatalog catalog, IIn
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 430, Level = LogLevel.Information, Message = "Variants of {Model} (version {Version}): {Variants}, default {Default}; serving rollout revision {Revision}")]
+        [LoggerMessage(EventId = EventIds.VariantsRegistered, Level = LogLevel.Information, Message = "Variants of {Model} (version {Version}): {Variants}, default {Default}; serving rollout revision {Revision}")]
         public static partial void VariantsRegistered(ILogger logger, string model, string version, string variants, string @default, long revision);
 
-        [LoggerMessage(EventId = 431, Level = LogLevel.Warning, Message = "Variant {Variant} of {Model} on weights {Weights} was not added: {Error}")]
+        [LoggerMessage(EventId = EventIds.VariantBuildFailed, Level = LogLevel.Warning, Message = "Variant {Variant} of {Model} on weights {Weights} was not added: {Error}")]
         public static partial void VariantBuildFailed(ILogger logger, string model, string variant, string weights, string error);
     }
 }

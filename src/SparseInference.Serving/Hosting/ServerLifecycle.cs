@@ -76,16 +76,16 @@ internal sealed partial class ServerLifecycle(
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Loading model repository {Root}")]
+        [LoggerMessage(EventId = EventIds.LoadingRepository, Level = LogLevel.Information, Message = "Loading model repository {Root}")]
         public static partial void LoadingRepository(ILogger logger, string root);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Ready: {Versions} model versions loaded; REST on port {RestPort}, gRPC on port {GrpcPort}")]
+        [LoggerMessage(EventId = EventIds.Ready, Level = LogLevel.Information, Message = "Ready: {Versions} model versions loaded; REST on port {RestPort}, gRPC on port {GrpcPort}")]
         public static partial void Ready(ILogger logger, int versions, int restPort, int grpcPort);
 
-        [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Draining: reporting not ready for {Seconds} s before closing listeners")]
+        [LoggerMessage(EventId = EventIds.Draining, Level = LogLevel.Information, Message = "Draining: reporting not ready for {Seconds} s before closing listeners")]
         public static partial void Draining(ILogger logger, double seconds);
 
-        [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Requests in flight may hold {Mebibytes:F0} MiB ({Source})")]
+        [LoggerMessage(EventId = EventIds.MemoryBudget, Level = LogLevel.Information, Message = "Requests in flight may hold {Mebibytes:F0} MiB ({Source})")]
         public static partial void MemoryBudget(ILogger logger, double mebibytes, string source);
     }
 }

@@ -1,6 +1,22 @@
+using SparseInference.Tensors;
+
 namespace SparseInference.Serving.Hosting;
 
-/// <summary>The <c>SparseInference</c> configuration section. Defaults live here and nowhere else.</summary>
+/// <summary>
+/// The root of the options tree, the <c>SparseInference</c> configuration section. Each default lives in its node's class
+/// and nowhere else, and every node is validated at start (<c>ValidateOnStart</c>): a bad value stops the process with a
+/// message naming the key. The nodes:
+/// <list type="bullet">
+/// <item>here, bound with the root: <see cref="Ports"/>, <see cref="ModelRepository"/>, <see cref="Device"/>,
+/// <see cref="Shutdown"/>, <see cref="Limits"/>, <see cref="Health"/>, <see cref="Tls"/>; the library validates what it
+/// reads (<c>SparseInferenceOptionsValidator</c>), the host what it reads (listeners, limits of the transports, TLS);</item>
+/// <item><c>:Variants</c> (<see cref="Variants.VariantOptions"/>), <c>:State</c> (<see cref="State.StateStoreOptions"/>) and
+/// <c>:Baselines</c> (<see cref="Baselines.LineBaselineOptions"/>), bound by the library's variant, state and baseline
+/// registrations;</item>
+/// <item><c>:Admin</c>, <c>:Inference</c> and <c>:Tracing</c>, the host's (<c>AdminOptions</c>, <c>InferenceAccessOptions</c>,
+/// <c>TracingOptions</c> in SparseInference.Server).</item>
+/// </list>
+/// </summary>
 public sealed class SparseInferenceOptions
 {
     public const string SectionName = "SparseInference";
@@ -10,8 +26,11 @@ public sealed class SparseInferenceOptions
     /// <summary>Model repository directory; relative paths resolve against the content root.</summary>
     public string ModelRepository { get; set; } = "models";
 
-    /// <summary>Compute device: <c>cpu</c> or <c>cuda</c> (optionally <c>cuda:N</c>).</summary>
-    public string Device { get; set; } = "cpu";
+    /// <summary>
+    /// Compute device: <c>cpu</c> or <c>cuda</c> (optionally <c>cuda:N</c>), as configured; parsed once, by
+    /// <see cref="ComputeDevice"/>, into the typed value <see cref="ConfiguredBackend.Device"/>.
+    /// </summary>
+    public string Device { get; set; } = ComputeDevice.CpuName;
 
     public ShutdownOptions Shutdown { get; set; } = new();
 

@@ -1,34 +1,18 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using SparseInference.Tensors;
 
 namespace SparseInference.Serving.Hosting;
 
-/// <summary>Rejects a configuration that cannot serve, so the process stops at start with a message naming the key.</summary>
-internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environment, TimeProvider? time = null) : IValidateOptions<SparseInferenceOptions>
+/// <summary>
+/// Rejects a configuration the serving library cannot work with (repository, device, drain, memory budget, health), so the
+/// process stops at start with a message naming the key. A host adds its own validator for what it reads (listeners, TLS).
+/// </summary>
+internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environment) : IValidateOptions<SparseInferenceOptions>
 {
     public ValidateOptionsResult Validate(string? name, SparseInferenceOptions options)
     {
         var failures = new List<string>();
-        var ports = new (string Key, int Value)[]
-        {
-            ("Ports:Rest", options.Ports.Rest),
-            ("Ports:Grpc", options.Ports.Grpc),
-            ("Ports:Metrics", options.Ports.Metrics),
-            ("Ports:Admin", options.Ports.Admin),
-        };
-        foreach (var (key, value) in ports)
-        {
-            if (value is < 1 or > 65535)
-            {
-                failures.Add($"{SparseInferenceOptions.SectionName}:{key} must be a TCP port in 1..65535, got {value}.");
-            }
-        }
-
-        foreach (var group in ports.GroupBy(p => p.Value).Where(g => g.Count() > 1))
-        {
-            failures.Add($"{SparseInferenceOptions.SectionName}: ports must differ, but {string.Join(" and ", group.Select(p => p.Key))} are all {group.Key}.");
-        }
-
         if (string.IsNullOrWhiteSpace(options.ModelRepository))
         {
             failures.Add($"{SparseInferenceOptions.SectionName}:ModelRepository must name a directory, got an empty value.");
@@ -43,9 +27,9 @@ internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environme
             }
         }
 
-        if (!IsKnownDevice(options.Device))
+        if (!ComputeDevice.TryParse(options.Device, out _))
         {
-            failures.Add($"{SparseInferenceOptions.SectionName}:Device must be 'cpu', 'cuda' or 'cuda:N', got '{options.Device}'.");
+            failures.Add($"{SparseInferenceOptions.SectionName}:Device must be {ComputeDevice.Expected}, got '{options.Device}'.");
         }
 
         if (options.Shutdown.DrainDelaySeconds is < 0 or > 3600)
@@ -58,16 +42,6 @@ internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environme
             failures.Add($"{SparseInferenceOptions.SectionName}:Shutdown:TimeoutSeconds must be in 1..3600, got {options.Shutdown.TimeoutSeconds}.");
         }
 
-        if (options.Limits.MaxRequestBodyBytes is < 1024 or > LimitOptions.MaxRequestBodyLimit)
-        {
-            failures.Add($"{SparseInferenceOptions.SectionName}:Limits:MaxRequestBodyBytes must be in 1024..{LimitOptions.MaxRequestBodyLimit}, got {options.Limits.MaxRequestBodyBytes}.");
-        }
-
-        if (options.Limits.MaxGrpcMessageBytes is < 1024 or > LimitOptions.MaxGrpcMessageLimit)
-        {
-            failures.Add($"{SparseInferenceOptions.SectionName}:Limits:MaxGrpcMessageBytes must be in 1024..{LimitOptions.MaxGrpcMessageLimit}, got {options.Limits.MaxGrpcMessageBytes}.");
-        }
-
         if (options.Limits.InFlightMemoryBytes != 0 && options.Limits.InFlightMemoryBytes < LimitOptions.MinInFlightMemoryBytes)
         {
             failures.Add(
@@ -77,26 +51,6 @@ internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environme
         if (options.Health.DeviceFaultThreshold is < 0 or > 100_000)
         {
             failures.Add($"{SparseInferenceOptions.SectionName}:Health:DeviceFaultThreshold must be in 0..100000 (0 turns the check off), got {options.Health.DeviceFaultThreshold}.");
-        }
-
-        var now = (time ?? TimeProvider.System).GetUtcNow();
-        foreach (var (key, _, tls) in TlsCertificates.Listeners(options))
-        {
-            if (!tls.Enabled)
-            {
-                if (!string.IsNullOrWhiteSpace(tls.KeyPath))
-                {
-                    failures.Add($"{SparseInferenceOptions.SectionName}:Tls:{key}:KeyPath is set but CertificatePath is empty; set both, or neither for cleartext.");
-                }
-
-                continue;
-            }
-
-            using var certificate = TlsCertificates.Load(tls, key, environment.ContentRootPath, now, out var error);
-            if (certificate is null)
-            {
-                failures.Add(error);
-            }
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
@@ -118,15 +72,4 @@ internal sealed class SparseInferenceOptionsValidator(IHostEnvironment environme
             ? [Path.GetFullPath(configured)]
             : [.. new[] { Path.Combine(environment.ContentRootPath, configured), Path.Combine(AppContext.BaseDirectory, configured) }
                 .Select(Path.GetFullPath).Distinct(StringComparer.Ordinal)];
-
-    private static bool IsKnownDevice(string device)
-    {
-        if (device is "cpu" or "cuda")
-        {
-            return true;
-        }
-
-        return device.StartsWith("cuda:", StringComparison.Ordinal)
-            && int.TryParse(device.AsSpan(5), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _);
-    }
 }

@@ -1,5 +1,3 @@
-using Microsoft.AspNetCore.Routing;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -11,7 +9,6 @@ using SparseInference.Serving.Baselines;
 using SparseInference.Serving.Health;
 using SparseInference.Serving.Metrics;
 using SparseInference.Serving.Protocol;
-using SparseInference.Serving.Protocol.Grpc;
 using SparseInference.Serving.Repository;
 using SparseInference.Serving.Batching;
 using SparseInference.Serving.Variants;
@@ -21,9 +18,12 @@ namespace SparseInference.Serving.Hosting;
 public static class SparseInferenceServiceCollectionExtensions
 {
     /// <summary>
-    /// Registers the serving stack from the <c>SparseInference</c> configuration section: options (validated at start),
-    /// the model repository, inference behind the dynamic batcher, variants with their admin API, the OIP gRPC mapping and Kestrel's four listeners. Every piece is added with
-    /// <c>TryAdd</c>, so a host or a test can replace it.
+    /// Registers the serving library from the <c>SparseInference</c> configuration section: the options tree (validated at
+    /// start), the configured compute backend (accelerators through a registered <c>IComputeBackendProvider</c>), the model
+    /// repository, the protocol-neutral <see cref="InferenceService"/> behind admission and the dynamic batcher, variants with
+    /// their shared rollout state, the metric instruments and the start-up load and shutdown drain. No transport: a host maps
+    /// REST, gRPC and the admin API onto these services. Every piece is added with <c>TryAdd</c>, so a host or a test can
+    /// replace it.
     /// </summary>
     public static IServiceCollection AddSparseInference(this IServiceCollection services, IConfiguration configuration)
     {
@@ -35,8 +35,8 @@ public static class SparseInferenceServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddServingMetrics();
         services.TryAddSingleton<ServerState>();
+        services.TryAddSingleton<ConfiguredBackend>();
         services.TryAddSingleton<IInferenceModelLoader, EngineModelLoader>();
-        AddCudaMemorySource(services, configuration);
         services.TryAddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<SparseInferenceOptions>>().Value;
@@ -58,26 +58,7 @@ public static class SparseInferenceServiceCollectionExtensions
         services.AddSparseInferenceVariants();
         services.AddSparseInferenceBaselines();
         services.TryAddSingleton<InferenceService>();
-        services.TryAddSingleton<GrpcInferenceService>();
         services.AddHostedService<ServerLifecycle>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.AspNetCore.Hosting.IStartupFilter, DrainingConnections>());
-        services.AddInferenceApiKeys(configuration);
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<MatcherPolicy, LocalPortMatcherPolicy>());
-
-        services.AddOptions<HostOptions>().Configure<IOptions<SparseInferenceOptions>>((host, options) =>
-            host.ShutdownTimeout = TimeSpan.FromSeconds(options.Value.Shutdown.TimeoutSeconds));
-
-        services.AddOptions<KestrelServerOptions>().Configure<IOptions<SparseInferenceOptions>, IHostEnvironment>((kestrel, serving, environment) =>
-        {
-            var options = serving.Value;
-            var root = environment.ContentRootPath;
-            kestrel.Limits.MaxRequestBodySize = options.Limits.MaxRequestBodyBytes;
-            TlsCertificates.Listen(kestrel, options.Ports.Rest, HttpProtocols.Http1, options.Tls.Rest, "Rest", root);
-            // Cleartext HTTP/2 needs an endpoint that speaks HTTP/2 alone (no ALPN without TLS).
-            TlsCertificates.Listen(kestrel, options.Ports.Grpc, HttpProtocols.Http2, options.Tls.Grpc, "Grpc", root);
-            TlsCertificates.Listen(kestrel, options.Ports.Metrics, HttpProtocols.Http1, options.Tls.Metrics, "Metrics", root);
-            TlsCertificates.Listen(kestrel, options.Ports.Admin, HttpProtocols.Http1, options.Tls.Admin, "Admin", root);
-        });
         return services;
     }
 
@@ -86,24 +67,4 @@ public static class SparseInferenceServiceCollectionExtensions
         limits.InFlightMemoryBytes > 0
             ? limits.InFlightMemoryBytes
             : ContainerMemory.DefaultBudgetBytes(ContainerMemory.ReadLimitBytes(), ContainerMemory.PhysicalBytes());
-
-    /// <summary>
-    /// With <c>SparseInference:Device</c> set to CUDA, reports the device's memory (and the backend pool's bytes by use)
-    /// once the engine loader has opened the backend; on the CPU fallback the series stay absent.
-    /// </summary>
-    private static void AddCudaMemorySource(IServiceCollection services, IConfiguration configuration)
-    {
-        var device = (configuration[$"{SparseInferenceOptions.SectionName}:Device"] ?? ComputeDeviceSelector.Cpu).Trim().ToLowerInvariant();
-        if (!device.StartsWith(ComputeDeviceSelector.Cuda, StringComparison.Ordinal))
-        {
-            return;
-        }
-
-        services.AddSingleton<IBackendMemorySource>(sp =>
-        {
-            var loader = sp.GetRequiredService<IInferenceModelLoader>() as EngineModelLoader;
-            var label = device == ComputeDeviceSelector.Cuda ? "cuda:0" : device;
-            return new CudaBackendMemorySource(() => loader?.OpenedBackend as SparseInference.Tensors.Cuda.CudaComputeBackend, label);
-        });
-    }
 }

@@ -1,14 +1,8 @@
 using System.Diagnostics.Metrics;
-using SparseInference.Tensors.Cuda;
+using SparseInference.Serving.Hosting;
+using SparseInference.Tensors;
 
 namespace SparseInference.Serving.Metrics;
-
-/// <summary>Bytes a backend's allocator holds, by use.</summary>
-/// <param name="WeightBytes">Rented for model weights.</param>
-/// <param name="WorkspaceBytes">Rented as kernel workspace (attention partials, BF16 operand copies).</param>
-/// <param name="ActivationBytes">Rented for activations of forwards in flight.</param>
-/// <param name="CachedBytes">Held from the driver but free in the allocator's cache.</param>
-public readonly record struct BackendMemoryUse(long WeightBytes, long WorkspaceBytes, long ActivationBytes, long CachedBytes);
 
 /// <summary>
 /// A compute backend's own view of its device memory. The exporter turns each source into a device probe
@@ -24,7 +18,7 @@ public interface IBackendMemorySource
     (long FreeBytes, long TotalBytes)? DeviceMemory();
 
     /// <summary>The allocator's bytes by use; null while the backend is not open.</summary>
-    BackendMemoryUse? Use();
+    DeviceMemoryUse? Use();
 }
 
 /// <summary>The device probe of a backend memory source: used = total − free.</summary>
@@ -74,42 +68,35 @@ public static class BackendMemoryMetrics
 }
 
 /// <summary>
-/// The CUDA backend's memory: <c>cuMemGetInfo</c> for the device, the backend's pool statistics for the uses. Reads
-/// nothing (the series are left out) until the backend has been opened, which happens at the first model load, and
-/// after it has been closed.
+/// The configured backend's memory, where the backend reports it (<see cref="IDeviceMemory"/>: the driver's view of the
+/// device and the backend's pool by use). Reads nothing (the series are left out) until the backend has been opened, which
+/// happens at the first model load, and after it has been closed.
 /// </summary>
-public sealed class CudaBackendMemorySource(Func<CudaComputeBackend?> backend, string device) : IBackendMemorySource
+public sealed class BackendMemorySource(Func<IComputeBackend?> backend, string device) : IBackendMemorySource
 {
-    public string Device { get; } = device;
-
-    public (long FreeBytes, long TotalBytes)? DeviceMemory()
+    /// <summary>The source of <paramref name="configured"/>'s backend, labelled with its canonical device name.</summary>
+    public BackendMemorySource(ConfiguredBackend configured)
+        : this(() => configured.Opened, configured.Device.ToString())
     {
-        try
-        {
-            return backend() is { } cuda ? cuda.Device.DeviceMemoryInfo() : null;
-        }
-        catch (Exception ex) when (ex is CudaException or ObjectDisposedException)
-        {
-            // Closed during shutdown, or the device is gone: no reading rather than a failed scrape.
-            return null;
-        }
     }
 
-    public BackendMemoryUse? Use()
+    public string Device { get; } = device;
+
+    public (long FreeBytes, long TotalBytes)? DeviceMemory() => Read(static memory => memory.DeviceMemory());
+
+    public DeviceMemoryUse? Use() => Read(static memory => memory.MemoryUse());
+
+    private T? Read<T>(Func<IDeviceMemory, T> read)
+        where T : struct
     {
+        var current = backend();
         try
         {
-            if (backend() is not { } cuda)
-            {
-                return null;
-            }
-
-            var statistics = cuda.MemoryStatistics;
-            return new BackendMemoryUse(statistics.WeightBytes, statistics.WorkspaceBytes, statistics.ActivationBytes,
-                Math.Max(0, statistics.ReservedBytes - statistics.InUseBytes));
+            return current is IDeviceMemory memory ? read(memory) : null;
         }
-        catch (ObjectDisposedException)
+        catch (Exception ex) when (ex is ObjectDisposedException || (current is IDeviceFaultClassifier faults && faults.IsDeviceFault(ex)))
         {
+            // Closed during shutdown, or the device is gone: no reading rather than a failed scrape.
             return null;
         }
     }

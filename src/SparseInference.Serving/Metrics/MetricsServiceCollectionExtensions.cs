@@ -1,6 +1,8 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using SparseInference.Serving.Hosting;
+using SparseInference.Tensors;
 
 namespace SparseInference.Serving.Metrics;
 
@@ -17,8 +19,14 @@ public static class MetricsServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IDeviceMemoryProbe, ProcessMemoryProbe>());
         services.TryAddSingleton(sp =>
         {
-            // A backend memory source (CUDA) adds its device probe and the per-use gauge.
+            // A backend memory source adds its device probe and the per-use gauge: the configured accelerator's, read once
+            // its backend is open (none on the CPU), and any a host registers.
             var backends = sp.GetServices<IBackendMemorySource>().ToList();
+            if (sp.GetService<ConfiguredBackend>() is { Device.Kind: not DeviceKind.Cpu } configured)
+            {
+                backends.Add(new BackendMemorySource(configured));
+            }
+
             var probes = sp.GetServices<IDeviceMemoryProbe>().Concat(backends.Select(b => new BackendDeviceMemoryProbe(b)));
             var metrics = new ServingMetrics(sp.GetRequiredService<IMeterFactory>(), probes);
             BackendMemoryMetrics.AddTo(metrics.Meter, backends);

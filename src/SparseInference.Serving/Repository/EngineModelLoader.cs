@@ -1,42 +1,25 @@
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using SparseInference.Models;
 using SparseInference.Models.Configuration;
 using SparseInference.Serving.Hosting;
 using SparseInference.Tensors;
-using SparseInference.Tensors.Cuda;
 
 namespace SparseInference.Serving.Repository;
 
 /// <summary>
-/// Loads version directories with the SparseInference.Models engine, onto the compute device that
-/// <c>SparseInference:Device</c> names (the backend is created once, on the first load; CPU when CUDA is unavailable).
+/// Loads version directories with the SparseInference.Models engine, onto the configured compute device
+/// (<see cref="ConfiguredBackend"/>: opened once, on the first load; the CPU when the device is unavailable).
 /// </summary>
-public sealed partial class EngineModelLoader : IInferenceModelLoader, IDisposable
+public sealed partial class EngineModelLoader(ConfiguredBackend device, ILogger<EngineModelLoader> logger) : IInferenceModelLoader
 {
-    private readonly Lazy<IComputeBackend?> _backend;
-    private readonly ILogger _logger;
+    private readonly ILogger _logger = logger ?? throw new ArgumentNullException(nameof(logger));
 
-    // One GPU stream and cuBLAS handle serve every model: forwards on the GPU run one at a time.
+    // One device stream and BLAS handle serve every model: forwards on an accelerator run one at a time.
     private readonly Lock _gpu = new();
-
-    public EngineModelLoader(IOptions<SparseInferenceOptions> options, ILogger<EngineModelLoader> logger)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        _logger = logger ?? throw new ArgumentNullException(nameof(logger));
-        var device = options.Value.Device;
-        _backend = new Lazy<IComputeBackend?>(() => ComputeDeviceSelector.Create(device, _logger), LazyThreadSafetyMode.ExecutionAndPublication);
-    }
-
-    /// <summary>The backend models load onto; null for the engine's shared CPU backend.</summary>
-    public IComputeBackend? Backend => _backend.Value;
-
-    /// <summary>The backend if the first load has opened it already (never opens it): what metrics read.</summary>
-    public IComputeBackend? OpenedBackend => _backend.IsValueCreated ? _backend.Value : null;
 
     public IInferenceModel Load(string versionDirectory)
     {
-        var backend = _backend.Value;
+        var backend = device.Backend;
         if (backend is null)
         {
             return new EngineModel(EncoderModel.Load(versionDirectory), null, null, _logger, null);
@@ -44,21 +27,13 @@ public sealed partial class EngineModelLoader : IInferenceModelLoader, IDisposab
 
         var model = EncoderModel.Load(versionDirectory, backend);
         Log.LoadedOnDevice(_logger, versionDirectory, backend.Name);
-        return new EngineModel(model, _gpu, versionDirectory, _logger, backend as CudaComputeBackend);
+        return new EngineModel(model, _gpu, versionDirectory, _logger, backend as IDeviceMemory);
     }
 
-    public void Dispose()
-    {
-        if (_backend.IsValueCreated)
-        {
-            _backend.Value?.Dispose();
-        }
-    }
-
-    /// <param name="gpu">The lock serialising GPU forwards, or null on the CPU.</param>
-    /// <param name="directory">For a GPU model, where to load the CPU twin for calls the GPU backend does not support.</param>
-    /// <param name="cuda">The CUDA backend whose pooled blocks go back to the driver once this model is released.</param>
-    private sealed class EngineModel(EncoderModel model, Lock? gpu, string? directory, ILogger logger, CudaComputeBackend? cuda)
+    /// <param name="gpu">The lock serialising accelerator forwards, or null on the CPU.</param>
+    /// <param name="directory">For an accelerator model, where to load the CPU twin for calls its backend does not support.</param>
+    /// <param name="memory">The backend whose pooled blocks go back to the driver once this model is released.</param>
+    private sealed class EngineModel(EncoderModel model, Lock? gpu, string? directory, ILogger logger, IDeviceMemory? memory)
         : IInferenceModel, IDisposable
     {
         private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _cpuPatterns = new(StringComparer.Ordinal);
@@ -123,11 +98,11 @@ public sealed partial class EngineModelLoader : IInferenceModelLoader, IDisposab
 
             model.Dispose();
             _cpuTwin?.Dispose();
-            if (cuda is not null && gpu is not null)
+            if (memory is not null && gpu is not null)
             {
                 lock (gpu)
                 {
-                    cuda.ReleaseCachedMemory();
+                    memory.ReleaseCachedMemory();
                 }
             }
         }
@@ -168,10 +143,10 @@ public sealed partial class EngineModelLoader : IInferenceModelLoader, IDisposab
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "Loaded {Directory} onto {Backend}")]
+        [LoggerMessage(EventId = EventIds.LoadedOnDevice, Level = LogLevel.Information, Message = "Loaded {Directory} onto {Backend}")]
         public static partial void LoadedOnDevice(ILogger logger, string directory, string backend);
 
-        [LoggerMessage(EventId = 44, Level = LogLevel.Warning, Message = "{Directory}: pattern '{Pattern}' runs on the CPU: {Reason}")]
+        [LoggerMessage(EventId = EventIds.PatternOnCpu, Level = LogLevel.Warning, Message = "{Directory}: pattern '{Pattern}' runs on the CPU: {Reason}")]
         public static partial void CpuFallback(ILogger logger, string directory, string pattern, string reason);
     }
 

@@ -393,13 +393,13 @@ public sealed partial class ModelRepository : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Loaded model {Model} versions {Versions} in {ElapsedMs:F1} ms")]
+        [LoggerMessage(EventId = EventIds.ModelLoaded, Level = LogLevel.Information, Message = "Loaded model {Model} versions {Versions} in {ElapsedMs:F1} ms")]
         public static partial void ModelLoaded(ILogger logger, string model, string versions, double elapsedMs);
 
-        [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "Model {Model} failed to load: {Reason}")]
+        [LoggerMessage(EventId = EventIds.ModelLoadFailed, Level = LogLevel.Warning, Message = "Model {Model} failed to load: {Reason}")]
         public static partial void ModelLoadFailed(ILogger logger, string model, string reason);
 
-        [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "Unloaded model {Model}")]
+        [LoggerMessage(EventId = EventIds.ModelUnloaded, Level = LogLevel.Information, Message = "Unloaded model {Model}")]
         public static partial void ModelUnloaded(ILogger logger, string model);
     }
 }

@@ -325,10 +325,10 @@ public sealed partial class DirectoryStateStore : IStateStore, IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 3500, Level = LogLevel.Debug, Message = "State document {Document} revision {Revision} written to {Path}")]
+        [LoggerMessage(EventId = EventIds.StateDocumentWritten, Level = LogLevel.Debug, Message = "State document {Document} revision {Revision} written to {Path}")]
         public static partial void Written(ILogger logger, string document, long revision, string path);
 
-        [LoggerMessage(EventId = 3501, Level = LogLevel.Warning, Message = "File-system notifications for the state directory {Root} are unavailable; changes are found by polling only")]
+        [LoggerMessage(EventId = EventIds.StateWatchUnavailable, Level = LogLevel.Warning, Message = "File-system notifications for the state directory {Root} are unavailable; changes are found by polling only")]
         public static partial void WatchFailed(ILogger logger, string root, Exception? exception);
     }
 }

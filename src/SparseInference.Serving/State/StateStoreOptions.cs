@@ -3,10 +3,13 @@ using Microsoft.Extensions.Options;
 
 namespace SparseInference.Serving.State;
 
-/// <summary>The shared state store; bound from "SparseInference:State". Defaults live here and nowhere else.</summary>
+/// <summary>
+/// The shared state store; bound from "SparseInference:State", a node of the <see cref="Hosting.SparseInferenceOptions"/>
+/// tree. Defaults live here and nowhere else.
+/// </summary>
 public sealed class StateStoreOptions
 {
-    public const string SectionName = "SparseInference:State";
+    public const string SectionName = Hosting.SparseInferenceOptions.SectionName + ":State";
 
     /// <summary>
     /// The directory that holds the shared documents. Every replica of a fleet must see the same one: in

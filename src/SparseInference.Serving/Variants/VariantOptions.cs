@@ -3,10 +3,13 @@ using SparseInference.Serving.Variants.Guardrails;
 
 namespace SparseInference.Serving.Variants;
 
-/// <summary>Variant routing, shadowing and guardrails; bound from "SparseInference:Variants".</summary>
+/// <summary>
+/// Variant routing, shadowing and guardrails; bound from "SparseInference:Variants", a node of the
+/// <see cref="Hosting.SparseInferenceOptions"/> tree. Defaults live here and nowhere else.
+/// </summary>
 public sealed class VariantOptions
 {
-    public const string SectionName = "SparseInference:Variants";
+    public const string SectionName = Hosting.SparseInferenceOptions.SectionName + ":Variants";
 
     /// <summary>
     /// Shadow requests waiting for a worker. Small on purpose: shadow work is the first thing dropped under

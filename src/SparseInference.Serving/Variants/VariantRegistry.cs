@@ -488,19 +488,19 @@ public sealed partial class VariantRegistry
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 3100, Level = LogLevel.Information, Message = "Model {Model}: {Operation} applied, rollout revision {Version} now serving")]
+        [LoggerMessage(EventId = EventIds.RoutingTableSwapped, Level = LogLevel.Information, Message = "Model {Model}: {Operation} applied, rollout revision {Version} now serving")]
         public static partial void TableSwapped(ILogger logger, string model, string operation, long version);
 
-        [LoggerMessage(EventId = 3101, Level = LogLevel.Warning, Message = "Model {Model}: building variant {Variant} failed; the previous table keeps serving")]
+        [LoggerMessage(EventId = EventIds.VariantBuildRefused, Level = LogLevel.Warning, Message = "Model {Model}: building variant {Variant} failed; the previous table keeps serving")]
         public static partial void BuildFailed(ILogger logger, string model, string variant, Exception exception);
 
-        [LoggerMessage(EventId = 3102, Level = LogLevel.Information, Message = "Model {Model}: loading weights from {WeightsDirectory}")]
+        [LoggerMessage(EventId = EventIds.LoadingVariantWeights, Level = LogLevel.Information, Message = "Model {Model}: loading weights from {WeightsDirectory}")]
         public static partial void LoadingWeights(ILogger logger, string model, string weightsDirectory);
 
-        [LoggerMessage(EventId = 3103, Level = LogLevel.Warning, Message = "Model {Model}: split rolled back ({Reason})")]
+        [LoggerMessage(EventId = EventIds.SplitRolledBack, Level = LogLevel.Warning, Message = "Model {Model}: split rolled back ({Reason})")]
         public static partial void RolledBack(ILogger logger, string model, string reason);
 
-        [LoggerMessage(EventId = 3104, Level = LogLevel.Error, Message = "Model {Model}: rollout revision {Revision} refused ({Reason}); revision {Applied} keeps serving: {Error}")]
+        [LoggerMessage(EventId = EventIds.RolloutApplyFailed, Level = LogLevel.Error, Message = "Model {Model}: rollout revision {Revision} refused ({Reason}); revision {Applied} keeps serving: {Error}")]
         public static partial void ApplyFailed(ILogger logger, string model, long revision, long applied, string reason, string error);
     }
 }

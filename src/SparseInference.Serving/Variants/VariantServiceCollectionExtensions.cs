@@ -1,10 +1,7 @@
-using System.Globalization;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
-using SparseInference.Serving.Admin;
 using SparseInference.Serving.State;
 using SparseInference.Serving.Variants.Comparison;
 using SparseInference.Serving.Variants.Guardrails;
@@ -16,8 +13,7 @@ namespace SparseInference.Serving.Variants;
 public static class VariantServiceCollectionExtensions
 {
     /// <summary>
-    /// Registers variants, routing, shadow comparison, guardrails, the admin API's options, and the shared rollout
-    /// state every replica converges to (the state store of <see cref="StateServiceCollectionExtensions.AddSparseInferenceState"/>).
+    /// Registers variants, routing, shadow comparison, guardrails, and the shared rollout state every replica converges to (the state store of <see cref="StateServiceCollectionExtensions.AddSparseInferenceState"/>).
     /// The host must also register an <see cref="IVariantModelSource"/> (how to load weights and warm a variant).
     /// Every piece is added with TryAdd so a host or a test can replace it.
     /// </summary>
@@ -27,20 +23,6 @@ public static class VariantServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddOptions<VariantOptions>().BindConfiguration(VariantOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<VariantOptions>, VariantOptionsValidator>());
-        services.AddOptions<AdminOptions>()
-            .Configure<IConfiguration>((admin, configuration) =>
-            {
-                var section = configuration.GetSection(AdminOptions.SectionName);
-                section.Bind(admin);
-                if (string.IsNullOrEmpty(section[nameof(AdminOptions.Port)]))
-                {
-                    admin.Port = int.TryParse(configuration[AdminOptions.HostAdminPortKey], NumberStyles.None, CultureInfo.InvariantCulture, out var hostPort)
-                        ? hostPort
-                        : AdminOptions.DefaultPort;
-                }
-            })
-            .ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AdminOptions>, AdminOptionsValidator>());
 
         services.AddSparseInferenceState();
         services.TryAddSingleton<RolloutStore>();

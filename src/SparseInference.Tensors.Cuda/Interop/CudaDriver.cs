@@ -14,6 +14,14 @@ internal static unsafe partial class CudaDriver
     public const int CUDA_SUCCESS = 0;
     public const int CUDA_ERROR_NOT_READY = 600;
 
+    // Stream capture errors (cuda.h): a call that cannot be recorded, a capture invalidated by such a call, and the rest of
+    // that range.
+    public const int CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED = 900;
+    public const int CUDA_ERROR_STREAM_CAPTURE_LAST = 908;
+
+    /// <summary>CUstreamCaptureMode: other threads may make unsafe calls (cuMemAlloc) while this stream records.</summary>
+    public const int CU_STREAM_CAPTURE_MODE_RELAXED = 2;
+
     // CUdevice_attribute values used here (cuda.h).
     public const int CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
     public const int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
@@ -124,6 +132,29 @@ internal static unsafe partial class CudaDriver
 
     [LibraryImport(Library)]
     public static partial int cuEventElapsedTime(out float milliseconds, nint start, nint end);
+
+    // ---- Graphs (stream capture) ----------------------------------------------------------
+
+    [LibraryImport(Library, EntryPoint = "cuStreamBeginCapture_v2")]
+    public static partial int cuStreamBeginCapture(nint stream, int mode);
+
+    [LibraryImport(Library)]
+    public static partial int cuStreamEndCapture(nint stream, out nint graph);
+
+    [LibraryImport(Library)]
+    public static partial int cuGraphInstantiateWithFlags(out nint graphExec, nint graph, ulong flags);
+
+    [LibraryImport(Library)]
+    public static partial int cuGraphUpload(nint graphExec, nint stream);
+
+    [LibraryImport(Library)]
+    public static partial int cuGraphLaunch(nint graphExec, nint stream);
+
+    [LibraryImport(Library)]
+    public static partial int cuGraphExecDestroy(nint graphExec);
+
+    [LibraryImport(Library)]
+    public static partial int cuGraphDestroy(nint graph);
 
     // ---- Modules and launches -------------------------------------------------------------
 

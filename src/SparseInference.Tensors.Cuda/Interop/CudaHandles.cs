@@ -92,6 +92,9 @@ internal sealed class CudaDeviceMemoryHandle : SafeHandleZeroOrMinusOneIsInvalid
 
     public long Bytes { get; }
 
+    /// <summary>The recorded graph this block belongs to (set and read under the pool's lock), or null.</summary>
+    public Memory.DeviceMemoryPool.Reservation? Reservation { get; set; }
+
     protected override bool ReleaseHandle()
     {
         CudaDriver.cuCtxSetCurrent(context);
@@ -119,6 +122,24 @@ internal sealed class CudaPinnedHostMemoryHandle : SafeHandleZeroOrMinusOneIsInv
     {
         CudaDriver.cuCtxSetCurrent(context);
         return CudaDriver.cuMemFreeHost(handle) == CudaDriver.CUDA_SUCCESS;
+    }
+}
+
+/// <summary>An instantiated CUgraphExec.</summary>
+internal sealed class CudaGraphExecHandle : SafeHandleZeroOrMinusOneIsInvalid
+{
+    private readonly nint context;
+
+    public CudaGraphExecHandle(nint graphExec, nint context) : base(ownsHandle: true)
+    {
+        SetHandle(graphExec);
+        this.context = context;
+    }
+
+    protected override bool ReleaseHandle()
+    {
+        CudaDriver.cuCtxSetCurrent(context);
+        return CudaDriver.cuGraphExecDestroy(handle) == CudaDriver.CUDA_SUCCESS;
     }
 }
 

@@ -15,17 +15,9 @@
 // a layout's block size must be a multiple of it), USE_FP16 (0/1),
 // M_TILES (1 or 2): 16-row tiles per warp. Two halve the shared-memory reads per tensor-core
 // operation (each K/V fragment feeds two products), the limit of the one-tile version.
-// FAST_EXP (0/1, BF16 only): the softmax exponentials run as ex2.bf16x2, two per instruction,
-// and come out already packed as the next product's A fragment; P is rounded to BF16 anyway.
-// MIN_BLOCKS: CTAs per multiprocessor the register allocation must allow (__launch_bounds__).
-// PIPELINE (0/1, needs STAGES 3): software-pipelined loop; the Q·Kᵀ products of tile j+1 are issued
-// before the softmax of tile j, so the tensor cores work while the exponentials run.
-// Q_IN_SMEM (0/1): Q fragments re-read from shared memory for every key tile instead of held in
-// registers, which frees the registers a 128-key tile's scores need (KEY_TILE 128 halves the per-tile
-// costs: max reductions, O rescaling, barriers).
-// STAGES (2 or 3): K/V buffers. With three, the load of tile j+2 goes into the buffer tile j−1 used,
-// which every warp has left once it passes iteration j's barrier: one barrier per tile instead of two.
-
+// K/V tiles are double-buffered: the copy of tile j+1 runs while tile j is computed.
+// (The versions measured against this one in docs/cuda-notes.md — exponentials as ex2.bf16x2, three stages, a
+// software-pipelined loop, Q re-read from shared memory — were removed with their knobs.)
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 64
@@ -36,38 +28,9 @@
 #ifndef USE_FP16
 #define USE_FP16 0
 #endif
-
-#ifndef FAST_EXP
-#define FAST_EXP 0
-#endif
-#if USE_FP16 && FAST_EXP
-#error FAST_EXP is BF16 only
-#endif
-
-#ifndef STAGES
-#define STAGES 2
-#endif
-#ifndef PIPELINE
-#define PIPELINE 0
-#endif
-#ifndef Q_IN_SMEM
-#define Q_IN_SMEM 0
-#endif
-#if PIPELINE && Q_IN_SMEM
-#error Q_IN_SMEM is for the plain loop
-#endif
-#if PIPELINE && (STAGES != 3 || FAST_EXP)
-#error PIPELINE needs STAGES 3 and no FAST_EXP
-#endif
-
-#ifndef MIN_BLOCKS
-#define MIN_BLOCKS 1
-#endif
-
 #ifndef M_TILES
 #define M_TILES 2
 #endif
-
 #ifndef KEY_TILE
 #define KEY_TILE 64
 #endif
@@ -129,113 +92,8 @@ __device__ __forceinline__ void load_tile(u32 tileAddr, const u16* base, long lo
     }
 }
 
-#if PIPELINE
-// S = Q·Kᵀ for this warp's rows and one key tile.
-__device__ __forceinline__ void qk_tile(float (&s)[M_TILES][S_TILES][4], const u32 (&qf)[M_TILES][QK_STEPS][4], u32 sK, int lane) {
-#pragma unroll
-    for (int m = 0; m < M_TILES; ++m)
-#pragma unroll
-        for (int j = 0; j < S_TILES; ++j) { s[m][j][0] = s[m][j][1] = s[m][j][2] = s[m][j][3] = 0.f; }
-#pragma unroll
-    for (int kk = 0; kk < QK_STEPS; ++kk) {
-#pragma unroll
-        for (int j = 0; j < S_TILES; j += 2) {
-            int mi = lane >> 3;
-            int key = j * 8 + (mi >> 1) * 8 + (lane & 7);
-            int c = kk * 2 + (mi & 1);
-            u32 b0, b1, b2, b3;
-            ldsm_x4(sK + swz(key, c) * 16, b0, b1, b2, b3);
-#pragma unroll
-            for (int m = 0; m < M_TILES; ++m) {
-                mma16816(s[m][j], qf[m][kk], b0, b1);
-                mma16816(s[m][j + 1], qf[m][kk], b2, b3);
-            }
-        }
-    }
-}
 
-// Keys past the valid length never count.
-__device__ __forceinline__ void mask_tile(float (&s)[M_TILES][S_TILES][4], int kStart, int len, int t4) {
-    const float NEG_INF = __int_as_float(0xff800000);
-    if (kStart + KEY_TILE > len) {
-#pragma unroll
-        for (int j = 0; j < S_TILES; ++j) {
-            int key = kStart + j * 8 + 2 * t4;
-#pragma unroll
-            for (int m = 0; m < M_TILES; ++m) {
-                if (key >= len) { s[m][j][0] = NEG_INF; s[m][j][2] = NEG_INF; }
-                if (key + 1 >= len) { s[m][j][1] = NEG_INF; s[m][j][3] = NEG_INF; }
-            }
-        }
-    }
-}
-
-// Online softmax of one tile's scores, then O += P·V.
-__device__ __forceinline__ void softmax_pv(float (&s)[M_TILES][S_TILES][4], float (&o)[M_TILES][O_TILES][4],
-                                           float (&mRow)[M_TILES][2], float (&lRow)[M_TILES][2], u32 sV, float scaleLog2, int lane) {
-    const float NEG_INF = __int_as_float(0xff800000);
-#pragma unroll
-    for (int m = 0; m < M_TILES; ++m) {
-        float mx[2] = {NEG_INF, NEG_INF};
-#pragma unroll
-        for (int j = 0; j < S_TILES; ++j) {
-            mx[0] = fmaxf(mx[0], fmaxf(s[m][j][0], s[m][j][1]));
-            mx[1] = fmaxf(mx[1], fmaxf(s[m][j][2], s[m][j][3]));
-        }
-        float corr[2], mUse[2];
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            float mNew = fmaxf(mRow[m][r], mx[r] * scaleLog2);
-            mUse[r] = mNew == NEG_INF ? 0.f : mNew;
-            corr[r] = fast_exp2(mRow[m][r] - mUse[r]);
-            mRow[m][r] = mNew;
-            lRow[m][r] *= corr[r];
-        }
-#pragma unroll
-        for (int j = 0; j < S_TILES; ++j) {
-            s[m][j][0] = fast_exp2(s[m][j][0] * scaleLog2 - mUse[0]);
-            s[m][j][1] = fast_exp2(s[m][j][1] * scaleLog2 - mUse[0]);
-            s[m][j][2] = fast_exp2(s[m][j][2] * scaleLog2 - mUse[1]);
-            s[m][j][3] = fast_exp2(s[m][j][3] * scaleLog2 - mUse[1]);
-            lRow[m][0] += s[m][j][0] + s[m][j][1];
-            lRow[m][1] += s[m][j][2] + s[m][j][3];
-        }
-#pragma unroll
-        for (int i = 0; i < O_TILES; ++i) {
-            o[m][i][0] *= corr[0]; o[m][i][1] *= corr[0];
-            o[m][i][2] *= corr[1]; o[m][i][3] *= corr[1];
-        }
-    }
-#pragma unroll
-    for (int ks = 0; ks < PV_STEPS; ++ks) {
-        u32 a[M_TILES][4];
-#pragma unroll
-        for (int m = 0; m < M_TILES; ++m) {
-            a[m][0] = pack2(s[m][2 * ks][0], s[m][2 * ks][1]);
-            a[m][1] = pack2(s[m][2 * ks][2], s[m][2 * ks][3]);
-            a[m][2] = pack2(s[m][2 * ks + 1][0], s[m][2 * ks + 1][1]);
-            a[m][3] = pack2(s[m][2 * ks + 1][2], s[m][2 * ks + 1][3]);
-        }
-#pragma unroll
-        for (int nd = 0; nd < O_TILES; nd += 2) {
-            int mi = lane >> 3;
-            int key = ks * 16 + (mi & 1) * 8 + (lane & 7);
-            int c = nd + (mi >> 1);
-            u32 b0, b1, b2, b3;
-            ldsm_x4_t(sV + swz(key, c) * 16, b0, b1, b2, b3);
-#pragma unroll
-            for (int m = 0; m < M_TILES; ++m) {
-                mma16816(o[m][nd], a[m], b0, b1);
-                mma16816(o[m][nd + 1], a[m], b2, b3);
-            }
-        }
-    }
-}
-#endif
-
-extern "C" __global__ void __launch_bounds__(NTHREADS, MIN_BLOCKS)
+extern "C" __global__ void __launch_bounds__(NTHREADS, 1)
 attention_fwd(const AttentionParams p) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -248,7 +106,7 @@ attention_fwd(const AttentionParams p) {
     const u32 sQ = smem_addr(smem);
     const int tileBytes = KEY_TILE * HEAD_DIM * 2;
     const u32 sK0 = sQ + QUERY_TILE * HEAD_DIM * 2;
-    const u32 sV0 = sK0 + STAGES * tileBytes;
+    const u32 sV0 = sK0 + 2 * tileBytes;
 
     load_tile<QUERY_TILE>(sQ, qBase, p.qStrideT, q0, p.seqLen, tid);
 
@@ -263,14 +121,6 @@ attention_fwd(const AttentionParams p) {
         load_tile<KEY_TILE>(sK0, kBase, p.kStrideT, k0, p.seqLen, tid);
         load_tile<KEY_TILE>(sV0, vBase, p.vStrideT, k0, p.seqLen, tid);
         cp_async_commit();
-#if STAGES == 3
-        if (numTiles > 1) {
-            int k1 = tileStart(1);
-            load_tile<KEY_TILE>(sK0 + tileBytes, kBase, p.kStrideT, k1, p.seqLen, tid);
-            load_tile<KEY_TILE>(sV0 + tileBytes, vBase, p.vStrideT, k1, p.seqLen, tid);
-            cp_async_commit();
-        }
-#endif
     }
 
     const int g = lane >> 2, t4 = lane & 3;
@@ -285,58 +135,8 @@ attention_fwd(const AttentionParams p) {
 #pragma unroll
     for (int m = 0; m < M_TILES; ++m) { mRow[m][0] = mRow[m][1] = NEG_INF; lRow[m][0] = lRow[m][1] = 0.f; }
 
-#if PIPELINE
-    {
-        float sc[M_TILES][S_TILES][4];
-        if (numTiles > 1) cp_async_wait_all_but_one(); else cp_async_wait_all();
-        __syncthreads();
-#pragma unroll
-        for (int m = 0; m < M_TILES; ++m)
-#pragma unroll
-            for (int kk = 0; kk < QK_STEPS; ++kk) {
-                int r = warp * WARP_ROWS + m * 16 + (lane & 15), c = kk * 2 + (lane >> 4);
-                ldsm_x4(sQ + swz(r, c) * 16, qf[m][kk][0], qf[m][kk][1], qf[m][kk][2], qf[m][kk][3]);
-            }
-        qk_tile(sc, qf, sK0, lane);
-        for (int it = 0; it + 1 < numTiles; ++it) {
-            const int kStart = tileStart(it);
-            cp_async_wait_all();   // tile it+1; tile it+2 is issued below
-            __syncthreads();       // tile it+1 visible; every warp is past iteration it−1, so its buffer is free
-            if (it + 2 < numTiles) {
-                int kn = tileStart(it + 2);
-                int nb = (it + 2) % 3;
-                load_tile<KEY_TILE>(sK0 + nb * tileBytes, kBase, p.kStrideT, kn, p.seqLen, tid);
-                load_tile<KEY_TILE>(sV0 + nb * tileBytes, vBase, p.vStrideT, kn, p.seqLen, tid);
-                cp_async_commit();
-            }
-            mask_tile(sc, kStart, len, t4);
-            float sn[M_TILES][S_TILES][4];
-            qk_tile(sn, qf, sK0 + ((it + 1) % 3) * tileBytes, lane);
-            softmax_pv(sc, o, mRow, lRow, sV0 + (it % 3) * tileBytes, p.scaleLog2, lane);
-#pragma unroll
-            for (int m = 0; m < M_TILES; ++m)
-#pragma unroll
-                for (int j = 0; j < S_TILES; ++j) { sc[m][j][0] = sn[m][j][0]; sc[m][j][1] = sn[m][j][1]; sc[m][j][2] = sn[m][j][2]; sc[m][j][3] = sn[m][j][3]; }
-        }
-        const int last = numTiles - 1;
-        mask_tile(sc, tileStart(last), len, t4);
-        softmax_pv(sc, o, mRow, lRow, sV0 + (last % 3) * tileBytes, p.scaleLog2, lane);
-    }
-#else
     for (int it = 0; it < numTiles; ++it) {
         const int kStart = tileStart(it);
-#if STAGES == 3
-        const int buf = it % 3;
-        if (it + 1 < numTiles) cp_async_wait_all_but_one(); else cp_async_wait_all();
-        __syncthreads();
-        if (it + 2 < numTiles) {
-            int kn = tileStart(it + 2);
-            int nb = (it + 2) % 3;
-            load_tile<KEY_TILE>(sK0 + nb * tileBytes, kBase, p.kStrideT, kn, p.seqLen, tid);
-            load_tile<KEY_TILE>(sV0 + nb * tileBytes, vBase, p.vStrideT, kn, p.seqLen, tid);
-            cp_async_commit();
-        }
-#else
         const int buf = it & 1;
         if (it + 1 < numTiles) {
             int kn = tileStart(it + 1);
@@ -348,9 +148,7 @@ attention_fwd(const AttentionParams p) {
             cp_async_wait_all();
         }
         __syncthreads();
-#endif
 
-#if !Q_IN_SMEM
         if (it == 0) {
 #pragma unroll
             for (int m = 0; m < M_TILES; ++m)
@@ -360,7 +158,6 @@ attention_fwd(const AttentionParams p) {
                     ldsm_x4(sQ + swz(r, c) * 16, qf[m][kk][0], qf[m][kk][1], qf[m][kk][2], qf[m][kk][3]);
                 }
         }
-#endif
 
         const u32 sK = sK0 + buf * tileBytes, sV = sV0 + buf * tileBytes;
 
@@ -375,12 +172,7 @@ attention_fwd(const AttentionParams p) {
             u32 qa[M_TILES][4];
 #pragma unroll
             for (int m = 0; m < M_TILES; ++m) {
-#if Q_IN_SMEM
-                int r = warp * WARP_ROWS + m * 16 + (lane & 15), c = kk * 2 + (lane >> 4);
-                ldsm_x4(sQ + swz(r, c) * 16, qa[m][0], qa[m][1], qa[m][2], qa[m][3]);
-#else
                 qa[m][0] = qf[m][kk][0]; qa[m][1] = qf[m][kk][1]; qa[m][2] = qf[m][kk][2]; qa[m][3] = qf[m][kk][3];
-#endif
             }
 #pragma unroll
             for (int j = 0; j < S_TILES; j += 2) {
@@ -411,9 +203,6 @@ attention_fwd(const AttentionParams p) {
         }
 
         // Online softmax in the log2 domain; each thread holds rows g and g+8 of each m-tile.
-#if FAST_EXP
-        u32 pb[M_TILES][S_TILES][2];
-#endif
 #pragma unroll
         for (int m = 0; m < M_TILES; ++m) {
             float mx[2] = {NEG_INF, NEG_INF};
@@ -433,17 +222,6 @@ attention_fwd(const AttentionParams p) {
                 mRow[m][r] = mNew;
                 lRow[m][r] *= corr[r];
             }
-#if FAST_EXP
-#pragma unroll
-            for (int j = 0; j < S_TILES; ++j) {
-                u32 x0 = ex2_bf16x2(pack2(s[m][j][0] * p.scaleLog2 - mUse[0], s[m][j][1] * p.scaleLog2 - mUse[0]));
-                u32 x1 = ex2_bf16x2(pack2(s[m][j][2] * p.scaleLog2 - mUse[1], s[m][j][3] * p.scaleLog2 - mUse[1]));
-                lRow[m][0] += __uint_as_float(x0 << 16) + __uint_as_float(x0 & 0xffff0000u);
-                lRow[m][1] += __uint_as_float(x1 << 16) + __uint_as_float(x1 & 0xffff0000u);
-                pb[m][j][0] = x0;
-                pb[m][j][1] = x1;
-            }
-#else
 #pragma unroll
             for (int j = 0; j < S_TILES; ++j) {
                 s[m][j][0] = fast_exp2(s[m][j][0] * p.scaleLog2 - mUse[0]);
@@ -453,7 +231,6 @@ attention_fwd(const AttentionParams p) {
                 lRow[m][0] += s[m][j][0] + s[m][j][1];
                 lRow[m][1] += s[m][j][2] + s[m][j][3];
             }
-#endif
 #pragma unroll
             for (int i = 0; i < O_TILES; ++i) {
                 o[m][i][0] *= corr[0]; o[m][i][1] *= corr[0];
@@ -467,17 +244,10 @@ attention_fwd(const AttentionParams p) {
             u32 a[M_TILES][4];
 #pragma unroll
             for (int m = 0; m < M_TILES; ++m) {
-#if FAST_EXP
-                a[m][0] = pb[m][2 * ks][0];
-                a[m][1] = pb[m][2 * ks][1];
-                a[m][2] = pb[m][2 * ks + 1][0];
-                a[m][3] = pb[m][2 * ks + 1][1];
-#else
                 a[m][0] = pack2(s[m][2 * ks][0], s[m][2 * ks][1]);
                 a[m][1] = pack2(s[m][2 * ks][2], s[m][2 * ks][3]);
                 a[m][2] = pack2(s[m][2 * ks + 1][0], s[m][2 * ks + 1][1]);
                 a[m][3] = pack2(s[m][2 * ks + 1][2], s[m][2 * ks + 1][3]);
-#endif
             }
 #pragma unroll
             for (int nd = 0; nd < O_TILES; nd += 2) {
@@ -493,12 +263,9 @@ attention_fwd(const AttentionParams p) {
                 }
             }
         }
-#if STAGES == 2
         __syncthreads();
-#endif
     }
 
-#endif
 
     if (slot >= 0) {
         // A part of a split row: unnormalised output, running max and sum, for attention_combine.

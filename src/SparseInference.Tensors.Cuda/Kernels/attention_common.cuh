@@ -53,12 +53,6 @@ __device__ __forceinline__ float fast_exp2(float x) {
     return y;
 }
 
-__device__ __forceinline__ u32 ex2_bf16x2(u32 x) {
-    u32 y;
-    asm("ex2.approx.ftz.bf16x2 %0, %1;\n" : "=r"(y) : "r"(x));
-    return y;
-}
-
 // One CTA's share of the call. With a work list, the CTA takes a range of one row's key blocks (a split row writes
 // an unnormalised partial result into `slot`); otherwise it takes every listed block of its query block, or every
 // key tile up to the valid length when dense.

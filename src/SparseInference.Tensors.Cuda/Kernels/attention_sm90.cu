@@ -14,19 +14,19 @@
 // r·128 + ((c ^ (r & 7))·16), tile bases 1024-byte aligned: the wgmma 128-byte swizzle pattern, which
 // keys on address bits, so the descriptors below need no base offset.
 //
-// Knobs (-D): QUERY_TILE (64, 128), KEY_TILE (64, 128; a layout's block size is a multiple of it),
-// STAGES (2 … 4), MIN_BLOCKS (CTAs per multiprocessor for the register allocation), USE_FP16 (0/1),
-// FAST_EXP (0/1, BF16): softmax exponentials as ex2.bf16x2, two per instruction, already packed as P.
-// EXP_EMU (0, 2, 4 …): every EXP_EMU-th n8 tile of scores takes its exponentials on the FMA pipe
-// (exp2_poly) instead of the special-function unit, which at head dim 64 is as busy as the tensor cores.
-// OVERLAP (0/1, needs STAGES ≥ 3): the products of tile j (Q·Kᵀ) and of tile j−1 (P·V) are issued
-// together, so the tensor cores run P·V while this warpgroup computes tile j's softmax.
-// PRODUCER (0/1, needs OVERLAP, MIN_BLOCKS 1): the warp-specialised build (FA3's layout, kernel at the end of the
-// file): a producer warpgroup copies, QUERY_TILE / 64 consumer warpgroups compute and take turns issuing their
-// products. QUERY_TILE 192 (three consumers; dense calls only, since a block-sparse query block is 128 rows) is the
-// dense default on Hopper: at head dim 64 a warpgroup's softmax takes about as long as its products, so two
-// consumers leave the tensor cores idle. INPLACE_P (0/1): the exponentials overwrite the scores (the registers
-// three consumers can have).
+// Knobs (-D): QUERY_TILE (128, or 192 with PRODUCER), STAGES (K/V buffers in the ring), MIN_BLOCKS (CTAs per
+// multiprocessor for the register allocation), USE_FP16 (0/1), and PRODUCER (0/1), which picks one of the two builds:
+//   0: every warpgroup copies and computes (the block-sparse build: two stages, two CTAs per multiprocessor, so one
+//      CTA's softmax runs while the other's products do; a block-sparse query block is 128 rows).
+//   1: the warp-specialised build (FA3's layout, kernel at the end of the file): a producer warpgroup copies,
+//      QUERY_TILE / 64 consumer warpgroups compute and take turns issuing their products; the products of tile j
+//      (Q·Kᵀ) and of tile j−1 (P·V) are issued together, so the tensor cores run P·V while the warpgroup computes tile
+//      j's softmax, and the exponentials overwrite the scores. QUERY_TILE 192 (three consumers) is the dense build: at
+//      head dim 64 a warpgroup's softmax takes about as long as its products, so two consumers leave the tensor cores
+//      idle.
+// Key tiles are 128 keys (a layout's block size is a multiple of it).
+// (The versions measured against these in docs/cuda-notes.md — 64-key tiles, exponentials as ex2.bf16x2 or on the FMA
+// pipe, the overlapped loop without a producer — were removed with their knobs.)
 // HEAD_DIM must be 64 (one swizzle atom per row).
 
 // kernel-target: arch-specific
@@ -46,11 +46,8 @@ typedef unsigned long long u64;
 #ifndef QUERY_TILE
 #define QUERY_TILE 128
 #endif
-#ifndef KEY_TILE
-#define KEY_TILE 128
-#endif
 #ifndef STAGES
-#define STAGES 3
+#define STAGES 2
 #endif
 #ifndef MIN_BLOCKS
 #define MIN_BLOCKS 1
@@ -58,27 +55,16 @@ typedef unsigned long long u64;
 #ifndef USE_FP16
 #define USE_FP16 0
 #endif
-#ifndef OVERLAP
-#define OVERLAP 0
+#ifndef PRODUCER
+#define PRODUCER 0
 #endif
-#ifndef FAST_EXP
-#define FAST_EXP 0
+#if PRODUCER && ((QUERY_TILE != 128 && QUERY_TILE != 192) || STAGES < 3 || MIN_BLOCKS != 1)
+#error PRODUCER needs QUERY_TILE 128 or 192, STAGES >= 3 and MIN_BLOCKS 1
 #endif
-#ifndef EXP_EMU
-#define EXP_EMU 0
+#if !PRODUCER && QUERY_TILE != 128
+#error QUERY_TILE must be 128 (a block-sparse query block) without PRODUCER
 #endif
-#if FAST_EXP && (USE_FP16 || EXP_EMU)
-#error FAST_EXP is BF16 only, without EXP_EMU
-#endif
-#if OVERLAP && STAGES < 3
-#error OVERLAP needs STAGES >= 3
-#endif
-#if OVERLAP && FAST_EXP
-#error OVERLAP packs P after the previous product retires; FAST_EXP packs it in the softmax
-#endif
-#if (QUERY_TILE != 64 && QUERY_TILE != 128 && !(PRODUCER && QUERY_TILE == 192)) || (KEY_TILE != 64 && KEY_TILE != 128)
-#error QUERY_TILE and KEY_TILE must be 64 or 128
-#endif
+#define KEY_TILE 128
 
 #if USE_FP16
 #define ELT "f16"
@@ -86,15 +72,6 @@ typedef unsigned long long u64;
 #define ELT "bf16"
 #endif
 
-#ifndef PRODUCER
-#define PRODUCER 0
-#endif
-#ifndef INPLACE_P
-#define INPLACE_P 0
-#endif
-#if PRODUCER && (!OVERLAP || (QUERY_TILE != 128 && QUERY_TILE != 192) || MIN_BLOCKS != 1)
-#error PRODUCER needs OVERLAP, QUERY_TILE 128 or 192 (dense only) and MIN_BLOCKS 1
-#endif
 #define NWG (QUERY_TILE / 64)          // consumer warpgroups
 #define NTHREADS ((NWG + PRODUCER) * 128)
 #define CHUNKS 8                        // 16-byte chunks per 128-byte row
@@ -104,7 +81,7 @@ typedef unsigned long long u64;
 #define TILE_BYTES (KEY_TILE * 128)
 #define Q_BYTES (QUERY_TILE * 128)
 // Prefetch distance: tiles in flight ahead of the one being computed.
-#define AHEAD (OVERLAP ? STAGES - 2 : STAGES - 1)
+#define AHEAD (PRODUCER ? STAGES - 2 : STAGES - 1)
 
 #include "attention_common.cuh"
 
@@ -165,20 +142,6 @@ __device__ __forceinline__ void wgmma_rs_n64_tb(float (&d)[32], u32 a0, u32 a1, 
 }
 
 
-// 2^x for x ≤ 0 on the FMA pipe instead of the special-function unit: round to an integer with the
-// 1.5·2^23 trick, a cubic for 2^f on [−0.5, 0.5] (relative error < 1e-3, under BF16 rounding of P),
-// the integer added to the exponent field. Below −125 (and −inf) it returns 0.
-__device__ __forceinline__ float exp2_poly(float x) {
-    float xc = fmaxf(x, -125.f);
-    float t = xc + 12582912.f;
-    float f = xc - (t - 12582912.f);
-    float p = fmaf(f, fmaf(f, fmaf(f, 0.0555041087f, 0.2402264923f), 0.6931471806f), 1.0f);
-    float r = __int_as_float(__float_as_int(p) + (__float_as_int(t) << 23));
-    return x < -125.f ? 0.f : r;
-}
-
-__device__ __forceinline__ float exp2_sel(float x, bool emulate) { return emulate ? exp2_poly(x) : fast_exp2(x); }
-
 // Rows [row0, row0+ROWS) of one (batch, head) slice into a swizzled tile; rows past `limit` are
 // zero-filled (never read from memory).
 template <int ROWS, int THREADS = NTHREADS>
@@ -198,11 +161,7 @@ __device__ __forceinline__ void issue_qk(float (&s)[S_REGS], u64 descQ, u64 desc
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
         // 16 elements = 32 bytes further along the swizzled row: +2 in the address field.
-#if KEY_TILE == 128
         wgmma_ss_n128(s, descQ + 2 * kk, descK + 2 * kk, kk);
-#else
-        wgmma_ss_n64(s, descQ + 2 * kk, descK + 2 * kk, kk);
-#endif
     }
 }
 
@@ -250,33 +209,23 @@ __device__ __forceinline__ void softmax_tile(const float (&s)[S_REGS], float (&p
     for (int j = 0; j < S_TILES; ++j) {
         // n8 tiles 2ks and 2ks+1 are the k16 A fragment of step ks: a0/a1 rows g/g+8 keys 0–7,
         // a2/a3 rows g/g+8 keys 8–15 (the mma.sync m16n8k16 A layout, per warp).
-#if FAST_EXP
-        u32 x0 = ex2_bf16x2(pack2(fmaf(val(4 * j), scaleLog2, -mUse[0]), fmaf(val(4 * j + 1), scaleLog2, -mUse[0])));
-        u32 x1 = ex2_bf16x2(pack2(fmaf(val(4 * j + 2), scaleLog2, -mUse[1]), fmaf(val(4 * j + 3), scaleLog2, -mUse[1])));
-        lRow[0] += __uint_as_float(x0 << 16) + __uint_as_float(x0 & 0xffff0000u);
-        lRow[1] += __uint_as_float(x1 << 16) + __uint_as_float(x1 & 0xffff0000u);
-        pa[j >> 1][(j & 1) * 2] = x0;
-        pa[j >> 1][(j & 1) * 2 + 1] = x1;
-#else
-        const bool emu = EXP_EMU > 0 && (j % EXP_EMU) == EXP_EMU - 1;
-        float p0 = exp2_sel(fmaf(val(4 * j), scaleLog2, -mUse[0]), emu);
-        float p1 = exp2_sel(fmaf(val(4 * j + 1), scaleLog2, -mUse[0]), emu);
-        float p2 = exp2_sel(fmaf(val(4 * j + 2), scaleLog2, -mUse[1]), emu);
-        float p3 = exp2_sel(fmaf(val(4 * j + 3), scaleLog2, -mUse[1]), emu);
+        float p0 = fast_exp2(fmaf(val(4 * j), scaleLog2, -mUse[0]));
+        float p1 = fast_exp2(fmaf(val(4 * j + 1), scaleLog2, -mUse[0]));
+        float p2 = fast_exp2(fmaf(val(4 * j + 2), scaleLog2, -mUse[1]));
+        float p3 = fast_exp2(fmaf(val(4 * j + 3), scaleLog2, -mUse[1]));
         lRow[0] += p0 + p1;
         lRow[1] += p2 + p3;
-#if OVERLAP
+#if PRODUCER
         pf[4 * j] = p0; pf[4 * j + 1] = p1; pf[4 * j + 2] = p2; pf[4 * j + 3] = p3;
 #else
         // Packed at once: the floats die here, which the 128-register budget of two CTAs per SM needs.
         pa[j >> 1][(j & 1) * 2] = pack2(p0, p1);
         pa[j >> 1][(j & 1) * 2 + 1] = pack2(p2, p3);
 #endif
-#endif
     }
 }
 
-// Only the tile holding the valid length's end pays for the mask. With OVERLAP, P comes out as floats
+// Only the tile holding the valid length's end pays for the mask. With PRODUCER, P comes out as floats
 // (pf) and pack_p turns it into A fragments only after the product that reads the previous fragments
 // has retired, so no wgmma input is written while a wgmma is in flight; otherwise P is packed at once.
 __device__ __forceinline__ void softmax_any(const float (&s)[S_REGS], float (&pf)[S_REGS], u32 (&pa)[PV_STEPS][4], float (&mRow)[2], float (&lRow)[2],
@@ -288,7 +237,7 @@ __device__ __forceinline__ void softmax_any(const float (&s)[S_REGS], float (&pf
 // n8 tiles 2ks and 2ks+1 are the k16 A fragment of step ks: a0/a1 rows g/g+8 keys 0–7, a2/a3 rows
 // g/g+8 keys 8–15 (the mma.sync m16n8k16 A layout, per warp).
 __device__ __forceinline__ void pack_p(const float (&pf)[S_REGS], u32 (&pa)[PV_STEPS][4]) {
-#if OVERLAP
+#if PRODUCER
 #pragma unroll
     for (int j = 0; j < S_TILES; ++j) {
         pa[j >> 1][(j & 1) * 2] = pack2(pf[4 * j], pf[4 * j + 1]);
@@ -399,7 +348,6 @@ attention_fwd_sm90(const AttentionParams p) {
     u32 pa[PV_STEPS][4];
     float corr[2];
 
-#if !OVERLAP
     for (int it = 0; it < numTiles; ++it) {
         const int fetched = it + AHEAD + 1 < numTiles ? tileStart(it + AHEAD + 1) : 0;
         cp_async_wait<AHEAD - 1>();
@@ -432,71 +380,6 @@ attention_fwd_sm90(const AttentionParams p) {
         wgmma_wait<0>();
         reg_fence(o);
     }
-#else
-    // Tile 0: scores and softmax only.
-    {
-        cp_async_wait<AHEAD - 1>();
-        fence_proxy_async();
-        __syncthreads();
-        const int fetched = AHEAD + 1 < numTiles ? tileStart(AHEAD + 1) : 0;
-        {
-            int t = AHEAD;
-            if (t < numTiles) {
-                int kn = ring[AHEAD];
-                load_tile<KEY_TILE>(sK0 + (t % STAGES) * TILE_BYTES, kBase, p.kStrideT, kn, p.seqLen, tid);
-                load_tile<KEY_TILE>(sV0 + (t % STAGES) * TILE_BYTES, vBase, p.vStrideT, kn, p.seqLen, tid);
-            }
-            cp_async_commit();
-        }
-        wgmma_fence();
-        issue_qk(s, descQ, make_desc(sK0));
-        wgmma_commit();
-        wgmma_wait<0>();
-        reg_fence(s);
-        softmax_any(s, pf, pa, mRow, lRow, corr, p.scaleLog2, ring[0], len, t4);
-        pack_p(pf, pa);
-        SHIFT_RING(fetched);
-    }
-    for (int it = 1; it < numTiles; ++it) {
-        const int fetched = it + AHEAD + 1 < numTiles ? tileStart(it + AHEAD + 1) : 0;
-        cp_async_wait<AHEAD - 1>();
-        fence_proxy_async();
-        __syncthreads();   // tile it visible; every thread is past iteration it−1, so tile it−2's buffer is free
-        {
-            int t = it + AHEAD;
-            if (t < numTiles) {
-                int kn = ring[AHEAD];
-                int nb = t % STAGES;
-                load_tile<KEY_TILE>(sK0 + nb * TILE_BYTES, kBase, p.kStrideT, kn, p.seqLen, tid);
-                load_tile<KEY_TILE>(sV0 + nb * TILE_BYTES, vBase, p.vStrideT, kn, p.seqLen, tid);
-            }
-            cp_async_commit();
-        }
-        const int buf = it % STAGES, prev = (it - 1) % STAGES;
-        wgmma_fence();
-        issue_qk(s, descQ, make_desc(sK0 + buf * TILE_BYTES));
-        wgmma_commit();
-        issue_pv(o, pa, make_desc(sV0 + prev * TILE_BYTES));
-        wgmma_commit();
-        // Scores of tile it are in; P·V of tile it−1 may still run. No register fence on s here: a (fake)
-        // definition of a wgmma input while a product is in flight makes ptxas serialise every wgmma (C7513).
-        wgmma_wait<1>();
-        softmax_any(s, pf, pa, mRow, lRow, corr, p.scaleLog2, ring[0], len, t4);
-        wgmma_wait<0>();
-        reg_fence(o);
-        scale_o(o, corr);
-        pack_p(pf, pa);
-        SHIFT_RING(fetched);
-    }
-    {
-        const int last = (numTiles - 1) % STAGES;
-        wgmma_fence();
-        issue_pv(o, pa, make_desc(sV0 + last * TILE_BYTES));
-        wgmma_commit();
-        wgmma_wait<0>();
-        reg_fence(o);
-    }
-#endif
 
     const int g = lane >> 2;
     const int rowBase = wg * 64 + warpInWg * 16 + g;
@@ -596,12 +479,8 @@ attention_fwd_sm90(const AttentionParams p) {
     for (int i = 0; i < 32; ++i) o[i] = 0.f;
     const float NEG_INF = __int_as_float(0xff800000);
     float mRow[2] = {NEG_INF, NEG_INF}, lRow[2] = {0.f, 0.f};
-#if INPLACE_P
     float s[S_REGS];
     float (&pf)[S_REGS] = s;               // exponentials written over the scores (registers for 3 consumers)
-#else
-    float s[S_REGS], pf[S_REGS];
-#endif
     u32 pa[PV_STEPS][4];
     float corr[2];
 

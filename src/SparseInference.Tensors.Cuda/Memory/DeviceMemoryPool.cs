@@ -14,6 +14,12 @@ public sealed record DeviceMemoryStatistics(long InUseBytes, long ReservedBytes,
 /// A simple caching allocator: blocks are rounded up to size classes (powers of two up to 2 MiB,
 /// then multiples of 2 MiB) and kept on a free list per class when returned, so a steady forward
 /// pass stops calling cuMemAlloc/cuMemFree (both synchronise the device).
+/// <para>
+/// While a graph is recorded (<see cref="BeginReservation"/>), every block rented belongs to that recording: the graph
+/// writes it on every replay, so a block returned while the recording lives is parked with it (and reused only by the
+/// same recording) instead of going back to the free lists, where another owner could be handed memory a replay then
+/// overwrites. <see cref="Reservation.Dispose"/> gives the parked blocks back.
+/// </para>
 /// </summary>
 public sealed class DeviceMemoryPool : IDisposable
 {
@@ -25,6 +31,7 @@ public sealed class DeviceMemoryPool : IDisposable
     private long inUse;
     private long reserved;
     private bool disposed;
+    private Reservation? recording;
 
     internal DeviceMemoryPool(nint context)
     {
@@ -68,10 +75,13 @@ public sealed class DeviceMemoryPool : IDisposable
     {
         var size = SizeClass(bytes);
         CudaDeviceMemoryHandle? block = null;
+        Reservation? owner;
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);
-            if (free.TryGetValue(size, out var stack) && stack.Count > 0)
+            owner = recording;
+            block = owner?.TakeParked(size);
+            if (block is null && free.TryGetValue(size, out var stack) && stack.Count > 0)
             {
                 block = stack.Pop();
             }
@@ -99,9 +109,43 @@ public sealed class DeviceMemoryPool : IDisposable
         {
             inUse += size;
             rentedByCategory[(int)category] += size;
+            if (owner is not null)
+            {
+                block.Reservation = owner;
+            }
         }
 
         return new CudaBuffer(this, block, bytes, category);
+    }
+
+    /// <summary>
+    /// Starts a reservation: every block rented until <see cref="EndReservation"/> belongs to it (one at a time; the caller
+    /// serialises device work, as for a stream capture).
+    /// </summary>
+    internal Reservation BeginReservation()
+    {
+        lock (gate)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            if (recording is not null)
+            {
+                throw new InvalidOperationException("A graph is already being recorded on this device.");
+            }
+
+            return recording = new Reservation(this);
+        }
+    }
+
+    /// <summary>Blocks rented from now on are the pool's again; those of <paramref name="reservation"/> stay its own.</summary>
+    internal void EndReservation(Reservation reservation)
+    {
+        lock (gate)
+        {
+            if (ReferenceEquals(recording, reservation))
+            {
+                recording = null;
+            }
+        }
     }
 
     /// <summary>Counts a rented buffer under <paramref name="category"/> from now on (memory found to hold weights after it was allocated).</summary>
@@ -134,12 +178,90 @@ public sealed class DeviceMemoryPool : IDisposable
                 return;
             }
 
-            if (!free.TryGetValue(block.Bytes, out var stack))
+            if (block.Reservation is { } owner)
             {
-                free[block.Bytes] = stack = new Stack<CudaDeviceMemoryHandle>();
+                owner.Park(block);
+                return;
             }
 
-            stack.Push(block);
+            Push(block);
+        }
+    }
+
+    private void Push(CudaDeviceMemoryHandle block)
+    {
+        if (!free.TryGetValue(block.Bytes, out var stack))
+        {
+            free[block.Bytes] = stack = new Stack<CudaDeviceMemoryHandle>();
+        }
+
+        stack.Push(block);
+    }
+
+    /// <summary>
+    /// The blocks a recorded graph reads and writes: rented while it was recorded, parked here when returned, and given
+    /// back to the pool when the graph is dropped.
+    /// </summary>
+    internal sealed class Reservation(DeviceMemoryPool pool) : IDisposable
+    {
+        private readonly List<CudaDeviceMemoryHandle> parked = [];
+        private bool released;
+
+        /// <summary>Called under the pool's lock.</summary>
+        internal CudaDeviceMemoryHandle? TakeParked(long size)
+        {
+            var i = parked.FindIndex(b => b.Bytes == size);
+            if (i < 0)
+            {
+                return null;
+            }
+
+            var block = parked[i];
+            parked.RemoveAt(i);
+            return block;
+        }
+
+        /// <summary>Called under the pool's lock.</summary>
+        internal void Park(CudaDeviceMemoryHandle block)
+        {
+            if (released)
+            {
+                block.Reservation = null;
+                pool.Push(block);
+                return;
+            }
+
+            parked.Add(block);
+        }
+
+        /// <summary>The parked blocks go back to the free lists; those still rented go there when their owner returns them.</summary>
+        public void Dispose()
+        {
+            pool.EndReservation(this);
+            lock (pool.gate)
+            {
+                if (released)
+                {
+                    return;
+                }
+
+                released = true;
+                foreach (var block in parked)
+                {
+                    block.Reservation = null;
+                    if (pool.disposed)
+                    {
+                        pool.reserved -= block.Bytes;
+                        block.Dispose();
+                    }
+                    else
+                    {
+                        pool.Push(block);
+                    }
+                }
+
+                parked.Clear();
+            }
         }
     }
 

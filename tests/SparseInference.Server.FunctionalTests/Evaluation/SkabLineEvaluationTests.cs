@@ -1,11 +1,8 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using SparseInference.Evaluate;
 using SparseInference.Models;
 using SparseInference.Serving.Baselines;
-using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Repository;
 using SparseInference.Server.FunctionalTests.Infrastructure;
 using SparseInference.Serving.Tests.Infrastructure;
@@ -92,54 +89,46 @@ public sealed class SkabLineEvaluationTests(ServerFixture server)
     /// <summary>The file onboarded on its first rows with the engine, every test row's raw window scored by the baseline library.</summary>
     private ((long Tp, long Fp, long Fn, long Tn) Counts, double Threshold) InProcessCounts(string csv, string variant)
     {
-        var modelDirectory = Path.Combine(server.RepositoryRoot, ServerFixture.ModelName);
-        using var loader = new EngineModelLoader(Options.Create(new SparseInferenceOptions { Device = "cpu" }), NullLogger<EngineModelLoader>.Instance);
-        var model = loader.Load(Path.Combine(modelDirectory, "1"));
-        try
+        using var repository = CpuModelLoader.Repository(server.RepositoryRoot);
+        repository.Load(ServerFixture.ModelName);
+        var version = repository.Resolve(ServerFixture.ModelName, "1");
+        var model = version.Model;
+        var (rows, labels) = SkabFiles.Read(csv);
+        var baseline = new BaselineCalibrator(TimeProvider.System).Calibrate(File, CalibrationTarget.For(version), rows.Take(OnboardingRows).ToList());
+        var scoring = LineScoring.With(baseline, ServerFixture.ModelName, "1", variant, model.Configuration);
+        var window = baseline.Rule.Window;
+        const int channels = ServerFixture.Channels;
+        long tp = 0, fp = 0, fn = 0, tn = 0;
+        for (var first = OnboardingRows; first < rows.Count; first += Batch)
         {
-            var manifest = ServingManifest.Parse(System.IO.File.ReadAllBytes(Path.Combine(modelDirectory, ServingManifest.FileName)), "serving.json");
-            var version = new ModelVersion(ServerFixture.ModelName, "1", Path.Combine(modelDirectory, "1"), model, manifest);
-            var (rows, labels) = SkabFiles.Read(csv);
-            var baseline = new BaselineCalibrator(TimeProvider.System).Calibrate(File, CalibrationTarget.For(version), rows.Take(OnboardingRows).ToList());
-            var scoring = LineScoring.With(baseline, ServerFixture.ModelName, "1", variant, model.Configuration);
-            var window = baseline.Rule.Window;
-            const int channels = ServerFixture.Channels;
-            long tp = 0, fp = 0, fn = 0, tn = 0;
-            for (var first = OnboardingRows; first < rows.Count; first += Batch)
+            var count = Math.Min(Batch, rows.Count - first);
+            var raw = new float[count * window * channels];
+            for (var i = 0; i < count; i++)
             {
-                var count = Math.Min(Batch, rows.Count - first);
-                var raw = new float[count * window * channels];
-                for (var i = 0; i < count; i++)
+                for (var t = 0; t < window; t++)
                 {
-                    for (var t = 0; t < window; t++)
-                    {
-                        for (var c = 0; c < channels; c++)
-                            raw[(((i * window) + t) * channels) + c] = (float)rows[first + i - window + 1 + t][c];
-                    }
-                }
-
-                var input = scoring.ModelInput(raw);
-                var forward = model.Forward(new ForwardInput { Batch = count, Time = window, Values = input }, version.Variants[variant]);
-                var anomaly = scoring.Anomaly(scoring.Score(input, forward.Output), window)!;
-                for (var i = 0; i < count; i++)
-                {
-                    var flagged = anomaly[((i + 1) * window) - 1];
-                    _ = (labels[first + i] == 1, flagged) switch
-                    {
-                        (true, true) => tp++,
-                        (false, true) => fp++,
-                        (true, false) => fn++,
-                        _ => tn++,
-                    };
+                    for (var c = 0; c < channels; c++)
+                        raw[(((i * window) + t) * channels) + c] = (float)rows[first + i - window + 1 + t][c];
                 }
             }
 
-            return ((tp, fp, fn, tn), baseline.Variants[variant].Threshold);
+            var input = scoring.ModelInput(raw);
+            var forward = model.Forward(new ForwardInput { Batch = count, Time = window, Values = input }, version.Variants[variant]);
+            var anomaly = scoring.Anomaly(scoring.Score(input, forward.Output), window)!;
+            for (var i = 0; i < count; i++)
+            {
+                var flagged = anomaly[((i + 1) * window) - 1];
+                _ = (labels[first + i] == 1, flagged) switch
+                {
+                    (true, true) => tp++,
+                    (false, true) => fp++,
+                    (true, false) => fn++,
+                    _ => tn++,
+                };
+            }
         }
-        finally
-        {
-            (model as IDisposable)?.Dispose();
-        }
+
+        return ((tp, fp, fn, tn), baseline.Variants[variant].Threshold);
     }
 
 }

@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using SparseInference.Models;
 using SparseInference.Server.FunctionalTests.Infrastructure;
 using SparseInference.Tensors.Cuda;
+using SparseInference.Server.Tests.Infrastructure;
 using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Server.FunctionalTests.Hosting;

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using SparseInference.Server.FunctionalTests.Infrastructure;
+using SparseInference.Server.Tests.Infrastructure;
 using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Server.FunctionalTests.Hosting;
@@ -54,8 +55,8 @@ public sealed class StartupValidationTests
         var directory = Directory.CreateTempSubdirectory("si-tls-start-").FullName;
         try
         {
-            using var certificate = SparseInference.Serving.Tests.Infrastructure.TestCertificates.Create();
-            var pfx = SparseInference.Serving.Tests.Infrastructure.TestCertificates.WritePkcs12(certificate, directory, "right-password");
+            using var certificate = SparseInference.Server.Tests.Infrastructure.TestCertificates.Create();
+            var pfx = SparseInference.Server.Tests.Infrastructure.TestCertificates.WritePkcs12(certificate, directory, "right-password");
             using var factory = new ConfiguredServer(new()
             {
                 ["SparseInference:Tls:Grpc:CertificatePath"] = pfx,

@@ -2,11 +2,11 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using SparseInference.Models;
-using SparseInference.Serving.Health;
+using SparseInference.Server.Hosting;
 using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Repository;
+using SparseInference.Tensors;
 
 namespace SparseInference.Server.FunctionalTests.Infrastructure;
 
@@ -35,7 +35,7 @@ public class FaultInjectionServerFixture : ServerFixture
         base.ConfigureWebHost(builder);
         builder.ConfigureTestServices(services => services.AddSingleton<IInferenceModelLoader>(sp =>
             new FaultyLoader(
-                new EngineModelLoader(sp.GetRequiredService<IOptions<SparseInferenceOptions>>(), sp.GetRequiredService<ILogger<EngineModelLoader>>()),
+                new EngineModelLoader(sp.GetRequiredService<ConfiguredBackend>(), sp.GetRequiredService<ILogger<EngineModelLoader>>()),
                 this)));
     }
 

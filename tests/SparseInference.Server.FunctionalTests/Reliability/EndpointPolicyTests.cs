@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using SparseInference.Server.Hosting;
 using SparseInference.Serving.Hosting;
 using Grpc.AspNetCore.Server;
 using SparseInference.Server.FunctionalTests.Infrastructure;

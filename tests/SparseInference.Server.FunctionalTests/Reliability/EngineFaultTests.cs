@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using SparseInference.Serving.Health;
+using SparseInference.Tensors;
 using SparseInference.Serving.Protocol.Grpc;
 using SparseInference.Server.FunctionalTests.Infrastructure;
 using SparseInference.Server.FunctionalTests.Protocol;

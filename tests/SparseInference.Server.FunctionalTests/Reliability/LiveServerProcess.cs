@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using SparseInference.Server.FunctionalTests.Infrastructure;
+using SparseInference.Server.Tests.Infrastructure;
 using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Server.FunctionalTests.Reliability;

@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging;
 using SparseInference.Server.FunctionalTests.Infrastructure;
 using SparseInference.Server.FunctionalTests.Protocol;
 using SparseInference.Serving.Protocol.Grpc;
-using SparseInference.Serving.Tests.Reliability;
+using SparseInference.Server.Tests.Reliability;
 
 namespace SparseInference.Server.FunctionalTests.Reliability;
 

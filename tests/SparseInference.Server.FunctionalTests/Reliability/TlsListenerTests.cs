@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using SparseInference.Serving.Protocol.Grpc;
+using SparseInference.Server.Tests.Infrastructure;
 using SparseInference.Serving.Tests.Infrastructure;
 using SparseInference.Server.FunctionalTests.Infrastructure;
 using SparseInference.Server.FunctionalTests.Protocol;

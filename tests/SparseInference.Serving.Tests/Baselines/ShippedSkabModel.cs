@@ -1,8 +1,5 @@
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using SparseInference.Serving.Baselines;
-using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Repository;
 using SparseInference.Serving.Tests.Infrastructure;
 
@@ -18,7 +15,7 @@ public sealed class ShippedSkabModel : IDisposable
     public const string ModelName = "skab-pump";
     public const string FixtureFile = "skab-pump-valve1-0.json";
 
-    private readonly EngineModelLoader _loader;
+    private readonly ModelRepository _repository;
     private readonly Lazy<LineBaseline> _baseline;
     private readonly Lazy<(List<double[]> Rows, int[] Labels)> _line;
 
@@ -27,11 +24,9 @@ public sealed class ShippedSkabModel : IDisposable
         Root = SkabFiles.RepositoryRoot;
         Fixture = JsonNode.Parse(File.ReadAllText(Path.Combine(Root, "tests", "fixtures", "baselines", FixtureFile)))!;
         Version = (string)Fixture["version"]!;
-        var modelDirectory = Path.Combine(Root, "models", ModelName);
-        _loader = new EngineModelLoader(Options.Create(new SparseInferenceOptions { Device = "cpu" }), NullLogger<EngineModelLoader>.Instance);
-        var model = _loader.Load(Path.Combine(modelDirectory, Version));
-        var manifest = ServingManifest.Parse(File.ReadAllBytes(Path.Combine(modelDirectory, ServingManifest.FileName)), "serving.json");
-        ModelVersion = new ModelVersion(ModelName, Version, Path.Combine(modelDirectory, Version), model, manifest);
+        _repository = CpuModelLoader.Repository(Path.Combine(Root, "models"));
+        _repository.Load(ModelName);
+        ModelVersion = _repository.Resolve(ModelName, Version);
         // Read on first use, so that without the SKAB data the tests that need its rows skip (or fail under CI) by name.
         _line = new(() => SkabFiles.Read(Path.Combine(SkabFiles.Directory(), (string)Fixture["line"]!)));
         _baseline = new(() => new BaselineCalibrator(new ManualTimeProvider()).Calibrate("pump-1", CalibrationTarget.For(ModelVersion), Onboarding));
@@ -62,8 +57,7 @@ public sealed class ShippedSkabModel : IDisposable
 
     public void Dispose()
     {
-        (ModelVersion.Model as IDisposable)?.Dispose();
-        _loader.Dispose();
+        _repository.Dispose();
     }
 
     public static double[] Doubles(JsonNode? array) => [.. array!.AsArray().Select(v => (double)v!)];

@@ -2,7 +2,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using SparseInference.Serving.Health;
 using SparseInference.Serving.Hosting;
-using SparseInference.Tensors.Cuda;
+using SparseInference.Serving.Tests.TestDoubles;
+using SparseInference.Tensors;
 
 namespace SparseInference.Serving.Tests.Health;
 
@@ -10,8 +11,18 @@ public sealed class EngineFaultMonitorTests
 {
     private readonly ServerState _state = new();
 
-    private EngineFaultMonitor Monitor(int threshold) =>
-        new(_state, Options.Create(new SparseInferenceOptions { Health = new HealthOptions { DeviceFaultThreshold = threshold } }), NullLogger<EngineFaultMonitor>.Instance);
+    private EngineFaultMonitor Monitor(int threshold, ConfiguredBackend? backend = null) =>
+        new(_state, Options.Create(new SparseInferenceOptions { Health = new HealthOptions { DeviceFaultThreshold = threshold } }), NullLogger<EngineFaultMonitor>.Instance, backend);
+
+    /// <summary>A configured accelerator whose errors are <see cref="TimeoutException"/>s, opened as the first load opens it.</summary>
+    private static ConfiguredBackend OpenedAccelerator()
+    {
+        var (backend, _) = TestAccelerator.Create();
+        var configured = new ConfiguredBackend(
+            Options.Create(new SparseInferenceOptions { Device = "cuda" }), [new TestAcceleratorProvider(backend)], NullLogger<ConfiguredBackend>.Instance);
+        Assert.Same(backend, configured.Backend);
+        return configured;
+    }
 
     [Fact]
     public void ReportFailure_ThresholdDeviceFaultsInARow_LivenessFailsWithReason()
@@ -58,13 +69,27 @@ public sealed class EngineFaultMonitorTests
     }
 
     [Fact]
-    public void ReportFailure_CudaErrorWrappedInAnotherException_Counts()
+    public void ReportFailure_BackendDeviceErrorWrappedInAnotherException_Counts()
     {
-        var monitor = Monitor(2);
-        monitor.ReportFailure(new InvalidOperationException("forward failed", new CudaException("cuLaunchKernel", 700, "CUDA_ERROR_ILLEGAL_ADDRESS")));
-        monitor.ReportFailure(new AggregateException(new CudaException("cuMemcpyDtoHAsync", 700, "CUDA_ERROR_ILLEGAL_ADDRESS")));
+        var monitor = Monitor(2, OpenedAccelerator());
+        monitor.ReportFailure(new InvalidOperationException("forward failed", new TimeoutException("the device stopped answering")));
+        monitor.ReportFailure(new AggregateException(new TimeoutException("the device stopped answering")));
 
         Assert.False(_state.IsLive);
+    }
+
+    [Fact]
+    public void ReportFailure_ErrorsOfTheDeviceKindOnTheCpu_NeverFailLiveness()
+    {
+        // The same exceptions mean nothing when no accelerator was opened: the backend classifies only its own.
+        var monitor = Monitor(2, new ConfiguredBackend(
+            Options.Create(new SparseInferenceOptions()), [new TestAcceleratorProvider(TestAccelerator.Create().Backend)], NullLogger<ConfiguredBackend>.Instance));
+        for (var i = 0; i < 10; i++)
+        {
+            monitor.ReportFailure(new TimeoutException("a slow client"));
+        }
+
+        Assert.True(_state.IsLive);
     }
 
     [Fact]

@@ -20,7 +20,7 @@ public sealed class InferenceServiceTests : IDisposable
         _temp.AddVersion("m", "1", channels: 2, maxSeqLen: 8, threshold: 0.1)
             .WithServing("m", """{"default_variant":"dense","variants":[{"name":"dense","pattern":"dense"},{"name":"w","pattern":"window","sparsity":0.5}]}""");
         _repository = _temp.Open();
-        (_services, _service) = Build(_repository, new DirectInferenceExecutor(TimeProvider.System));
+        (_services, _service) = InferenceServiceKit.Build(_repository, new DirectInferenceExecutor(TimeProvider.System));
         _repository.LoadAll();
     }
 
@@ -29,23 +29,6 @@ public sealed class InferenceServiceTests : IDisposable
         _repository.Dispose();
         _services.Dispose();
         _temp.Dispose();
-    }
-
-    /// <summary>The inference service over <paramref name="repository"/> with the real variant router, bound to the repository's loads.</summary>
-    internal static (ServiceProvider Services, InferenceService Service) Build(ModelRepository repository, IInferenceExecutor executor)
-    {
-        var services = new ServiceCollection();
-        services.AddLogging();
-        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().Build());
-        services.AddSingleton(repository);
-        services.AddSingleton(executor);
-        services.AddSingleton<IVariantModelSource>(sp => new RepositoryVariantModelSource(sp, new ScaledEchoLoader()));
-        services.AddSingleton<RepositoryVariantBinding>();
-        services.AddSparseInferenceVariants();
-        var provider = services.BuildServiceProvider();
-        provider.GetRequiredService<RepositoryVariantBinding>().Attach(repository);
-        var service = new InferenceService(repository, executor, provider.GetRequiredService<VariantRouter>(), TimeProvider.System);
-        return (provider, service);
     }
 
     private static InferenceRequest Request(float[] data, long[] shape, string name = "input", string datatype = "FP32",

@@ -1,8 +1,6 @@
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using SparseInference.Models;
-using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Repository;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Serving.Tests.Repository;
 
@@ -13,7 +11,7 @@ public sealed class EngineModelLoaderTests
     [Fact]
     public void Forward_AfterDispose_ReleasedWeightsAnswerUnavailable()
     {
-        using var loader = NewLoader();
+        var loader = NewLoader();
         var model = loader.Load(DefaultModelVersion());
         Assert.Equal(Shape(model), model.Forward(Window(model), Dense).Shape);
 
@@ -28,7 +26,7 @@ public sealed class EngineModelLoaderTests
     [Fact]
     public async Task Dispose_WhileForwardsRun_EveryForwardStillAnswers()
     {
-        using var loader = NewLoader();
+        var loader = NewLoader();
         var model = loader.Load(DefaultModelVersion());
         var input = Window(model);
         var expected = model.Forward(input, Dense).Output;
@@ -66,8 +64,7 @@ public sealed class EngineModelLoaderTests
         }
     }
 
-    private static EngineModelLoader NewLoader() =>
-        new(Options.Create(new SparseInferenceOptions { Device = "cpu" }), NullLogger<EngineModelLoader>.Instance);
+    private static EngineModelLoader NewLoader() => CpuModelLoader.Create();
 
     private static ForwardInput Window(IInferenceModel model)
     {

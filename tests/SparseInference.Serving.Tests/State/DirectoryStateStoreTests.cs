@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using SparseInference.Serving.State;
 using SparseInference.Serving.Tests.Variants;
+using SparseInference.Serving.Tests.Infrastructure;
 
 namespace SparseInference.Serving.Tests.State;
 
@@ -76,6 +77,10 @@ public sealed class DirectoryStateStoreTests : IDisposable
         const int writers = 8, increments = 25;
         var written = 0;
         var conflicts = 0;
+        // Every writer's first write waits until all have read revision 0, so at least seven of them must lose a
+        // compare-and-swap: the race is certain, not left to the scheduler.
+        var firstReads = 0;
+        var allHaveRead = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
         await Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
         {
@@ -83,6 +88,16 @@ public sealed class DirectoryStateStoreTests : IDisposable
             for (var i = 0; i < increments;)
             {
                 var current = await store.ReadAsync(Rollout);
+                if (!allHaveRead.Task.IsCompleted)
+                {
+                    if (Interlocked.Increment(ref firstReads) == writers)
+                    {
+                        allHaveRead.SetResult();
+                    }
+
+                    await allHaveRead.Task;
+                }
+
                 var revision = current?.Revision ?? 0;
                 var seen = current is null ? new JsonArray() : JsonNode.Parse(current.Content.Span)!["writers"]!.AsArray().DeepClone().AsArray();
                 seen.Add(w);
@@ -104,7 +119,7 @@ public sealed class DirectoryStateStoreTests : IDisposable
         Assert.Equal(writers * increments, written);
         Assert.Equal(writers * increments, final!.Revision);
         Assert.Equal(writers * increments, JsonNode.Parse(final.Content.Span)!["writers"]!.AsArray().Count);
-        Assert.True(conflicts > 0, "the writers never raced: the test proves nothing");
+        Assert.True(conflicts >= writers - 1, $"expected at least {writers - 1} lost compare-and-swaps, saw {conflicts}");
     }
 
     [Fact]
@@ -231,7 +246,7 @@ public sealed class DirectoryStateStoreTests : IDisposable
     {
         var options = new StateStoreOptions();
 
-        Assert.True(new StateStoreOptionsValidator(new ContentRoot(_root)).Validate(null, options).Succeeded);
+        Assert.True(new StateStoreOptionsValidator(new TestHostEnvironment(_root)).Validate(null, options).Succeeded);
         Assert.Equal(Path.Combine(_root, "state"), options.ResolveDirectory(_root));
         Assert.True(Directory.Exists(Path.Combine(_root, "state")));
     }
@@ -251,11 +266,4 @@ public sealed class DirectoryStateStoreTests : IDisposable
     private static byte[] Json(long revision, string value) =>
         Encoding.UTF8.GetBytes(new JsonObject { ["revision"] = revision, ["value"] = value }.ToJsonString());
 
-    private sealed class ContentRoot(string path) : Microsoft.Extensions.Hosting.IHostEnvironment
-    {
-        public string EnvironmentName { get; set; } = "Test";
-        public string ApplicationName { get; set; } = "test";
-        public string ContentRootPath { get; set; } = path;
-        public Microsoft.Extensions.FileProviders.IFileProvider ContentRootFileProvider { get; set; } = new Microsoft.Extensions.FileProviders.NullFileProvider();
-    }
 }

@@ -7,15 +7,15 @@ namespace SparseInference.Tensors.Cuda.Tests.Attention;
 internal static class AttentionReference
 {
     /// <summary>
-    /// Runs <see cref="CudaBackend.Attention"/> on BF16-exact random q, k, v (output poisoned with NaN first) and returns
+    /// Runs <see cref="Kernels.AttentionKernels.Run"/> on BF16-exact random q, k, v (output poisoned with NaN first) and returns
     /// ‖out − ref‖ / ‖ref‖ against a double-precision softmax over the listed key blocks (every key when dense) up to
     /// each sequence's length; queries past it must come back as zeros. <paramref name="checkRow"/> samples the query rows
     /// checked (all by default); q and k are drawn from ±<paramref name="qkScale"/>, v from ±1.
     /// </summary>
     public static double RelativeError(AttentionGeometry geometry, CsrBlockLayout? layout, int[]? lengths, int seed,
-        AttentionKernelVariant? variant = null, float qkScale = 1f, Func<int, bool>? checkRow = null)
+        AttentionKernel kernel = AttentionKernel.Auto, float qkScale = 1f, Func<int, bool>? checkRow = null)
     {
-        Assert.True(CudaBackend.TryCreate(out var gpu, out var reason), reason);
+        Assert.True(CudaDevice.TryCreate(out var gpu, out var reason), reason);
         using (gpu)
         {
             var (batch, heads, t, d) = (geometry.Batch, geometry.Heads, geometry.SeqLen, geometry.HeadDim);
@@ -38,9 +38,9 @@ internal static class AttentionReference
                 gpu.Upload<int>(lengths, dlengths);
             }
 
-            using var dl = layout is null ? null : gpu.Upload(layout);
+            using var dl = layout is null ? null : gpu.Attention.Upload(layout);
             gpu.Fill32(dout, 0x7FC07FC0);
-            gpu.Attention(dq, dk, dv, dout, geometry, dl, lengths is null ? null : dlengths, variant: variant);
+            gpu.Attention.Run(dq, dk, dv, dout, geometry, dl, lengths is null ? null : dlengths, kernel: kernel);
             var got = new ushort[n];
             gpu.Download<ushort>(dout, got);
 

@@ -6,15 +6,15 @@ public class SplitPlanTests
 {
     [Fact]
     public void PlanSplits_WindowLayout_SplitsNothing() =>
-        Assert.Null(CudaBackend.PlanSplits(CsrBlockLayout.Window(2, 4, 4096, 128, 0.75), heads: 4));
+        Assert.Null(AttentionWorkPlanner.PlanSplits(CsrBlockLayout.Window(2, 4, 4096, 128, 0.75), heads: 4));
 
     [Fact]
     public void PlanSplits_BigBird_CoversEveryRowExactlyOnceAndSplitsOnlyLongRows()
     {
         var layout = CsrBlockLayout.BigBird(2, 3, 4096, 128, 0.9, globalBlocks: 1, seed: 5, layer: 0);
-        var cap = CudaBackend.SplitThreshold(layout);
+        var cap = AttentionWorkPlanner.SplitThreshold(layout);
 
-        var plan = CudaBackend.PlanSplits(layout, heads: 3);
+        var plan = AttentionWorkPlanner.PlanSplits(layout, heads: 3);
 
         Assert.NotNull(plan);
         var (work, combine, slots) = plan.Value;
@@ -53,7 +53,7 @@ public class SplitPlanTests
     {
         var shared = CsrBlockLayout.BigBird(1, 1, 2048, 64, 0.9, globalBlocks: 1, seed: 1, layer: 0);
 
-        var plan = CudaBackend.PlanSplits(shared, heads: 4);
+        var plan = AttentionWorkPlanner.PlanSplits(shared, heads: 4);
 
         Assert.NotNull(plan);
         var rows = Enumerable.Range(0, plan.Value.Work.Length / 4).Select(i => plan.Value.Work[4 * i]).Distinct().Count();
@@ -62,14 +62,14 @@ public class SplitPlanTests
 
     [Fact]
     public void PlanWork_DenseLayout_IsNull() =>
-        Assert.Null(CudaBackend.PlanWork(CsrBlockLayout.Dense(2, 4, 1024, 128), heads: 4));
+        Assert.Null(AttentionWorkPlanner.PlanWork(CsrBlockLayout.Dense(2, 4, 1024, 128), heads: 4));
 
     [Fact]
     public void PlanWork_WindowLayout_ListsEveryRowOnceLongestFirstWithoutSplits()
     {
         var layout = CsrBlockLayout.Window(2, 1, 4096, 128, 0.5);
 
-        var plan = CudaBackend.PlanWork(layout, heads: 3);
+        var plan = AttentionWorkPlanner.PlanWork(layout, heads: 3);
 
         Assert.NotNull(plan);
         var (work, combine, slots) = plan.Value;
@@ -88,9 +88,9 @@ public class SplitPlanTests
     public void PlanWork_BigBird_KeepsSplitPiecesFirstThenWholeRowsLongestFirst()
     {
         var layout = CsrBlockLayout.BigBird(2, 3, 4096, 128, 0.9, globalBlocks: 1, seed: 5, layer: 0);
-        var split = CudaBackend.PlanSplits(layout, heads: 3);
+        var split = AttentionWorkPlanner.PlanSplits(layout, heads: 3);
 
-        var plan = CudaBackend.PlanWork(layout, heads: 3);
+        var plan = AttentionWorkPlanner.PlanWork(layout, heads: 3);
 
         Assert.NotNull(split);
         Assert.NotNull(plan);

@@ -1,4 +1,5 @@
 using SparseInference.Tensors.Cuda.Attention;
+using SparseInference.Tensors.Cuda.Kernels;
 
 namespace SparseInference.Tensors.Cuda.Tests.Attention;
 
@@ -12,8 +13,8 @@ public class WgmmaAttentionTests
     {
         var geometry = AttentionGeometry.Contiguous(2, 8, 4096, 64);
 
-        Assert.True(CudaBackend.SupportsWgmmaAttention(Device(9, 0), geometry, CsrBlockLayout.Window(2, 8, 4096, 128, 0.5), CudaElementType.BFloat16, out var why), why);
-        Assert.True(CudaBackend.SupportsWgmmaAttention(Device(9, 0), geometry, null, CudaElementType.Float16, out why), why);
+        Assert.True(AttentionKernels.SupportsWgmma(Device(9, 0), geometry, CsrBlockLayout.Window(2, 8, 4096, 128, 0.5), CudaElementType.BFloat16, out var why), why);
+        Assert.True(AttentionKernels.SupportsWgmma(Device(9, 0), geometry, null, CudaElementType.Float16, out why), why);
     }
 
     [Theory]
@@ -26,7 +27,7 @@ public class WgmmaAttentionTests
     {
         var geometry = AttentionGeometry.Contiguous(1, 2, 1024, headDim);
 
-        var supported = CudaBackend.SupportsWgmmaAttention(Device(major, minor), geometry, CsrBlockLayout.Window(1, 2, 1024, blockSize, 0.5), CudaElementType.BFloat16, out var why);
+        var supported = AttentionKernels.SupportsWgmma(Device(major, minor), geometry, CsrBlockLayout.Window(1, 2, 1024, blockSize, 0.5), CudaElementType.BFloat16, out var why);
 
         Assert.False(supported);
         Assert.Contains(reason, why, StringComparison.Ordinal);
@@ -34,60 +35,56 @@ public class WgmmaAttentionTests
 
     [Fact]
     public void SupportsWgmmaAttention_Float32_IsNotSupported() =>
-        Assert.False(CudaBackend.SupportsWgmmaAttention(Device(9, 0), AttentionGeometry.Contiguous(1, 1, 256, 64), null, CudaElementType.Float32, out _));
+        Assert.False(AttentionKernels.SupportsWgmma(Device(9, 0), AttentionGeometry.Contiguous(1, 1, 256, 64), null, CudaElementType.Float32, out _));
 
-    [Fact]
-    public void Hopper_Variant_UsesWgmmaWithTwoStagesAndTwoCtasPerMultiprocessorAndWarpSpecializedDense()
-    {
-        Assert.True(AttentionKernelVariant.Hopper.Wgmma);
-        Assert.True(AttentionKernelVariant.Hopper.WarpSpecializedDense);
-        Assert.Equal(2, AttentionKernelVariant.Hopper.Stages);
-        Assert.Equal(2, AttentionKernelVariant.Hopper.MinBlocksPerMultiprocessor);
-        Assert.False(AttentionKernelVariant.Default.Wgmma);
-    }
+    [Theory]
+    [InlineData(9, 0, true)]
+    [InlineData(8, 0, false)]
+    [InlineData(8, 9, false)]
+    [InlineData(10, 0, false)]
+    public void HasWgmma_OnlyComputeCapability90(int major, int minor, bool expected) => Assert.Equal(expected, Device(major, minor).HasWgmma);
 
     /// <summary>
-    /// The wgmma variant (on a non-Hopper GPU: its mma.sync fallback) against a double-precision reference: ragged
+    /// The wgmma kernel (on a non-Hopper GPU: its mma.sync fallback) against a double-precision reference: ragged
     /// lengths (a partial last key tile, a query block past the length) and a BigBird layout whose global row is split
     /// over several CTAs and merged by attention_combine.
     /// </summary>
     [GpuFact]
-    public void Attention_WgmmaVariantBigBirdRaggedSplitRows_MatchesReference()
+    public void Attention_WgmmaBigBirdRaggedSplitRows_MatchesReference()
     {
         const int heads = 2, t = 1536, block = 128;
         var layout = CsrBlockLayout.BigBird(2, heads, t, block, 0.75, globalBlocks: 1, seed: 3, layer: 0);
-        Assert.NotNull(CudaBackend.PlanSplits(layout, heads));
+        Assert.NotNull(AttentionWorkPlanner.PlanSplits(layout, heads));
 
         // Every query of the split global block 0, and a sample of the others (all of the last block).
         var error = AttentionReference.RelativeError(AttentionGeometry.Contiguous(2, heads, t, 64), layout, lengths: [1536, 1000], seed: 17,
-            AttentionKernelVariant.Hopper, qkScale: 1.5f, checkRow: i => i < block || i % 7 == 0 || i >= t - block);
+            AttentionKernel.Wgmma, qkScale: 1.5f, checkRow: i => i < block || i % 7 == 0 || i >= t - block);
         Assert.True(error <= 1e-2, $"relative error {error:E2} > 1e-2");
     }
 
     /// <summary>
-    /// Dense calls of the Hopper variant (the warp-specialised 192-query build on 9.0; elsewhere the mma.sync kernel)
+    /// Dense calls of the Hopper kernel (the warp-specialised 192-query build on 9.0; elsewhere the mma.sync kernel)
     /// against a double-precision reference: two sequences, the second ending inside a key tile and inside a query tile.
     /// </summary>
     [GpuFact]
-    public void Attention_WgmmaVariantDenseRagged_MatchesReference()
+    public void Attention_WgmmaDenseRagged_MatchesReference()
     {
         var error = AttentionReference.RelativeError(AttentionGeometry.Contiguous(2, 3, 700, 64), layout: null, lengths: [700, 450], seed: 23,
-            AttentionKernelVariant.Hopper, qkScale: 1.5f, checkRow: i => i >= 380 || i % 3 == 0);
+            AttentionKernel.Wgmma, qkScale: 1.5f, checkRow: i => i >= 380 || i % 3 == 0);
         Assert.True(error <= 1e-2, $"relative error {error:E2} > 1e-2");
     }
 
     [GpuFact]
-    public void AttentionVariant_OnComputeCapability90_DefaultsToHopper()
+    public void Default_OnComputeCapability90_IsWgmma()
     {
-        Assert.True(CudaBackend.TryCreate(out var gpu, out var reason), reason);
+        Assert.True(CudaDevice.TryCreate(out var gpu, out var reason), reason);
         using (gpu)
         {
-            var expected = CudaBackend.HasWgmma(gpu!.Device) ? AttentionKernelVariant.Hopper : AttentionKernelVariant.Default;
-            Assert.Equal(expected, gpu.AttentionVariant);
-            if (CudaBackend.HasWgmma(gpu.Device))
+            Assert.Equal(gpu!.Info.HasWgmma ? AttentionKernel.Wgmma : AttentionKernel.MmaSync, gpu.Attention.Default);
+            if (gpu.Info.HasWgmma)
             {
                 // Two CTAs of 256 threads per multiprocessor leave at most 128 registers per thread.
-                var (registers, _) = gpu.AttentionResources(64, 128, AttentionKernelVariant.Hopper);
+                var (registers, _) = gpu.Attention.Resources(64, 128, AttentionKernel.Wgmma);
                 Assert.InRange(registers, 1, 128);
             }
         }

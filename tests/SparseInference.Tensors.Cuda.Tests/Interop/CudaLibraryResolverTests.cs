@@ -42,7 +42,7 @@ public class CudaLibraryResolverTests
     [NoDriverFact]
     public void TryCreate_WithoutNvidiaDriver_ReportsUnavailableWithInstallHint()
     {
-        var created = CudaBackend.TryCreate(out var backend, out var reason);
+        var created = CudaDevice.TryCreate(out var backend, out var reason);
 
         Assert.False(created);
         Assert.Null(backend);

@@ -17,7 +17,7 @@ namespace SparseInference.Server.Observability.Tracing;
 /// </summary>
 public static class TracingSetup
 {
-    public const string EndpointKey = "SparseInference:Tracing:OtlpEndpoint";
+    public const string EndpointKey = TracingOptions.SectionName + ":" + nameof(TracingOptions.OtlpEndpoint);
     public const string StandardEndpointKey = "OTEL_EXPORTER_OTLP_ENDPOINT";
     public const string ServiceName = "sparseinference";
 
@@ -28,7 +28,7 @@ public static class TracingSetup
     {
         ArgumentNullException.ThrowIfNull(builder);
         var configuration = builder.Configuration;
-        var endpoint = configuration[EndpointKey];
+        var endpoint = (configuration.GetSection(TracingOptions.SectionName).Get<TracingOptions>() ?? new TracingOptions()).OtlpEndpoint;
         Uri? uri = null;
         if (!string.IsNullOrWhiteSpace(endpoint))
         {

@@ -128,7 +128,7 @@ public sealed partial class ShadowDispatcher : BackgroundService
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 3300, Level = LogLevel.Warning, Message = "Model {Model}: shadow forward on {Candidate} failed")]
+        [LoggerMessage(EventId = EventIds.ShadowForwardFailed, Level = LogLevel.Warning, Message = "Model {Model}: shadow forward on {Candidate} failed")]
         public static partial void ShadowFailed(ILogger logger, string model, string candidate, Exception exception);
     }
 }

@@ -197,7 +197,7 @@ public sealed partial class GuardrailMonitor(
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 3200, Level = LogLevel.Warning, Message = "Model {Model}: guardrail tripped ({Reason}); rollback {Outcome}")]
+        [LoggerMessage(EventId = EventIds.GuardrailTripped, Level = LogLevel.Warning, Message = "Model {Model}: guardrail tripped ({Reason}); rollback {Outcome}")]
         public static partial void Tripped(ILogger logger, string model, string reason, VariantChangeStatus outcome);
     }
 }

@@ -44,7 +44,7 @@ internal sealed partial class RolloutConvergenceService(VariantCatalog catalog, 
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 3400, Level = LogLevel.Error, Message = "Rollout convergence round failed; retrying at the next poll")]
+        [LoggerMessage(EventId = EventIds.RolloutRoundFailed, Level = LogLevel.Error, Message = "Rollout convergence round failed; retrying at the next poll")]
         public static partial void RoundFailed(ILogger logger, Exception exception);
     }
 }

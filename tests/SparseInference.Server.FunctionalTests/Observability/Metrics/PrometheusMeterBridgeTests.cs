@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Prometheus;
 using SparseInference.Server.Observability.Metrics;
-using SparseInference.Serving.Tests.Metrics;
+using SparseInference.Server.Tests.Observability.Metrics;
 
 namespace SparseInference.Server.FunctionalTests.Observability.Metrics;
 
