@@ -66,5 +66,11 @@ public static class EventIds
     public const int StateDocumentWritten = 3500;
     public const int StateWatchUnavailable = 3501;
 
-    // 3600-3699: per-line baselines (Serving/Baselines), reserved.
+    // 3600-3699: per-line baselines (Serving/Baselines).
+    public const int BaselineStored = 3600;
+    public const int BaselineRemoved = 3601;
+    public const int BaselineUnreadable = 3602;
+    public const int BaselinesChanged = 3603;
+    public const int OnboardingRowsNotKept = 3604;
+    public const int BaselineRoundFailed = 3605;
 }

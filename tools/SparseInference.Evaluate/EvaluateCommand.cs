@@ -14,8 +14,12 @@ public sealed class EvaluateCommand
           --grpc-url URL            gRPC base address, cleartext HTTP/2 (default http://localhost:8001)
           --protocol LIST           rest-json, rest-binary, grpc; comma-separated (default rest-binary)
           --scoring MODE            line: per-line onboarding, baselines computed with the service's library while
-                                    the service runs every forward (default); model: inputs standardized per file,
-                                    the thresholds of serving.json / config.json
+                                    the service runs every forward (default); service: each file onboarded through
+                                    the service's admin API, raw readings sent with the line's key, the service's
+                                    score and anomaly; model: inputs standardized per file, the thresholds of
+                                    serving.json / config.json
+          --admin-url URL           the admin port, for --scoring service (default http://localhost:8003)
+          --admin-token TOKEN       its bearer token (default: SPARSEINFERENCE_ADMIN_TOKEN)
           -m, --model NAME          served model (default skab-pump)
           --model-version V         (default: serving.json default_version)
           --models-dir DIR          repository holding <model>/serving.json and <model>/<version>/config.json,
@@ -64,9 +68,16 @@ public sealed class EvaluateCommand
                     command.Settings.Scoring = Value() switch
                     {
                         "line" => ScoringMode.Line,
+                        "service" => ScoringMode.Service,
                         "model" => ScoringMode.Model,
-                        var other => throw new ArgumentException($"--scoring: expected line or model, got '{other}'."),
+                        var other => throw new ArgumentException($"--scoring: expected line, service or model, got '{other}'."),
                     };
+                    break;
+                case "--admin-url":
+                    command.Settings.AdminUrl = Value();
+                    break;
+                case "--admin-token":
+                    command.Settings.AdminToken = Value();
                     break;
                 case "-m" or "--model":
                     command.Settings.Model = Value();
@@ -111,10 +122,14 @@ public sealed class EvaluateCommand
                     throw new ArgumentException($"unknown argument '{name}'.");
             }
         }
+        command.Settings.AdminToken ??= Environment.GetEnvironmentVariable("SPARSEINFERENCE_ADMIN_TOKEN");
         if (command.Settings.Transports.Count == 0)
             throw new ArgumentException("--protocol: expected at least one of rest-json, rest-binary, grpc.");
         return command;
     }
+
+    /// <summary>The name of a scoring mode on the command line and in the report.</summary>
+    public static string ScoringName(ScoringMode mode) => mode.ToString().ToLowerInvariant();
 
     /// <summary>Loads the calibration and the data, runs the evaluation against the service and reports it.</summary>
     public async Task<EvaluationResult> EvaluateAsync(TextWriter? progress, CancellationToken cancellationToken)

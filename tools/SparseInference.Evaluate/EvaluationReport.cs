@@ -70,8 +70,8 @@ public static class EvaluationReport
         var c = evaluation.Calibration;
         var files = evaluation.Experiments;
         var testRows = files.Sum(e => (long)c.Detector.TestRows(e));
-        var scoring = evaluation.Settings.Scoring == ScoringMode.Line && c.Rule is { } rule
-            ? FormattableString.Invariant($"per-line onboarding on each file's first {SkabData.TrainRows} rows (flag: mean calibrated score over the last {rule.Positions} positions > {rule.Margin} × the {1 - rule.FalseAlarmRate} quantile on the onboarding stretch)")
+        var scoring = evaluation.Settings.Scoring != ScoringMode.Model && c.Rule is { } rule
+            ? FormattableString.Invariant($"per-line onboarding on each file's first {SkabData.TrainRows} rows{(evaluation.Settings.Scoring == ScoringMode.Service ? " through the service's admin API, raw readings scored by the service" : "")} (flag: mean calibrated score over the last {rule.Positions} positions > {rule.Margin} × the {1 - rule.FalseAlarmRate} quantile on the onboarding stretch)")
             : FormattableString.Invariant($"inputs standardized per file, score over the last {c.Detector.ScorePositions} positions against the model's thresholds");
         return new StringBuilder()
             .AppendLine(CultureInfo.InvariantCulture,
@@ -99,8 +99,8 @@ public static class EvaluationReport
             w.WriteNumber("window", c.Detector.Window);
             w.WriteNumber("score_positions", c.Detector.ScorePositions);
             w.WriteNumber("model_threshold", c.ModelThreshold);
-            w.WriteString("scoring", evaluation.Settings.Scoring == ScoringMode.Line ? "line" : "model");
-            if (evaluation.Settings.Scoring == ScoringMode.Line && c.Rule is { } rule)
+            w.WriteString("scoring", EvaluateCommand.ScoringName(evaluation.Settings.Scoring));
+            if (evaluation.Settings.Scoring != ScoringMode.Model && c.Rule is { } rule)
             {
                 w.WriteStartObject("line_baseline");
                 w.WriteNumber("positions", rule.Positions);

@@ -14,8 +14,17 @@ public sealed class EvaluationSettings
     public string? Version { get; set; }
     public IReadOnlyList<Transport> Transports { get; set; } = [Transport.RestBinary];
 
-    /// <summary>Per-line onboarding (the default) or the model's own thresholds.</summary>
+    /// <summary>Per-line onboarding computed here (the default), held by the service, or the model's own thresholds.</summary>
     public ScoringMode Scoring { get; set; } = ScoringMode.Line;
+
+    /// <summary>The service's admin port, where <see cref="ScoringMode.Service"/> onboards the lines.</summary>
+    public string AdminUrl { get; set; } = "http://localhost:8003";
+
+    /// <summary>The admin bearer token for <see cref="ScoringMode.Service"/>.</summary>
+    public string? AdminToken { get; set; }
+
+    /// <summary>Prefix of the line keys <see cref="ScoringMode.Service"/> onboards (a file's line is the prefix and e.g. <c>valve2/3</c>).</summary>
+    public string LinePrefix { get; set; } = "skab-evaluation/";
 
     /// <summary>Variant names to evaluate; empty means every variant of serving.json.</summary>
     public IReadOnlyList<string> Variants { get; set; } = [];
@@ -114,6 +123,9 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
         };
         using var rest = new HttpClient(handler, disposeHandler: false) { BaseAddress = new Uri(settings.RestUrl), Timeout = settings.RequestTimeout };
         using var grpc = OipGrpc.Channel(settings.GrpcUrl, TimeSpan.FromMinutes(30));
+        using var admin = new HttpClient { BaseAddress = new Uri(settings.AdminUrl.TrimEnd('/') + "/"), Timeout = settings.RequestTimeout };
+        if (!string.IsNullOrEmpty(settings.AdminToken))
+            admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", settings.AdminToken);
         var target = new InferTarget(settings.Model, settings.Version, "input", detector.Channels, new Dictionary<string, string>());
 
         var passes = new List<VariantResult>[settings.Transports.Count * variants.Count];
@@ -123,27 +135,36 @@ public sealed class SkabEvaluator(EvaluationSettings settings, ServingCalibratio
             {
                 var transport = settings.Transports[t];
                 var client = ScoreClients.Create(transport, rest, grpc, target, detector.Window);
-                var scorer = CreateScorer(client);
-                var onboarding = Stopwatch.StartNew();
-                await scorer.PrepareAsync(experiments, variants, cancellationToken).ConfigureAwait(false);
-                if (settings.Scoring == ScoringMode.Line)
-                    progress?.WriteLine(FormattableString.Invariant($"pass {round}/{settings.Rounds} {ScoreClients.Name(transport)}: {experiments.Count} lines onboarded for {variants.Count} variants in {onboarding.Elapsed.TotalSeconds:F1} s"));
-                for (var v = 0; v < variants.Count; v++)
+                var scorer = CreateScorer(client, admin);
+                try
                 {
-                    var result = await RunVariantAsync(scorer, ScoreClients.Name(transport), variants[v], chunks, rest, target, cancellationToken).ConfigureAwait(false);
-                    (passes[(t * variants.Count) + v] ??= []).Add(result);
-                    progress?.WriteLine(FormattableString.Invariant(
-                        $"pass {round}/{settings.Rounds} {result.Transport} {variants[v].Name}: all F1 {result.Groups["all"].F1:F3}, {result.Windows} windows in {result.Seconds:F2} s ({result.WindowsPerSecond:F0} windows/s, {result.RequestsPerSecond:F1} requests/s)"));
+                    var onboarding = Stopwatch.StartNew();
+                    await scorer.PrepareAsync(experiments, variants, cancellationToken).ConfigureAwait(false);
+                    if (settings.Scoring != ScoringMode.Model)
+                        progress?.WriteLine(FormattableString.Invariant($"pass {round}/{settings.Rounds} {ScoreClients.Name(transport)}: {experiments.Count} lines onboarded for {variants.Count} variants in {onboarding.Elapsed.TotalSeconds:F1} s"));
+                    for (var v = 0; v < variants.Count; v++)
+                    {
+                        var result = await RunVariantAsync(scorer, ScoreClients.Name(transport), variants[v], chunks, rest, target, cancellationToken).ConfigureAwait(false);
+                        (passes[(t * variants.Count) + v] ??= []).Add(result);
+                        progress?.WriteLine(FormattableString.Invariant(
+                            $"pass {round}/{settings.Rounds} {result.Transport} {variants[v].Name}: all F1 {result.Groups["all"].F1:F3}, {result.Windows} windows in {result.Seconds:F2} s ({result.WindowsPerSecond:F0} windows/s, {result.RequestsPerSecond:F1} requests/s)"));
+                    }
+                }
+                finally
+                {
+                    if (scorer is IAsyncDisposable onboarded)
+                        await onboarded.DisposeAsync().ConfigureAwait(false);
                 }
             }
         }
-        var classical = settings.Scoring == ScoringMode.Line ? Classical(detector) : [];
+        var classical = settings.Scoring == ScoringMode.Model ? [] : Classical(detector);
         return new EvaluationResult(calibration, experiments, settings, started, [.. passes.Select(Combine)], classical);
     }
 
-    private IWindowScorer CreateScorer(IScoreClient client) => settings.Scoring switch
+    private IWindowScorer CreateScorer(IScoreClient client, HttpClient admin) => settings.Scoring switch
     {
         ScoringMode.Line => new ClientBaselineScorer(client, calibration, TimeProvider.System, settings.Concurrency),
+        ScoringMode.Service => new ServiceBaselineScorer(client, calibration, admin, settings.LinePrefix),
         _ => new ModelThresholdScorer(client, calibration.Detector),
     };
 

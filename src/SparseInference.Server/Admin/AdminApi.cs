@@ -39,12 +39,14 @@ public static class AdminApi
 
     /// <summary>
     /// Maps the admin API on <paramref name="port"/> only: the variants, split, rollout, guardrails and comparison routes under
-    /// <c>/admin</c>, and model control (repository index, load, unload). One line per feature.
+    /// <c>/admin</c>, the line baselines under <c>/admin/models/{model}/baselines</c>, and model control (repository index,
+    /// load, unload). One line per feature.
     /// </summary>
     public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder endpoints, int port)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         endpoints.MapSparseInferenceAdmin().RequireLocalPort(port);
+        endpoints.MapSparseInferenceBaselines().RequireLocalPort(port);
         endpoints.MapSparseInferenceModelControl().RequireLocalPort(port);
         return endpoints;
     }

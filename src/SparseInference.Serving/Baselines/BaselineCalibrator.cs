@@ -17,26 +17,16 @@ public sealed record CalibrationTarget(string Model, string ModelVersion, Baseli
 {
     /// <summary>
     /// Every variant of a loaded version, on the version's weights. A version without <c>metadata.line_baseline</c>, or
-    /// with a variant that runs on weights of its own (pass those through the constructor), cannot be onboarded.
+    /// with a variant that runs on weights of its own (pass those through <see cref="For(ModelVersion, IReadOnlyList{CalibrationVariant})"/>),
+    /// cannot be onboarded.
     /// </summary>
     public static CalibrationTarget For(ModelVersion version)
     {
-        var source = $"model '{version.ModelName}' version {version.Version}";
-        BaselineRule? rule;
-        try
-        {
-            rule = BaselineRule.FromConfiguration(version.Configuration, $"{source} config.json");
-        }
-        catch (InvalidDataException ex)
-        {
-            throw new OnboardingException($"{ex.Message} It cannot be onboarded.");
-        }
-
-        if (rule is null || !ModelTensorContract.HasScore(version.Configuration))
-            throw new OnboardingException($"{source} states no metadata.{BaselineRule.MetadataKey} (a reconstruction model on continuous input): it cannot be onboarded.");
+        ArgumentNullException.ThrowIfNull(version);
+        var rule = RuleOf(version);
         var ownWeights = version.Manifest.Variants.FirstOrDefault(v => v.Weights is not null);
         if (ownWeights is not null)
-            throw new InvalidOperationException($"{source}: variant '{ownWeights.Name}' runs on weights of its own; list its model in the calibration target.");
+            throw new InvalidOperationException($"{Source(version)}: variant '{ownWeights.Name}' runs on weights of its own; list its model in the calibration target.");
         return new CalibrationTarget(
             version.ModelName,
             version.Version,
@@ -44,6 +34,36 @@ public sealed record CalibrationTarget(string Model, string ModelVersion, Baseli
             version.Configuration.InputChannels,
             [.. version.Variants.Select(v => new CalibrationVariant(v.Key, version.Model, v.Value))]);
     }
+
+    /// <summary>
+    /// The given <paramref name="variants"/> of a loaded version (e.g. those a server serves now, run-time ones and
+    /// those on weights of their own included), with the version's rule. A version without <c>metadata.line_baseline</c>
+    /// cannot be onboarded.
+    /// </summary>
+    public static CalibrationTarget For(ModelVersion version, IReadOnlyList<CalibrationVariant> variants)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        return new CalibrationTarget(version.ModelName, version.Version, RuleOf(version), version.Configuration.InputChannels, variants);
+    }
+
+    private static BaselineRule RuleOf(ModelVersion version)
+    {
+        BaselineRule? rule;
+        try
+        {
+            rule = BaselineRule.FromConfiguration(version.Configuration, $"{Source(version)} config.json");
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new OnboardingException($"{ex.Message} It cannot be onboarded.");
+        }
+
+        if (rule is null || !ModelTensorContract.HasScore(version.Configuration))
+            throw new OnboardingException($"{Source(version)} states no metadata.{BaselineRule.MetadataKey} (a reconstruction model on continuous input): it cannot be onboarded.");
+        return rule;
+    }
+
+    private static string Source(ModelVersion version) => $"model '{version.ModelName}' version {version.Version}";
 }
 
 /// <summary>

@@ -37,6 +37,8 @@ public sealed class LineScoring
     /// <summary>Response parameter, with a baseline: the line's threshold the <c>anomaly</c> output was computed with.</summary>
     public const string ThresholdParameter = "anomaly_threshold";
 
+    private static readonly InferenceParameter NoneParameter = InferenceParameter.Of(BaselineNone);
+
     private readonly int _channels;
     private readonly double? _threshold;
     private readonly VariantBaseline? _variant;
@@ -163,7 +165,8 @@ public sealed class LineScoring
     /// <summary>
     /// The <c>anomaly</c> flags [batch × time] from <see cref="Score"/>'s scores; null when there is no threshold. With a
     /// baseline, position t is flagged when the mean score over positions [max(0, t − positions + 1), t] of its sequence
-    /// exceeds the threshold; without, when its own score does.
+    /// exceeds the threshold; without, when its own score does. A NaN score (the reconstruction overflowed) flags too: it
+    /// is certainly not normal.
     /// </summary>
     public bool[]? Anomaly(float[] score, int time)
     {
@@ -173,7 +176,7 @@ public sealed class LineScoring
         if (Baseline is null)
         {
             for (var i = 0; i < score.Length; i++)
-                flags[i] = score[i] > threshold;
+                flags[i] = !(score[i] <= threshold);
             return flags;
         }
 
@@ -186,7 +189,7 @@ public sealed class LineScoring
                 double sum = 0;
                 for (var p = from; p <= t; p++)
                     sum += score[start + p];
-                flags[start + t] = sum / (t - from + 1) > threshold;
+                flags[start + t] = !(sum / (t - from + 1) <= threshold);
             }
         }
 
@@ -197,10 +200,18 @@ public sealed class LineScoring
     public IReadOnlyDictionary<string, InferenceParameter> ResponseParameters()
     {
         var parameters = new Dictionary<string, InferenceParameter>(StringComparer.Ordinal);
+        AddResponseParameters(parameters);
+        return parameters;
+    }
+
+    /// <summary>Adds <see cref="ResponseParameters"/> to a response's parameters.</summary>
+    public void AddResponseParameters(IDictionary<string, InferenceParameter> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
         if (Baseline is null)
         {
-            parameters[BaselineParameter] = InferenceParameter.Of(BaselineNone);
-            return parameters;
+            parameters[BaselineParameter] = NoneParameter;
+            return;
         }
 
         parameters[BaselineParameter] = InferenceParameter.Of(BaselineApplied);
@@ -208,7 +219,6 @@ public sealed class LineScoring
         parameters[RevisionParameter] = InferenceParameter.Of(Baseline.Revision);
         parameters[CreatedAtParameter] = InferenceParameter.Of(Created(Baseline));
         parameters[ThresholdParameter] = InferenceParameter.Of(_threshold!.Value);
-        return parameters;
     }
 
     /// <summary>Mean over channels of ((residual − mean) / std)².</summary>

@@ -10,8 +10,9 @@ namespace SparseInference.Serving.Hosting;
 /// <item>here, bound with the root: <see cref="Ports"/>, <see cref="ModelRepository"/>, <see cref="Device"/>,
 /// <see cref="Shutdown"/>, <see cref="Limits"/>, <see cref="Health"/>, <see cref="Tls"/>; the library validates what it
 /// reads (<c>SparseInferenceOptionsValidator</c>), the host what it reads (listeners, limits of the transports, TLS);</item>
-/// <item><c>:Variants</c> (<see cref="Variants.VariantOptions"/>) and <c>:State</c> (<see cref="State.StateStoreOptions"/>),
-/// bound by the library's variant and state registrations;</item>
+/// <item><c>:Variants</c> (<see cref="Variants.VariantOptions"/>), <c>:State</c> (<see cref="State.StateStoreOptions"/>) and
+/// <c>:Baselines</c> (<see cref="Baselines.LineBaselineOptions"/>), bound by the library's variant, state and baseline
+/// registrations;</item>
 /// <item><c>:Admin</c>, <c>:Inference</c> and <c>:Tracing</c>, the host's (<c>AdminOptions</c>, <c>InferenceAccessOptions</c>,
 /// <c>TracingOptions</c> in SparseInference.Server).</item>
 /// </list>

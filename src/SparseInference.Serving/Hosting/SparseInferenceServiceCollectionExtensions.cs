@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SparseInference.Serving.Admission;
+using SparseInference.Serving.Baselines;
 using SparseInference.Serving.Health;
 using SparseInference.Serving.Metrics;
 using SparseInference.Serving.Protocol;
@@ -55,6 +56,7 @@ public static class SparseInferenceServiceCollectionExtensions
             sp, new FaultObservingModelLoader(sp.GetRequiredService<IInferenceModelLoader>(), sp.GetRequiredService<EngineFaultMonitor>())));
         services.TryAddSingleton<RepositoryVariantBinding>();
         services.AddSparseInferenceVariants();
+        services.AddSparseInferenceBaselines();
         services.TryAddSingleton<InferenceService>();
         services.AddHostedService<ServerLifecycle>();
         return services;

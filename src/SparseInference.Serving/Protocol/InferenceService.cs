@@ -1,6 +1,7 @@
 using System.Globalization;
 using SparseInference.Models;
 using SparseInference.Serving.Admission;
+using SparseInference.Serving.Baselines;
 using SparseInference.Serving.Batching;
 using SparseInference.Serving.Hosting;
 using SparseInference.Serving.Metrics;
@@ -13,7 +14,9 @@ namespace SparseInference.Serving.Protocol;
 /// <summary>
 /// The protocol's inference logic, shared by REST and gRPC: resolves the model, checks every input against the
 /// model's tensor contract before it reaches the engine, routes it to a variant (<see cref="VariantRouter"/>: override,
-/// sticky, weighted, shadow), runs the forward through the executor (the batcher) and shapes outputs.
+/// sticky, weighted, shadow), applies the line's baseline when the request's line has one (docs/baselines.md: raw readings
+/// standardized in, calibrated <c>score</c> and <c>anomaly</c> out), runs the forward through the executor (the batcher)
+/// and shapes outputs.
 /// </summary>
 public sealed class InferenceService(
     ModelRepository repository,
@@ -22,7 +25,8 @@ public sealed class InferenceService(
     TimeProvider time,
     ServingMetrics? metrics = null,
     InferenceRequestLog? requestLog = null,
-    InFlightMemoryBudget? memoryBudget = null)
+    InFlightMemoryBudget? memoryBudget = null,
+    LineBaselines? baselines = null)
 {
     /// <summary>Triton's per-request queue timeout in microseconds.</summary>
     public const string TimeoutParameter = "timeout";
@@ -68,9 +72,18 @@ public sealed class InferenceService(
             var contract = ModelTensorContract.For(model.Configuration);
             var (forwardInput, values) = BuildForwardInput(request, model.Configuration, contract);
             var scheduling = Scheduling(request);
-            var decision = Route(request, model);
+            var routing = RoutingContextOf(request);
+            var decision = Route(routing, model);
             var variant = decision.VariantName;
             labels = labels with { Variant = variant };
+            // After routing: the variant that serves the request picks the baseline's residual statistics.
+            var scoring = Scoring(request, model, variant, routing.Key);
+            if (scoring?.Baseline is not null)
+            {
+                values = scoring.ModelInput(values!);
+                forwardInput = new ForwardInput { Batch = forwardInput.Batch, Time = forwardInput.Time, Values = values };
+            }
+
             var requested = SelectOutputs(request, contract);
             admitted = Admit(model, forwardInput, decision.Primary.Spec, labels);
             var inputDone = time.GetTimestamp();
@@ -97,13 +110,14 @@ public sealed class InferenceService(
             var outputStarted = time.GetTimestamp();
             InferenceTracing.RecordExecution(receive, executeStarted, time.GetUtcNow(), execution.Queue, execution.Compute, labels, forwardInput.Batch);
 
-            var outputs = BuildOutputs(model, forwardInput, values, execution.Result, requested);
+            var outputs = BuildOutputs(model, forwardInput, values, execution.Result, requested, scoring);
             var parameters = new Dictionary<string, InferenceParameter>(StringComparer.Ordinal)
             {
                 [InferenceRequest.VariantParameter] = InferenceParameter.Of(variant),
                 ["computed_pairs"] = InferenceParameter.Of(execution.Result.ComputedPairs),
                 ["dense_pairs"] = InferenceParameter.Of(execution.Result.DensePairs),
             };
+            scoring?.AddResponseParameters(parameters);
             var response = new InferenceResponse
             {
                 ModelName = model.ModelName,
@@ -131,6 +145,11 @@ public sealed class InferenceService(
                 Nanoseconds(execution.Compute),
                 Nanoseconds(time.GetElapsedTime(outputStarted, outputDone)),
                 time.GetUtcNow());
+            if (scoring is not null)
+            {
+                baselines?.RecordScored(model.ModelName, scoring.Baseline is not null);
+            }
+
             if (metrics is not null)
             {
                 metrics.RecordRequest(labels, request.Protocol, RequestOutcomes.Success, time.GetElapsedTime(started, finished).TotalSeconds);
@@ -299,21 +318,51 @@ public sealed class InferenceService(
         return (new ForwardInput { Batch = batch, Time = steps, Values = values }, values);
     }
 
-    private RouteDecision Route(InferenceRequest request, ModelVersion model)
+    private RoutingContext RoutingContextOf(InferenceRequest request)
     {
         if (request.Parameters.TryGetValue(InferenceRequest.VariantParameter, out var parameter) && parameter.Value is not string)
         {
             throw InferenceException.Invalid($"parameter 'variant' must be a string, got {parameter.KindName} {parameter}.");
         }
 
+        return router.ContextFor(request.Parameters, request.HeaderLookup);
+    }
+
+    private RouteDecision Route(RoutingContext routing, ModelVersion model)
+    {
         try
         {
-            return router.Route(model.ModelName, router.ContextFor(request.Parameters, request.HeaderLookup));
+            return router.Route(model.ModelName, routing);
         }
         catch (VariantRoutingException ex)
         {
             throw InferenceException.Invalid($"parameter 'variant' of model '{model.ModelName}': {ex.Message}");
         }
+    }
+
+    /// <summary>
+    /// How the request's readings are scored (docs/baselines.md): with the baseline this replica applies to the request's
+    /// line (its routing key), unless the request asks for none (<c>baseline: "none"</c>); as configured otherwise. Null for
+    /// models without a <c>score</c> output. A baseline that does not fit the model version or variant serving the request
+    /// is refused (400), and a line whose stored baseline cannot be read is refused (503) rather than scored without it.
+    /// </summary>
+    private LineScoring? Scoring(InferenceRequest request, ModelVersion model, string variant, string? line)
+    {
+        if (!ModelTensorContract.HasScore(model.Configuration))
+        {
+            return null;
+        }
+
+        if (LineScoring.BaselineAllowed(request.Parameters) && line is not null && baselines?.Find(model.ModelName, line) is { } applied)
+        {
+            return applied.Baseline is { } baseline
+                ? LineScoring.With(baseline, model.ModelName, model.Version, variant, model.Configuration)
+                : throw new InferenceException(
+                    InferenceErrorKind.Unavailable,
+                    $"the baseline of line '{line}' of model '{model.ModelName}' cannot be read from the state store ({applied.Problem}); the request was not scored without it: onboard the line again.");
+        }
+
+        return LineScoring.WithoutBaseline(model.Configuration);
     }
 
     /// <summary>Priority and queue timeout from the request's <c>priority</c> and <c>timeout</c> (µs) parameters and the transport deadline.</summary>
@@ -370,7 +419,7 @@ public sealed class InferenceService(
     }
 
     private static List<InferenceOutput> BuildOutputs(
-        ModelVersion model, ForwardInput input, float[]? values, ForwardResult result, IReadOnlyList<RequestedOutput> requested)
+        ModelVersion model, ForwardInput input, float[]? values, ForwardResult result, IReadOnlyList<RequestedOutput> requested, LineScoring? scoring)
     {
         var configuration = model.Configuration;
         var isClassification = configuration.Head == ModelConfiguration.ClassificationHead;
@@ -389,23 +438,16 @@ public sealed class InferenceService(
             switch (wanted.Name)
             {
                 case ModelTensorContract.OutputName or ModelTensorContract.LogitsName:
-                    outputs.Add(new InferenceOutput { Name = wanted.Name, Datatype = TensorDatatypes.Fp32, Shape = expectedShape, Float32 = result.Output, Binary = wanted.Binary });
+                    var output = scoring is null ? result.Output : scoring.Output(result.Output);
+                    outputs.Add(new InferenceOutput { Name = wanted.Name, Datatype = TensorDatatypes.Fp32, Shape = expectedShape, Float32 = output, Binary = wanted.Binary });
                     break;
                 case ModelTensorContract.ScoreName:
-                    score ??= ReconstructionScore(values!, result.Output, configuration.InputChannels);
+                    score ??= scoring!.Score(values!, result.Output);
                     outputs.Add(new InferenceOutput { Name = wanted.Name, Datatype = TensorDatatypes.Fp32, Shape = [input.Batch, input.Time], Float32 = score, Binary = wanted.Binary });
                     break;
                 case ModelTensorContract.AnomalyName:
-                    score ??= ReconstructionScore(values!, result.Output, configuration.InputChannels);
-                    var threshold = configuration.AnomalyThreshold!.Value;
-                    var anomaly = new bool[score.Length];
-                    for (var i = 0; i < score.Length; i++)
-                    {
-                        // A NaN score (the reconstruction overflowed) flags the step too: it is certainly not normal.
-                        anomaly[i] = !(score[i] <= threshold);
-                    }
-
-                    outputs.Add(new InferenceOutput { Name = wanted.Name, Datatype = TensorDatatypes.Bool, Shape = [input.Batch, input.Time], Bool = anomaly, Binary = wanted.Binary });
+                    score ??= scoring!.Score(values!, result.Output);
+                    outputs.Add(new InferenceOutput { Name = wanted.Name, Datatype = TensorDatatypes.Bool, Shape = [input.Batch, input.Time], Bool = scoring!.Anomaly(score, input.Time)!, Binary = wanted.Binary });
                     break;
             }
         }

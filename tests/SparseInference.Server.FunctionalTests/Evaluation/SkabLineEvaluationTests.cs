@@ -6,13 +6,16 @@ using SparseInference.Serving.Baselines;
 using SparseInference.Serving.Repository;
 using SparseInference.Server.FunctionalTests.Infrastructure;
 using SparseInference.Serving.Tests.Infrastructure;
+using SparseInference.Testing;
 
 namespace SparseInference.Server.FunctionalTests.Evaluation;
 
 /// <summary>
 /// The SKAB evaluator with per-line onboarding against the real server: its confusion counts for one SKAB file must
 /// equal those computed here in process (the engine for the forwards, the baseline library for onboarding and flags),
-/// and its classical detectors must equal the offline computation of tools/train (tests/fixtures/baselines).
+/// whether it computes the baselines itself (line) or onboards the file through the admin API and reads the service's
+/// scores and flags (service); its classical detectors must equal the offline computation of tools/train
+/// (tests/fixtures/baselines).
 /// </summary>
 [Collection(ServerCollection.Name)]
 public sealed class SkabLineEvaluationTests(ServerFixture server)
@@ -22,16 +25,20 @@ public sealed class SkabLineEvaluationTests(ServerFixture server)
     private const int Batch = 40;
 
     [SkippableTheory]
-    [InlineData("rest-binary", "dense")]
-    [InlineData("grpc", "block-topk-0.75")]
-    public async Task RunAsync_LineScoring_CountsEqualInProcessBaselineComputation(string protocol, string variant)
+    [InlineData("line", "rest-binary", "dense")]
+    [InlineData("line", "grpc", "block-topk-0.75")]
+    [InlineData("service", "rest-json", "dense")]
+    [InlineData("service", "rest-binary", "window-0.75")]
+    [InlineData("service", "grpc", "block-topk-0.75")]
+    public async Task RunAsync_LineScoring_CountsEqualInProcessBaselineComputation(string scoring, string protocol, string variant)
     {
         var skab = SkabFiles.Directory();
         var output = Directory.CreateTempSubdirectory("si-line-evaluation-");
         var json = Path.Combine(output.FullName, "evaluation.json");
         var command = EvaluateCommand.Parse(
         [
-            "--url", $"http://127.0.0.1:{server.RestPort}", "--grpc-url", $"http://127.0.0.1:{server.GrpcPort}", "--scoring", "line",
+            "--url", $"http://127.0.0.1:{server.RestPort}", "--grpc-url", $"http://127.0.0.1:{server.GrpcPort}", "--scoring", scoring,
+            "--admin-url", $"http://127.0.0.1:{server.AdminPort}", "--admin-token", ServerFixture.AdminToken,
             "--protocol", protocol, "--models-dir", server.RepositoryRoot, "--data-dir", skab, "--files", File,
             "--variants", variant, "--batch", Batch.ToString(CultureInfo.InvariantCulture), "--concurrency", "2", "--warmup", "1", "--json", json,
         ]);
@@ -45,7 +52,7 @@ public sealed class SkabLineEvaluationTests(ServerFixture server)
         Assert.True(expected.Tp > 0 && expected.Fp + expected.Tn > 0, $"{File} should hold both classes among its test rows; got {expected}.");
         var document = JsonNode.Parse(await System.IO.File.ReadAllTextAsync(json))!;
         output.Delete(recursive: true);
-        Assert.Equal("line", (string?)document["protocol"]!["scoring"]);
+        Assert.Equal(scoring, (string?)document["protocol"]!["scoring"]);
         var result = document["results"]!.AsArray().Single()!;
         Assert.Equal("line baseline", (string?)result["threshold_source"]);
         Assert.Equal(threshold, (double)result["line_thresholds"]![File]!, 4);
@@ -55,6 +62,8 @@ public sealed class SkabLineEvaluationTests(ServerFixture server)
         Assert.Equal(["hotelling-t2", "pca-t2q"], detectors);
         Assert.Contains($"| {variant} | {protocol} | per line |", printed.ToString(), StringComparison.Ordinal);
         Assert.Contains("| hotelling-t2 | – | per line | – |", printed.ToString(), StringComparison.Ordinal);
+        // The service mode removes the lines it onboarded.
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await LineBaselineRequests.GetAsync(server.Admin, ServerFixture.ModelName, "skab-evaluation/" + File)).Status);
     }
 
     [SkippableFact]

@@ -162,7 +162,7 @@ public class ServerFixture : WebApplicationFactory<Program>, IAsyncLifetime
         File.WriteAllText(Path.Combine(destination, "config.json"), config.ToJsonString());
     }
 
-    private static void CopyDirectory(string source, string destination)
+    internal static void CopyDirectory(string source, string destination)
     {
         foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
         {

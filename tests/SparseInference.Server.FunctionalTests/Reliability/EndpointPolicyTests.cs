@@ -57,6 +57,12 @@ public sealed class EndpointPolicyTests(ServerFixture server)
         ["GET /admin/models/{model}/rollout"] = [Listener.Admin],
         ["PUT /admin/models/{model}/guardrails"] = [Listener.Admin],
         ["DELETE /admin/models/{model}/guardrails"] = [Listener.Admin],
+        // Line baselines (docs/baselines.md): admin port only, behind the admin token; the line is the rest of the path.
+        ["GET /admin/models/{model}/baselines"] = [Listener.Admin],
+        ["GET /admin/models/{model}/baselines/{**line}"] = [Listener.Admin],
+        ["PUT /admin/models/{model}/baselines/{**line}"] = [Listener.Admin],
+        ["DELETE /admin/models/{model}/baselines/{**line}"] = [Listener.Admin],
+        ["POST /admin/models/{model}/baselines:recalibrate"] = [Listener.Admin],
     };
 
     /// <summary>
