@@ -27,7 +27,7 @@ public static class LoggingSetup
     public const int ConsoleBufferSize = 10_000;
 
     /// <summary>How long a line may wait for others to share its write; a person at a terminal does not notice it.</summary>
-    public static readonly TimeSpan ConsoleBatchInterval = TimeSpan.FromMilliseconds(100);
+    public static readonly TimeSpan ConsoleBatchInterval = TimeSpan.FromMilliseconds(10);
 
     public const string TextTemplate = "[{Timestamp:HH:mm:ss.fff} {Level:u3}] {Message:lj}{NewLine}{Exception}";
 
