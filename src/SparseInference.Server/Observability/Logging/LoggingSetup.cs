@@ -4,7 +4,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Serilog;
-using Serilog.Configuration;
 using Serilog.Events;
 using Serilog.Formatting;
 using Serilog.Formatting.Compact;
@@ -16,18 +15,15 @@ namespace SparseInference.Server.Observability.Logging;
 
 /// <summary>
 /// Serilog as the host's only logger: levels from the <c>Serilog</c> section (<c>MinimumLevel</c>, which is the only filter:
-/// <c>Logging:LogLevel</c> rules do not apply), console output from Serilog's batching sink so that a slow console never
+/// <c>Logging:LogLevel</c> rules do not apply), console output through Serilog's async sink so that a slow console never
 /// stalls a request, compact JSON (CLEF) in containers and human-readable lines in Development (<c>dotnet run</c>).
 /// </summary>
 public static class LoggingSetup
 {
     public const string SectionName = "Serilog";
 
-    /// <summary>Events that wait for the console; beyond this the batching sink drops events rather than block the caller.</summary>
+    /// <summary>Events that wait for the console; beyond this the async sink drops events rather than block the caller.</summary>
     public const int ConsoleBufferSize = 10_000;
-
-    /// <summary>How long a line may wait for others to share its write; a person at a terminal does not notice it.</summary>
-    public static readonly TimeSpan ConsoleBatchInterval = TimeSpan.FromMilliseconds(10);
 
     public const string TextTemplate = "[{Timestamp:HH:mm:ss.fff} {Level:u3}] {Message:lj}{NewLine}{Exception}";
 
@@ -35,7 +31,7 @@ public static class LoggingSetup
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Logging.ClearProviders();
-        var formatter = ConsoleFormatter(builder.Environment);
+        var output = new StandardOutputSink(ConsoleFormatter(builder.Environment));
         builder.Services.AddSerilog((services, logger) => logger
             // Defaults for a server that finds no appsettings.json (started outside its content root): ASP.NET Core's and
             // grpc-dotnet's per-request lines stay out, so the request log's line is the only one. Configuration overrides them.
@@ -46,13 +42,7 @@ public static class LoggingSetup
             // Sinks registered as ILogEventSink services (tests register theirs) receive every event too.
             .ReadFrom.Services(services)
             .Enrich.FromLogContext()
-            .WriteTo.Sink(new StandardOutputBatchSink(formatter), new BatchingOptions
-            {
-                BatchSizeLimit = 1_000,
-                BufferingTimeLimit = ConsoleBatchInterval,
-                EagerlyEmitFirstEvent = true,
-                QueueLimit = ConsoleBufferSize,
-            }),
+            .WriteTo.Async(sink => sink.Sink(output), bufferSize: ConsoleBufferSize, blockWhenFull: false, monitor: output),
             // Each host logs through its own logger; the process-wide Log.Logger stays untouched.
             preserveStaticLogger: true);
         builder.Services.TryAddSingleton<InferenceRequestLog, DiagnosticContextRequestLog>();
