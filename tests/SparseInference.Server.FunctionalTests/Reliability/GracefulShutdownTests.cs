@@ -10,7 +10,7 @@ namespace SparseInference.Server.FunctionalTests.Reliability;
 /// <summary>SIGTERM against the real server process while requests are in flight.</summary>
 public sealed class GracefulShutdownTests
 {
-    private const int DrainDelaySeconds = 2;
+    private const int DrainDelaySeconds = 3;
     private const int TimeoutSeconds = 10;
 
     private sealed record Outcome(TimeSpan Sent, TimeSpan Done, HttpStatusCode? Status, Exception? Error);
@@ -88,8 +88,10 @@ public sealed class GracefulShutdownTests
         Assert.Equal(0, server.ExitCode);
         Assert.True(exitedAfter < TimeSpan.FromSeconds(TimeoutSeconds + 2), $"exit took {exitedAfter.TotalSeconds:F1} s");
 
-        // Every request sent before the signal, and during the drain delay, completed with 200: no resets, no 5xx.
-        var accepted = outcomes.Where(o => o.Sent < signalled + TimeSpan.FromSeconds(DrainDelaySeconds) - TimeSpan.FromMilliseconds(300)).ToList();
+        // Every request sent before the signal, and during the drain delay, completed with 200: no resets, no 5xx. "Sent" is
+        // the client's clock before it connects; on a loaded machine the connection may open hundreds of milliseconds later,
+        // so the last second of the delay is left out.
+        var accepted = outcomes.Where(o => o.Sent < signalled + TimeSpan.FromSeconds(DrainDelaySeconds - 1)).ToList();
         var failedAccepted = accepted.Where(o => o.Status != HttpStatusCode.OK).ToList();
         Assert.True(accepted.Count > 4, $"only {accepted.Count} requests before shutdown");
         Assert.True(failedAccepted.Count == 0,
